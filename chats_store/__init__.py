@@ -1,0 +1,61 @@
+"""chats_store: the state layer of chat clients, a Redux-style reactive store.
+
+The public API, in the spec's terms (``../shared/spec/chats-module.txt``)::
+
+    user = create_user(session_token)
+    chats = create_chats(user_module=user, websocket_module=websocket,
+                         config=ChatsConfig(host="127.0.0.1:8765"))
+    context = await chats.join_chat(chat_token)
+    chats.get_chat_messages(context.chat_id).subscribe(print)
+
+See ``docs/api.md`` for every name.
+"""
+
+from chats_store.chats.facade import Chats, ChatsConfig, create_chats
+from chats_store.chats.model import (
+    ChatContext,
+    ChatStatus,
+    ConnectionStatus,
+    Message,
+    MessageStatus,
+    Restriction,
+    SyncStatuses,
+)
+from chats_store.core.store import Getter
+from chats_store.errors import (
+    ActionCallError,
+    ChatsStoreError,
+    ConnectionLostError,
+    ErrorCode,
+    RequestTimeoutError,
+    ServerRefusedError,
+    TokenError,
+    TransportError,
+)
+from chats_store.user.module import User, create_user
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionCallError",
+    "ChatContext",
+    "ChatStatus",
+    "Chats",
+    "ChatsConfig",
+    "ChatsStoreError",
+    "ConnectionLostError",
+    "ConnectionStatus",
+    "ErrorCode",
+    "Getter",
+    "Message",
+    "MessageStatus",
+    "RequestTimeoutError",
+    "Restriction",
+    "ServerRefusedError",
+    "SyncStatuses",
+    "TokenError",
+    "TransportError",
+    "User",
+    "create_chats",
+    "create_user",
+]

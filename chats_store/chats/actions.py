@@ -1,0 +1,314 @@
+"""Every action of the Chats module (pure: attrs only).
+
+Three families, named as DESIGN.md asks:
+
+* **intents** (imperative), dispatched by the facade after validation; each
+  carries the ``call_id`` of the facade call waiting for its outcome, and every
+  id or time the reducer needs (reducers have no clock and no id factory);
+* **outcomes** (past tense), dispatched by the effects when a request's reply or
+  failure arrives, with the same ``call_id``;
+* **server events** (past tense), pushed by the server, each with the chat
+  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport.
+
+Every action that concerns one chat has a ``chat_id`` field; it changes nothing
+but that chat's entry (and the list of chat ids), which the store relies on to
+refresh only that chat's getters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from chats_store.chats.model import ConnectionStatus, Message, Restriction
+
+__all__ = [
+    "ChatJoinFailed",
+    "ChatJoined",
+    "ChatLeaveFailed",
+    "ChatLeft",
+    "ChatMemberModerated",
+    "ChatMemberModerationFailed",
+    "ChatSnapshot",
+    "ConnectionStatusChanged",
+    "DeleteMessage",
+    "Failure",
+    "FailureKind",
+    "JoinChat",
+    "LeaveChat",
+    "MembersAmountChanged",
+    "MessageDeleteFailed",
+    "MessageDeleted",
+    "MessageEdited",
+    "MessagePosted",
+    "MessageRemoved",
+    "MessageSendFailed",
+    "MessageSent",
+    "MessageUpdateFailed",
+    "MessageUpdated",
+    "ModerateChatMember",
+    "ModerationMeasure",
+    "OwnMetadataChanged",
+    "OwnRestrictionsChanged",
+    "RemovedFromChat",
+    "ResendMessage",
+    "SendMessage",
+    "ServerEvent",
+    "UpdateMessage",
+]
+
+ModerationMeasure = Literal["block", "unblock", "mute", "unmute", "kick"]
+FailureKind = Literal["refused", "connection_lost", "timeout", "cancelled"]
+
+
+@attrs.frozen
+class Failure:
+    """Why a request did not succeed, as a value (exceptions are the facade's).
+
+    ``refused``: the server answered with an error ``code``; ``connection_lost``
+    and ``timeout``: the outcome is unknown; ``cancelled``: the client gave up on
+    the request itself (``code`` says why, e.g. the chat was left during its join).
+    """
+
+    kind: FailureKind
+    code: str
+    detail: str
+
+
+@attrs.frozen
+class ChatSnapshot:
+    """What the server returns on join: the chat as of event ``last_seq``."""
+
+    messages: tuple[Message, ...]
+    members_amount: int
+    member_metadata: Mapping[str, str]
+    restrictions: tuple[Restriction, ...]
+    last_seq: int
+
+
+# Intents ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class JoinChat:
+    call_id: int
+    chat_id: str
+    token: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class LeaveChat:
+    call_id: int
+    chat_id: str
+
+
+@attrs.frozen
+class SendMessage:
+    call_id: int
+    chat_id: str
+    message_id: str
+    author_id: str
+    content: str
+    created_at: float
+
+
+@attrs.frozen
+class UpdateMessage:
+    call_id: int
+    chat_id: str
+    message_id: str
+    content: str
+
+
+@attrs.frozen
+class DeleteMessage:
+    call_id: int
+    chat_id: str
+    message_id: str
+
+
+@attrs.frozen
+class ResendMessage:
+    call_id: int
+    chat_id: str
+    message_id: str
+
+
+@attrs.frozen
+class ModerateChatMember:
+    """One intent for the five moderation actions: they differ only in ``measure``."""
+
+    call_id: int
+    chat_id: str
+    member_id: str
+    measure: ModerationMeasure
+    duration: int | None = None
+    reason: str | None = None
+
+
+# Outcomes --------------------------------------------------------------------
+
+
+@attrs.frozen
+class ChatJoined:
+    call_id: int
+    chat_id: str
+    snapshot: ChatSnapshot
+
+
+@attrs.frozen
+class ChatJoinFailed:
+    call_id: int
+    chat_id: str
+    failure: Failure
+
+
+@attrs.frozen
+class ChatLeft:
+    call_id: int
+    chat_id: str
+
+
+@attrs.frozen
+class ChatLeaveFailed:
+    call_id: int
+    chat_id: str
+    failure: Failure
+
+
+@attrs.frozen
+class MessageSent:
+    call_id: int
+    chat_id: str
+    message: Message
+
+
+@attrs.frozen
+class MessageSendFailed:
+    call_id: int
+    chat_id: str
+    message_id: str
+    failure: Failure
+
+
+@attrs.frozen
+class MessageUpdated:
+    call_id: int
+    chat_id: str
+    message: Message
+
+
+@attrs.frozen
+class MessageUpdateFailed:
+    call_id: int
+    chat_id: str
+    message_id: str
+    failure: Failure
+
+
+@attrs.frozen
+class MessageDeleted:
+    call_id: int
+    chat_id: str
+    message_id: str
+
+
+@attrs.frozen
+class MessageDeleteFailed:
+    call_id: int
+    chat_id: str
+    message_id: str
+    failure: Failure
+
+
+@attrs.frozen
+class ChatMemberModerated:
+    call_id: int
+    chat_id: str
+    member_id: str
+    measure: ModerationMeasure
+
+
+@attrs.frozen
+class ChatMemberModerationFailed:
+    call_id: int
+    chat_id: str
+    member_id: str
+    failure: Failure
+
+
+# Server events -----------------------------------------------------------------
+
+
+@attrs.frozen
+class MessagePosted:
+    """A new message in the chat (any author, the client's own included)."""
+
+    chat_id: str
+    seq: int
+    message: Message
+
+
+@attrs.frozen
+class MessageEdited:
+    chat_id: str
+    seq: int
+    message: Message
+
+
+@attrs.frozen
+class MessageRemoved:
+    chat_id: str
+    seq: int
+    message_id: str
+
+
+@attrs.frozen
+class MembersAmountChanged:
+    chat_id: str
+    seq: int
+    members_amount: int
+
+
+@attrs.frozen
+class OwnRestrictionsChanged:
+    """The client's own restrictions in the chat, as a whole new list."""
+
+    chat_id: str
+    seq: int
+    restrictions: tuple[Restriction, ...]
+
+
+@attrs.frozen
+class OwnMetadataChanged:
+    chat_id: str
+    seq: int
+    member_metadata: Mapping[str, str]
+
+
+@attrs.frozen
+class RemovedFromChat:
+    """The server ended the client's membership (kicked or blocked)."""
+
+    chat_id: str
+    reason: Literal["kicked", "blocked"]
+    detail: str | None = None
+
+
+@attrs.frozen
+class ConnectionStatusChanged:
+    status: ConnectionStatus
+
+
+ServerEvent = (
+    MessagePosted
+    | MessageEdited
+    | MessageRemoved
+    | MembersAmountChanged
+    | OwnRestrictionsChanged
+    | OwnMetadataChanged
+    | RemovedFromChat
+)
+"""What the server pushes to the client, as actions."""

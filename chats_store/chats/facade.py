@@ -1,0 +1,398 @@
+"""The Chats module's public face: ``create_chats``, ``ChatsConfig`` and ``Chats``.
+
+Every action method follows the same three steps: check the call against the
+current state (raising :class:`ActionCallError` with nothing changed), dispatch
+the intent, await its outcome. Every getter is memoized by its arguments.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+from reactivex.disposable import CompositeDisposable
+
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatMemberModerated,
+    ConnectionStatusChanged,
+    DeleteMessage,
+    Failure,
+    JoinChat,
+    LeaveChat,
+    MessageDeleted,
+    MessageSent,
+    MessageUpdated,
+    ModerateChatMember,
+    ModerationMeasure,
+    ResendMessage,
+    SendMessage,
+    UpdateMessage,
+)
+from chats_store.chats.commands import Outcome
+from chats_store.chats.effects import ChatsEffects
+from chats_store.chats.model import (
+    ChatContext,
+    ChatsState,
+    ChatState,
+    ChatStatus,
+    Message,
+    Restriction,
+    SyncStatuses,
+)
+from chats_store.chats.reducer import reduce_chats
+from chats_store.chats.selectors import (
+    chat_context,
+    is_syncing_of,
+    members_amount_of,
+    messages_of,
+    metadata_of,
+    restrictions_of,
+    status_of,
+    sync_statuses_of,
+)
+from chats_store.chats.transport import ChatsTransport, ChatsTransportProvider
+from chats_store.chats.validation import (
+    check_delete_message,
+    check_join_chat,
+    check_leave_chat,
+    check_moderation,
+    check_resend_message,
+    check_send_message,
+    check_update_message,
+)
+from chats_store.core.store import Getter, Store
+from chats_store.errors import (
+    ActionCallError,
+    ConnectionLostError,
+    ErrorCode,
+    RequestTimeoutError,
+    ServerRefusedError,
+)
+from chats_store.user.module import User
+
+__all__ = ["Chats", "ChatsConfig", "create_chats"]
+
+T = TypeVar("T")
+
+
+def _new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _chat_scope(action: Any) -> str | None:
+    return getattr(action, "chat_id", None)
+
+
+def _identity(value: T) -> T:
+    return value
+
+
+@attrs.frozen
+class ChatsConfig:
+    """Where the chat server is and how long to wait for it.
+
+    ``host`` is ``"host:port"``; ``secure`` selects ``wss://`` over ``ws://``;
+    ``request_timeout`` (seconds) bounds every request: past it, a send becomes
+    ``interrupted`` and the call raises :class:`RequestTimeoutError`.
+    """
+
+    host: str
+    secure: bool = False
+    request_timeout: float = 10.0
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL of the chat server."""
+        return f"{'wss' if self.secure else 'ws'}://{self.host}"
+
+
+def _failure_of(outcome: Outcome) -> Failure:
+    failure: Failure | None = getattr(outcome, "failure", None)
+    if failure is None:
+        raise TypeError(f"unexpected outcome {outcome!r}")
+    return failure
+
+
+def _raise_failure(action: str, failure: Failure) -> NoReturn:
+    if failure.kind == "refused":
+        raise ServerRefusedError(action, failure.code, failure.detail)
+    if failure.kind == "connection_lost":
+        raise ConnectionLostError(action, f"the connection was lost: {failure.detail}")
+    if failure.kind == "timeout":
+        raise RequestTimeoutError(action, f"the server did not answer in time: {failure.detail}")
+    raise ActionCallError(action, failure.code, failure.detail)
+
+
+class Chats:
+    """The Chats module: actions (async methods) and getters (reactive values).
+
+    Use :func:`create_chats` to make one. All methods must be called from the
+    asyncio loop that runs it. Actions raise :class:`ActionCallError` for every
+    misuse the spec lists (nothing is sent or changed then),
+    :class:`ServerRefusedError` when the server refuses, and
+    :class:`ConnectionLostError` / :class:`RequestTimeoutError` when the outcome is
+    unknown.
+    """
+
+    def __init__(
+        self,
+        user: User,
+        transport: ChatsTransport,
+        config: ChatsConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_message_id: Callable[[], str] = _new_message_id,
+    ) -> None:
+        self._user = user
+        self._config = config
+        self._clock = clock
+        self._new_message_id = new_message_id
+        self._call_ids = itertools.count(1)
+        self._store: Store[ChatsState] = Store(reduce_chats, ChatsState(), scope_of=_chat_scope)
+        self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
+        self._store.set_interpreter(self._effects.run)
+        self._subscriptions = CompositeDisposable(
+            transport.status.subscribe(
+                lambda status: self._store.dispatch(ConnectionStatusChanged(status))
+            ),
+            transport.events.subscribe(self._store.dispatch),
+        )
+
+    @property
+    def store(self) -> Store[ChatsState]:
+        """The underlying store (for tools, tests and custom getters)."""
+        return self._store
+
+    @property
+    def config(self) -> ChatsConfig:
+        return self._config
+
+    async def close(self) -> None:
+        """Stop listening to the transport and cancel requests in flight."""
+        self._subscriptions.dispose()
+        await self._effects.close()
+
+    # Getters ---------------------------------------------------------------------
+
+    @property
+    def chats_ids(self) -> Getter[tuple[str, ...]]:
+        """The spec's ``chatsIds``: ids of joined (or joining) chats, in join order."""
+        return self._store.getter("chats_ids", lambda state: state.chat_ids, _identity)
+
+    def _chat_getter(
+        self, name: str, chat_id: str, project: Callable[[ChatState | None], T]
+    ) -> Getter[T]:
+        return self._store.getter(
+            (name, chat_id),
+            lambda state: state.chats.get(chat_id),
+            project,
+            scope=chat_id,
+        )
+
+    def get_chat_status(self, chat_id: str) -> Getter[ChatStatus | None]:
+        """``loading`` | ``ready`` | ``reloading``, or None for a chat not joined."""
+        return self._chat_getter("status", chat_id, status_of)
+
+    def get_chat_messages(self, chat_id: str) -> Getter[tuple[Message, ...] | None]:
+        """The chat's messages in order (confirmed by ``seq``, then pending), or None."""
+        return self._chat_getter("messages", chat_id, messages_of)
+
+    def get_chat_members_amount(self, chat_id: str) -> Getter[int | None]:
+        """How many members the chat has, or None."""
+        return self._chat_getter("members_amount", chat_id, members_amount_of)
+
+    def get_chat_sync_statuses(self, chat_id: str) -> Getter[SyncStatuses | None]:
+        """What is being fetched for the chat (``idle`` / ``loading`` per kind), or None."""
+        return self._chat_getter("sync_statuses", chat_id, sync_statuses_of)
+
+    def is_chat_syncing(self, chat_id: str) -> Getter[bool]:
+        """True while any of the chat's data is being fetched."""
+        return self._chat_getter("is_syncing", chat_id, is_syncing_of)
+
+    def get_client_chat_member_metadata(self, chat_id: str) -> Getter[Mapping[str, str] | None]:
+        """The client's own member metadata in the chat (read-only), or None."""
+        return self._chat_getter("metadata", chat_id, metadata_of)
+
+    def get_client_chat_member_restrictions(
+        self, chat_id: str
+    ) -> Getter[tuple[Restriction, ...] | None]:
+        """The client's own restrictions in the chat (mutes), or None."""
+        return self._chat_getter("restrictions", chat_id, restrictions_of)
+
+    # Actions ---------------------------------------------------------------------
+
+    async def _call(self, make_intent: Callable[[int], Any]) -> Outcome:
+        call_id = next(self._call_ids)
+        outcome = self._effects.expect(call_id)
+        self._store.dispatch(make_intent(call_id))
+        return await outcome
+
+    def _current(self, chat_id: str, message: Message) -> Message:
+        chat = self._store.state.chats.get(chat_id)
+        current = chat.messages.find(message.id) if chat is not None else None
+        return current if current is not None else message
+
+    async def join_chat(self, token: str) -> ChatContext:
+        """Join the chat a chat token is for; resolves when the chat is ``ready``.
+
+        Raises ``not_connected``, ``invalid_token``, ``expired_token`` (also when the
+        server says so), ``already_joined``, and ``chat_left_during_join`` when
+        :meth:`leave_chat` is called before the join finished.
+        """
+        claims = check_join_chat(self._store.state, token, self._user.user_id, self._clock())
+        chat_id: str = claims["chat"]
+        outcome = await self._call(lambda call_id: JoinChat(call_id, chat_id, token))
+        if not isinstance(outcome, ChatJoined):
+            _raise_failure("join_chat", _failure_of(outcome))
+        chat = self._store.state.chats.get(chat_id)
+        if chat is None or chat.join_call_id != outcome.call_id:
+            raise ActionCallError(
+                "join_chat",
+                ErrorCode.CHAT_LEFT_DURING_JOIN,
+                "the chat was left while it was being joined",
+            )
+        return chat_context(chat)
+
+    async def leave_chat(self, chat_id: str) -> ChatContext:
+        """Leave a joined (or loading) chat; returns its last context.
+
+        The chat is removed from the state at once; the call resolves when the
+        server has answered. A failed leave request is not an error: the server
+        ends a membership whose client is gone.
+        """
+        context = chat_context(check_leave_chat(self._store.state, chat_id))
+        await self._call(lambda call_id: LeaveChat(call_id, chat_id))
+        return context
+
+    async def send_message(self, chat_id: str, content: str) -> Message:
+        """Send a message (at most 256 characters); returns it once ``ready``.
+
+        The message appears at once with the status ``sending``. If the send
+        fails it stays, ``interrupted``, for :meth:`resend_message`, and the call
+        raises.
+        """
+        now = self._clock()
+        checked = check_send_message(self._store.state, chat_id, content, now)
+        message_id = self._new_message_id()
+        author_id = self._user.user_id
+        outcome = await self._call(
+            lambda call_id: SendMessage(call_id, chat_id, message_id, author_id, checked, now)
+        )
+        if not isinstance(outcome, MessageSent):
+            _raise_failure("send_message", _failure_of(outcome))
+        return self._current(chat_id, outcome.message)
+
+    async def resend_message(self, chat_id: str, message_id: str) -> Message:
+        """Send an ``interrupted`` message again, with the same id (never a duplicate)."""
+        check_resend_message(self._store.state, chat_id, message_id, self._clock())
+        outcome = await self._call(lambda call_id: ResendMessage(call_id, chat_id, message_id))
+        if not isinstance(outcome, MessageSent):
+            _raise_failure("resend_message", _failure_of(outcome))
+        return self._current(chat_id, outcome.message)
+
+    async def update_message(self, chat_id: str, message_id: str, content: str) -> Message:
+        """Replace the content of one of your ``ready`` messages; returns it updated.
+
+        The new content shows at once with the status ``updating``; if the update
+        fails, the previous content comes back and the call raises.
+        """
+        checked = check_update_message(
+            self._store.state, chat_id, message_id, content, self._user.user_id
+        )
+        outcome = await self._call(
+            lambda call_id: UpdateMessage(call_id, chat_id, message_id, checked)
+        )
+        if not isinstance(outcome, MessageUpdated):
+            _raise_failure("update_message", _failure_of(outcome))
+        return self._current(chat_id, outcome.message)
+
+    async def delete_message(self, chat_id: str, message_id: str) -> Message:
+        """Delete a ``ready`` or ``interrupted`` message; returns it as it was.
+
+        It shows ``deleting`` meanwhile; if the delete fails it comes back as it was
+        and the call raises.
+        """
+        check_delete_message(self._store.state, chat_id, message_id)
+        message = self._store.state.chats[chat_id].messages.find(message_id)
+        assert message is not None
+        outcome = await self._call(lambda call_id: DeleteMessage(call_id, chat_id, message_id))
+        if not isinstance(outcome, MessageDeleted):
+            _raise_failure("delete_message", _failure_of(outcome))
+        return message
+
+    async def _moderate(
+        self,
+        action: str,
+        measure: ModerationMeasure,
+        chat_id: str,
+        member_id: str,
+        duration: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        check_moderation(
+            self._store.state,
+            action,
+            chat_id,
+            member_id,
+            self._user.user_id,
+            0 if duration is None else duration,
+        )
+        outcome = await self._call(
+            lambda call_id: ModerateChatMember(
+                call_id, chat_id, member_id, measure, duration, reason
+            )
+        )
+        if not isinstance(outcome, ChatMemberModerated):
+            _raise_failure(action, _failure_of(outcome))
+
+    async def block_chat_member(
+        self, chat_id: str, member_id: str, duration: int, reason: str | None = None
+    ) -> None:
+        """Block a member for ``duration`` minutes (0 = permanently): removed, cannot rejoin.
+
+        Resolves when the server has applied it; raises ``permission_denied`` (no
+        ``moderate`` permission) or ``member_not_found`` when the server refuses.
+        """
+        await self._moderate("block_chat_member", "block", chat_id, member_id, duration, reason)
+
+    async def unblock_chat_member(self, chat_id: str, member_id: str) -> None:
+        """Lift a member's block; resolves when the server has applied it."""
+        await self._moderate("unblock_chat_member", "unblock", chat_id, member_id)
+
+    async def mute_chat_member(
+        self, chat_id: str, member_id: str, duration: int, reason: str | None = None
+    ) -> None:
+        """Mute a member for ``duration`` minutes (0 = permanently): reads, cannot send."""
+        await self._moderate("mute_chat_member", "mute", chat_id, member_id, duration, reason)
+
+    async def unmute_chat_member(self, chat_id: str, member_id: str) -> None:
+        """Lift a member's mute; resolves when the server has applied it."""
+        await self._moderate("unmute_chat_member", "unmute", chat_id, member_id)
+
+    async def kick_chat_member(
+        self, chat_id: str, member_id: str, reason: str | None = None
+    ) -> None:
+        """Remove a member from the chat; they may join again with a new token."""
+        await self._moderate("kick_chat_member", "kick", chat_id, member_id, None, reason)
+
+
+def create_chats(
+    *,
+    user_module: User,
+    websocket_module: ChatsTransportProvider,
+    config: ChatsConfig,
+    clock: Callable[[], float] = time.time,
+    new_message_id: Callable[[], str] = _new_message_id,
+) -> Chats:
+    """The Chats module of ``user_module``'s user, connected through ``websocket_module``.
+
+    ``clock`` (epoch seconds) and ``new_message_id`` are injectable for tests;
+    message ids must be unique (UUID4 strings by default).
+    """
+    transport = websocket_module.chats_transport(config.url)
+    return Chats(user_module, transport, config, clock=clock, new_message_id=new_message_id)

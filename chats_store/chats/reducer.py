@@ -1,0 +1,440 @@
+"""The Chats module's reducer: one named case reducer per transition (pure).
+
+Two tables, like Redux Toolkit slices:
+
+* ``CHATS_CASES`` act on the whole :class:`ChatsState` (joining, leaving,
+  removal, connection changes): they add or remove chats;
+* ``CHAT_CASES`` act on one :class:`ChatState`, the one named by the action's
+  ``chat_id``; an action for a chat that is not there changes nothing.
+
+Message lifecycle (DESIGN.md), enforced here and checked by the state-machine
+test: ``sending -> ready | interrupted``; ``ready -> updating -> ready``;
+``ready | interrupted -> deleting -> gone`` (or back on failure);
+``interrupted -> sending`` on resend. Intents that do not fit the current state
+(the facade validates before dispatching, so only a buggy caller sends them)
+leave the state unchanged.
+
+Server events carry the chat event ``seq``; an event at or below the chat's
+``last_seq`` was already applied and is ignored, and events for a chat still
+``loading`` are ignored because the server sends the join reply (which includes
+everything up to its ``last_seq``) before any event of that chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatJoinFailed,
+    ConnectionStatusChanged,
+    DeleteMessage,
+    Failure,
+    JoinChat,
+    LeaveChat,
+    MembersAmountChanged,
+    MessageDeleted,
+    MessageDeleteFailed,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    MessageSendFailed,
+    MessageSent,
+    MessageUpdated,
+    MessageUpdateFailed,
+    ModerateChatMember,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+    ResendMessage,
+    SendMessage,
+    UpdateMessage,
+)
+from chats_store.chats.commands import (
+    DeleteMessageRequest,
+    EditMessageRequest,
+    JoinRequest,
+    LeaveRequest,
+    ModerationRequest,
+    PostMessageRequest,
+    SendRequest,
+    SettleCall,
+)
+from chats_store.chats.model import (
+    SYNC_IDLE,
+    ChatsState,
+    ChatState,
+    Message,
+    MessageLog,
+    read_only,
+)
+from chats_store.core.reducer import Command, Step, reducer_from_table
+from chats_store.errors import ErrorCode
+
+__all__ = ["CHATS_CASES", "CHAT_CASES", "reduce_chats"]
+
+A = TypeVar("A")
+ChatCase = Callable[[ChatState, Any], "ChatState | Step[ChatState]"]
+
+
+def _without(mapping: Mapping[str, Message], key: str) -> Mapping[str, Message]:
+    if key not in mapping:
+        return mapping
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def _with(mapping: Mapping[str, Message], key: str, value: Message) -> Mapping[str, Message]:
+    return {**mapping, key: value}
+
+
+def _replace_chats(state: ChatsState, chats: Mapping[str, ChatState]) -> ChatsState:
+    return ChatsState(state.connection, state.chat_ids, chats)
+
+
+def _remove_chat(state: ChatsState, chat_id: str) -> ChatsState:
+    chats = {k: v for k, v in state.chats.items() if k != chat_id}
+    chat_ids = tuple(k for k in state.chat_ids if k != chat_id)
+    return ChatsState(state.connection, chat_ids, chats)
+
+
+# Whole-state cases -----------------------------------------------------------------
+
+
+def join_chat(state: ChatsState, action: JoinChat) -> ChatsState | Step[ChatsState]:
+    if action.chat_id in state.chats:
+        return state
+    chat = ChatState(chat_id=action.chat_id, status="loading", join_call_id=action.call_id)
+    chats = {**state.chats, action.chat_id: chat}
+    next_state = ChatsState(state.connection, (*state.chat_ids, action.chat_id), chats)
+    return Step(
+        next_state, (SendRequest(action.call_id, JoinRequest(action.chat_id, action.token)),)
+    )
+
+
+def chat_join_failed(state: ChatsState, action: ChatJoinFailed) -> ChatsState:
+    chat = state.chats.get(action.chat_id)
+    if chat is None or chat.join_call_id != action.call_id or chat.status != "loading":
+        return state
+    return _remove_chat(state, action.chat_id)
+
+
+def leave_chat(state: ChatsState, action: LeaveChat) -> ChatsState | Step[ChatsState]:
+    chat = state.chats.get(action.chat_id)
+    if chat is None:
+        return state
+    commands: tuple[Command, ...] = (SendRequest(action.call_id, LeaveRequest(action.chat_id)),)
+    if chat.status == "loading":
+        abandoned = ChatJoinFailed(
+            chat.join_call_id,
+            action.chat_id,
+            Failure(
+                "cancelled",
+                ErrorCode.CHAT_LEFT_DURING_JOIN,
+                "the chat was left while it was being joined (leave_chat was called "
+                "before join_chat finished)",
+            ),
+        )
+        commands = (SettleCall(chat.join_call_id, abandoned), *commands)
+    return Step(_remove_chat(state, action.chat_id), commands)
+
+
+def removed_from_chat(state: ChatsState, action: RemovedFromChat) -> ChatsState:
+    if action.chat_id not in state.chats:
+        return state
+    return _remove_chat(state, action.chat_id)
+
+
+def _interrupt_in_flight(chat: ChatState) -> ChatState:
+    """Settle locally what a lost connection leaves unresolved.
+
+    Sends become ``interrupted`` (never stuck in ``sending``); updates and deletes
+    roll back to the message as it was before the request.
+    """
+    log = chat.messages
+    changed = False
+    for message in chat.messages:
+        if message.status == "sending":
+            log = log.replace(attrs.evolve(message, status="interrupted"))
+            changed = True
+    for original in chat.originals.values():
+        log = log.replace(original)
+        changed = True
+    if not changed:
+        return chat
+    return attrs.evolve(chat, messages=log, originals={})
+
+
+def connection_status_changed(state: ChatsState, action: ConnectionStatusChanged) -> ChatsState:
+    if action.status == state.connection:
+        return state
+    chats = state.chats
+    if action.status == "disconnected":
+        interrupted = {chat_id: _interrupt_in_flight(chat) for chat_id, chat in chats.items()}
+        if any(interrupted[chat_id] is not chat for chat_id, chat in chats.items()):
+            chats = interrupted
+    return ChatsState(action.status, state.chat_ids, chats)
+
+
+# Single-chat cases -----------------------------------------------------------------
+
+
+def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
+    if chat.join_call_id != action.call_id or chat.status != "loading":
+        return chat
+    snapshot = action.snapshot
+    log = MessageLog()
+    for message in sorted(
+        (m for m in snapshot.messages if m.seq is not None), key=lambda m: m.seq or 0
+    ):
+        log = log.confirm(message)
+    return attrs.evolve(
+        chat,
+        status="ready",
+        messages=log,
+        members_amount=snapshot.members_amount,
+        sync_statuses=SYNC_IDLE,
+        member_metadata=read_only(snapshot.member_metadata),
+        restrictions=snapshot.restrictions,
+        last_seq=max(chat.last_seq, snapshot.last_seq),
+    )
+
+
+def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatState]:
+    if chat.status != "ready" or chat.messages.find(action.message_id) is not None:
+        return chat
+    message = Message(
+        id=action.message_id,
+        chat_id=action.chat_id,
+        author_id=action.author_id,
+        content=action.content,
+        status="sending",
+        created_at=action.created_at,
+    )
+    request = PostMessageRequest(action.chat_id, action.message_id, action.content)
+    return Step(
+        attrs.evolve(chat, messages=chat.messages.append_pending(message)),
+        (SendRequest(action.call_id, request),),
+    )
+
+
+def resend_message(chat: ChatState, action: ResendMessage) -> ChatState | Step[ChatState]:
+    message = chat.messages.find(action.message_id)
+    if chat.status != "ready" or message is None or message.status != "interrupted":
+        return chat
+    request = PostMessageRequest(action.chat_id, message.id, message.content)
+    return Step(
+        attrs.evolve(chat, messages=chat.messages.replace(attrs.evolve(message, status="sending"))),
+        (SendRequest(action.call_id, request),),
+    )
+
+
+def _receive(chat: ChatState, message: Message) -> ChatState:
+    """Apply a server-confirmed version of ``message`` (a reply or an event).
+
+    While an update or delete of it is in flight, the visible message keeps its
+    in-flight status and the new version becomes what a failure rolls back to.
+    """
+    if message.id in chat.originals:
+        return attrs.evolve(chat, originals=_with(chat.originals, message.id, message))
+    return attrs.evolve(chat, messages=chat.messages.confirm(message))
+
+
+def message_sent(chat: ChatState, action: MessageSent) -> ChatState:
+    return _receive(chat, attrs.evolve(action.message, status="ready"))
+
+
+def message_send_failed(chat: ChatState, action: MessageSendFailed) -> ChatState:
+    message = chat.messages.find(action.message_id)
+    if message is None or message.status != "sending":
+        return chat
+    interrupted = attrs.evolve(message, status="interrupted")
+    return attrs.evolve(chat, messages=chat.messages.replace(interrupted))
+
+
+def update_message(chat: ChatState, action: UpdateMessage) -> ChatState | Step[ChatState]:
+    message = chat.messages.find(action.message_id)
+    if chat.status != "ready" or message is None or message.status != "ready":
+        return chat
+    updating = attrs.evolve(message, content=action.content, status="updating")
+    request = EditMessageRequest(action.chat_id, action.message_id, action.content)
+    return Step(
+        attrs.evolve(
+            chat,
+            messages=chat.messages.replace(updating),
+            originals=_with(chat.originals, message.id, message),
+        ),
+        (SendRequest(action.call_id, request),),
+    )
+
+
+def message_updated(chat: ChatState, action: MessageUpdated) -> ChatState:
+    message_id = action.message.id
+    current = chat.messages.find(message_id)
+    if current is None or current.status != "updating":
+        return chat
+    return attrs.evolve(
+        chat,
+        messages=chat.messages.replace(attrs.evolve(action.message, status="ready")),
+        originals=_without(chat.originals, message_id),
+    )
+
+
+def _roll_back(chat: ChatState, message_id: str) -> ChatState:
+    original = chat.originals.get(message_id)
+    if original is None:
+        return chat
+    return attrs.evolve(
+        chat,
+        messages=chat.messages.replace(original),
+        originals=_without(chat.originals, message_id),
+    )
+
+
+def message_update_failed(chat: ChatState, action: MessageUpdateFailed) -> ChatState:
+    return _roll_back(chat, action.message_id)
+
+
+def delete_message(chat: ChatState, action: DeleteMessage) -> ChatState | Step[ChatState]:
+    message = chat.messages.find(action.message_id)
+    if chat.status != "ready" or message is None or message.status not in ("ready", "interrupted"):
+        return chat
+    request = DeleteMessageRequest(action.chat_id, action.message_id)
+    return Step(
+        attrs.evolve(
+            chat,
+            messages=chat.messages.replace(attrs.evolve(message, status="deleting")),
+            originals=_with(chat.originals, message.id, message),
+        ),
+        (SendRequest(action.call_id, request),),
+    )
+
+
+def message_deleted(chat: ChatState, action: MessageDeleted) -> ChatState:
+    messages = chat.messages.remove(action.message_id)
+    originals = _without(chat.originals, action.message_id)
+    if messages is chat.messages and originals is chat.originals:
+        return chat
+    return attrs.evolve(chat, messages=messages, originals=originals)
+
+
+def message_delete_failed(chat: ChatState, action: MessageDeleteFailed) -> ChatState:
+    return _roll_back(chat, action.message_id)
+
+
+def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:
+    request = ModerationRequest(
+        action.chat_id, action.member_id, action.measure, action.duration, action.reason
+    )
+    return Step(chat, (SendRequest(action.call_id, request),))
+
+
+def _server_event(
+    apply: Callable[[ChatState, A], ChatState],
+) -> Callable[[ChatState, A], ChatState]:
+    """Wrap an event case: skip loading chats and already-applied ``seq``s."""
+
+    def case(chat: ChatState, action: A) -> ChatState:
+        seq: int = action.seq  # type: ignore[attr-defined]
+        if chat.status == "loading" or seq <= chat.last_seq:
+            return chat
+        return attrs.evolve(apply(chat, action), last_seq=seq)
+
+    case.__name__ = apply.__name__
+    return case
+
+
+@_server_event
+def message_posted(chat: ChatState, action: MessagePosted) -> ChatState:
+    return _receive(chat, attrs.evolve(action.message, status="ready"))
+
+
+@_server_event
+def message_edited(chat: ChatState, action: MessageEdited) -> ChatState:
+    if chat.messages.find(action.message.id) is None:
+        return chat
+    return _receive(chat, attrs.evolve(action.message, status="ready"))
+
+
+@_server_event
+def message_removed(chat: ChatState, action: MessageRemoved) -> ChatState:
+    return attrs.evolve(
+        chat,
+        messages=chat.messages.remove(action.message_id),
+        originals=_without(chat.originals, action.message_id),
+    )
+
+
+@_server_event
+def members_amount_changed(chat: ChatState, action: MembersAmountChanged) -> ChatState:
+    return attrs.evolve(chat, members_amount=action.members_amount)
+
+
+@_server_event
+def own_restrictions_changed(chat: ChatState, action: OwnRestrictionsChanged) -> ChatState:
+    return attrs.evolve(chat, restrictions=action.restrictions)
+
+
+@_server_event
+def own_metadata_changed(chat: ChatState, action: OwnMetadataChanged) -> ChatState:
+    return attrs.evolve(chat, member_metadata=read_only(action.member_metadata))
+
+
+CHATS_CASES: Mapping[type, Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]] = {
+    JoinChat: join_chat,
+    ChatJoinFailed: chat_join_failed,
+    LeaveChat: leave_chat,
+    RemovedFromChat: removed_from_chat,
+    ConnectionStatusChanged: connection_status_changed,
+}
+
+CHAT_CASES: Mapping[type, ChatCase] = {
+    ChatJoined: chat_joined,
+    SendMessage: send_message,
+    ResendMessage: resend_message,
+    MessageSent: message_sent,
+    MessageSendFailed: message_send_failed,
+    UpdateMessage: update_message,
+    MessageUpdated: message_updated,
+    MessageUpdateFailed: message_update_failed,
+    DeleteMessage: delete_message,
+    MessageDeleted: message_deleted,
+    MessageDeleteFailed: message_delete_failed,
+    ModerateChatMember: moderate_chat_member,
+    MessagePosted: message_posted,
+    MessageEdited: message_edited,
+    MessageRemoved: message_removed,
+    MembersAmountChanged: members_amount_changed,
+    OwnRestrictionsChanged: own_restrictions_changed,
+    OwnMetadataChanged: own_metadata_changed,
+}
+
+
+def _in_chat(case: ChatCase) -> Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]:
+    """Lift a single-chat case to the whole state: only ``action.chat_id`` changes."""
+
+    def lifted(state: ChatsState, action: Any) -> ChatsState | Step[ChatsState]:
+        chat = state.chats.get(action.chat_id)
+        if chat is None:
+            return state
+        result = case(chat, action)
+        if isinstance(result, Step):
+            next_chat, commands = result.state, result.commands
+        else:
+            next_chat, commands = result, ()
+        next_state = (
+            state
+            if next_chat is chat
+            else _replace_chats(state, {**state.chats, action.chat_id: next_chat})
+        )
+        return Step(next_state, commands)
+
+    return lifted
+
+
+reduce_chats = reducer_from_table(
+    {**CHATS_CASES, **{kind: _in_chat(case) for kind, case in CHAT_CASES.items()}}
+)
+"""The Chats module's reducer: ``(ChatsState, action) -> Step[ChatsState]``."""

@@ -1,0 +1,119 @@
+"""Selectors: pure functions from state to the values the getters expose.
+
+Each chat getter is split in two for speed (see ``core.store``): the *input*
+``select_chat(state, chat_id)`` (the chat's state object, identical while the
+chat is unchanged) and a *projection* ``*_of(chat)`` of that chat, which also
+accepts None (a chat not joined). ``select_*(state, chat_id)`` compose the two
+and are what tests compare getters against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from chats_store.chats.model import (
+    ChatContext,
+    ChatsState,
+    ChatState,
+    ChatStatus,
+    Message,
+    Restriction,
+    SyncStatuses,
+)
+
+__all__ = [
+    "chat_context",
+    "context_of",
+    "is_syncing_of",
+    "members_amount_of",
+    "messages_of",
+    "metadata_of",
+    "restrictions_of",
+    "select_chat",
+    "select_chat_context",
+    "select_chat_members_amount",
+    "select_chat_messages",
+    "select_chat_status",
+    "select_chat_sync_statuses",
+    "select_chats_ids",
+    "select_client_chat_member_metadata",
+    "select_client_chat_member_restrictions",
+    "select_is_chat_syncing",
+    "status_of",
+    "sync_statuses_of",
+]
+
+T = TypeVar("T")
+
+
+def select_chats_ids(state: ChatsState) -> tuple[str, ...]:
+    """Ids of the chats joined or being joined, in join order."""
+    return state.chat_ids
+
+
+def select_chat(state: ChatsState, chat_id: str) -> ChatState | None:
+    """The chat's state object (the input of every per-chat getter)."""
+    return state.chats.get(chat_id)
+
+
+def chat_context(chat: ChatState) -> ChatContext:
+    """The public snapshot of one chat."""
+    return ChatContext(
+        chat_id=chat.chat_id,
+        status=chat.status,
+        messages=chat.messages.items,
+        members_amount=chat.members_amount,
+        sync_statuses=chat.sync_statuses,
+        member_metadata=chat.member_metadata,
+        restrictions=chat.restrictions,
+    )
+
+
+def status_of(chat: ChatState | None) -> ChatStatus | None:
+    return chat.status if chat is not None else None
+
+
+def messages_of(chat: ChatState | None) -> tuple[Message, ...] | None:
+    return chat.messages.items if chat is not None else None
+
+
+def members_amount_of(chat: ChatState | None) -> int | None:
+    return chat.members_amount if chat is not None else None
+
+
+def sync_statuses_of(chat: ChatState | None) -> SyncStatuses | None:
+    return chat.sync_statuses if chat is not None else None
+
+
+def is_syncing_of(chat: ChatState | None) -> bool:
+    return chat is not None and chat.sync_statuses.is_syncing
+
+
+def metadata_of(chat: ChatState | None) -> Mapping[str, str] | None:
+    return chat.member_metadata if chat is not None else None
+
+
+def restrictions_of(chat: ChatState | None) -> tuple[Restriction, ...] | None:
+    return chat.restrictions if chat is not None else None
+
+
+def context_of(chat: ChatState | None) -> ChatContext | None:
+    return chat_context(chat) if chat is not None else None
+
+
+def _composed(project: Callable[[ChatState | None], T]) -> Callable[[ChatsState, str], T]:
+    def select(state: ChatsState, chat_id: str) -> T:
+        return project(state.chats.get(chat_id))
+
+    return select
+
+
+select_chat_status = _composed(status_of)
+select_chat_messages = _composed(messages_of)
+select_chat_members_amount = _composed(members_amount_of)
+select_chat_sync_statuses = _composed(sync_statuses_of)
+select_is_chat_syncing = _composed(is_syncing_of)
+select_client_chat_member_metadata = _composed(metadata_of)
+select_client_chat_member_restrictions = _composed(restrictions_of)
+select_chat_context = _composed(context_of)

@@ -1,0 +1,59 @@
+"""Reading the claims of the JWTs the client is given, without verifying them.
+
+The client cannot check a token's signature (only the server holds the secret),
+but it reads the claims to know who it is (``sub``), which chat a chat token is
+for (``chat``) and when it expires (``exp``), so that obvious mistakes are
+refused locally with a clear message before anything is sent. The server checks
+everything again, signature included.
+
+Audiences tell the two kinds of token apart: a session token is never accepted
+where a chat token is expected, and the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from chats_store.errors import TokenError
+
+__all__ = ["CHAT_AUDIENCE", "SESSION_AUDIENCE", "read_unverified_claims"]
+
+SESSION_AUDIENCE = "chats_store:session"
+CHAT_AUDIENCE = "chats_store:chat"
+
+
+def read_unverified_claims(
+    token: object, audience: str, required: tuple[str, ...]
+) -> Mapping[str, Any]:
+    """The claims of ``token``, checked for shape but not for signature or expiry.
+
+    Raises :class:`TokenError` when ``token`` is not a string holding a JWT, when
+    its audience is not ``audience``, or when a ``required`` claim is missing or
+    not a non-empty string (``exp`` must be a number).
+    """
+    if not isinstance(token, str):
+        raise TokenError(f"a token must be a string, not {type(token).__name__}")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, options={"verify_signature": False, "verify_exp": False}
+        )
+    except jwt.PyJWTError as error:
+        raise TokenError(f"the token is not a well-formed JWT ({error})") from None
+    token_audience = claims.get("aud")
+    audiences = token_audience if isinstance(token_audience, list) else [token_audience]
+    if audience not in audiences:
+        raise TokenError(
+            f"the token's audience is {token_audience!r}, expected {audience!r}: "
+            "a session token and a chat token are not interchangeable"
+        )
+    for name in required:
+        value = claims.get(name)
+        if name == "exp":
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise TokenError("the token has no numeric 'exp' (expiry) claim")
+        elif not isinstance(value, str) or not value:
+            raise TokenError(f"the token has no {name!r} claim")
+    return claims

@@ -1,0 +1,1 @@
+"""The spec's user module: the client's identity and session credential."""
