@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     MEMBER_MUTED = "member_muted"
     MODERATION_TARGET_IS_SELF = "moderation_target_is_self"
     INVALID_DURATION = "invalid_duration"
+    INVALID_LIMIT = "invalid_limit"
     # Refusals that only the server can decide.
     PERMISSION_DENIED = "permission_denied"
     MEMBER_NOT_FOUND = "member_not_found"

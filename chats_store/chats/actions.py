@@ -38,6 +38,7 @@ __all__ = [
     "FailureKind",
     "JoinChat",
     "LeaveChat",
+    "LoadOlderMessages",
     "MembersAmountChanged",
     "MessageDeleteFailed",
     "MessageDeleted",
@@ -50,6 +51,8 @@ __all__ = [
     "MessageUpdated",
     "ModerateChatMember",
     "ModerationMeasure",
+    "OlderMessagesLoadFailed",
+    "OlderMessagesLoaded",
     "OwnMetadataChanged",
     "OwnRestrictionsChanged",
     "RemovedFromChat",
@@ -137,6 +140,13 @@ class ResendMessage:
 
 
 @attrs.frozen
+class LoadOlderMessages:
+    call_id: int
+    chat_id: str
+    limit: int
+
+
+@attrs.frozen
 class ModerateChatMember:
     """One intent for the five moderation actions: they differ only in ``measure``."""
 
@@ -220,6 +230,20 @@ class MessageDeleteFailed:
     call_id: int
     chat_id: str
     message_id: str
+    failure: Failure
+
+
+@attrs.frozen
+class OlderMessagesLoaded:
+    call_id: int
+    chat_id: str
+    messages: tuple[Message, ...]
+
+
+@attrs.frozen
+class OlderMessagesLoadFailed:
+    call_id: int
+    chat_id: str
     failure: Failure
 
 

@@ -28,6 +28,8 @@ from chats_store.chats.actions import (
     MessageUpdated,
     MessageUpdateFailed,
     ModerationMeasure,
+    OlderMessagesLoaded,
+    OlderMessagesLoadFailed,
 )
 from chats_store.chats.model import Message
 from chats_store.core.reducer import Command
@@ -38,6 +40,7 @@ __all__ = [
     "ChatRequest",
     "DeleteMessageRequest",
     "EditMessageRequest",
+    "HistoryRequest",
     "JoinRequest",
     "LeaveRequest",
     "ModerationRequest",
@@ -101,6 +104,15 @@ class ModerationRequest:
     reason: str | None = None
 
 
+@attrs.frozen
+class HistoryRequest:
+    """Fetch up to ``limit`` messages older than ``before_seq``; reply: tuple of Message."""
+
+    chat_id: str
+    before_seq: int
+    limit: int
+
+
 ChatRequest = (
     JoinRequest
     | LeaveRequest
@@ -108,8 +120,9 @@ ChatRequest = (
     | EditMessageRequest
     | DeleteMessageRequest
     | ModerationRequest
+    | HistoryRequest
 )
-ChatReply = ChatSnapshot | Message | None
+ChatReply = ChatSnapshot | Message | tuple[Message, ...] | None
 Outcome = (
     ChatJoined
     | ChatJoinFailed
@@ -123,6 +136,8 @@ Outcome = (
     | MessageDeleteFailed
     | ChatMemberModerated
     | ChatMemberModerationFailed
+    | OlderMessagesLoaded
+    | OlderMessagesLoadFailed
 )
 
 
@@ -180,3 +195,8 @@ def outcome_of(call_id: int, request: ChatRequest, result: ChatReply | Failure) 
             if failure is not None:
                 return ChatMemberModerationFailed(call_id, chat_id, member_id, failure)
             return ChatMemberModerated(call_id, chat_id, member_id, measure)
+        case HistoryRequest(chat_id=chat_id):
+            if failure is not None:
+                return OlderMessagesLoadFailed(call_id, chat_id, failure)
+            assert isinstance(result, tuple), result
+            return OlderMessagesLoaded(call_id, chat_id, result)

@@ -24,11 +24,13 @@ from chats_store.chats.actions import (
     Failure,
     JoinChat,
     LeaveChat,
+    LoadOlderMessages,
     MessageDeleted,
     MessageSent,
     MessageUpdated,
     ModerateChatMember,
     ModerationMeasure,
+    OlderMessagesLoaded,
     ResendMessage,
     SendMessage,
     UpdateMessage,
@@ -60,6 +62,7 @@ from chats_store.chats.validation import (
     check_delete_message,
     check_join_chat,
     check_leave_chat,
+    check_load_older_messages,
     check_moderation,
     check_resend_message,
     check_send_message,
@@ -324,6 +327,19 @@ class Chats:
         if not isinstance(outcome, MessageDeleted):
             _raise_failure("delete_message", _failure_of(outcome))
         return message
+
+    async def load_older_messages(self, chat_id: str, limit: int = 50) -> tuple[Message, ...]:
+        """Fetch up to ``limit`` messages older than the oldest held, oldest first.
+
+        They are inserted at the start of ``get_chat_messages``; the chat's sync
+        statuses show messages ``loading`` meanwhile. An empty result means the
+        start of the history was reached.
+        """
+        checked = check_load_older_messages(self._store.state, chat_id, limit)
+        outcome = await self._call(lambda call_id: LoadOlderMessages(call_id, chat_id, checked))
+        if not isinstance(outcome, OlderMessagesLoaded):
+            _raise_failure("load_older_messages", _failure_of(outcome))
+        return outcome.messages
 
     async def _moderate(
         self,

@@ -35,6 +35,7 @@ from chats_store.chats.actions import (
     Failure,
     JoinChat,
     LeaveChat,
+    LoadOlderMessages,
     MembersAmountChanged,
     MessageDeleted,
     MessageDeleteFailed,
@@ -46,6 +47,8 @@ from chats_store.chats.actions import (
     MessageUpdated,
     MessageUpdateFailed,
     ModerateChatMember,
+    OlderMessagesLoaded,
+    OlderMessagesLoadFailed,
     OwnMetadataChanged,
     OwnRestrictionsChanged,
     RemovedFromChat,
@@ -56,6 +59,7 @@ from chats_store.chats.actions import (
 from chats_store.chats.commands import (
     DeleteMessageRequest,
     EditMessageRequest,
+    HistoryRequest,
     JoinRequest,
     LeaveRequest,
     ModerationRequest,
@@ -324,6 +328,33 @@ def message_delete_failed(chat: ChatState, action: MessageDeleteFailed) -> ChatS
     return _roll_back(chat, action.message_id)
 
 
+def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[ChatState] | ChatState:
+    if chat.status != "ready":
+        return chat
+    oldest = next((m.seq for m in chat.messages if m.seq is not None), chat.last_seq + 1)
+    request = HistoryRequest(action.chat_id, before_seq=oldest, limit=action.limit)
+    return Step(
+        attrs.evolve(chat, sync_statuses=attrs.evolve(chat.sync_statuses, messages="loading")),
+        (SendRequest(action.call_id, request),),
+    )
+
+
+def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatState:
+    log = chat.messages
+    for message in action.messages:
+        if message.seq is not None and log.find(message.id) is None:
+            log = log.confirm(attrs.evolve(message, status="ready"))
+    return attrs.evolve(
+        chat,
+        messages=log,
+        sync_statuses=attrs.evolve(chat.sync_statuses, messages="idle"),
+    )
+
+
+def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed) -> ChatState:
+    return attrs.evolve(chat, sync_statuses=attrs.evolve(chat.sync_statuses, messages="idle"))
+
+
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:
     request = ModerationRequest(
         action.chat_id, action.member_id, action.measure, action.duration, action.reason
@@ -403,6 +434,9 @@ CHAT_CASES: Mapping[type, ChatCase] = {
     MessageDeleted: message_deleted,
     MessageDeleteFailed: message_delete_failed,
     ModerateChatMember: moderate_chat_member,
+    LoadOlderMessages: load_older_messages,
+    OlderMessagesLoaded: older_messages_loaded,
+    OlderMessagesLoadFailed: older_messages_load_failed,
     MessagePosted: message_posted,
     MessageEdited: message_edited,
     MessageRemoved: message_removed,

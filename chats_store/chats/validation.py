@@ -17,11 +17,13 @@ from chats_store.tokens import CHAT_AUDIENCE, read_unverified_claims
 
 __all__ = [
     "MAX_CONTENT_LENGTH",
+    "MAX_HISTORY_PAGE",
     "check_connected",
     "check_content",
     "check_delete_message",
     "check_join_chat",
     "check_leave_chat",
+    "check_load_older_messages",
     "check_moderation",
     "check_resend_message",
     "check_send_message",
@@ -35,7 +37,10 @@ _NOUN = {
     "resend_message": "send a message to",
     "update_message": "update a message from",
     "delete_message": "delete a message from",
+    "load_older_messages": "load older messages of",
 }
+
+MAX_HISTORY_PAGE = 200
 
 
 def check_connected(state: ChatsState, action: str) -> None:
@@ -263,3 +268,17 @@ def check_moderation(
             f"the duration must be a whole number of minutes >= 0 (0 = permanent), "
             f"not {duration!r}",
         )
+
+
+def check_load_older_messages(state: ChatsState, chat_id: str, limit: object) -> int:
+    """The page size, a whole number from 1 to ``MAX_HISTORY_PAGE``."""
+    action = "load_older_messages"
+    check_connected(state, action)
+    _ready_chat(state, chat_id, action)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY_PAGE:
+        raise ActionCallError(
+            action,
+            ErrorCode.INVALID_LIMIT,
+            f"the limit must be a whole number from 1 to {MAX_HISTORY_PAGE}, not {limit!r}",
+        )
+    return limit
