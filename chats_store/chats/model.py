@@ -197,7 +197,9 @@ class ChatState:
     reply to an abandoned join never touches a newer one. ``last_seq`` is the
     highest chat event applied. ``originals`` holds, for each message with an
     update or delete in flight, the message as it was, to restore it if the
-    request fails.
+    request fails. ``buffered_events`` keeps server events that arrive while the
+    chat is ``loading`` (a transport may hand them over before the join's
+    outcome is dispatched); they are applied, in order, on top of the snapshot.
     """
 
     chat_id: str
@@ -210,6 +212,7 @@ class ChatState:
     restrictions: tuple[Restriction, ...] | None = None
     last_seq: int = 0
     originals: Mapping[str, Message] = attrs.field(factory=dict)
+    buffered_events: tuple[object, ...] = ()
 
 
 @attrs.frozen

@@ -15,9 +15,11 @@ test: ``sending -> ready | interrupted``; ``ready -> updating -> ready``;
 leave the state unchanged.
 
 Server events carry the chat event ``seq``; an event at or below the chat's
-``last_seq`` was already applied and is ignored, and events for a chat still
-``loading`` are ignored because the server sends the join reply (which includes
-everything up to its ``last_seq``) before any event of that chat.
+``last_seq`` was already applied and is ignored. Events for a chat still
+``loading`` are buffered and applied on top of the join's snapshot (those the
+snapshot already includes are then skipped by the same ``seq`` rule), so the
+order in which a transport hands over the join reply and the chat's first
+events does not matter.
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         (m for m in snapshot.messages if m.seq is not None), key=lambda m: m.seq or 0
     ):
         log = log.confirm(message)
-    return attrs.evolve(
+    ready = attrs.evolve(
         chat,
         status="ready",
         messages=log,
@@ -203,7 +205,11 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         member_metadata=read_only(snapshot.member_metadata),
         restrictions=snapshot.restrictions,
         last_seq=max(chat.last_seq, snapshot.last_seq),
+        buffered_events=(),
     )
+    for event in chat.buffered_events:
+        ready = EVENT_CASES[type(event)](ready, event)
+    return ready
 
 
 def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatState]:
@@ -365,11 +371,13 @@ def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[Ch
 def _server_event(
     apply: Callable[[ChatState, A], ChatState],
 ) -> Callable[[ChatState, A], ChatState]:
-    """Wrap an event case: skip loading chats and already-applied ``seq``s."""
+    """Wrap an event case: buffer it while loading, skip already-applied ``seq``s."""
 
     def case(chat: ChatState, action: A) -> ChatState:
+        if chat.status == "loading":
+            return attrs.evolve(chat, buffered_events=(*chat.buffered_events, action))
         seq: int = action.seq  # type: ignore[attr-defined]
-        if chat.status == "loading" or seq <= chat.last_seq:
+        if seq <= chat.last_seq:
             return chat
         return attrs.evolve(apply(chat, action), last_seq=seq)
 
@@ -413,6 +421,15 @@ def own_metadata_changed(chat: ChatState, action: OwnMetadataChanged) -> ChatSta
     return attrs.evolve(chat, member_metadata=read_only(action.member_metadata))
 
 
+EVENT_CASES: Mapping[type, Callable[[ChatState, Any], ChatState]] = {
+    MessagePosted: message_posted,
+    MessageEdited: message_edited,
+    MessageRemoved: message_removed,
+    MembersAmountChanged: members_amount_changed,
+    OwnRestrictionsChanged: own_restrictions_changed,
+    OwnMetadataChanged: own_metadata_changed,
+}
+
 CHATS_CASES: Mapping[type, Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]] = {
     JoinChat: join_chat,
     ChatJoinFailed: chat_join_failed,
@@ -437,12 +454,7 @@ CHAT_CASES: Mapping[type, ChatCase] = {
     LoadOlderMessages: load_older_messages,
     OlderMessagesLoaded: older_messages_loaded,
     OlderMessagesLoadFailed: older_messages_load_failed,
-    MessagePosted: message_posted,
-    MessageEdited: message_edited,
-    MessageRemoved: message_removed,
-    MembersAmountChanged: members_amount_changed,
-    OwnRestrictionsChanged: own_restrictions_changed,
-    OwnMetadataChanged: own_metadata_changed,
+    **EVENT_CASES,
 }
 
 
