@@ -410,5 +410,5 @@ def create_chats(
     ``clock`` (epoch seconds) and ``new_message_id`` are injectable for tests;
     message ids must be unique (UUID4 strings by default).
     """
-    transport = websocket_module.chats_transport(config.url)
+    transport = websocket_module.chats_transport(config.url, user_module.session_token)
     return Chats(user_module, transport, config, clock=clock, new_message_id=new_message_id)

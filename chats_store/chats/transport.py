@@ -46,6 +46,9 @@ class ChatsTransport(Protocol):
 class ChatsTransportProvider(Protocol):
     """What ``create_chats`` needs of its ``websocket_module``."""
 
-    def chats_transport(self, url: str) -> ChatsTransport:
-        """Register the Chats module's connection to ``url`` and return its transport."""
+    def chats_transport(self, url: str, session_token: str) -> ChatsTransport:
+        """Register the Chats module's connection to ``url`` and return its transport.
+
+        ``session_token`` authenticates the connection in the handshake.
+        """
         ...
