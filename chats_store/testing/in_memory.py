@@ -148,8 +148,9 @@ class InMemoryChatServer:
         self._holding = False
         held, self._held = self._held, []
         for transport, request, reply in held:
-            if not reply.done():
-                self._answer(transport, request, reply)
+            # Handled even if the client gave up: the request reached the server,
+            # only its reply is lost (the "lost ack" case).
+            self._answer(transport, request, reply)
 
     def refuse_next(self, code: str, detail: str = "refused by the test") -> None:
         """Answer the next request with an error ``code`` instead of handling it."""
@@ -188,7 +189,8 @@ class InMemoryChatServer:
                 result = self._handle(transport, request)
             except _RefusedError as refusal:
                 result = Failure("refused", refusal.code, refusal.detail)
-        reply.set_result(result)
+        if not reply.done():
+            reply.set_result(result)
 
     def _handle(self, transport: InMemoryTransport, request: ChatRequest) -> ChatReply:
         user_id = transport.user_id

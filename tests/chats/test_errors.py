@@ -7,7 +7,6 @@ call, and that the server received no request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -239,11 +238,19 @@ SPEC_CASES = [
     ),
     *(Case(a, E.MESSAGE_NOT_FOUND, message_not_found(a)) for a in MESSAGE_ACTIONS),
     Case("delete_message", E.MESSAGE_NOT_DELETABLE, message_in_status("delete_message", "sending")),
-    Case("delete_message", E.MESSAGE_BEING_DELETED, message_in_status("delete_message", "deleting")),
-    Case("delete_message", E.MESSAGE_BEING_UPDATED, message_in_status("delete_message", "updating")),
+    Case(
+        "delete_message", E.MESSAGE_BEING_DELETED, message_in_status("delete_message", "deleting")
+    ),
+    Case(
+        "delete_message", E.MESSAGE_BEING_UPDATED, message_in_status("delete_message", "updating")
+    ),
     Case("update_message", E.MESSAGE_NOT_UPDATABLE, message_in_status("update_message", "sending")),
-    Case("update_message", E.MESSAGE_BEING_DELETED, message_in_status("update_message", "deleting")),
-    Case("update_message", E.MESSAGE_BEING_UPDATED, message_in_status("update_message", "updating")),
+    Case(
+        "update_message", E.MESSAGE_BEING_DELETED, message_in_status("update_message", "deleting")
+    ),
+    Case(
+        "update_message", E.MESSAGE_BEING_UPDATED, message_in_status("update_message", "updating")
+    ),
     Case("resend_message", E.MESSAGE_NOT_INTERRUPTED, message_in_status("resend_message", "ready")),
     *(Case(a, E.NOT_CONNECTED, not_connected(a)) for a in MODERATION_CALLS),
 ]
@@ -251,9 +258,16 @@ SPEC_CASES = [
 ADDED_CASES = [
     Case("join_chat", E.INVALID_TOKEN, bad_token("session")),
     Case("join_chat", E.INVALID_TOKEN, bad_token("other-user")),
-    Case("update_message", E.MESSAGE_NOT_UPDATABLE, message_in_status("update_message", "interrupted")),
+    Case(
+        "update_message",
+        E.MESSAGE_NOT_UPDATABLE,
+        message_in_status("update_message", "interrupted"),
+    ),
     *(Case(a, E.CONTENT_EMPTY, content(a, "   ")) for a in ("send_message", "update_message")),
-    *(Case(a, E.CONTENT_TOO_LONG, content(a, "x" * 257)) for a in ("send_message", "update_message")),
+    *(
+        Case(a, E.CONTENT_TOO_LONG, content(a, "x" * 257))
+        for a in ("send_message", "update_message")
+    ),
     Case("update_message", E.NOT_MESSAGE_AUTHOR, others_message()),
     *(Case(a, E.MEMBER_MUTED, muted(a)) for a in ("send_message", "resend_message")),
     *(Case(a, E.MODERATION_TARGET_IS_SELF, moderation(a)) for a in MODERATION_CALLS),

@@ -1,0 +1,277 @@
+"""The Chats facade and effects end to end over the in-memory transport.
+
+(The same scenarios run against the real reference server in tests/e2e.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chats_store import (
+    ChatContext,
+    ConnectionLostError,
+    Message,
+    RequestTimeoutError,
+    ServerRefusedError,
+    SyncStatuses,
+)
+from tests.chats.conftest import World, settle
+
+
+def record(getter: Any) -> list[Any]:
+    values: list[Any] = []
+    getter.subscribe(values.append)
+    return values
+
+
+def messages_of(world_client: Any, chat_id: str = "c1") -> tuple[Message, ...]:
+    value = world_client.chats.get_chat_messages(chat_id).value
+    assert value is not None
+    return value  # type: ignore[no-any-return]
+
+
+async def test_join_returns_ready_context_with_history(world: World) -> None:
+    for n in range(3):
+        world.server.post("c1", "bob", f"hello {n}", f"b{n}")
+    client = await world.client("ann")
+    token = world.server.chat_token("ann", "c1", metadata={"role": "guest"})
+    statuses = record(client.chats.get_chat_status("c1"))
+    syncing = record(client.chats.is_chat_syncing("c1"))
+    context = await client.chats.join_chat(token)
+    assert isinstance(context, ChatContext)
+    assert context.status == "ready"
+    assert [m.content for m in context.messages] == ["hello 0", "hello 1", "hello 2"]
+    assert [m.seq for m in context.messages] == [1, 2, 3]
+    assert context.members_amount == 1
+    assert dict(context.member_metadata or {}) == {"role": "guest"}
+    assert context.restrictions == ()
+    assert context.sync_statuses == SyncStatuses("idle", "idle")
+    assert statuses == [None, "loading", "ready"]
+    assert syncing == [False, True, False]
+    assert client.chats.chats_ids.value == ("c1",)
+    metadata = client.chats.get_client_chat_member_metadata("c1").value
+    assert metadata is not None
+    with pytest.raises(TypeError):
+        metadata["role"] = "admin"  # type: ignore[index]
+
+
+async def test_send_is_optimistic_then_ready_and_reaches_others(world: World) -> None:
+    bob = await world.joined("bob")
+    ann = await world.joined("ann")
+    world.server.hold()
+    sending = world.start(ann.chats.send_message("c1", "hi bob"))
+    await settle()
+    (pending,) = messages_of(ann)
+    assert (pending.status, pending.seq, pending.author_id) == ("sending", None, "ann")
+    world.server.release()
+    sent = await sending
+    assert sent.id == pending.id
+    assert sent.status == "ready" and sent.seq is not None
+    await settle()
+    assert messages_of(ann) == (sent,)
+    (received,) = messages_of(bob)
+    assert (received.id, received.content, received.status) == (sent.id, "hi bob", "ready")
+    assert bob.chats.get_chat_members_amount("c1").value == 2
+
+
+async def test_failed_send_is_interrupted_and_resend_keeps_its_id(world: World) -> None:
+    ann = await world.joined("ann")
+    world.server.refuse_next("server_error", "disk full")
+    with pytest.raises(ServerRefusedError) as raised:
+        await ann.chats.send_message("c1", "keep me")
+    assert raised.value.code == "server_error"
+    (interrupted,) = messages_of(ann)
+    assert interrupted.status == "interrupted" and interrupted.content == "keep me"
+    resent = await ann.chats.resend_message("c1", interrupted.id)
+    assert resent.id == interrupted.id and resent.status == "ready"
+    assert [m.id for m in world.server.history("c1")] == [interrupted.id]
+
+
+async def test_resend_after_lost_ack_creates_no_duplicate(world: World) -> None:
+    ann = await world.joined("ann")
+    world.server.hold()
+    sending = world.start(ann.chats.send_message("c1", "once"))
+    await settle()
+    ann.websocket.drop()
+    with pytest.raises(ConnectionLostError):
+        await sending
+    (interrupted,) = messages_of(ann)
+    assert interrupted.status == "interrupted"
+    world.server.release()  # the server did store it; only the reply was lost
+    assert len(world.server.history("c1")) == 1
+    await ann.websocket.connect()
+    resent = await ann.chats.resend_message("c1", interrupted.id)
+    assert resent.id == interrupted.id
+    assert [m.id for m in world.server.history("c1")] == [interrupted.id]
+    assert [m.status for m in messages_of(ann)] == ["ready"]
+
+
+async def test_request_timeout_interrupts_the_send(world: World) -> None:
+    ann = await world.joined("ann")
+    world.server.hold()
+    chats: Any = ann.chats
+    chats._effects._request_timeout = 0.05
+    with pytest.raises(RequestTimeoutError):
+        await ann.chats.send_message("c1", "slow")
+    assert [m.status for m in messages_of(ann)] == ["interrupted"]
+
+
+async def test_update_shows_updating_then_ready_and_reaches_others(world: World) -> None:
+    bob = await world.joined("bob")
+    ann = await world.joined("ann")
+    sent = await ann.chats.send_message("c1", "draft")
+    world.server.hold()
+    updating = world.start(ann.chats.update_message("c1", sent.id, "final"))
+    await settle()
+    (shown,) = messages_of(ann)
+    assert (shown.status, shown.content) == ("updating", "final")
+    world.server.release()
+    updated = await updating
+    assert (updated.status, updated.content, updated.seq) == ("ready", "final", sent.seq)
+    assert updated.edited_at is not None
+    await settle()
+    assert [(m.content, m.status) for m in messages_of(bob)] == [("final", "ready")]
+
+
+async def test_failed_update_restores_previous_content(world: World) -> None:
+    ann = await world.joined("ann")
+    sent = await ann.chats.send_message("c1", "draft")
+    world.server.refuse_next("server_error")
+    with pytest.raises(ServerRefusedError):
+        await ann.chats.update_message("c1", sent.id, "final")
+    assert messages_of(ann) == (sent,)
+
+
+async def test_delete_shows_deleting_then_removes_everywhere(world: World) -> None:
+    bob = await world.joined("bob")
+    ann = await world.joined("ann")
+    sent = await ann.chats.send_message("c1", "oops")
+    await settle()
+    world.server.hold()
+    deleting = world.start(ann.chats.delete_message("c1", sent.id))
+    await settle()
+    assert [m.status for m in messages_of(ann)] == ["deleting"]
+    world.server.release()
+    deleted = await deleting
+    assert deleted == sent
+    await settle()
+    assert messages_of(ann) == () and messages_of(bob) == ()
+
+
+async def test_failed_delete_restores_the_message(world: World) -> None:
+    ann = await world.joined("ann")
+    sent = await ann.chats.send_message("c1", "stay")
+    world.server.refuse_next("server_error")
+    with pytest.raises(ServerRefusedError):
+        await ann.chats.delete_message("c1", sent.id)
+    assert messages_of(ann) == (sent,)
+
+
+async def test_deleting_an_interrupted_message_never_sent_succeeds(world: World) -> None:
+    ann = await world.joined("ann")
+    world.server.refuse_next("server_error")
+    with pytest.raises(ServerRefusedError):
+        await ann.chats.send_message("c1", "never arrived")
+    (interrupted,) = messages_of(ann)
+    await ann.chats.delete_message("c1", interrupted.id)
+    assert messages_of(ann) == ()
+
+
+async def test_connection_loss_interrupts_sends_and_rolls_back_updates(world: World) -> None:
+    ann = await world.joined("ann")
+    sent = await ann.chats.send_message("c1", "draft")
+    world.server.hold()
+    updating = world.start(ann.chats.update_message("c1", sent.id, "final"))
+    sending = world.start(ann.chats.send_message("c1", "second"))
+    await settle()
+    assert [m.status for m in messages_of(ann)] == ["updating", "sending"]
+    ann.websocket.drop()
+    for call in (updating, sending):
+        with pytest.raises(ConnectionLostError):
+            await call
+    assert [(m.content, m.status) for m in messages_of(ann)] == [
+        ("draft", "ready"),
+        ("second", "interrupted"),
+    ]
+
+
+async def test_leave_returns_last_context_and_clears_getters(world: World) -> None:
+    ann = await world.joined("ann")
+    await ann.chats.send_message("c1", "bye")
+    status = record(ann.chats.get_chat_status("c1"))
+    context = await ann.chats.leave_chat("c1")
+    assert context.chat_id == "c1" and context.status == "ready"
+    assert [m.content for m in context.messages] == ["bye"]
+    assert status == ["ready", None]
+    assert ann.chats.chats_ids.value == ()
+    assert ann.chats.get_chat_messages("c1").value is None
+    assert ann.chats.get_chat_members_amount("c1").value is None
+    assert ann.chats.is_chat_syncing("c1").value is False
+
+
+async def test_mute_updates_target_restrictions_live(world: World) -> None:
+    moderator = await world.joined("mod", permissions=("send", "moderate"))
+    ann = await world.joined("ann")
+    restrictions = record(ann.chats.get_client_chat_member_restrictions("c1"))
+    await moderator.chats.mute_chat_member("c1", "ann", 10, reason="calm down")
+    await settle()
+    (mute,) = restrictions[-1]
+    assert (mute.kind, mute.reason) == ("mute", "calm down")
+    assert mute.until is not None
+    await moderator.chats.unmute_chat_member("c1", "ann")
+    await settle()
+    assert restrictions[-1] == ()
+    assert (await ann.chats.send_message("c1", "free again")).status == "ready"
+
+
+async def test_kick_removes_the_chat_from_the_target(world: World) -> None:
+    moderator = await world.joined("mod", permissions=("send", "moderate"))
+    ann = await world.joined("ann")
+    assert moderator.chats.get_chat_members_amount("c1").value == 2
+    chats_ids = record(ann.chats.chats_ids)
+    await moderator.chats.kick_chat_member("c1", "ann", reason="bye")
+    await settle()
+    assert chats_ids == [("c1",), ()]
+    assert moderator.chats.get_chat_members_amount("c1").value == 1
+    await ann.chats.join_chat(world.server.chat_token("ann", "c1"))
+    assert ann.chats.get_chat_status("c1").value == "ready"
+
+
+async def test_load_older_messages_prepends_history(world: World) -> None:
+    for n in range(150):
+        world.server.post("c1", "bob", f"m{n}", f"b{n}")
+    ann = await world.joined("ann")
+    assert messages_of(ann)[0].content == "m50"
+    assert len(messages_of(ann)) == 100
+    sync = record(ann.chats.get_chat_sync_statuses("c1"))
+    world.server.hold()
+    loading = world.start(ann.chats.load_older_messages("c1", limit=30))
+    await settle()
+    assert sync[-1] == SyncStatuses(messages="loading", members="idle")
+    assert ann.chats.is_chat_syncing("c1").value is True
+    world.server.release()
+    older = await loading
+    assert [m.content for m in older] == [f"m{n}" for n in range(20, 50)]
+    assert [m.content for m in messages_of(ann)] == [f"m{n}" for n in range(20, 150)]
+    assert sync[-1] == SyncStatuses()
+    rest = await ann.chats.load_older_messages("c1", limit=200)
+    assert len(rest) == 20
+    assert await ann.chats.load_older_messages("c1") == ()
+    seqs = [m.seq for m in messages_of(ann)]
+    assert seqs == sorted(seqs) and len(seqs) == 150
+
+
+async def test_getters_are_memoized_and_emit_only_on_change(world: World) -> None:
+    ann = await world.joined("ann")
+    await ann.chats.join_chat(world.server.chat_token("ann", "c2"))
+    assert ann.chats.get_chat_messages("c1") is ann.chats.get_chat_messages("c1")
+    assert ann.chats.chats_ids is ann.chats.chats_ids
+    c2_messages = record(ann.chats.get_chat_messages("c2"))
+    c2_status = record(ann.chats.get_chat_status("c2"))
+    c1_messages = record(ann.chats.get_chat_messages("c1"))
+    for n in range(3):
+        await ann.chats.send_message("c1", f"n{n}")
+    assert len(c2_messages) == 1 and len(c2_status) == 1
+    assert [len(v) for v in c1_messages] == [0, 1, 1, 2, 2, 3, 3]
