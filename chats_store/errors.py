@@ -8,9 +8,14 @@ in one ``except`` clause::
     │   │                              (.code, .action); nothing was sent, nothing changed
     │   └── ServerRefusedError         the server refused the request (bad token, no
     │                                  permission, unknown member...); same .code scheme
+    ├── ProtocolError                  a frame broke the wire protocol (docs/protocol.md):
+    │                                  not JSON, too large, unknown type, bad field;
+    │                                  (.code, .request_id, .close_code)
     ├── TransportError                 the request may not have reached the server
     │   ├── ConnectionLostError        the connection closed before the reply arrived
     │   └── RequestTimeoutError        no reply arrived within the time-out
+    ├── ConnectFailedError             websocket.connect() could not open a connection
+    │   └── AuthenticationError        the server refused the session token (no retry)
     └── TokenError (also ValueError)   a token given to a constructor is not a usable JWT
 
 ``ActionCallError`` is local misuse: the facade checks every call against the
@@ -32,9 +37,12 @@ from enum import StrEnum
 
 __all__ = [
     "ActionCallError",
+    "AuthenticationError",
     "ChatsStoreError",
+    "ConnectFailedError",
     "ConnectionLostError",
     "ErrorCode",
+    "ProtocolError",
     "RequestTimeoutError",
     "ServerRefusedError",
     "TokenError",
@@ -72,6 +80,13 @@ class ErrorCode(StrEnum):
     MEMBER_NOT_FOUND = "member_not_found"
     MEMBER_BLOCKED = "member_blocked"
     INVALID_REQUEST = "invalid_request"
+    # Wire protocol violations (docs/protocol.md); see ProtocolError.
+    INVALID_JSON = "invalid_json"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_REQUEST = "unknown_request"
+    FRAME_TOO_LARGE = "frame_too_large"
+    UNEXPECTED_REPLY = "unexpected_reply"
+    INTERNAL_ERROR = "internal_error"
 
 
 class ChatsStoreError(Exception):
@@ -113,5 +128,43 @@ class RequestTimeoutError(TransportError):
     """No reply arrived within the configured request time-out."""
 
 
+class ConnectFailedError(ChatsStoreError):
+    """The WebSocket module could not connect to the server within its time-out."""
+
+
+class AuthenticationError(ConnectFailedError):
+    """The server refused the handshake's session token (invalid or expired).
+
+    Reconnecting with the same token cannot succeed, so the module stops and
+    stays ``disconnected``: create the user module again with a fresh token.
+    """
+
+
 class TokenError(ChatsStoreError, ValueError):
     """A token is not a well-formed JWT carrying the claims this package needs."""
+
+
+class ProtocolError(ChatsStoreError):
+    """A frame broke the wire protocol (``docs/protocol.md``); raised by ``chats_store.protocol``.
+
+    ``code`` says what was wrong (an :class:`ErrorCode`: ``invalid_json``,
+    ``invalid_frame``, ``unknown_request``, ``frame_too_large``,
+    ``unexpected_reply``). ``request_id`` is the id of the offending request when
+    it could be read, so a server can still answer it with an ``error`` reply.
+    ``close_code`` is the WebSocket close code to end the connection with when the
+    frame cannot be answered at all (1003 binary, 1007 not JSON, 1009 too large),
+    None when an ``error`` reply is enough.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = ErrorCode.INVALID_FRAME,
+        request_id: int | None = None,
+        close_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.close_code = close_code

@@ -149,11 +149,17 @@ class MessageLog:
         return MessageLog((*self.items, message))
 
     def replace(self, message: Message) -> MessageLog:
-        """Put ``message`` in place of the message with the same id and ``seq``."""
+        """Put ``message`` in place of the message with the same id.
+
+        A confirmed ``message`` replacing a pending entry (a rollback to a version
+        the server confirmed meanwhile) moves to its ``seq`` position.
+        """
         index = self._position(message.id)
         if index < 0:
             return self
         items = self.items
+        if message.seq is not None and items[index].seq is None:
+            return self.confirm(message)
         return MessageLog((*items[:index], message, *items[index + 1 :]))
 
     def remove(self, message_id: str) -> MessageLog:
@@ -168,18 +174,17 @@ class MessageLog:
         """Insert or replace a server-confirmed ``message`` at its ``seq`` position.
 
         A pending copy with the same id (the local echo) is removed, so a message
-        shows once whatever order its reply and its push arrive in.
+        shows once whatever order its reply and its push arrive in. A confirmed
+        copy is found by ``seq`` (binary search): the server never changes a
+        message's ``seq``, so the same message always lands on the same place.
         """
         seq = _message_seq(message)
         items = self.items
-        pending_index = self._position(message.id)
-        if pending_index >= 0:
-            if items[pending_index].seq is not None:
-                return self.replace(message)
-            items = (*items[:pending_index], *items[pending_index + 1 :])
-        confirmed = len(items)
-        while confirmed and items[confirmed - 1].seq is None:
-            confirmed -= 1
+        confirmed = self._confirmed_count()
+        for index in range(len(items) - 1, confirmed - 1, -1):
+            if items[index].id == message.id:
+                items = (*items[:index], *items[index + 1 :])
+                break
         index = bisect_left(items, seq, 0, confirmed, key=_message_seq)
         if index < confirmed and items[index].seq == seq:
             return MessageLog((*items[:index], message, *items[index + 1 :]))

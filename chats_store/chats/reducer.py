@@ -75,6 +75,8 @@ from chats_store.chats.model import (
     ChatState,
     Message,
     MessageLog,
+    SyncStatus,
+    SyncStatuses,
     read_only,
 )
 from chats_store.core.reducer import Command, Step, reducer_from_table
@@ -177,7 +179,7 @@ def connection_status_changed(state: ChatsState, action: ConnectionStatusChanged
     if action.status == state.connection:
         return state
     chats = state.chats
-    if action.status == "disconnected":
+    if action.status != "connected":
         interrupted = {chat_id: _interrupt_in_flight(chat) for chat_id, chat in chats.items()}
         if any(interrupted[chat_id] is not chat for chat_id, chat in chats.items()):
             chats = interrupted
@@ -191,11 +193,8 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
     if chat.join_call_id != action.call_id or chat.status != "loading":
         return chat
     snapshot = action.snapshot
-    log = MessageLog()
-    for message in sorted(
-        (m for m in snapshot.messages if m.seq is not None), key=lambda m: m.seq or 0
-    ):
-        log = log.confirm(message)
+    by_seq = {m.seq: m for m in snapshot.messages if m.seq is not None}
+    log = MessageLog(tuple(attrs.evolve(by_seq[seq], status="ready") for seq in sorted(by_seq)))
     ready = attrs.evolve(
         chat,
         status="ready",
@@ -340,9 +339,15 @@ def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[Chat
     oldest = next((m.seq for m in chat.messages if m.seq is not None), chat.last_seq + 1)
     request = HistoryRequest(action.chat_id, before_seq=oldest, limit=action.limit)
     return Step(
-        attrs.evolve(chat, sync_statuses=attrs.evolve(chat.sync_statuses, messages="loading")),
+        attrs.evolve(chat, sync_statuses=_messages_sync(chat, "loading")),
         (SendRequest(action.call_id, request),),
     )
+
+
+def _messages_sync(chat: ChatState, status: SyncStatus) -> SyncStatuses:
+    if chat.sync_statuses.messages == status:
+        return chat.sync_statuses
+    return attrs.evolve(chat.sync_statuses, messages=status)
 
 
 def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatState:
@@ -350,15 +355,17 @@ def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatS
     for message in action.messages:
         if message.seq is not None and log.find(message.id) is None:
             log = log.confirm(attrs.evolve(message, status="ready"))
-    return attrs.evolve(
-        chat,
-        messages=log,
-        sync_statuses=attrs.evolve(chat.sync_statuses, messages="idle"),
-    )
+    sync_statuses = _messages_sync(chat, "idle")
+    if log is chat.messages and sync_statuses is chat.sync_statuses:
+        return chat
+    return attrs.evolve(chat, messages=log, sync_statuses=sync_statuses)
 
 
 def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed) -> ChatState:
-    return attrs.evolve(chat, sync_statuses=attrs.evolve(chat.sync_statuses, messages="idle"))
+    sync_statuses = _messages_sync(chat, "idle")
+    if sync_statuses is chat.sync_statuses:
+        return chat
+    return attrs.evolve(chat, sync_statuses=sync_statuses)
 
 
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:

@@ -93,9 +93,8 @@ class Getter(Observable[T], Generic[T]):
 
     @property
     def value(self) -> T:
-        """The current value."""
-        if not self._observers:
-            self._refresh(self._store.state)
+        """The current value (always that of the store's current state)."""
+        self._refresh(self._store.state)
         return self._value
 
     def _refresh(self, state: Any) -> None:
@@ -109,10 +108,22 @@ class Getter(Observable[T], Generic[T]):
             return
         self._value = value
         for observer in tuple(self._observers):
-            try:
-                observer.on_next(value)
-            except Exception:
-                logger.exception("a getter subscriber raised; it has been detached")
+            self._emit(observer, value)
+
+    def _emit(self, observer: abc.ObserverBase[T], value: T) -> None:
+        try:
+            observer.on_next(value)
+        except Exception:
+            logger.exception("a getter subscriber raised; it has been detached")
+            self._detach(observer)
+
+    def _detach(self, observer: abc.ObserverBase[T]) -> None:
+        try:
+            self._observers.remove(observer)
+        except ValueError:
+            return
+        if not self._observers:
+            self._store._untrack(self)
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
@@ -121,17 +132,8 @@ class Getter(Observable[T], Generic[T]):
             self._refresh(self._store.state)
             self._store._track(self)
         self._observers.append(observer)
-
-        def dispose() -> None:
-            try:
-                self._observers.remove(observer)
-            except ValueError:
-                return
-            if not self._observers:
-                self._store._untrack(self)
-
-        observer.on_next(self._value)
-        return Disposable(dispose)
+        self._emit(observer, self._value)
+        return Disposable(lambda: self._detach(observer))
 
 
 class Store(Generic[S]):
@@ -142,6 +144,8 @@ class Store(Generic[S]):
     handed to the interpreter. An action dispatched while another one is being
     processed (for instance from a subscriber) is queued and processed right
     after, in order, so subscribers always see states in dispatch order.
+    A reducer or interpreter that raises is a bug: the error propagates to the
+    caller of the outermost ``dispatch`` and actions queued meanwhile are dropped.
     """
 
     def __init__(

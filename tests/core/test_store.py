@@ -1,0 +1,863 @@
+"""The runtime half of the core: the ``Store`` and ``Getter`` contract.
+
+The state used here is a small frozen record of *scopes* (think: chats), each a
+frozen mapping of keys to values; every action names the scope it changes, and
+``scope_of`` reads it, as the Chats facade does with ``chat_id``. Input and
+projection functions are instrumented to count how often the store runs them.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+import attrs
+import pytest
+
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatSnapshot,
+    ConnectionStatusChanged,
+    JoinChat,
+    MessagePosted,
+)
+from chats_store.chats.model import ChatsState, ChatState, Message
+from chats_store.chats.reducer import reduce_chats
+from chats_store.chats.selectors import (
+    is_syncing_of,
+    members_amount_of,
+    messages_of,
+    metadata_of,
+    restrictions_of,
+    select_chat_messages,
+    status_of,
+    sync_statuses_of,
+)
+from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
+from chats_store.core.store import Getter, Store
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Scope = Mapping[str, object]
+EMPTY: Scope = MappingProxyType({})
+
+
+@attrs.frozen
+class State:
+    scopes: Mapping[str, Scope] = attrs.field(factory=dict)
+
+
+# Actions -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Put:
+    """Set ``key`` to ``value`` in ``scope`` (a new state even if the value is equal)."""
+
+    scope: str
+    key: str
+    value: object
+
+
+@attrs.frozen
+class Both:
+    """Set both ``x`` and ``y`` of ``scope`` to ``value`` in one dispatch."""
+
+    scope: str
+    value: object
+
+
+@attrs.frozen
+class Copy:
+    """Replace ``scope`` by an equal but new mapping (its getters' inputs change)."""
+
+    scope: str
+
+
+@attrs.frozen
+class Nothing:
+    """Handled, but returns the identical state."""
+
+    scope: str
+
+
+@attrs.frozen
+class PutEverywhere:
+    """No ``scope`` attribute: ``scope_of`` says None, i.e. "any scope"."""
+
+    key: str
+    value: object
+
+
+@attrs.frozen
+class Run:
+    """Return ``commands``; change ``key`` in ``scope`` too when ``key`` is given."""
+
+    scope: str
+    commands: tuple[Command, ...]
+    key: str | None = None
+
+
+@attrs.frozen
+class Explode:
+    """Its case reducer raises."""
+
+    scope: str
+
+
+@attrs.frozen
+class Say(Command):
+    text: str
+
+
+def _put(state: State, scope: str, key: str, value: object) -> State:
+    current = state.scopes.get(scope, EMPTY)
+    updated = MappingProxyType({**current, key: value})
+    return State({**state.scopes, scope: updated})
+
+
+def put(state: State, action: Put) -> State:
+    return _put(state, action.scope, action.key, action.value)
+
+
+def both(state: State, action: Both) -> State:
+    state = _put(state, action.scope, "x", action.value)
+    return _put(state, action.scope, "y", action.value)
+
+
+def copy(state: State, action: Copy) -> State:
+    current = state.scopes.get(action.scope, EMPTY)
+    return State({**state.scopes, action.scope: MappingProxyType(dict(current))})
+
+
+def nothing(state: State, action: Nothing) -> State:
+    return state
+
+
+def put_everywhere(state: State, action: PutEverywhere) -> State:
+    for scope in state.scopes:
+        state = _put(state, scope, action.key, action.value)
+    return state
+
+
+def run(state: State, action: Run) -> Step[State]:
+    if action.key is not None:
+        state = _put(state, action.scope, action.key, len(action.commands))
+    return Step(state, action.commands)
+
+
+def explode(state: State, action: Explode) -> State:
+    raise ValueError(f"cannot reduce {action!r}")
+
+
+CASES: dict[type, Callable[[State, Any], State | Step[State]]] = {
+    Put: put,
+    Both: both,
+    Copy: copy,
+    Nothing: nothing,
+    PutEverywhere: put_everywhere,
+    Run: run,
+    Explode: explode,
+}
+reduce_test: Reducer[State] = reducer_from_table(CASES)
+
+
+def scope_of(action: Any) -> Hashable | None:
+    return getattr(action, "scope", None)
+
+
+def initial() -> State:
+    return State({"A": MappingProxyType({"x": 1, "y": 1}), "B": MappingProxyType({"x": 1})})
+
+
+class Recorder:
+    """An interpreter that records every command it is handed."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def __call__(self, command: Command) -> None:
+        self.commands.append(command)
+
+
+def make_store(interpreter: Callable[[Command], None] | None = None) -> Store[State]:
+    if interpreter is None:
+        return Store(reduce_test, initial(), scope_of=scope_of)
+    return Store(reduce_test, initial(), scope_of=scope_of, interpreter=interpreter)
+
+
+class Counted(Generic[T, R]):
+    """A function wrapper that counts its calls."""
+
+    def __init__(self, function: Callable[[T], R]) -> None:
+        self.function = function
+        self.calls = 0
+
+    def __call__(self, argument: T) -> R:
+        self.calls += 1
+        return self.function(argument)
+
+
+@attrs.define
+class Probe:
+    """A getter with instrumented input and projection, and its emissions."""
+
+    getter: Getter[object]
+    input_of: Counted[State, Scope | None]
+    project: Counted[Scope | None, object]
+    seen: list[object] = attrs.field(factory=list)
+
+    @property
+    def calls(self) -> int:
+        return self.input_of.calls + self.project.calls
+
+    def subscribe(self) -> Any:
+        return self.getter.subscribe(self.seen.append)
+
+
+def probe(store: Store[State], scope: str, key: str, *, scoped: bool = True) -> Probe:
+    input_of: Counted[State, Scope | None] = Counted(lambda state: state.scopes.get(scope))
+    project: Counted[Scope | None, object] = Counted(
+        lambda values: None if values is None else values.get(key)
+    )
+    getter = store.getter(
+        ("probe", scope, key, scoped), input_of, project, scope=scope if scoped else None
+    )
+    return Probe(getter, input_of, project)
+
+
+def read(p: Probe) -> object:
+    """``p.getter.value`` (a function call, so type checkers do not narrow it)."""
+    return p.getter.value
+
+
+# Replay and change detection -------------------------------------------------------
+
+
+def test_a_new_subscriber_receives_the_current_value_at_once() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+
+    a.subscribe()
+
+    assert a.seen == [1]
+
+
+def test_a_later_subscriber_receives_the_value_current_at_its_subscription() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+    store.dispatch(Put("A", "x", 2))
+
+    late: list[object] = []
+    a.getter.subscribe(late.append)
+
+    assert late == [2]
+    assert a.seen == [1, 2]
+
+
+def test_none_is_replayed_as_a_value() -> None:
+    store = make_store()
+    missing = probe(store, "C", "x")
+
+    missing.subscribe()
+
+    assert missing.seen == [None]
+
+
+def test_every_change_is_emitted_in_order() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+
+    for value in (2, 3, 2):
+        store.dispatch(Put("A", "x", value))
+
+    assert a.seen == [1, 2, 3, 2]
+    assert a.getter.value == 2
+
+
+def test_no_emission_and_no_work_when_the_state_object_is_unchanged() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+    calls = a.calls
+    state = store.state
+
+    store.dispatch(Nothing("A"))
+
+    assert store.state is state
+    assert a.seen == [1]
+    assert a.calls == calls
+
+
+def test_no_emission_when_the_value_is_the_same_object() -> None:
+    store = make_store()
+    x, y = probe(store, "A", "x"), probe(store, "A", "y")
+    x.subscribe()
+    y.subscribe()
+
+    store.dispatch(Put("A", "y", 5))  # a new scope mapping; x's value is the same int
+
+    assert x.seen == [1]
+    assert y.seen == [1, 5]
+
+
+def test_no_emission_when_the_input_is_equal_but_new() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+
+    store.dispatch(Copy("A"))
+
+    assert a.seen == [1]
+
+
+def test_an_equal_but_new_value_is_not_emitted_and_the_old_object_is_kept() -> None:
+    store = make_store()
+    first = ["hello"]
+    store.dispatch(Put("A", "x", first))
+    a = probe(store, "A", "x")
+    a.subscribe()
+
+    second = ["hello"]
+    store.dispatch(Put("A", "x", second))
+
+    assert len(a.seen) == 1
+    assert a.seen[0] is first
+    assert a.getter.value is first
+    assert store.state.scopes["A"]["x"] is second
+
+
+def test_without_subscribers_an_equal_but_new_value_keeps_the_old_object_too() -> None:
+    store = make_store()
+    first = ["hello"]
+    store.dispatch(Put("A", "x", first))
+    a = probe(store, "A", "x")
+    assert a.getter.value is first
+
+    store.dispatch(Put("A", "x", ["hello"]))
+
+    assert a.getter.value is first
+
+
+def test_values_are_compared_by_identity_before_equality() -> None:
+    class NeverEqual:
+        """Equality always fails: only the ``is`` check can tell it unchanged."""
+
+        compared = 0
+
+        def __eq__(self, other: object) -> bool:
+            NeverEqual.compared += 1
+            return False
+
+        __hash__ = object.__hash__
+
+    store = make_store()
+    value = NeverEqual()
+    store.dispatch(Put("A", "x", value))
+    a = probe(store, "A", "x")
+    a.subscribe()
+    NeverEqual.compared = 0
+
+    store.dispatch(Put("A", "y", 2))  # x's input changes, its value is the same object
+
+    assert a.seen == [value]
+    assert NeverEqual.compared == 0
+
+
+# Memoization ---------------------------------------------------------------------------
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def test_the_same_key_gives_the_same_getter() -> None:
+    store = make_store()
+    first: object = store.getter("k", lambda state: state.scopes.get("A"), _same)
+    second: object = store.getter("k", lambda state: None, lambda scope: "ignored")
+    other: object = store.getter("other", lambda state: None, _same)
+
+    assert second is first
+    assert other is not first
+
+
+def test_a_subscribed_getter_stays_memoized_when_nobody_else_holds_it() -> None:
+    store = make_store()
+    getter = store.getter(("k",), lambda state: state.scopes.get("A"), _same, scope="A")
+    subscription = getter.subscribe(lambda value: None)
+    ref = weakref.ref(getter)
+    del getter
+    gc.collect()
+
+    assert ref() is not None
+    assert store.getter(("k",), lambda state: None, _same, scope="A") is ref()
+    subscription.dispose()
+
+
+def test_a_getter_nobody_holds_is_recreated_with_the_current_value() -> None:
+    store = make_store()
+    getter = probe(store, "A", "x").getter
+    ref = weakref.ref(getter)
+    del getter
+    gc.collect()
+    store.dispatch(Put("A", "x", 9))
+
+    again = probe(store, "A", "x").getter
+
+    assert ref() is None
+    assert again.value == 9
+
+
+# Lazy .value without subscribers ---------------------------------------------------------
+
+
+def test_value_without_subscribers_is_computed_lazily_and_tracks_the_state() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    assert a.calls == 0
+
+    store.dispatch(Put("A", "x", 2))
+    store.dispatch(Put("A", "x", 3))
+    assert a.calls == 0  # not tracked: dispatches do not touch it
+
+    assert read(a) == 3
+    assert (a.input_of.calls, a.project.calls) == (1, 1)
+
+    assert read(a) == 3
+    assert a.project.calls == 1  # the input is the same object: no projection
+
+    store.dispatch(Put("A", "x", 4))
+    assert a.project.calls == 1
+    assert read(a) == 4
+    assert a.project.calls == 2
+
+
+def test_value_with_subscribers_is_kept_current_by_dispatch() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+
+    store.dispatch(Put("A", "x", 2))
+    project_calls = a.project.calls
+
+    assert a.getter.value == 2
+    assert a.project.calls == project_calls  # read from the cache, not recomputed
+
+
+def test_value_read_by_a_subscriber_during_a_dispatch_matches_the_state() -> None:
+    store = make_store()
+    x, y = probe(store, "A", "x"), probe(store, "A", "y")
+    read: list[tuple[object, object, object]] = []
+
+    def on_x(value: object) -> None:
+        read.append((value, y.getter.value, store.state.scopes["A"]["y"]))
+
+    x.getter.subscribe(on_x)
+    y.subscribe()  # tracked too, and refreshed after x
+
+    store.dispatch(PutEverywhere("x", 2))  # x only
+    store.dispatch(Both("A", 3))  # x and y in one dispatch
+
+    assert read == [(1, 1, 1), (2, 1, 1), (3, 3, 3)]
+    assert y.seen == [1, 3]
+
+
+# Disposal ---------------------------------------------------------------------------------
+
+
+def test_disposal_stops_emissions_and_untracks_the_getter() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    subscription = a.subscribe()
+    subscription.dispose()
+    calls = a.calls
+
+    store.dispatch(Put("A", "x", 2))
+
+    assert a.seen == [1]
+    assert a.calls == calls  # untracked: the dispatch did not run its functions
+    assert a.getter.value == 2  # and .value is lazy again
+
+
+def test_disposing_one_subscriber_leaves_the_others_subscribed() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    other: list[object] = []
+    first = a.subscribe()
+    a.getter.subscribe(other.append)
+
+    first.dispose()
+    store.dispatch(Put("A", "x", 2))
+
+    assert a.seen == [1]
+    assert other == [1, 2]
+
+
+def test_disposing_twice_is_harmless() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    first = a.subscribe()
+    kept: list[object] = []
+    a.getter.subscribe(kept.append)
+
+    first.dispose()
+    first.dispose()
+    store.dispatch(Put("A", "x", 2))
+
+    assert kept == [1, 2]
+
+
+def test_a_subscriber_disposed_during_an_emission_receives_nothing_more() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    received: list[object] = []
+    subscriptions: list[Any] = []
+
+    def first(value: object) -> None:
+        if value == 2:
+            subscriptions[1].dispose()
+
+    subscriptions.append(a.getter.subscribe(first))
+    subscriptions.append(a.getter.subscribe(received.append))
+
+    store.dispatch(Put("A", "x", 2))
+    store.dispatch(Put("A", "x", 3))
+
+    assert received == [1]
+
+
+def test_resubscribing_after_disposal_replays_the_current_value() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe().dispose()
+    store.dispatch(Put("A", "x", 2))
+
+    a.subscribe()
+    store.dispatch(Put("A", "x", 3))
+
+    assert a.seen == [1, 2, 3]
+
+
+# Re-entrant dispatch ----------------------------------------------------------------------
+
+
+def test_a_dispatch_from_a_subscriber_is_queued_and_processed_in_order() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    log: list[tuple[str, object]] = []
+    states_seen_inside: list[object] = []
+
+    def react(value: object) -> None:
+        log.append(("react", value))
+        if value == 2:
+            store.dispatch(Put("A", "x", 3))
+            store.dispatch(Put("A", "x", 4))
+            # Queued, not applied yet: the current dispatch is still notifying.
+            states_seen_inside.append(store.state.scopes["A"]["x"])
+
+    a.getter.subscribe(react)
+    a.getter.subscribe(lambda value: log.append(("watch", value)))
+
+    store.dispatch(Put("A", "x", 2))
+
+    assert states_seen_inside == [2]
+    assert log == [
+        ("react", 1),
+        ("watch", 1),
+        ("react", 2),
+        ("watch", 2),  # every subscriber sees 2 before anyone sees 3
+        ("react", 3),
+        ("watch", 3),
+        ("react", 4),
+        ("watch", 4),
+    ]
+    assert store.state.scopes["A"]["x"] == 4
+
+
+def test_a_dispatch_from_the_interpreter_is_queued_after_the_current_commands() -> None:
+    done: list[Command] = []
+    store: Store[State]
+
+    def interpreter(command: Command) -> None:
+        done.append(command)
+        if command == Say("first"):
+            store.dispatch(Run("A", (Say("from the interpreter"),)))
+
+    store = make_store(interpreter)
+
+    store.dispatch(Run("A", (Say("first"), Say("second"))))
+
+    assert done == [Say("first"), Say("second"), Say("from the interpreter")]
+
+
+def test_a_reducer_error_propagates_and_the_store_keeps_working() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+
+    with pytest.raises(ValueError, match="cannot reduce"):
+        store.dispatch(Explode("A"))
+    store.dispatch(Put("A", "x", 3))
+
+    assert a.seen == [1, 3]
+
+
+# A subscriber that raises ---------------------------------------------------------------
+
+
+class BoomError(Exception):
+    pass
+
+
+def test_a_raising_subscriber_is_logged_and_does_not_break_others_or_the_store(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    b = probe(store, "B", "x")
+
+    def bad(value: object) -> None:
+        if value != 1:
+            raise BoomError(value)
+
+    a.getter.subscribe(bad)
+    a.subscribe()
+    b.subscribe()
+
+    with caplog.at_level(logging.ERROR, logger="chats_store.core"):
+        store.dispatch(Put("A", "x", 2))
+
+    assert a.seen == [1, 2]
+    errors = [r for r in caplog.records if r.name == "chats_store.core"]
+    assert len(errors) == 1
+    assert errors[0].levelno == logging.ERROR
+    assert errors[0].exc_info is not None
+    assert isinstance(errors[0].exc_info[1], BoomError)
+
+    store.dispatch(Put("B", "x", 5))
+    assert b.seen == [1, 5]
+    assert store.state.scopes["A"]["x"] == 2
+
+
+def test_a_raising_subscriber_is_detached(caplog: pytest.LogCaptureFixture) -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    received: list[object] = []
+
+    def bad(value: object) -> None:
+        received.append(value)
+        if value != 1:
+            raise BoomError(value)
+
+    a.getter.subscribe(bad)
+    a.subscribe()
+
+    with caplog.at_level(logging.CRITICAL, logger="chats_store.core"):
+        store.dispatch(Put("A", "x", 2))
+        store.dispatch(Put("A", "x", 3))
+
+    assert a.seen == [1, 2, 3]
+    assert received == [1, 2]  # detached after raising on 2
+
+
+def test_a_subscriber_raising_on_its_replay_is_logged_and_not_tracked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+
+    def bad(value: object) -> None:
+        raise BoomError(value)
+
+    with caplog.at_level(logging.CRITICAL, logger="chats_store.core"):
+        a.getter.subscribe(bad)
+    calls = a.calls
+    store.dispatch(Put("A", "x", 2))
+
+    assert a.calls == calls
+
+
+# Scope indexing -------------------------------------------------------------------------
+
+
+def test_a_change_in_one_scope_runs_no_function_of_another_scopes_getters() -> None:
+    store = make_store()
+    a_x, a_y = probe(store, "A", "x"), probe(store, "A", "y")
+    b_x, b_y = probe(store, "B", "x"), probe(store, "B", "y")
+    for p in (a_x, a_y, b_x, b_y):
+        p.subscribe()
+    b_calls = (b_x.calls, b_y.calls)
+    a_calls = (a_x.calls, a_y.calls)
+
+    for value in range(2, 12):
+        store.dispatch(Put("A", "x", value))
+
+    assert (b_x.calls, b_y.calls) == b_calls
+    assert a_x.calls > a_calls[0]
+    assert a_y.calls > a_calls[1]  # same scope: input checked, value unchanged
+    assert a_y.seen == [1]
+    assert a_x.seen == [1, *range(2, 12)]
+
+
+def test_a_scope_without_getters_costs_no_getter_work() -> None:
+    store = make_store()
+    a = probe(store, "A", "x")
+    a.subscribe()
+    calls = a.calls
+
+    store.dispatch(Put("C", "x", 1))
+
+    assert a.calls == calls
+
+
+def test_an_action_without_scope_refreshes_every_scope() -> None:
+    store = make_store()
+    a, b = probe(store, "A", "z"), probe(store, "B", "z")
+    a.subscribe()
+    b.subscribe()
+
+    store.dispatch(PutEverywhere("z", 7))
+
+    assert a.seen == [None, 7]
+    assert b.seen == [None, 7]
+
+
+def test_an_unscoped_getter_is_refreshed_by_every_change() -> None:
+    store = make_store()
+    anywhere = probe(store, "B", "x", scoped=False)
+    anywhere.subscribe()
+    input_calls = anywhere.input_of.calls
+
+    store.dispatch(Put("A", "x", 2))
+    store.dispatch(Put("B", "x", 3))
+
+    assert anywhere.input_of.calls == input_calls + 2
+    assert anywhere.seen == [1, 3]
+
+
+# Commands -------------------------------------------------------------------------------
+
+
+def test_commands_are_passed_to_the_interpreter_in_order() -> None:
+    recorder = Recorder()
+    store = make_store(recorder)
+
+    store.dispatch(Run("A", (Say("1"), Say("2"), Say("3")), key="n"))
+    store.dispatch(Run("B", (Say("4"),)))
+
+    assert recorder.commands == [Say("1"), Say("2"), Say("3"), Say("4")]
+
+
+def test_commands_run_after_the_state_is_reduced_and_getters_have_emitted() -> None:
+    observed: list[tuple[object, list[object]]] = []
+    store: Store[State]
+    a: Probe
+
+    def interpreter(command: Command) -> None:
+        observed.append((store.state.scopes["A"].get("n"), list(a.seen)))
+
+    store = make_store(interpreter)
+    a = probe(store, "A", "n")
+    a.subscribe()
+
+    store.dispatch(Run("A", (Say("go"),), key="n"))
+
+    assert observed == [(1, [None, 1])]
+
+
+def test_commands_of_a_step_that_keeps_the_state_are_still_run() -> None:
+    recorder = Recorder()
+    store = make_store(recorder)
+    state = store.state
+
+    store.dispatch(Run("A", (Say("only a command"),)))
+
+    assert store.state is state
+    assert recorder.commands == [Say("only a command")]
+
+
+def test_a_store_without_interpreter_raises_when_a_command_appears() -> None:
+    store = make_store()
+
+    store.dispatch(Put("A", "x", 2))  # no command: fine
+    with pytest.raises(RuntimeError, match="interpreter"):
+        store.dispatch(Run("A", (Say("nobody runs me"),)))
+
+
+def test_set_interpreter_installs_the_interpreter() -> None:
+    store = make_store()
+    recorder = Recorder()
+
+    store.set_interpreter(recorder)
+    store.dispatch(Run("A", (Say("x"),)))
+
+    assert recorder.commands == [Say("x")]
+
+
+# The Chats reducer in a store built like the facade's ------------------------------------
+
+CHAT_PROJECTIONS: dict[str, Callable[[ChatState | None], object]] = {
+    "status": status_of,
+    "messages": messages_of,
+    "members_amount": members_amount_of,
+    "sync_statuses": sync_statuses_of,
+    "is_syncing": is_syncing_of,
+    "metadata": metadata_of,
+    "restrictions": restrictions_of,
+}
+
+
+def _message(chat_id: str, seq: int) -> Message:
+    return Message(f"{chat_id}-{seq}", chat_id, "u1", f"message {seq}", "ready", seq=seq)
+
+
+def chat_input(chat_id: str) -> Callable[[ChatsState], ChatState | None]:
+    def input_of(state: ChatsState) -> ChatState | None:
+        return state.chats.get(chat_id)
+
+    return input_of
+
+
+def test_a_message_in_chat_a_runs_no_selector_of_chat_b() -> None:
+    store: Store[ChatsState] = Store(
+        reduce_chats,
+        ChatsState(),
+        scope_of=lambda action: getattr(action, "chat_id", None),
+        interpreter=lambda command: None,
+    )
+    store.dispatch(ConnectionStatusChanged("connected"))
+    for call_id, chat_id in enumerate(("a", "b"), start=1):
+        store.dispatch(JoinChat(call_id, chat_id, "token"))
+        snapshot = ChatSnapshot((_message(chat_id, 1),), 2, {"role": "member"}, (), 1)
+        store.dispatch(ChatJoined(call_id, chat_id, snapshot))
+
+    counted: dict[tuple[str, str], tuple[Counted[Any, Any], Counted[Any, Any]]] = {}
+    getters: list[Getter[object]] = []
+    for chat_id in ("a", "b"):
+        for kind, projection in CHAT_PROJECTIONS.items():
+            input_of: Counted[ChatsState, ChatState | None] = Counted(chat_input(chat_id))
+            project: Counted[Any, object] = Counted(projection)
+            counted[kind, chat_id] = (input_of, project)
+            getter = store.getter((kind, chat_id), input_of, project, scope=chat_id)
+            getter.subscribe(lambda value: None)
+            getters.append(getter)
+    before = {key: (i.calls, p.calls) for key, (i, p) in counted.items()}
+
+    for seq in range(2, 6):
+        store.dispatch(MessagePosted("a", seq, _message("a", seq)))
+
+    after = {key: (i.calls, p.calls) for key, (i, p) in counted.items()}
+    for kind in CHAT_PROJECTIONS:
+        assert after[kind, "b"] == before[kind, "b"], kind
+        assert after[kind, "a"] != before[kind, "a"], kind
+    messages = store.getter(("messages", "a"), lambda state: None, lambda chat: None)
+    assert messages.value == select_chat_messages(store.state, "a")
+    assert messages.value is not None
+    assert [m.seq for m in messages.value] == [1, 2, 3, 4, 5]
