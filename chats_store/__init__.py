@@ -3,8 +3,10 @@
 The public API, in the spec's terms (``../shared/spec/chats-module.txt``)::
 
     user = create_user(session_token)
+    websocket = create_websocket()
     chats = create_chats(user_module=user, websocket_module=websocket,
                          config=ChatsConfig(host="127.0.0.1:8765"))
+    await websocket.connect()
     context = await chats.join_chat(chat_token)
     chats.get_chat_messages(context.chat_id).subscribe(print)
 
@@ -24,31 +26,39 @@ from chats_store.chats.model import (
 from chats_store.core.store import Getter
 from chats_store.errors import (
     ActionCallError,
+    AuthenticationError,
     ChatsStoreError,
+    ConnectFailedError,
     ConnectionLostError,
     ErrorCode,
+    ProtocolError,
     RequestTimeoutError,
     ServerRefusedError,
     TokenError,
     TransportError,
 )
 from chats_store.user.module import User, create_user
+from chats_store.websocket.module import ReconnectPolicy, WebSocket, create_websocket
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionCallError",
+    "AuthenticationError",
     "ChatContext",
     "ChatStatus",
     "Chats",
     "ChatsConfig",
     "ChatsStoreError",
+    "ConnectFailedError",
     "ConnectionLostError",
     "ConnectionStatus",
     "ErrorCode",
     "Getter",
     "Message",
     "MessageStatus",
+    "ProtocolError",
+    "ReconnectPolicy",
     "RequestTimeoutError",
     "Restriction",
     "ServerRefusedError",
@@ -56,6 +66,8 @@ __all__ = [
     "TokenError",
     "TransportError",
     "User",
+    "WebSocket",
     "create_chats",
     "create_user",
+    "create_websocket",
 ]

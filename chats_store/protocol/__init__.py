@@ -1,0 +1,44 @@
+"""The wire protocol of ``chats_store`` (``docs/protocol.md``), sans I/O.
+
+Text in, typed values out, and back; no sockets, no asyncio. The client side is
+:class:`ClientProtocol`; the server side is :func:`decode_request`,
+:func:`encode_reply`, :func:`encode_error` and :func:`encode_event`. Frames that
+break the protocol raise :class:`~chats_store.errors.ProtocolError`.
+
+Layering: this package imports only the standard library, attrs, cattrs and the
+pure modules ``errors``, ``tokens``, ``chats.model``, ``chats.actions`` and
+``chats.commands``.
+"""
+
+from chats_store.errors import ProtocolError
+from chats_store.protocol.client import (
+    ClientProtocol,
+    EventReceived,
+    ReceivedItem,
+    ReplyReceived,
+    encode_request,
+)
+from chats_store.protocol.frames import (
+    MAX_FRAME_SIZE,
+    MAX_REQUEST_ID,
+    MAX_SERVER_FRAME_SIZE,
+    PROTOCOL_VERSION,
+)
+from chats_store.protocol.server import decode_request, encode_error, encode_event, encode_reply
+
+__all__ = [
+    "MAX_FRAME_SIZE",
+    "MAX_REQUEST_ID",
+    "MAX_SERVER_FRAME_SIZE",
+    "PROTOCOL_VERSION",
+    "ClientProtocol",
+    "EventReceived",
+    "ProtocolError",
+    "ReceivedItem",
+    "ReplyReceived",
+    "decode_request",
+    "encode_error",
+    "encode_event",
+    "encode_reply",
+    "encode_request",
+]

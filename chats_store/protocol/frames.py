@@ -1,0 +1,518 @@
+"""The wire model: one attrs class per frame, and the private cattrs converter (pure).
+
+These classes are the JSON frames of ``docs/protocol.md`` and nothing else; they
+are apart from the domain's values on purpose, so that either can change without
+the other. ``chats_store.protocol.mapping`` converts between the two.
+
+Every frame is a JSON object tagged with ``type``; event bodies are tagged with
+``kind``. The converter is strict: a string is never taken for a number or the
+other way round, ``true`` is not an integer, a list is required where a list is
+expected, and every failure becomes a :class:`~chats_store.errors.ProtocolError`.
+Unknown extra fields are ignored, so a newer peer may add fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from types import UnionType
+from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.strategies import configure_tagged_union
+from cattrs.v import format_exception
+
+from chats_store.errors import ErrorCode, ProtocolError
+
+__all__ = [
+    "MAX_FRAME_SIZE",
+    "MAX_REQUEST_ID",
+    "MAX_SERVER_FRAME_SIZE",
+    "PROTOCOL_VERSION",
+    "DeleteFrame",
+    "EditFrame",
+    "ErrorFrame",
+    "EventFrame",
+    "HistoryFrame",
+    "JoinFrame",
+    "LeaveFrame",
+    "MembersAmountChangedBody",
+    "MessageEditedBody",
+    "MessagePostedBody",
+    "MessageRemovedBody",
+    "ModerateFrame",
+    "OkFrame",
+    "OwnMetadataChangedBody",
+    "OwnRestrictionsChangedBody",
+    "PostFrame",
+    "RemovedFromChatBody",
+    "RequestFrame",
+    "ServerFrame",
+    "WireEvent",
+    "WireHistory",
+    "WireMessage",
+    "WireRestriction",
+    "WireSnapshot",
+    "dumps",
+    "parse_request_frame",
+    "parse_server_frame",
+    "structure",
+    "unstructure",
+]
+
+PROTOCOL_VERSION = "chats_store.v1"
+"""The WebSocket subprotocol a client must offer (``Sec-WebSocket-Protocol``)."""
+
+MAX_FRAME_SIZE = 64 * 1024
+"""Largest frame a client may send, in bytes of UTF-8 (the server closes with 1009)."""
+
+MAX_SERVER_FRAME_SIZE = 4 * 1024 * 1024
+"""Largest frame the server sends: the largest join snapshot or history page fits in it
+(200 messages with 128-character ids and 256-character content, all escaped, < 2 MiB)."""
+
+MAX_REQUEST_ID = 2**53 - 1
+"""Request ids are integers from 0 to this (exact in every JSON implementation)."""
+
+
+# Values inside frames ------------------------------------------------------------
+
+
+@attrs.frozen
+class WireMessage:
+    id: str
+    chat_id: str
+    author_id: str
+    content: str
+    seq: int
+    created_at: float
+    edited_at: float | None = None
+
+
+@attrs.frozen
+class WireRestriction:
+    kind: Literal["mute", "block"]
+    until: float | None = None
+    reason: str | None = None
+
+
+@attrs.frozen
+class WireSnapshot:
+    messages: tuple[WireMessage, ...]
+    members_amount: int
+    member_metadata: dict[str, str]
+    restrictions: tuple[WireRestriction, ...]
+    last_seq: int
+
+
+@attrs.frozen
+class WireHistory:
+    messages: tuple[WireMessage, ...]
+
+
+# Requests (client -> server), tagged by "type" --------------------------------------
+
+
+@attrs.frozen
+class JoinFrame:
+    id: int
+    chat_id: str
+    token: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class LeaveFrame:
+    id: int
+    chat_id: str
+
+
+@attrs.frozen
+class PostFrame:
+    id: int
+    chat_id: str
+    message_id: str
+    content: str
+
+
+@attrs.frozen
+class EditFrame:
+    id: int
+    chat_id: str
+    message_id: str
+    content: str
+
+
+@attrs.frozen
+class DeleteFrame:
+    id: int
+    chat_id: str
+    message_id: str
+
+
+@attrs.frozen
+class ModerateFrame:
+    id: int
+    chat_id: str
+    member_id: str
+    measure: Literal["block", "unblock", "mute", "unmute", "kick"]
+    duration: int | None = None
+    reason: str | None = None
+
+
+@attrs.frozen
+class HistoryFrame:
+    id: int
+    chat_id: str
+    before_seq: int
+    limit: int
+
+
+RequestFrame = (
+    JoinFrame | LeaveFrame | PostFrame | EditFrame | DeleteFrame | ModerateFrame | HistoryFrame
+)
+
+REQUEST_TAGS: Mapping[type, str] = {
+    JoinFrame: "join",
+    LeaveFrame: "leave",
+    PostFrame: "post",
+    EditFrame: "edit",
+    DeleteFrame: "delete",
+    ModerateFrame: "moderate",
+    HistoryFrame: "history",
+}
+
+
+# Event bodies, tagged by "kind" -------------------------------------------------------
+
+
+@attrs.frozen
+class MessagePostedBody:
+    message: WireMessage
+
+
+@attrs.frozen
+class MessageEditedBody:
+    message: WireMessage
+
+
+@attrs.frozen
+class MessageRemovedBody:
+    message_id: str
+
+
+@attrs.frozen
+class MembersAmountChangedBody:
+    members_amount: int
+
+
+@attrs.frozen
+class OwnRestrictionsChangedBody:
+    restrictions: tuple[WireRestriction, ...]
+
+
+@attrs.frozen
+class OwnMetadataChangedBody:
+    member_metadata: dict[str, str]
+
+
+@attrs.frozen
+class RemovedFromChatBody:
+    reason: Literal["kicked", "blocked"]
+    detail: str | None = None
+
+
+WireEvent = (
+    MessagePostedBody
+    | MessageEditedBody
+    | MessageRemovedBody
+    | MembersAmountChangedBody
+    | OwnRestrictionsChangedBody
+    | OwnMetadataChangedBody
+    | RemovedFromChatBody
+)
+
+EVENT_TAGS: Mapping[type, str] = {
+    MessagePostedBody: "message_posted",
+    MessageEditedBody: "message_edited",
+    MessageRemovedBody: "message_removed",
+    MembersAmountChangedBody: "members_amount_changed",
+    OwnRestrictionsChangedBody: "own_restrictions_changed",
+    OwnMetadataChangedBody: "own_metadata_changed",
+    RemovedFromChatBody: "removed_from_chat",
+}
+
+
+# Server frames (server -> client), tagged by "type" -----------------------------------
+
+
+@attrs.frozen
+class OkFrame:
+    """A successful reply; ``result`` is plain JSON, read by the request's expected type."""
+
+    id: int
+    result: Any
+
+
+@attrs.frozen
+class ErrorFrame:
+    """A refused request; ``id`` is None when the request's id could not be read."""
+
+    id: int | None
+    code: str
+    message: str
+
+
+@attrs.frozen
+class EventFrame:
+    chat_id: str
+    seq: int
+    event: WireEvent
+
+
+ServerFrame = OkFrame | ErrorFrame | EventFrame
+
+SERVER_TAGS: Mapping[type, str] = {OkFrame: "ok", ErrorFrame: "error", EventFrame: "event"}
+
+
+# The converter ----------------------------------------------------------------------
+
+
+class _MistypedError(ValueError):
+    """Raised by the strict hooks; turned into a ProtocolError with the field's path."""
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _structure_str(value: object, _: type) -> str:
+    if not isinstance(value, str):
+        raise _MistypedError(f"expected a string, got {_kind(value)}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _MistypedError("the string holds an unpaired surrogate") from None
+    return value
+
+
+def _structure_int(value: object, _: type) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _MistypedError(f"expected an integer, got {_kind(value)}")
+    return value
+
+
+def _structure_float(value: object, _: type) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _MistypedError(f"expected a number, got {_kind(value)}")
+    return float(value)
+
+
+def _structure_any(value: object, _: type) -> object:
+    return value
+
+
+def _is_variadic_tuple(kind: Any) -> bool:
+    args = get_args(kind)
+    return getattr(kind, "__origin__", None) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_hook(kind: Any) -> Callable[[object, type], tuple[Any, ...]]:
+    item = get_args(kind)[0]
+
+    def structure_tuple(value: object, _: type) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise _MistypedError(f"expected a list, got {_kind(value)}")
+        return tuple(_converter.structure(element, item) for element in value)
+
+    return structure_tuple
+
+
+def _structure_str_dict(value: object, _: type) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _MistypedError(f"expected an object, got {_kind(value)}")
+    for key, item in value.items():
+        _structure_str(key, str)
+        if not isinstance(item, str):
+            raise _MistypedError(f"expected string values, got {_kind(item)} at key {key!r}")
+        _structure_str(item, str)
+    return dict(value)
+
+
+def _build_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(Any, _structure_any)
+    converter.register_structure_hook_func(lambda kind: kind == dict[str, str], _structure_str_dict)
+    converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_hook)
+    # Inner unions first: the hooks of the outer ones are built from them.
+    configure_tagged_union(
+        WireEvent, converter, tag_generator=EVENT_TAGS.__getitem__, tag_name="kind"
+    )
+    configure_tagged_union(
+        RequestFrame, converter, tag_generator=REQUEST_TAGS.__getitem__, tag_name="type"
+    )
+    configure_tagged_union(
+        ServerFrame, converter, tag_generator=SERVER_TAGS.__getitem__, tag_name="type"
+    )
+    return converter
+
+
+_converter = _build_converter()
+
+T = TypeVar("T")
+
+
+def _format_exception(error: BaseException, kind: type | None) -> str:
+    if isinstance(error, _MistypedError):
+        return str(error)
+    union = kind is not None and get_origin(kind) in (Union, UnionType)
+    if isinstance(error, KeyError):
+        if union:
+            return f"missing, or not an object with a known 'kind' ({error.args[0]!r})"
+        return "required field missing"
+    if get_origin(kind) is Literal:
+        return f"expected one of {', '.join(repr(a) for a in get_args(kind))}"
+    if union:
+        return "expected an object with a known 'kind'"
+    return format_exception(error, kind)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, cattrs.BaseValidationError):
+        messages = cattrs.transform_error(error, path="frame", format_exception=_format_exception)
+        return "; ".join(messages)
+    return _format_exception(error, None)
+
+
+def structure(value: object, kind: type[T] | Any, request_id: int | None = None) -> T:
+    """``value`` (parsed JSON) as an instance of ``kind``, or a :class:`ProtocolError`."""
+    try:
+        result: T = _converter.structure(value, kind)
+    except Exception as error:  # cattrs reports through several exception types
+        raise ProtocolError(
+            f"malformed frame: {_describe(error)}",
+            code=ErrorCode.INVALID_FRAME,
+            request_id=request_id,
+        ) from None
+    return result
+
+
+def unstructure(value: object, kind: Any = None) -> Any:
+    """``value`` (a wire class or a union of them) as plain JSON data, tags included."""
+    return _converter.unstructure(value, unstructure_as=kind)
+
+
+def _tag_first(data: Any, tag: str) -> Any:
+    if isinstance(data, dict) and tag in data:
+        return {tag: data[tag], **{k: v for k, v in data.items() if k != tag}}
+    return data
+
+
+def dumps(data: object) -> str:
+    """Compact JSON text; ASCII only, so any string the server holds can be sent.
+
+    The ``type`` tag (and an event's ``kind``) is written first, for people
+    reading frames in logs.
+    """
+    data = _tag_first(data, "type")
+    if isinstance(data, dict) and "event" in data:
+        data["event"] = _tag_first(data["event"], "kind")
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+# Parsing text -----------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed in a frame")
+
+
+def _check_size(data: str | bytes, limit: int) -> str:
+    if isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(
+            "binary frames are not part of the protocol; send JSON in text frames",
+            code=ErrorCode.INVALID_FRAME,
+            close_code=1003,
+        )
+    if not isinstance(data, str):
+        raise ProtocolError(
+            f"a frame must be text, not {type(data).__name__}", code=ErrorCode.INVALID_FRAME
+        )
+    size = len(data)
+    if size > limit or (size * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit):
+        raise ProtocolError(
+            f"the frame is larger than the limit of {limit} bytes",
+            code=ErrorCode.FRAME_TOO_LARGE,
+            close_code=1009,
+        )
+    return data
+
+
+def _load_object(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise ProtocolError(
+            f"the frame is not valid JSON ({error})", code=ErrorCode.INVALID_JSON, close_code=1007
+        ) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(
+            f"a frame must be a JSON object, not {_kind(data)}", code=ErrorCode.INVALID_FRAME
+        )
+    return data
+
+
+def _tag_of(data: dict[str, Any], known: Mapping[type, str], request_id: int | None) -> str:
+    tag = data.get("type")
+    if not isinstance(tag, str):
+        raise ProtocolError(
+            "a frame needs a string field 'type'",
+            code=ErrorCode.INVALID_FRAME,
+            request_id=request_id,
+        )
+    if tag not in known.values():
+        raise ProtocolError(
+            f"unknown frame type {tag!r}; expected one of {', '.join(known.values())}",
+            code=ErrorCode.UNKNOWN_REQUEST,
+            request_id=request_id,
+        )
+    return tag
+
+
+def _readable_id(data: dict[str, Any]) -> int | None:
+    value = data.get("id")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID:
+        return value
+    return None
+
+
+def parse_request_frame(data: str | bytes) -> RequestFrame:
+    """A client's frame as a request DTO; :class:`ProtocolError` when it is not one."""
+    text = _check_size(data, MAX_FRAME_SIZE)
+    obj = _load_object(text)
+    request_id = _readable_id(obj)
+    _tag_of(obj, REQUEST_TAGS, request_id)
+    if request_id is None:
+        raise ProtocolError(
+            f"a request needs an integer 'id' from 0 to {MAX_REQUEST_ID}",
+            code=ErrorCode.INVALID_FRAME,
+        )
+    frame: RequestFrame = structure(obj, RequestFrame, request_id)
+    return frame
+
+
+def parse_server_frame(data: str | bytes) -> ServerFrame:
+    """A server's frame as a DTO; :class:`ProtocolError` when it is not one."""
+    text = _check_size(data, MAX_SERVER_FRAME_SIZE)
+    obj = _load_object(text)
+    _tag_of(obj, SERVER_TAGS, None)
+    if "result" not in obj and obj.get("type") == "ok":
+        raise ProtocolError("an 'ok' frame needs a 'result' field (null when empty)")
+    frame: ServerFrame = structure(obj, ServerFrame)
+    request_id = frame.id if isinstance(frame, OkFrame | ErrorFrame) else None
+    if request_id is not None and not 0 <= request_id <= MAX_REQUEST_ID:
+        raise ProtocolError(f"request id {request_id} is out of range")
+    return frame

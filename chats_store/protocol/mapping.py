@@ -1,0 +1,266 @@
+"""Mapping between wire DTOs (``frames``) and domain values (pure).
+
+``*_to_wire`` functions take domain values and build DTOs; ``*_from_wire``
+functions go the other way. Messages read from the wire are server-confirmed, so
+they get the status ``"ready"``; a message sent on the wire must have a ``seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from chats_store.chats.actions import (
+    ChatSnapshot,
+    MembersAmountChanged,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+    ServerEvent,
+)
+from chats_store.chats.commands import (
+    ChatRequest,
+    DeleteMessageRequest,
+    EditMessageRequest,
+    HistoryRequest,
+    JoinRequest,
+    LeaveRequest,
+    ModerationRequest,
+    PostMessageRequest,
+)
+from chats_store.chats.model import Message, Restriction
+from chats_store.errors import ErrorCode, ProtocolError
+from chats_store.protocol.frames import (
+    DeleteFrame,
+    EditFrame,
+    EventFrame,
+    HistoryFrame,
+    JoinFrame,
+    LeaveFrame,
+    MembersAmountChangedBody,
+    MessageEditedBody,
+    MessagePostedBody,
+    MessageRemovedBody,
+    ModerateFrame,
+    OwnMetadataChangedBody,
+    OwnRestrictionsChangedBody,
+    PostFrame,
+    RemovedFromChatBody,
+    RequestFrame,
+    WireEvent,
+    WireHistory,
+    WireMessage,
+    WireRestriction,
+    WireSnapshot,
+)
+
+__all__ = [
+    "event_from_wire",
+    "event_to_wire",
+    "history_from_wire",
+    "history_to_wire",
+    "message_from_wire",
+    "message_to_wire",
+    "request_from_wire",
+    "request_to_wire",
+    "restriction_from_wire",
+    "restriction_to_wire",
+    "snapshot_from_wire",
+    "snapshot_to_wire",
+]
+
+
+# Values ---------------------------------------------------------------------------
+
+
+def message_to_wire(message: Message) -> WireMessage:
+    """A server-confirmed message as a DTO (``ValueError`` if it has no ``seq``)."""
+    if message.seq is None:
+        raise ValueError(f"message {message.id!r} has no seq: only confirmed messages travel")
+    return WireMessage(
+        id=message.id,
+        chat_id=message.chat_id,
+        author_id=message.author_id,
+        content=message.content,
+        seq=message.seq,
+        created_at=message.created_at,
+        edited_at=message.edited_at,
+    )
+
+
+def message_from_wire(wire: WireMessage) -> Message:
+    """A message read from the wire: confirmed by the server, status ``ready``."""
+    return Message(
+        id=wire.id,
+        chat_id=wire.chat_id,
+        author_id=wire.author_id,
+        content=wire.content,
+        status="ready",
+        seq=wire.seq,
+        created_at=wire.created_at,
+        edited_at=wire.edited_at,
+    )
+
+
+def restriction_to_wire(restriction: Restriction) -> WireRestriction:
+    return WireRestriction(restriction.kind, restriction.until, restriction.reason)
+
+
+def restriction_from_wire(wire: WireRestriction) -> Restriction:
+    return Restriction(wire.kind, wire.until, wire.reason)
+
+
+def _metadata(mapping: Mapping[str, str]) -> dict[str, str]:
+    return dict(mapping)
+
+
+def snapshot_to_wire(snapshot: ChatSnapshot) -> WireSnapshot:
+    return WireSnapshot(
+        messages=tuple(message_to_wire(m) for m in snapshot.messages),
+        members_amount=snapshot.members_amount,
+        member_metadata=_metadata(snapshot.member_metadata),
+        restrictions=tuple(restriction_to_wire(r) for r in snapshot.restrictions),
+        last_seq=snapshot.last_seq,
+    )
+
+
+def snapshot_from_wire(wire: WireSnapshot) -> ChatSnapshot:
+    return ChatSnapshot(
+        messages=tuple(message_from_wire(m) for m in wire.messages),
+        members_amount=wire.members_amount,
+        member_metadata=dict(wire.member_metadata),
+        restrictions=tuple(restriction_from_wire(r) for r in wire.restrictions),
+        last_seq=wire.last_seq,
+    )
+
+
+def history_to_wire(messages: tuple[Message, ...]) -> WireHistory:
+    return WireHistory(tuple(message_to_wire(m) for m in messages))
+
+
+def history_from_wire(wire: WireHistory) -> tuple[Message, ...]:
+    return tuple(message_from_wire(m) for m in wire.messages)
+
+
+# Requests ---------------------------------------------------------------------------
+
+
+def request_to_wire(request_id: int, request: ChatRequest) -> RequestFrame:
+    """The frame that carries ``request`` with id ``request_id``."""
+    match request:
+        case JoinRequest(chat_id=chat_id, token=token):
+            return JoinFrame(request_id, chat_id, token)
+        case LeaveRequest(chat_id=chat_id):
+            return LeaveFrame(request_id, chat_id)
+        case PostMessageRequest(chat_id=chat_id, message_id=message_id, content=content):
+            return PostFrame(request_id, chat_id, message_id, content)
+        case EditMessageRequest(chat_id=chat_id, message_id=message_id, content=content):
+            return EditFrame(request_id, chat_id, message_id, content)
+        case DeleteMessageRequest(chat_id=chat_id, message_id=message_id):
+            return DeleteFrame(request_id, chat_id, message_id)
+        case ModerationRequest():
+            return ModerateFrame(
+                request_id,
+                request.chat_id,
+                request.member_id,
+                request.measure,
+                request.duration,
+                request.reason,
+            )
+        case HistoryRequest(chat_id=chat_id, before_seq=before_seq, limit=limit):
+            return HistoryFrame(request_id, chat_id, before_seq, limit)
+    raise TypeError(f"not a chat request: {request!r}")
+
+
+def request_from_wire(frame: RequestFrame) -> tuple[int, ChatRequest]:
+    """The request id and the domain request carried by ``frame``."""
+    request: ChatRequest
+    match frame:
+        case JoinFrame():
+            request = JoinRequest(frame.chat_id, frame.token)
+        case LeaveFrame():
+            request = LeaveRequest(frame.chat_id)
+        case PostFrame():
+            request = PostMessageRequest(frame.chat_id, frame.message_id, frame.content)
+        case EditFrame():
+            request = EditMessageRequest(frame.chat_id, frame.message_id, frame.content)
+        case DeleteFrame():
+            request = DeleteMessageRequest(frame.chat_id, frame.message_id)
+        case ModerateFrame():
+            request = ModerationRequest(
+                frame.chat_id, frame.member_id, frame.measure, frame.duration, frame.reason
+            )
+        case HistoryFrame():
+            request = HistoryRequest(frame.chat_id, frame.before_seq, frame.limit)
+        case _:
+            raise TypeError(f"not a request frame: {frame!r}")
+    return frame.id, request
+
+
+# Events -----------------------------------------------------------------------------
+
+
+def event_to_wire(event: ServerEvent, seq: int | None = None) -> EventFrame:
+    """The frame that carries ``event``.
+
+    ``seq`` defaults to the event's own; :class:`RemovedFromChat` has none in the
+    domain, so the server must give the seq of the membership change that removed
+    the member (``ValueError`` otherwise).
+    """
+    body: WireEvent
+    match event:
+        case MessagePosted(message=message):
+            body = MessagePostedBody(message_to_wire(message))
+        case MessageEdited(message=message):
+            body = MessageEditedBody(message_to_wire(message))
+        case MessageRemoved(message_id=message_id):
+            body = MessageRemovedBody(message_id)
+        case MembersAmountChanged(members_amount=amount):
+            body = MembersAmountChangedBody(amount)
+        case OwnRestrictionsChanged(restrictions=restrictions):
+            body = OwnRestrictionsChangedBody(tuple(restriction_to_wire(r) for r in restrictions))
+        case OwnMetadataChanged(member_metadata=metadata):
+            body = OwnMetadataChangedBody(_metadata(metadata))
+        case RemovedFromChat(reason=reason, detail=detail):
+            body = RemovedFromChatBody(reason, detail)
+        case _:
+            raise TypeError(f"not a server event: {event!r}")
+    if seq is None:
+        if isinstance(event, RemovedFromChat):
+            raise ValueError("a removed_from_chat event needs the seq of the membership change")
+        seq = event.seq
+    return EventFrame(event.chat_id, seq, body)
+
+
+def _message_of(frame: EventFrame, message: WireMessage) -> Message:
+    if message.chat_id != frame.chat_id:
+        raise ProtocolError(
+            f"an event of chat {frame.chat_id!r} carries a message of chat {message.chat_id!r}",
+            code=ErrorCode.INVALID_FRAME,
+        )
+    return message_from_wire(message)
+
+
+def event_from_wire(frame: EventFrame) -> ServerEvent:
+    """The domain event carried by ``frame`` (:class:`ProtocolError` if inconsistent)."""
+    chat_id, seq, body = frame.chat_id, frame.seq, frame.event
+    match body:
+        case MessagePostedBody(message=message):
+            return MessagePosted(chat_id, seq, _message_of(frame, message))
+        case MessageEditedBody(message=message):
+            return MessageEdited(chat_id, seq, _message_of(frame, message))
+        case MessageRemovedBody(message_id=message_id):
+            return MessageRemoved(chat_id, seq, message_id)
+        case MembersAmountChangedBody(members_amount=amount):
+            return MembersAmountChanged(chat_id, seq, amount)
+        case OwnRestrictionsChangedBody(restrictions=restrictions):
+            return OwnRestrictionsChanged(
+                chat_id, seq, tuple(restriction_from_wire(r) for r in restrictions)
+            )
+        case OwnMetadataChangedBody(member_metadata=metadata):
+            return OwnMetadataChanged(chat_id, seq, dict(metadata))
+        case RemovedFromChatBody(reason=reason, detail=detail):
+            return RemovedFromChat(chat_id, reason, detail)
+    raise ProtocolError(f"unknown event body {body!r}", code=ErrorCode.INVALID_FRAME)

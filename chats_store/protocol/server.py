@@ -1,0 +1,83 @@
+"""The server side of the wire protocol: client frames in, reply and event frames out (pure).
+
+A server reads each text frame with :func:`decode_request`, and answers it with
+exactly one :func:`encode_reply` or :func:`encode_error` frame. It encodes each
+chat event once with :func:`encode_event` and sends the same text to every
+member that should receive it.
+"""
+
+from __future__ import annotations
+
+from chats_store.chats.actions import ChatSnapshot, ServerEvent
+from chats_store.chats.commands import ChatReply, ChatRequest
+from chats_store.chats.model import Message
+from chats_store.protocol.frames import (
+    ErrorFrame,
+    OkFrame,
+    ServerFrame,
+    dumps,
+    parse_request_frame,
+    unstructure,
+)
+from chats_store.protocol.mapping import (
+    event_to_wire,
+    history_to_wire,
+    message_to_wire,
+    request_from_wire,
+    snapshot_to_wire,
+)
+
+__all__ = ["decode_request", "encode_error", "encode_event", "encode_reply"]
+
+
+def decode_request(data: str | bytes) -> tuple[int, ChatRequest]:
+    """The request id and domain request of a client frame.
+
+    Raises :class:`~chats_store.errors.ProtocolError` for anything else: its
+    ``request_id`` is set when the id could be read (answer with
+    :func:`encode_error` then), and its ``close_code`` when the connection should
+    be closed instead (binary 1003, not JSON 1007, too large 1009).
+    Only the frame's shape is checked here; the server checks the values
+    (content length, limits...) and refuses them with an ``error`` reply.
+    """
+    return request_from_wire(parse_request_frame(data))
+
+
+def _result_json(result: ChatReply) -> object:
+    if result is None:
+        return None
+    if isinstance(result, ChatSnapshot):
+        return unstructure(snapshot_to_wire(result))
+    if isinstance(result, Message):
+        return unstructure(message_to_wire(result))
+    if isinstance(result, tuple):
+        return unstructure(history_to_wire(result))
+    raise TypeError(f"not a chat reply: {result!r}")
+
+
+def encode_reply(request_id: int, result: ChatReply) -> str:
+    """The ``ok`` frame answering request ``request_id`` with ``result``.
+
+    ``result`` is what the request calls for: a :class:`ChatSnapshot` for a
+    join, the :class:`Message` for a post or an edit, a tuple of messages for a
+    history request, None for the others.
+    """
+    frame: ServerFrame = OkFrame(request_id, _result_json(result))
+    return dumps(unstructure(frame, ServerFrame))
+
+
+def encode_error(request_id: int | None, code: str, message: str) -> str:
+    """The ``error`` frame refusing request ``request_id`` (None: its id was unreadable)."""
+    frame: ServerFrame = ErrorFrame(request_id, str(code), message)
+    return dumps(unstructure(frame, ServerFrame))
+
+
+def encode_event(event: ServerEvent, *, seq: int | None = None) -> str:
+    """The ``event`` frame for ``event``; encode once, send the text to every recipient.
+
+    ``seq`` overrides the event's own and is required for a
+    :class:`~chats_store.chats.actions.RemovedFromChat` (which has none in the
+    domain): give the seq of the membership change that removed the member.
+    """
+    frame: ServerFrame = event_to_wire(event, seq)
+    return dumps(unstructure(frame, ServerFrame))

@@ -1,0 +1,261 @@
+"""The reference server's storage: stdlib ``sqlite3`` in WAL mode.
+
+Everything that must survive a restart lives here: each chat's event counter
+(``last_seq``), messages (edits and deletions included), memberships with the
+permissions and metadata of the token they joined with, and restrictions.
+
+The server runs every request synchronously on its event loop, so each change is
+one short transaction (:meth:`ChatDatabase.transaction`) and nothing interleaves.
+A deleted message keeps its row (``deleted`` = 1, content erased) so that its id
+stays taken: a re-post of it is recognised, never stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import attrs
+
+from chats_store.chats.model import Message, Restriction, RestrictionKind
+
+__all__ = ["ChatDatabase", "Membership", "StoredMessage", "TimedRestriction"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chats (
+    chat_id  TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    chat_id    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    author_id  TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    edited_at  REAL,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS messages_by_seq ON messages (chat_id, deleted, seq);
+CREATE TABLE IF NOT EXISTS memberships (
+    chat_id     TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    metadata    TEXT NOT NULL,
+    joined_at   REAL NOT NULL,
+    PRIMARY KEY (chat_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS restrictions (
+    chat_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    until   REAL,
+    reason  TEXT,
+    PRIMARY KEY (chat_id, user_id, kind)
+);
+"""
+
+
+@attrs.frozen
+class Membership:
+    chat_id: str
+    user_id: str
+    permissions: frozenset[str]
+    metadata: dict[str, str]
+
+
+@attrs.frozen
+class StoredMessage:
+    message: Message
+    deleted: bool
+
+
+@attrs.frozen
+class TimedRestriction:
+    chat_id: str
+    user_id: str
+    kind: RestrictionKind
+    until: float
+
+
+def _kind(value: str) -> RestrictionKind:
+    if value == "mute":
+        return "mute"
+    if value == "block":
+        return "block"
+    raise ValueError(f"unknown restriction kind {value!r} in the database")
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["message_id"],
+        chat_id=row["chat_id"],
+        author_id=row["author_id"],
+        content=row["content"],
+        status="ready",
+        seq=row["seq"],
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+    )
+
+
+class ChatDatabase:
+    """Synchronous access to the chat tables; ``path`` is a file or ``":memory:"``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._conn = sqlite3.connect(os.fspath(path))
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit what the block changed, or roll all of it back if it raises."""
+        with self._conn:
+            yield
+
+    # Chats --------------------------------------------------------------------
+
+    def last_seq(self, chat_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT last_seq FROM chats WHERE chat_id = ?", (chat_id,)
+        ).fetchone()
+        return int(row["last_seq"]) if row else 0
+
+    def next_seq(self, chat_id: str) -> int:
+        """Take the chat's next event seq (call inside a transaction)."""
+        row = self._conn.execute(
+            "INSERT INTO chats (chat_id, last_seq) VALUES (?, 1) "
+            "ON CONFLICT (chat_id) DO UPDATE SET last_seq = last_seq + 1 "
+            "RETURNING last_seq",
+            (chat_id,),
+        ).fetchone()
+        return int(row["last_seq"])
+
+    # Memberships --------------------------------------------------------------
+
+    def membership(self, chat_id: str, user_id: str) -> Membership | None:
+        row = self._conn.execute(
+            "SELECT * FROM memberships WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+        ).fetchone()
+        if row is None:
+            return None
+        return Membership(
+            chat_id,
+            user_id,
+            frozenset(json.loads(row["permissions"])),
+            json.loads(row["metadata"]),
+        )
+
+    def save_membership(self, membership: Membership, joined_at: float) -> None:
+        self._conn.execute(
+            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
+            "permissions = excluded.permissions, metadata = excluded.metadata",
+            (
+                membership.chat_id,
+                membership.user_id,
+                json.dumps(sorted(membership.permissions)),
+                json.dumps(membership.metadata, sort_keys=True),
+                joined_at,
+            ),
+        )
+
+    def delete_membership(self, chat_id: str, user_id: str) -> bool:
+        cursor = self._conn.execute(
+            "DELETE FROM memberships WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+        )
+        return cursor.rowcount > 0
+
+    def members_amount(self, chat_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT COUNT(*) AS amount FROM memberships WHERE chat_id = ?", (chat_id,)
+        ).fetchone()
+        return int(row["amount"])
+
+    # Messages -----------------------------------------------------------------
+
+    def message(self, chat_id: str, message_id: str) -> StoredMessage | None:
+        row = self._conn.execute(
+            "SELECT * FROM messages WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        ).fetchone()
+        return None if row is None else StoredMessage(_message(row), bool(row["deleted"]))
+
+    def insert_message(self, message: Message) -> None:
+        self._conn.execute(
+            "INSERT INTO messages (chat_id, message_id, author_id, content, seq, created_at, "
+            "edited_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.chat_id,
+                message.id,
+                message.author_id,
+                message.content,
+                message.seq,
+                message.created_at,
+                message.edited_at,
+            ),
+        )
+
+    def edit_message(self, chat_id: str, message_id: str, content: str, edited_at: float) -> None:
+        self._conn.execute(
+            "UPDATE messages SET content = ?, edited_at = ? WHERE chat_id = ? AND message_id = ?",
+            (content, edited_at, chat_id, message_id),
+        )
+
+    def delete_message(self, chat_id: str, message_id: str) -> None:
+        self._conn.execute(
+            "UPDATE messages SET deleted = 1, content = '' WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        )
+
+    def messages_before(self, chat_id: str, before_seq: int, limit: int) -> tuple[Message, ...]:
+        """The newest ``limit`` live messages with ``seq < before_seq``, oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM messages WHERE chat_id = ? AND deleted = 0 AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (chat_id, before_seq, limit),
+        ).fetchall()
+        return tuple(_message(row) for row in reversed(rows))
+
+    # Restrictions -------------------------------------------------------------
+
+    def restrictions(self, chat_id: str, user_id: str) -> tuple[Restriction, ...]:
+        """Every stored restriction of the member, expired ones included, mute first."""
+        rows = self._conn.execute(
+            "SELECT kind, until, reason FROM restrictions WHERE chat_id = ? AND user_id = ? "
+            "ORDER BY kind DESC",
+            (chat_id, user_id),
+        ).fetchall()
+        return tuple(Restriction(_kind(r["kind"]), r["until"], r["reason"]) for r in rows)
+
+    def save_restriction(self, chat_id: str, user_id: str, restriction: Restriction) -> None:
+        self._conn.execute(
+            "INSERT INTO restrictions (chat_id, user_id, kind, until, reason) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id, kind) DO UPDATE SET "
+            "until = excluded.until, reason = excluded.reason",
+            (chat_id, user_id, restriction.kind, restriction.until, restriction.reason),
+        )
+
+    def delete_restriction(self, chat_id: str, user_id: str, kind: RestrictionKind) -> bool:
+        cursor = self._conn.execute(
+            "DELETE FROM restrictions WHERE chat_id = ? AND user_id = ? AND kind = ?",
+            (chat_id, user_id, kind),
+        )
+        return cursor.rowcount > 0
+
+    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
+        """Every restriction with an expiry time (to arm the expiry timers at start)."""
+        rows = self._conn.execute(
+            "SELECT chat_id, user_id, kind, until FROM restrictions WHERE until IS NOT NULL"
+        ).fetchall()
+        return tuple(
+            TimedRestriction(r["chat_id"], r["user_id"], _kind(r["kind"]), r["until"]) for r in rows
+        )

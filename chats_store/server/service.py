@@ -1,0 +1,599 @@
+"""The reference server's rules: joins, messages, moderation, fan-out (no sockets).
+
+:class:`ChatService` receives each client frame of a :class:`Session` and
+answers it through ``session.send`` (a function that queues one text frame for
+that connection). It runs each request to completion synchronously, so requests
+never interleave, and for each request it sends, in this order:
+
+1. exactly one reply (``ok`` or ``error``) to the requesting session;
+2. the events the request caused, each encoded once and queued for every
+   recipient, in ``seq`` order.
+
+Since every session's frames are written in the order they were queued, a join
+reply always reaches its connection before any event of that chat, and every
+member sees a chat's events in ``seq`` order.
+
+Every change a member can observe (message posted, edited or deleted; member
+joined or left; a member's restrictions or metadata) takes the chat's next
+``seq`` and is stored before it is pushed. Only connected sessions that have
+joined the chat receive pushes; a membership lasts until leave, kick or block,
+not until a disconnect.
+
+Time comes from the injected ``clock`` (epoch seconds); moderation durations are
+minutes of ``seconds_per_minute`` seconds (60, or less in tests); expiry timers
+are armed with the injected ``schedule`` (``loop.call_later`` in the server).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import attrs
+
+from chats_store.chats.actions import (
+    ChatSnapshot,
+    MembersAmountChanged,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+)
+from chats_store.chats.commands import (
+    ChatReply,
+    ChatRequest,
+    DeleteMessageRequest,
+    EditMessageRequest,
+    HistoryRequest,
+    JoinRequest,
+    LeaveRequest,
+    ModerationRequest,
+    PostMessageRequest,
+)
+from chats_store.chats.model import Message, Restriction, RestrictionKind
+from chats_store.chats.validation import MAX_CONTENT_LENGTH, MAX_HISTORY_PAGE
+from chats_store.errors import ErrorCode, ProtocolError
+from chats_store.protocol import decode_request, encode_error, encode_event, encode_reply
+from chats_store.server.database import ChatDatabase, Membership
+from chats_store.server.tokens import TokenRefusedError, verify_chat_token
+
+__all__ = [
+    "MAX_DURATION_MINUTES",
+    "MAX_ID_LENGTH",
+    "MAX_REASON_LENGTH",
+    "SNAPSHOT_MESSAGES",
+    "ChatService",
+    "RefusedError",
+    "Session",
+]
+
+logger = logging.getLogger("chats_store.server")
+
+SNAPSHOT_MESSAGES = 100
+"""How many of the latest messages a join reply carries."""
+
+MAX_ID_LENGTH = 128
+MAX_REASON_LENGTH = 256
+MAX_DURATION_MINUTES = 100 * 365 * 24 * 60
+_NO_LIMIT_SEQ = 2**62
+
+SEND = "send"
+MODERATE = "moderate"
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+Scheduler = Callable[[float, Callable[[], None]], Timer]
+
+
+class RefusedError(Exception):
+    """A request is refused with ``code``; nothing was changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Session:
+    """One client connection: its user, how to send it a frame, the chats it joined."""
+
+    __slots__ = ("chats", "send", "user_id")
+
+    def __init__(self, user_id: str, send: Callable[[str], None]) -> None:
+        self.user_id = user_id
+        self.send = send
+        self.chats: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Session({self.user_id!r}, chats={sorted(self.chats)!r})"
+
+
+Push = tuple[tuple[Session, ...], str]
+
+
+@attrs.frozen
+class _Done:
+    result: ChatReply
+    pushes: tuple[Push, ...] = ()
+
+
+def _check_id(value: str, what: str) -> None:
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise RefusedError(
+            ErrorCode.INVALID_REQUEST,
+            f"{what} must be 1 to {MAX_ID_LENGTH} characters long, not {len(value)}",
+        )
+
+
+def _check_content(content: str) -> None:
+    if not content.strip():
+        raise RefusedError(
+            ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
+        )
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise RefusedError(
+            ErrorCode.CONTENT_TOO_LONG,
+            f"the message content is {len(content)} characters long; the maximum is "
+            f"{MAX_CONTENT_LENGTH}",
+        )
+
+
+class ChatService:
+    """The chat rules over a :class:`ChatDatabase`, for any number of sessions."""
+
+    def __init__(
+        self,
+        database: ChatDatabase,
+        secret: bytes,
+        *,
+        clock: Callable[[], float],
+        schedule: Scheduler,
+        seconds_per_minute: float = 60.0,
+    ) -> None:
+        self._db = database
+        self._secret = secret
+        self._clock = clock
+        self._schedule = schedule
+        self._minute = seconds_per_minute
+        self._subscribers: dict[str, dict[Session, None]] = {}
+        self._timers: dict[tuple[str, str, RestrictionKind], Timer] = {}
+
+    # Lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Arm the expiry timers of the restrictions stored by a previous run."""
+        for timed in self._db.timed_restrictions():
+            self._arm(timed.chat_id, timed.user_id, timed.kind, timed.until)
+
+    def close(self) -> None:
+        """Cancel every timer (the database is closed by its owner)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def disconnect(self, session: Session) -> None:
+        """Stop pushing to ``session``; its memberships stay."""
+        for chat_id in tuple(session.chats):
+            self._unsubscribe(session, chat_id)
+
+    # Frames -----------------------------------------------------------------------
+
+    def receive(self, session: Session, data: str | bytes) -> tuple[int, str] | None:
+        """Handle one frame of ``session``.
+
+        Returns ``(close code, reason)`` when the frame cannot be answered and the
+        connection must be closed (binary 1003, not JSON 1007, too large 1009);
+        every other frame gets exactly one reply.
+        """
+        try:
+            request_id, request = decode_request(data)
+        except ProtocolError as error:
+            if error.close_code is not None:
+                reason = str(error).encode("utf-8")[:120].decode("utf-8", "ignore")
+                return error.close_code, reason
+            session.send(encode_error(error.request_id, error.code, str(error)))
+            return None
+        self.handle(session, request_id, request)
+        return None
+
+    def handle(self, session: Session, request_id: int, request: ChatRequest) -> None:
+        """Answer ``request``, then push the events it caused."""
+        try:
+            done = self._dispatch(session, request)
+        except RefusedError as refusal:
+            session.send(encode_error(request_id, refusal.code, refusal.message))
+            return
+        except Exception:
+            logger.exception(
+                "request %d of user %r failed: %r", request_id, session.user_id, request
+            )
+            session.send(
+                encode_error(
+                    request_id, ErrorCode.INTERNAL_ERROR, "the server failed to handle the request"
+                )
+            )
+            return
+        try:
+            reply = encode_reply(request_id, done.result)
+        except Exception:
+            logger.exception("the reply to request %d of %r failed", request_id, session.user_id)
+            reply = encode_error(
+                request_id, ErrorCode.INTERNAL_ERROR, "the server failed to encode the reply"
+            )
+        session.send(reply)
+        for recipients, text in done.pushes:
+            for recipient in recipients:
+                recipient.send(text)
+
+    def _dispatch(self, session: Session, request: ChatRequest) -> _Done:
+        match request:
+            case JoinRequest():
+                return self._join(session, request)
+            case LeaveRequest():
+                return self._leave(session, request)
+            case PostMessageRequest():
+                return self._post(session, request)
+            case EditMessageRequest():
+                return self._edit(session, request)
+            case DeleteMessageRequest():
+                return self._delete(session, request)
+            case ModerationRequest():
+                return self._moderate(session, request)
+            case HistoryRequest():
+                return self._history(session, request)
+        raise TypeError(f"unknown request {request!r}")
+
+    # Subscriptions --------------------------------------------------------------
+
+    def _subscribe(self, session: Session, chat_id: str) -> None:
+        self._subscribers.setdefault(chat_id, {})[session] = None
+        session.chats.add(chat_id)
+
+    def _unsubscribe(self, session: Session, chat_id: str) -> None:
+        session.chats.discard(chat_id)
+        subscribers = self._subscribers.get(chat_id)
+        if subscribers is not None:
+            subscribers.pop(session, None)
+            if not subscribers:
+                del self._subscribers[chat_id]
+
+    def _members_online(self, chat_id: str, but: Session | None = None) -> tuple[Session, ...]:
+        return tuple(s for s in self._subscribers.get(chat_id, ()) if s is not but)
+
+    def _sessions_of(self, chat_id: str, user_id: str) -> tuple[Session, ...]:
+        return tuple(s for s in self._subscribers.get(chat_id, ()) if s.user_id == user_id)
+
+    def _membership(self, session: Session, chat_id: str) -> Membership:
+        """The session's membership of a chat it joined; ``chat_not_joined`` otherwise."""
+        _check_id(chat_id, "chat_id")
+        membership = (
+            self._db.membership(chat_id, session.user_id) if chat_id in session.chats else None
+        )
+        if membership is None:
+            raise RefusedError(
+                ErrorCode.CHAT_NOT_JOINED,
+                f"this connection has not joined chat {chat_id!r} - send a join request first",
+            )
+        return membership
+
+    def _active(self, chat_id: str, user_id: str) -> tuple[Restriction, ...]:
+        now = self._clock()
+        return tuple(r for r in self._db.restrictions(chat_id, user_id) if r.is_active(now))
+
+    def _active_kind(self, chat_id: str, user_id: str, kind: str) -> Restriction | None:
+        return next((r for r in self._active(chat_id, user_id) if r.kind == kind), None)
+
+    def _describe_until(self, restriction: Restriction) -> str:
+        if restriction.until is None:
+            return "permanently"
+        until = datetime.fromtimestamp(restriction.until, UTC)
+        return f"until {until.isoformat(sep=' ', timespec='seconds')} UTC"
+
+    # Join and leave -------------------------------------------------------------
+
+    def _join(self, session: Session, request: JoinRequest) -> _Done:
+        chat_id = request.chat_id
+        _check_id(chat_id, "chat_id")
+        try:
+            grant = verify_chat_token(self._secret, request.token, self._clock)
+        except TokenRefusedError as error:
+            raise RefusedError(error.code, error.message) from None
+        if grant.user_id != session.user_id:
+            raise RefusedError(
+                ErrorCode.INVALID_TOKEN,
+                f"the chat token was issued for user {grant.user_id!r}, but this connection "
+                f"is user {session.user_id!r}",
+            )
+        if grant.chat_id != chat_id:
+            raise RefusedError(
+                ErrorCode.INVALID_TOKEN,
+                f"the chat token is for chat {grant.chat_id!r}, not {chat_id!r}",
+            )
+        block = self._active_kind(chat_id, session.user_id, "block")
+        if block is not None:
+            raise RefusedError(
+                ErrorCode.MEMBER_BLOCKED,
+                f"you are blocked from chat {chat_id!r} {self._describe_until(block)}",
+            )
+        pushes: list[Push] = []
+        membership = Membership(chat_id, session.user_id, grant.permissions, dict(grant.metadata))
+        with self._db.transaction():
+            previous = self._db.membership(chat_id, session.user_id)
+            self._db.save_membership(membership, self._clock())
+            if previous is None:
+                seq = self._db.next_seq(chat_id)
+                amount = self._db.members_amount(chat_id)
+                event = MembersAmountChanged(chat_id, seq, amount)
+                pushes.append((self._members_online(chat_id, but=session), encode_event(event)))
+            elif previous.metadata != membership.metadata:
+                others = tuple(
+                    s for s in self._sessions_of(chat_id, session.user_id) if s is not session
+                )
+                if others:
+                    seq = self._db.next_seq(chat_id)
+                    metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
+                    pushes.append((others, encode_event(metadata_event)))
+            snapshot = ChatSnapshot(
+                messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, SNAPSHOT_MESSAGES),
+                members_amount=self._db.members_amount(chat_id),
+                member_metadata=membership.metadata,
+                restrictions=self._active(chat_id, session.user_id),
+                last_seq=self._db.last_seq(chat_id),
+            )
+        self._subscribe(session, chat_id)
+        return _Done(snapshot, tuple(pushes))
+
+    def _remove_member(
+        self, chat_id: str, user_id: str, removed: RemovedFromChat | None
+    ) -> list[Push]:
+        """End a membership (in a transaction): the others learn the new members amount."""
+        self._db.delete_membership(chat_id, user_id)
+        seq = self._db.next_seq(chat_id)
+        amount = self._db.members_amount(chat_id)
+        pushes: list[Push] = []
+        targets = self._sessions_of(chat_id, user_id)
+        for target in targets:
+            self._unsubscribe(target, chat_id)
+        if removed is not None and targets:
+            pushes.append((targets, encode_event(removed, seq=seq)))
+        event = MembersAmountChanged(chat_id, seq, amount)
+        pushes.append((self._members_online(chat_id), encode_event(event)))
+        return pushes
+
+    def _leave(self, session: Session, request: LeaveRequest) -> _Done:
+        self._membership(session, request.chat_id)
+        with self._db.transaction():
+            pushes = self._remove_member(request.chat_id, session.user_id, None)
+        return _Done(None, tuple(pushes))
+
+    # Messages -------------------------------------------------------------------
+
+    def _post(self, session: Session, request: PostMessageRequest) -> _Done:
+        chat_id, message_id = request.chat_id, request.message_id
+        membership = self._membership(session, chat_id)
+        _check_id(message_id, "message_id")
+        stored = self._db.message(chat_id, message_id)
+        if stored is not None:
+            if stored.message.author_id != session.user_id:
+                raise RefusedError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"message id {message_id!r} is taken by another member's message - "
+                    "generate a new id for each message",
+                )
+            if stored.deleted:
+                raise RefusedError(
+                    ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id!r} was posted and deleted"
+                )
+            return _Done(stored.message)  # a repeated post: the original, no new event
+        if SEND not in membership.permissions:
+            raise RefusedError(
+                ErrorCode.PERMISSION_DENIED,
+                f"your chat token does not grant the 'send' permission in chat {chat_id!r}",
+            )
+        mute = self._active_kind(chat_id, session.user_id, "mute")
+        if mute is not None:
+            raise RefusedError(
+                ErrorCode.MEMBER_MUTED,
+                f"you are muted in chat {chat_id!r} {self._describe_until(mute)}",
+            )
+        _check_content(request.content)
+        with self._db.transaction():
+            seq = self._db.next_seq(chat_id)
+            message = Message(
+                id=message_id,
+                chat_id=chat_id,
+                author_id=session.user_id,
+                content=request.content,
+                status="ready",
+                seq=seq,
+                created_at=self._clock(),
+            )
+            self._db.insert_message(message)
+        event = encode_event(MessagePosted(chat_id, seq, message))
+        return _Done(message, ((self._members_online(chat_id), event),))
+
+    def _live_message(self, chat_id: str, message_id: str) -> Message:
+        _check_id(message_id, "message_id")
+        stored = self._db.message(chat_id, message_id)
+        if stored is None or stored.deleted:
+            raise RefusedError(
+                ErrorCode.MESSAGE_NOT_FOUND,
+                f"there is no message {message_id!r} in chat {chat_id!r}",
+            )
+        return stored.message
+
+    def _edit(self, session: Session, request: EditMessageRequest) -> _Done:
+        chat_id = request.chat_id
+        self._membership(session, chat_id)
+        message = self._live_message(chat_id, request.message_id)
+        if message.author_id != session.user_id:
+            raise RefusedError(
+                ErrorCode.PERMISSION_DENIED,
+                f"only the author of a message can edit it; this one is by {message.author_id!r}",
+            )
+        mute = self._active_kind(chat_id, session.user_id, "mute")
+        if mute is not None:
+            raise RefusedError(
+                ErrorCode.MEMBER_MUTED,
+                f"you are muted in chat {chat_id!r} {self._describe_until(mute)}",
+            )
+        _check_content(request.content)
+        edited_at = self._clock()
+        edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
+        with self._db.transaction():
+            seq = self._db.next_seq(chat_id)
+            self._db.edit_message(chat_id, message.id, edited.content, edited_at)
+        event = encode_event(MessageEdited(chat_id, seq, edited))
+        return _Done(edited, ((self._members_online(chat_id), event),))
+
+    def _delete(self, session: Session, request: DeleteMessageRequest) -> _Done:
+        chat_id = request.chat_id
+        membership = self._membership(session, chat_id)
+        message = self._live_message(chat_id, request.message_id)
+        if message.author_id != session.user_id and MODERATE not in membership.permissions:
+            raise RefusedError(
+                ErrorCode.PERMISSION_DENIED,
+                "only the author of a message or a member with the 'moderate' permission "
+                "can delete it",
+            )
+        with self._db.transaction():
+            seq = self._db.next_seq(chat_id)
+            self._db.delete_message(chat_id, message.id)
+        event = encode_event(MessageRemoved(chat_id, seq, message.id))
+        return _Done(None, ((self._members_online(chat_id), event),))
+
+    def _history(self, session: Session, request: HistoryRequest) -> _Done:
+        self._membership(session, request.chat_id)
+        if not 1 <= request.limit <= MAX_HISTORY_PAGE:
+            raise RefusedError(
+                ErrorCode.INVALID_LIMIT,
+                f"the limit must be a whole number from 1 to {MAX_HISTORY_PAGE}, "
+                f"not {request.limit}",
+            )
+        if request.before_seq < 0:
+            raise RefusedError(ErrorCode.INVALID_REQUEST, "before_seq must be 0 or more")
+        messages = self._db.messages_before(request.chat_id, request.before_seq, request.limit)
+        return _Done(messages)
+
+    # Moderation -----------------------------------------------------------------
+
+    def _moderate(self, session: Session, request: ModerationRequest) -> _Done:
+        chat_id, target = request.chat_id, request.member_id
+        membership = self._membership(session, chat_id)
+        if MODERATE not in membership.permissions:
+            raise RefusedError(
+                ErrorCode.PERMISSION_DENIED,
+                f"your chat token does not grant the 'moderate' permission in chat {chat_id!r}",
+            )
+        _check_id(target, "member_id")
+        if target == session.user_id:
+            raise RefusedError(
+                ErrorCode.MODERATION_TARGET_IS_SELF,
+                "you cannot moderate yourself - give the id of another member",
+            )
+        reason = request.reason
+        if reason is not None and len(reason) > MAX_REASON_LENGTH:
+            raise RefusedError(
+                ErrorCode.INVALID_REQUEST,
+                f"the reason is longer than {MAX_REASON_LENGTH} characters",
+            )
+        measure = request.measure
+        is_member = self._db.membership(chat_id, target) is not None
+        if measure in ("mute", "kick") and not is_member:
+            raise RefusedError(
+                ErrorCode.MEMBER_NOT_FOUND, f"{target!r} is not a member of chat {chat_id!r}"
+            )
+        if measure == "kick":
+            with self._db.transaction():
+                pushes = self._remove_member(
+                    chat_id, target, RemovedFromChat(chat_id, "kicked", reason)
+                )
+            return _Done(None, tuple(pushes))
+        if measure in ("mute", "block"):
+            kind: RestrictionKind = "mute" if measure == "mute" else "block"
+            duration = 0 if request.duration is None else request.duration
+            if not 0 <= duration <= MAX_DURATION_MINUTES:
+                raise RefusedError(
+                    ErrorCode.INVALID_DURATION,
+                    f"the duration must be a whole number of minutes from 0 (permanent) to "
+                    f"{MAX_DURATION_MINUTES}, not {duration}",
+                )
+            until = None if duration == 0 else self._clock() + duration * self._minute
+            return _Done(None, tuple(self._restrict(chat_id, target, kind, until, reason)))
+        kind = "mute" if measure == "unmute" else "block"
+        return _Done(None, tuple(self._lift(chat_id, target, kind)))
+
+    def _restrictions_changed(self, chat_id: str, user_id: str) -> list[Push]:
+        """Tell a member (in a transaction) about its new restrictions, if it is one."""
+        if self._db.membership(chat_id, user_id) is None:
+            return []
+        seq = self._db.next_seq(chat_id)
+        event = OwnRestrictionsChanged(chat_id, seq, self._active(chat_id, user_id))
+        return [(self._sessions_of(chat_id, user_id), encode_event(event))]
+
+    def _restrict(
+        self,
+        chat_id: str,
+        user_id: str,
+        kind: RestrictionKind,
+        until: float | None,
+        reason: str | None,
+    ) -> list[Push]:
+        with self._db.transaction():
+            self._db.save_restriction(chat_id, user_id, Restriction(kind, until, reason))
+            pushes = self._restrictions_changed(chat_id, user_id)
+            if kind == "block" and self._db.membership(chat_id, user_id) is not None:
+                removed = RemovedFromChat(chat_id, "blocked", reason)
+                pushes += self._remove_member(chat_id, user_id, removed)
+        if until is None:
+            self._disarm(chat_id, user_id, kind)
+        else:
+            self._arm(chat_id, user_id, kind, until)
+        return pushes
+
+    def _lift(self, chat_id: str, user_id: str, kind: RestrictionKind) -> list[Push]:
+        self._disarm(chat_id, user_id, kind)
+        with self._db.transaction():
+            if not self._db.delete_restriction(chat_id, user_id, kind):
+                return []
+            return self._restrictions_changed(chat_id, user_id)
+
+    # Expiry -----------------------------------------------------------------------
+
+    def _arm(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
+        self._disarm(chat_id, user_id, kind)
+        delay = max(0.0, until - self._clock())
+        self._timers[(chat_id, user_id, kind)] = self._schedule(
+            delay, lambda: self._expire(chat_id, user_id, kind, until)
+        )
+
+    def _disarm(self, chat_id: str, user_id: str, kind: RestrictionKind) -> None:
+        timer = self._timers.pop((chat_id, user_id, kind), None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
+        """A timer fired: lift the restriction if it is still the one armed, and push."""
+        self._timers.pop((chat_id, user_id, kind), None)
+        try:
+            stored = next(
+                (r for r in self._db.restrictions(chat_id, user_id) if r.kind == kind), None
+            )
+            if stored is None or stored.until != until:
+                return
+            if stored.is_active(self._clock()):  # the timer ran early: wait for the clock
+                self._arm(chat_id, user_id, kind, until)
+                return
+            pushes = self._lift(chat_id, user_id, kind)
+            for recipients, text in pushes:
+                for recipient in recipients:
+                    recipient.send(text)
+        except Exception:
+            logger.exception("the expiry of a %s of %r in %r failed", kind, user_id, chat_id)

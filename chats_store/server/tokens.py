@@ -1,0 +1,215 @@
+"""Minting and verifying the server's JWTs (PyJWT, HS256, one shared secret).
+
+Two kinds of token, told apart by their audience (``chats_store.tokens``):
+
+* a **session token** (``aud`` ``chats_store:session``) says who the client is:
+  ``sub`` (user id), optional ``name``, ``iat``, ``exp``; it is checked in the
+  WebSocket handshake;
+* a **chat token** (``aud`` ``chats_store:chat``) lets ``sub`` join ``chat``
+  with ``permissions`` (``send``, ``moderate``) and member ``metadata``; it is
+  checked by the join request and is meant to be short-lived.
+
+Verification pins ``algorithms=["HS256"]`` and the audience, so a token of one
+kind is never accepted as the other, and a token signed with ``none`` or another
+algorithm is refused. Expiry is checked against the server's clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import jwt
+
+from chats_store.errors import ErrorCode
+from chats_store.tokens import CHAT_AUDIENCE, SESSION_AUDIENCE
+
+__all__ = [
+    "ALGORITHM",
+    "MIN_SECRET_BYTES",
+    "ChatGrant",
+    "TokenRefusedError",
+    "check_secret",
+    "mint_chat_token",
+    "mint_session_token",
+    "verify_chat_token",
+    "verify_session_token",
+]
+
+ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+
+
+class TokenRefusedError(Exception):
+    """A token was refused; ``code`` is ``invalid_token`` or ``expired_token``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@attrs.frozen
+class ChatGrant:
+    """What a verified chat token allows: ``user_id`` may join ``chat_id``."""
+
+    user_id: str
+    chat_id: str
+    permissions: frozenset[str]
+    metadata: Mapping[str, str]
+
+
+def check_secret(secret: str | bytes) -> bytes:
+    """The secret as bytes; ``ValueError`` if it is shorter than 32 bytes."""
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    if not isinstance(secret, bytes):
+        raise TypeError(f"the secret must be str or bytes, not {type(secret).__name__}")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the secret is {len(secret)} bytes long; HS256 needs at least "
+            f"{MIN_SECRET_BYTES} bytes - generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return secret
+
+
+def _positive_ttl(ttl: float) -> float:
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    return ttl
+
+
+def _nonempty(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+def mint_session_token(
+    secret: str | bytes,
+    user_id: str,
+    ttl: float = 3600,
+    name: str | None = None,
+    *,
+    now: float | None = None,
+) -> str:
+    """A session token for ``user_id`` valid ``ttl`` seconds (``name``: display name)."""
+    key = check_secret(secret)
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {
+        "sub": _nonempty(user_id, "user_id"),
+        "aud": SESSION_AUDIENCE,
+        "iat": int(issued),
+        "exp": int(issued + _positive_ttl(ttl)),
+    }
+    if name is not None:
+        claims["name"] = name
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def mint_chat_token(
+    secret: str | bytes,
+    user_id: str,
+    chat_id: str,
+    permissions: Sequence[str] = ("send",),
+    metadata: Mapping[str, str] | None = None,
+    ttl: float = 300,
+    *,
+    now: float | None = None,
+) -> str:
+    """A chat token letting ``user_id`` join ``chat_id`` within ``ttl`` seconds.
+
+    ``permissions``: ``"send"`` (post messages) and ``"moderate"`` (mute, block,
+    kick, delete others' messages). ``metadata``: the member's string metadata,
+    returned to it on join.
+    """
+    key = check_secret(secret)
+    if isinstance(permissions, str) or not all(isinstance(p, str) for p in permissions):
+        raise ValueError(f"permissions must be a list of strings, not {permissions!r}")
+    metadata = dict(metadata or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError(f"metadata must map strings to strings, not {metadata!r}")
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {
+        "sub": _nonempty(user_id, "user_id"),
+        "chat": _nonempty(chat_id, "chat_id"),
+        "aud": CHAT_AUDIENCE,
+        "iat": int(issued),
+        "exp": int(issued + _positive_ttl(ttl)),
+        "permissions": list(permissions),
+        "metadata": metadata,
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def _verify(
+    secret: bytes, token: object, audience: str, kind: str, clock: Callable[[], float]
+) -> dict[str, Any]:
+    if not isinstance(token, str) or not token:
+        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token is missing")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            options={"require": ["sub", "exp", "aud"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.InvalidAudienceError:
+        raise TokenRefusedError(
+            ErrorCode.INVALID_TOKEN,
+            f"this is not a {kind} token (its audience is wrong): session and chat tokens "
+            "are not interchangeable",
+        ) from None
+    except jwt.InvalidSignatureError:
+        raise TokenRefusedError(
+            ErrorCode.INVALID_TOKEN,
+            f"the {kind} token's signature does not match: it was not issued by this server",
+        ) from None
+    except jwt.PyJWTError as error:
+        raise TokenRefusedError(
+            ErrorCode.INVALID_TOKEN, f"the {kind} token is not valid ({error})"
+        ) from None
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token's exp is not a number")
+    if exp <= clock():
+        raise TokenRefusedError(
+            ErrorCode.EXPIRED_TOKEN, f"the {kind} token has expired - ask for a new one"
+        )
+    if not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token has no user (sub)")
+    return claims
+
+
+def verify_session_token(
+    secret: bytes, token: object, clock: Callable[[], float] = time.time
+) -> str:
+    """The user id of a valid session token; :class:`TokenRefusedError` otherwise."""
+    return str(_verify(secret, token, SESSION_AUDIENCE, "session", clock)["sub"])
+
+
+def verify_chat_token(
+    secret: bytes, token: object, clock: Callable[[], float] = time.time
+) -> ChatGrant:
+    """What a valid chat token grants; :class:`TokenRefusedError` otherwise."""
+    claims = _verify(secret, token, CHAT_AUDIENCE, "chat", clock)
+    chat_id = claims.get("chat")
+    if not isinstance(chat_id, str) or not chat_id:
+        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, "the chat token names no chat")
+    permissions = claims.get("permissions", [])
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise TokenRefusedError(
+            ErrorCode.INVALID_TOKEN, "the chat token's permissions are not a list of strings"
+        )
+    metadata = claims.get("metadata", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise TokenRefusedError(
+            ErrorCode.INVALID_TOKEN, "the chat token's metadata does not map strings to strings"
+        )
+    return ChatGrant(claims["sub"], chat_id, frozenset(permissions), dict(metadata))

@@ -1,0 +1,244 @@
+"""Round trips through the wire protocol: domain value -> text frame -> domain value."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chats_store.chats.actions import (
+    ChatSnapshot,
+    Failure,
+    MembersAmountChanged,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+    ServerEvent,
+)
+from chats_store.chats.commands import (
+    ChatReply,
+    ChatRequest,
+    DeleteMessageRequest,
+    EditMessageRequest,
+    HistoryRequest,
+    JoinRequest,
+    LeaveRequest,
+    ModerationRequest,
+    PostMessageRequest,
+)
+from chats_store.chats.model import Message, Restriction
+from chats_store.protocol import (
+    MAX_REQUEST_ID,
+    ClientProtocol,
+    EventReceived,
+    ReplyReceived,
+    decode_request,
+    encode_error,
+    encode_event,
+    encode_reply,
+    encode_request,
+)
+
+# Any text but lone surrogates (which no UTF-8 frame can carry), astral planes included.
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+ids = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=12)
+ints = st.integers(min_value=0, max_value=2**53)
+times = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
+request_ids = st.integers(min_value=0, max_value=MAX_REQUEST_ID)
+
+
+@st.composite
+def messages(draw: st.DrawFn, chat_id: str | None = None, message_id: str | None = None) -> Message:
+    return Message(
+        id=message_id if message_id is not None else draw(ids),
+        chat_id=chat_id if chat_id is not None else draw(ids),
+        author_id=draw(ids),
+        content=draw(texts),
+        status="ready",
+        seq=draw(ints),
+        created_at=draw(times),
+        edited_at=draw(st.none() | times),
+    )
+
+
+restrictions = st.builds(
+    Restriction, st.sampled_from(["mute", "block"]), st.none() | times, st.none() | texts
+)
+metadata = st.dictionaries(texts, texts, max_size=4)
+
+requests: st.SearchStrategy[ChatRequest] = st.one_of(
+    st.builds(JoinRequest, ids, texts),
+    st.builds(LeaveRequest, ids),
+    st.builds(PostMessageRequest, ids, ids, texts),
+    st.builds(EditMessageRequest, ids, ids, texts),
+    st.builds(DeleteMessageRequest, ids, ids),
+    st.builds(
+        ModerationRequest,
+        ids,
+        ids,
+        st.sampled_from(["block", "unblock", "mute", "unmute", "kick"]),
+        st.none() | st.integers(min_value=-(2**40), max_value=2**40),
+        st.none() | texts,
+    ),
+    st.builds(HistoryRequest, ids, ints, ints),
+)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> ServerEvent:
+    chat_id = draw(ids)
+    seq = draw(ints)
+    kind = draw(st.integers(0, 6))
+    if kind == 0:
+        return MessagePosted(chat_id, seq, draw(messages(chat_id)))
+    if kind == 1:
+        return MessageEdited(chat_id, seq, draw(messages(chat_id)))
+    if kind == 2:
+        return MessageRemoved(chat_id, seq, draw(ids))
+    if kind == 3:
+        return MembersAmountChanged(chat_id, seq, draw(ints))
+    if kind == 4:
+        return OwnRestrictionsChanged(chat_id, seq, tuple(draw(st.lists(restrictions, max_size=2))))
+    if kind == 5:
+        return OwnMetadataChanged(chat_id, seq, draw(metadata))
+    return RemovedFromChat(
+        chat_id, draw(st.sampled_from(["kicked", "blocked"])), draw(st.none() | texts)
+    )
+
+
+@st.composite
+def request_and_reply(draw: st.DrawFn) -> tuple[ChatRequest, ChatReply]:
+    """A request and a reply of the type it calls for."""
+    request = draw(requests)
+    reply: ChatReply
+    match request:
+        case JoinRequest():
+            reply = ChatSnapshot(
+                messages=tuple(draw(st.lists(messages(), max_size=3))),
+                members_amount=draw(ints),
+                member_metadata=draw(metadata),
+                restrictions=tuple(draw(st.lists(restrictions, max_size=2))),
+                last_seq=draw(ints),
+            )
+        case PostMessageRequest() | EditMessageRequest():
+            reply = draw(messages(request.chat_id, request.message_id))
+        case HistoryRequest():
+            reply = tuple(draw(st.lists(messages(), max_size=3)))
+        case _:
+            reply = None
+    return request, reply
+
+
+def _frame(text: str) -> dict[str, Any]:
+    assert text.isascii()
+    data = json.loads(text)
+    assert isinstance(data, dict)
+    assert next(iter(data)) == "type"
+    return data
+
+
+@given(request_ids, requests)
+def test_a_request_survives_the_wire(request_id: int, request: ChatRequest) -> None:
+    text = encode_request(request_id, request)
+
+    assert decode_request(text) == (request_id, request)
+    assert _frame(text)["id"] == request_id
+
+
+@given(request_and_reply())
+def test_a_reply_reaches_the_client_as_the_domain_value_it_calls_for(
+    pair: tuple[ChatRequest, ChatReply],
+) -> None:
+    request, reply = pair
+    protocol = ClientProtocol()
+    request_id = protocol.send_request(request)
+    (sent,) = protocol.data_to_send()
+    assert decode_request(sent) == (request_id, request)
+
+    text = encode_reply(request_id, reply)
+    protocol.receive_data(text)
+
+    assert _frame(text)["type"] == "ok"
+    assert protocol.events_received() == [ReplyReceived(request_id, reply)]
+    assert protocol.pending_ids == ()
+
+
+@given(requests, texts, texts)
+def test_an_error_reply_becomes_a_refused_failure(
+    request: ChatRequest, code: str, message: str
+) -> None:
+    protocol = ClientProtocol()
+    request_id = protocol.send_request(request)
+
+    protocol.receive_data(encode_error(request_id, code, message))
+
+    (received,) = protocol.events_received()
+    assert received == ReplyReceived(request_id, Failure("refused", code, message))
+    assert received.request == request
+
+
+@given(events(), ints)
+def test_an_event_reaches_the_client_as_the_domain_action(event: ServerEvent, seq: int) -> None:
+    protocol = ClientProtocol()
+    extra_seq = seq if isinstance(event, RemovedFromChat) else None
+
+    text = encode_event(event, seq=extra_seq)
+    protocol.receive_data(text)
+
+    frame = _frame(text)
+    assert frame["type"] == "event"
+    assert frame["chat_id"] == event.chat_id
+    assert frame["seq"] == (seq if extra_seq is not None else getattr(event, "seq", None))
+    assert next(iter(frame["event"])) == "kind"
+    assert protocol.events_received() == [EventReceived(event)]
+
+
+def test_request_ids_grow_and_frames_queue_in_order() -> None:
+    protocol = ClientProtocol()
+
+    first = protocol.send_request(LeaveRequest("a"))
+    second = protocol.send_request(LeaveRequest("b"))
+
+    assert (first, second) == (1, 2)
+    assert [decode_request(t) for t in protocol.data_to_send()] == [
+        (1, LeaveRequest("a")),
+        (2, LeaveRequest("b")),
+    ]
+    assert protocol.data_to_send() == []
+    assert protocol.pending_ids == (1, 2)
+
+
+def test_replies_and_events_come_out_in_arrival_order() -> None:
+    protocol = ClientProtocol()
+    request_id = protocol.send_request(LeaveRequest("c"))
+    event = MembersAmountChanged("c", 4, 1)
+
+    protocol.receive_data(encode_event(event))
+    protocol.receive_data(encode_reply(request_id, None))
+
+    assert protocol.events_received() == [EventReceived(event), ReplyReceived(request_id, None)]
+    assert protocol.events_received() == []
+
+
+def test_the_frames_in_the_docs_are_what_the_codec_writes() -> None:
+    message = Message("m1", "c1", "alice", "hello", "ready", 7, 1700000000.5)
+
+    assert encode_request(3, PostMessageRequest("c1", "m1", "hello")) == (
+        '{"type":"post","id":3,"chat_id":"c1","message_id":"m1","content":"hello"}'
+    )
+    assert encode_reply(3, message) == (
+        '{"type":"ok","id":3,"result":{"id":"m1","chat_id":"c1","author_id":"alice",'
+        '"content":"hello","seq":7,"created_at":1700000000.5,"edited_at":null}}'
+    )
+    assert encode_error(4, "member_muted", "you are muted") == (
+        '{"type":"error","id":4,"code":"member_muted","message":"you are muted"}'
+    )
+    assert encode_event(MembersAmountChanged("c1", 8, 3)) == (
+        '{"type":"event","chat_id":"c1","seq":8,'
+        '"event":{"kind":"members_amount_changed","members_amount":3}}'
+    )

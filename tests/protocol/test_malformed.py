@@ -1,0 +1,332 @@
+"""Frames that break the protocol give a ProtocolError, never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chats_store.chats.actions import Failure, MembersAmountChanged
+from chats_store.chats.commands import (
+    HistoryRequest,
+    JoinRequest,
+    LeaveRequest,
+    PostMessageRequest,
+)
+from chats_store.chats.model import Message
+from chats_store.errors import ChatsStoreError, ErrorCode, ProtocolError
+from chats_store.protocol import (
+    MAX_FRAME_SIZE,
+    MAX_SERVER_FRAME_SIZE,
+    ClientProtocol,
+    ReplyReceived,
+    decode_request,
+    encode_event,
+    encode_reply,
+    encode_request,
+)
+
+VALID_POST = {"type": "post", "id": 5, "chat_id": "c", "message_id": "m", "content": "hi"}
+
+
+def test_protocol_error_is_a_chats_store_error() -> None:
+    assert issubclass(ProtocolError, ChatsStoreError)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "request_id", "close_code"),
+    [
+        ("not json", ErrorCode.INVALID_JSON, None, 1007),
+        ('{"type": "post", "id": 5,', ErrorCode.INVALID_JSON, None, 1007),
+        ('{"type":"leave","id":1,"chat_id":NaN}', ErrorCode.INVALID_JSON, None, 1007),
+        ("[" * 5000 + "]" * 5000, ErrorCode.INVALID_JSON, None, 1007),
+        (b'{"type":"leave","id":1,"chat_id":"c"}', ErrorCode.INVALID_FRAME, None, 1003),
+        ("[1, 2]", ErrorCode.INVALID_FRAME, None, None),
+        ('"post"', ErrorCode.INVALID_FRAME, None, None),
+        ('{"id": 5}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": 7, "id": 5}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": "shout", "id": 5}', ErrorCode.UNKNOWN_REQUEST, 5, None),
+        ('{"type": "ok", "id": 5, "result": null}', ErrorCode.UNKNOWN_REQUEST, 5, None),
+        ('{"type": "leave", "chat_id": "c"}', ErrorCode.INVALID_FRAME, None, None),
+        ('{"type": "leave", "id": "5", "chat_id": "c"}', ErrorCode.INVALID_FRAME, None, None),
+        ('{"type": "leave", "id": true, "chat_id": "c"}', ErrorCode.INVALID_FRAME, None, None),
+        ('{"type": "leave", "id": -1, "chat_id": "c"}', ErrorCode.INVALID_FRAME, None, None),
+        ('{"type": "leave", "id": 1.0, "chat_id": "c"}', ErrorCode.INVALID_FRAME, None, None),
+        ('{"type": "leave", "id": 9007199254740992, "chat_id": "c"}', "invalid_frame", None, None),
+        ('{"type": "leave", "id": 5}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": "leave", "id": 5, "chat_id": 3}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": "leave", "id": 5, "chat_id": null}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": "leave", "id": 5, "chat_id": ["c"]}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": "leave", "id": 5, "chat_id": "\\ud800"}', ErrorCode.INVALID_FRAME, 5, None),
+        ('{"type": "post", "id": 5, "chat_id": "c", "message_id": "m"}', "invalid_frame", 5, None),
+        (
+            '{"type": "history", "id": 5, "chat_id": "c", "before_seq": 1.5, "limit": 2}',
+            ErrorCode.INVALID_FRAME,
+            5,
+            None,
+        ),
+        (
+            '{"type": "history", "id": 5, "chat_id": "c", "before_seq": 1, "limit": true}',
+            ErrorCode.INVALID_FRAME,
+            5,
+            None,
+        ),
+        (
+            '{"type": "moderate", "id": 5, "chat_id": "c", "member_id": "u", "measure": "ban"}',
+            ErrorCode.INVALID_FRAME,
+            5,
+            None,
+        ),
+        (
+            '{"type":"moderate","id":5,"chat_id":"c","member_id":"u","measure":"mute",'
+            '"duration":"10"}',
+            ErrorCode.INVALID_FRAME,
+            5,
+            None,
+        ),
+    ],
+)
+def test_a_malformed_client_frame_is_refused_with_a_code(
+    frame: str | bytes, code: str, request_id: int | None, close_code: int | None
+) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode_request(frame)
+
+    assert caught.value.code == code
+    assert caught.value.request_id == request_id
+    assert caught.value.close_code == close_code
+    assert str(caught.value)
+
+
+def test_the_error_says_which_field_is_wrong() -> None:
+    with pytest.raises(ProtocolError, match=r"frame\.content"):
+        decode_request(json.dumps({**VALID_POST, "content": 5}))
+
+
+def test_unknown_extra_fields_are_ignored() -> None:
+    frame = json.dumps({**VALID_POST, "priority": "high"})
+
+    assert decode_request(frame) == (5, PostMessageRequest("c", "m", "hi"))
+
+
+def test_a_frame_over_the_size_limit_is_refused_before_parsing() -> None:
+    big = json.dumps({**VALID_POST, "content": "x" * MAX_FRAME_SIZE})
+
+    with pytest.raises(ProtocolError) as caught:
+        decode_request(big)
+
+    assert caught.value.code == ErrorCode.FRAME_TOO_LARGE
+    assert caught.value.close_code == 1009
+
+
+def test_the_size_limit_counts_utf8_bytes() -> None:
+    # 20,000 characters of 4 bytes each: small in characters, 80 KB on the wire.
+    frame = (
+        '{"type":"post","id":1,"chat_id":"c","message_id":"m","content":"' + "😀" * 20_000 + '"}'
+    )
+
+    with pytest.raises(ProtocolError) as caught:
+        decode_request(frame)
+
+    assert caught.value.code == ErrorCode.FRAME_TOO_LARGE
+
+
+def _valid_frames() -> list[dict[str, Any]]:
+    return [
+        json.loads(encode_request(5, request))
+        for request in (
+            JoinRequest("c", "token"),
+            LeaveRequest("c"),
+            PostMessageRequest("c", "m", "hi"),
+            HistoryRequest("c", 10, 20),
+        )
+    ]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@given(st.sampled_from(_valid_frames()), st.data())
+def test_a_missing_or_mistyped_field_is_a_protocol_error(
+    frame: dict[str, Any], data: st.DataObject
+) -> None:
+    field = data.draw(st.sampled_from(sorted(k for k in frame if k not in ("type", "id"))))
+    broken = dict(frame)
+    if data.draw(st.booleans()):
+        del broken[field]
+    else:
+        value = data.draw(json_values.filter(lambda v: not isinstance(v, type(frame[field]))))
+        broken[field] = value
+
+    with pytest.raises(ProtocolError) as caught:
+        decode_request(json.dumps(broken))
+
+    assert caught.value.code == ErrorCode.INVALID_FRAME
+    assert caught.value.request_id == 5
+
+
+@given(st.text(max_size=200) | json_values.map(json.dumps))
+def test_any_text_decodes_or_raises_a_protocol_error(text: str) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode_request(text)
+
+
+@given(st.text(max_size=200) | json_values.map(json.dumps))
+def test_the_client_reads_any_text_or_raises_a_protocol_error(text: str) -> None:
+    protocol = ClientProtocol()
+    protocol.send_request(LeaveRequest("c"))
+    with contextlib.suppress(ProtocolError):
+        protocol.receive_data(text)
+
+
+# Client side -------------------------------------------------------------------------
+
+
+def _message(message_id: str = "m") -> Message:
+    return Message(message_id, "c", "alice", "hi", "ready", 3, 1.0)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "{",
+        "[]",
+        '{"type": "pong"}',
+        '{"type": "ok", "id": 1}',
+        '{"type": "ok", "result": null}',
+        '{"type": "ok", "id": "1", "result": null}',
+        '{"type": "error", "id": 1, "code": 5, "message": "x"}',
+        '{"type": "error", "id": null, "code": "invalid_frame", "message": "x"}',
+        '{"type": "event", "chat_id": "c", "seq": 1}',
+        '{"type": "event", "chat_id": "c", "seq": 1, "event": {"kind": "exploded"}}',
+        '{"type": "event", "chat_id": "c", "seq": "1", '
+        '"event": {"kind": "members_amount_changed", "members_amount": 1}}',
+        '{"type": "event", "chat_id": "c", "seq": 1, '
+        '"event": {"kind": "own_restrictions_changed", "restrictions": [{"kind": "ban"}]}}',
+        '{"type": "event", "chat_id": "c", "seq": 1, '
+        '"event": {"kind": "own_metadata_changed", "member_metadata": {"role": 1}}}',
+        '{"type": "event", "chat_id": "c", "seq": 1, '
+        '"event": {"kind": "message_posted", "message": {"id": "m"}}}',
+    ],
+)
+def test_a_malformed_server_frame_is_a_protocol_error(frame: str) -> None:
+    protocol = ClientProtocol()
+    protocol.send_request(LeaveRequest("c"))
+
+    with pytest.raises(ProtocolError):
+        protocol.receive_data(frame)
+
+    assert protocol.events_received() == []
+    assert protocol.pending_ids == (1,)
+
+
+def test_an_event_whose_message_is_of_another_chat_is_a_protocol_error() -> None:
+    frame = json.loads(encode_event(MembersAmountChanged("c", 1, 1)))
+    frame["event"] = {
+        "kind": "message_posted",
+        "message": json.loads(encode_reply(1, Message("m", "other", "a", "x", "ready", 1)))[
+            "result"
+        ],
+    }
+
+    with pytest.raises(ProtocolError):
+        ClientProtocol().receive_data(json.dumps(frame))
+
+
+def test_a_reply_to_no_request_is_a_protocol_error() -> None:
+    protocol = ClientProtocol()
+
+    with pytest.raises(ProtocolError) as caught:
+        protocol.receive_data(encode_reply(1, None))
+
+    assert caught.value.code == ErrorCode.UNEXPECTED_REPLY
+
+
+def test_a_reply_of_the_wrong_shape_leaves_the_request_pending() -> None:
+    protocol = ClientProtocol()
+    join = protocol.send_request(JoinRequest("c", "t"))
+    leave = protocol.send_request(LeaveRequest("c"))
+
+    with pytest.raises(ProtocolError):
+        protocol.receive_data(encode_reply(join, _message()))
+    with pytest.raises(ProtocolError):
+        protocol.receive_data(encode_reply(leave, (_message(),)))
+
+    assert protocol.pending_ids == (join, leave)
+    assert protocol.events_received() == []
+
+
+def test_a_reply_for_another_message_is_a_protocol_error() -> None:
+    protocol = ClientProtocol()
+    request_id = protocol.send_request(PostMessageRequest("c", "m1", "hi"))
+
+    with pytest.raises(ProtocolError) as caught:
+        protocol.receive_data(encode_reply(request_id, _message("m2")))
+
+    assert caught.value.code == ErrorCode.UNEXPECTED_REPLY
+
+
+def test_a_server_frame_over_its_limit_is_refused() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        ClientProtocol().receive_data(" " * (MAX_SERVER_FRAME_SIZE + 1))
+
+    assert caught.value.close_code == 1009
+
+
+def test_a_request_too_large_to_send_is_refused_and_not_queued() -> None:
+    protocol = ClientProtocol()
+
+    with pytest.raises(ProtocolError) as caught:
+        protocol.send_request(JoinRequest("c", "t" * MAX_FRAME_SIZE))
+
+    assert caught.value.code == ErrorCode.FRAME_TOO_LARGE
+    assert protocol.data_to_send() == []
+    assert protocol.pending_ids == ()
+    assert protocol.send_request(LeaveRequest("c")) == 1
+
+
+def test_fail_pending_fails_every_request_in_flight() -> None:
+    protocol = ClientProtocol()
+    first = protocol.send_request(LeaveRequest("a"))
+    second = protocol.send_request(PostMessageRequest("a", "m", "hi"))
+    protocol.receive_data(encode_reply(first, None))
+    protocol.events_received()
+    third = protocol.send_request(LeaveRequest("b"))  # queued, never sent
+
+    failed = protocol.fail_pending("connection_lost")
+
+    assert [r.request_id for r in failed] == [second, third]
+    assert all(isinstance(r.result, Failure) for r in failed)
+    assert {r.result.kind for r in failed if isinstance(r.result, Failure)} == {"connection_lost"}
+    assert failed[0].request == PostMessageRequest("a", "m", "hi")
+    assert protocol.pending_ids == ()
+    assert protocol.data_to_send() == []
+    assert protocol.send_request(LeaveRequest("c")) == third + 1
+
+
+def test_a_late_reply_to_an_abandoned_request_is_dropped() -> None:
+    protocol = ClientProtocol()
+    request_id = protocol.send_request(LeaveRequest("a"))
+
+    failure = protocol.abandon(request_id, "timeout")
+    protocol.receive_data(encode_reply(request_id, None))
+
+    assert failure == ReplyReceived(
+        request_id, Failure("timeout", "timeout", failure.result.detail)
+    )  # type: ignore[union-attr]
+    assert protocol.events_received() == []
+    assert protocol.abandon(request_id) is None
+    with pytest.raises(ProtocolError):  # only once
+        protocol.receive_data(encode_reply(request_id, None))

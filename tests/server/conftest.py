@@ -1,0 +1,165 @@
+"""Fixtures for the reference server tests: a server on port 0, raw protocol clients.
+
+:class:`RawClient` is a real ``websockets`` client connection driven by the
+sans-I/O :class:`ClientProtocol`; it keeps replies by request id and events in
+arrival order, and logs both, so tests can check what came first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, suppress
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from chats_store.chats.actions import Failure, ServerEvent
+from chats_store.chats.commands import ChatReply, ChatRequest, JoinRequest, PostMessageRequest
+from chats_store.chats.model import Message
+from chats_store.protocol import (
+    MAX_SERVER_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    ClientProtocol,
+    ReceivedItem,
+    ReplyReceived,
+)
+from chats_store.server import ChatServer, run_server
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+TIMEOUT = 2.0
+
+
+class RawClient:
+    """One user's connection: send requests, read replies and events."""
+
+    def __init__(self, user_id: str, connection: ClientConnection, server: ChatServer) -> None:
+        self.user_id = user_id
+        self.connection = connection
+        self.server = server
+        self.protocol = ClientProtocol()
+        self.replies: dict[int, ChatReply | Failure] = {}
+        self.events: list[ServerEvent] = []
+        self.log: list[ReceivedItem] = []
+
+    async def _read(self, timeout: float = TIMEOUT) -> None:
+        text = await asyncio.wait_for(self.connection.recv(), timeout)
+        self.protocol.receive_data(text)
+        for item in self.protocol.events_received():
+            self.log.append(item)
+            if isinstance(item, ReplyReceived):
+                self.replies[item.request_id] = item.result
+            else:
+                self.events.append(item.event)
+
+    async def send(self, request: ChatRequest) -> int:
+        request_id = self.protocol.send_request(request)
+        for text in self.protocol.data_to_send():
+            await self.connection.send(text)
+        return request_id
+
+    async def reply(self, request_id: int) -> ChatReply | Failure:
+        while request_id not in self.replies:
+            await self._read()
+        return self.replies.pop(request_id)
+
+    async def request(self, request: ChatRequest) -> ChatReply | Failure:
+        return await self.reply(await self.send(request))
+
+    async def ok(self, request: ChatRequest) -> Any:
+        """The reply to ``request``; fails the test if it was refused."""
+        result = await self.request(request)
+        assert not isinstance(result, Failure), result
+        return result
+
+    async def refused(self, request: ChatRequest, code: str) -> Failure:
+        """The failure of ``request``; fails the test unless it was refused with ``code``."""
+        result = await self.request(request)
+        assert isinstance(result, Failure), f"expected {code}, got {result!r}"
+        assert (result.kind, result.code) == ("refused", code), result
+        return result
+
+    async def join(
+        self,
+        chat_id: str,
+        permissions: Sequence[str] = ("send",),
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        token = self.server.chat_token(self.user_id, chat_id, permissions, metadata)
+        return await self.ok(JoinRequest(chat_id, token))
+
+    async def post(self, chat_id: str, message_id: str, content: str = "hello") -> Message:
+        result = await self.ok(PostMessageRequest(chat_id, message_id, content))
+        assert isinstance(result, Message)
+        return result
+
+    async def next_event(self, timeout: float = TIMEOUT) -> ServerEvent:
+        while not self.events:
+            await self._read(timeout)
+        return self.events.pop(0)
+
+    async def no_event(self, wait: float = 0.05) -> None:
+        """Fails if an event arrives within ``wait`` seconds."""
+        with suppress(TimeoutError):
+            await self._read(wait)
+        assert not self.events, self.events
+
+    async def collect(self, wait: float = 0.03) -> list[ServerEvent]:
+        """Read until nothing arrives for ``wait`` seconds; the events, now forgotten."""
+        try:
+            while True:
+                await self._read(wait)
+        except TimeoutError:
+            pass
+        events, self.events = self.events, []
+        return events
+
+    async def drop_events(self, wait: float = 0.03) -> None:
+        """Read until nothing arrives for ``wait`` seconds, then forget every event."""
+        await self.collect(wait)
+
+
+ClientFactory = Callable[..., Awaitable[RawClient]]
+
+
+def handshake_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ChatServer]:
+    async with run_server(secret=SECRET, seconds_per_minute=0.05) as running:
+        yield running
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[AsyncExitStack]:
+    async with AsyncExitStack() as exit_stack:
+        yield exit_stack
+
+
+async def open_client(stack: AsyncExitStack, server: ChatServer, user_id: str) -> RawClient:
+    connection = await stack.enter_async_context(
+        connect(
+            server.url,
+            subprotocols=[Subprotocol(PROTOCOL_VERSION)],
+            additional_headers=handshake_headers(server.session_token(user_id)),
+            open_timeout=TIMEOUT,
+            close_timeout=1,
+            max_size=MAX_SERVER_FRAME_SIZE,
+            max_queue=None,  # keep reading the socket even when a test reads nothing
+        )
+    )
+    return RawClient(user_id, connection, server)
+
+
+@pytest.fixture
+def client(server: ChatServer, stack: AsyncExitStack) -> ClientFactory:
+    """``await client("alice")``: a connected client of the ``server`` fixture."""
+
+    async def make(user_id: str, on: ChatServer | None = None) -> RawClient:
+        return await open_client(stack, on or server, user_id)
+
+    return make

@@ -1,0 +1,137 @@
+"""The ``chats-store`` command: ``serve`` and ``token``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from chats_store.chats.commands import JoinRequest
+from chats_store.cli import main
+from chats_store.protocol import PROTOCOL_VERSION, ClientProtocol, ReplyReceived
+from chats_store.server import (
+    mint_chat_token,
+    mint_session_token,
+    verify_chat_token,
+    verify_session_token,
+)
+from tests.server.conftest import SECRET
+
+KEY = SECRET.encode()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out.strip()
+
+
+def test_token_session_prints_a_session_token(capsys: pytest.CaptureFixture[str]) -> None:
+    token = _run(capsys, "token", "session", "alice", "--secret", SECRET)
+
+    assert verify_session_token(KEY, token) == "alice"
+
+
+def test_token_chat_grants_send_plus_the_given_permissions_and_metadata(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHATS_STORE_SECRET", SECRET)
+
+    token = _run(
+        capsys,
+        "token",
+        "chat",
+        "bob",
+        "c1",
+        "--permission",
+        "moderate",
+        "--metadata",
+        "role=moderator",
+        "--metadata",
+        "team=a=b",
+    )
+
+    grant = verify_chat_token(KEY, token)
+    assert (grant.user_id, grant.chat_id) == ("bob", "c1")
+    assert grant.permissions == {"send", "moderate"}
+    assert grant.metadata == {"role": "moderator", "team": "a=b"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["token", "session", "alice", "--secret", "short"],
+        ["token", "session", "alice"],
+        ["token", "chat", "bob", "c1", "--secret", SECRET, "--metadata", "novalue"],
+        ["serve", "--secret", "short"],
+    ],
+)
+def test_bad_arguments_exit_with_a_message(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHATS_STORE_SECRET", raising=False)
+
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+
+    assert caught.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["token", "--help"]])
+def test_help_works(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+
+    assert caught.value.code == 0
+    assert "usage: chats-store" in capsys.readouterr().out
+
+
+async def test_serve_runs_a_server_until_interrupted(tmp_path: Path) -> None:
+    env = {**os.environ, "CHATS_STORE_SECRET": SECRET}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chats_store.cli",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "c.db"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert PROTOCOL_VERSION in banner
+        url = banner.split(" on ")[1].split()[0]
+        headers = {"Authorization": "Bearer " + mint_session_token(SECRET, "alice")}
+        async with connect(
+            url, subprotocols=[Subprotocol(PROTOCOL_VERSION)], additional_headers=headers
+        ) as connection:
+            protocol = ClientProtocol()
+            protocol.send_request(JoinRequest("c1", mint_chat_token(SECRET, "alice", "c1")))
+            for text in protocol.data_to_send():
+                await connection.send(text)
+            protocol.receive_data(await connection.recv())
+            (reply,) = protocol.events_received()
+            assert isinstance(reply, ReplyReceived)
+            assert reply.result.members_amount == 1  # type: ignore[union-attr]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        assert "stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
