@@ -187,6 +187,8 @@ class MessageLog:
                 break
         index = bisect_left(items, seq, 0, confirmed, key=_message_seq)
         if index < confirmed and items[index].seq == seq:
+            if items is self.items and items[index] == message:
+                return self  # the same message again (an ack after its push): unchanged
             return MessageLog((*items[:index], message, *items[index + 1 :]))
         return MessageLog((*items[:index], message, *items[index:]))
 

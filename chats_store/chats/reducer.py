@@ -247,11 +247,18 @@ def _receive(chat: ChatState, message: Message) -> ChatState:
     in-flight status and the new version becomes what a failure rolls back to.
     """
     if message.id in chat.originals:
+        if chat.originals[message.id] == message:
+            return chat
         return attrs.evolve(chat, originals=_with(chat.originals, message.id, message))
-    return attrs.evolve(chat, messages=chat.messages.confirm(message))
+    messages = chat.messages.confirm(message)
+    return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
 
 
 def message_sent(chat: ChatState, action: MessageSent) -> ChatState:
+    if chat.messages.find(action.message.id) is None:
+        # Removed since it was sent (a removal pushed, or its delete acked, before
+        # this ack was dispatched): an ack must not bring it back.
+        return chat
     return _receive(chat, attrs.evolve(action.message, status="ready"))
 
 
@@ -338,10 +345,10 @@ def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[Chat
         return chat
     oldest = next((m.seq for m in chat.messages if m.seq is not None), chat.last_seq + 1)
     request = HistoryRequest(action.chat_id, before_seq=oldest, limit=action.limit)
-    return Step(
-        attrs.evolve(chat, sync_statuses=_messages_sync(chat, "loading")),
-        (SendRequest(action.call_id, request),),
-    )
+    sync_statuses = _messages_sync(chat, "loading")
+    if sync_statuses is not chat.sync_statuses:
+        chat = attrs.evolve(chat, sync_statuses=sync_statuses)
+    return Step(chat, (SendRequest(action.call_id, request),))
 
 
 def _messages_sync(chat: ChatState, status: SyncStatus) -> SyncStatuses:

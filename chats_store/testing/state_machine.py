@@ -1,0 +1,846 @@
+"""A reusable Hypothesis state machine for the Chats store (reducer, store, getters).
+
+:class:`ChatsStateMachine` drives random action sequences through a real
+:class:`~chats_store.core.store.Store` built on :func:`reduce_chats`, whose
+interpreter only records the commands. The "world" around the client is
+simulated by :class:`~chats_store.testing.strategies.ChatServerModel`: requests
+in flight are processed by the server, then answered (or time out, possibly
+after the server applied them); the server's pushes are delivered in ``seq``
+order at any time; the connection drops and comes back. Next to the store runs
+:class:`ClientModel`, a plain-Python model of what the client should show,
+written from DESIGN.md's lifecycles and independent of the reducer.
+
+After every dispatch the machine checks that each message status change is an
+allowed lifecycle edge (:data:`ALLOWED_EDGES`); after every step, that:
+
+* no chat holds two messages with the same id;
+* confirmed messages are strictly ordered by ``seq`` and every pending one
+  (``seq`` None) comes after them;
+* the model agrees with the state on each chat (messages in order with their
+  content and status, members amount, metadata, restrictions, sync statuses);
+* every getter's ``.value`` equals its ``select_*`` selector on the state, and
+  each subscribed getter's last emission is its ``.value`` (and it never emitted
+  the same value twice in a row).
+
+Use it as is::
+
+    TestChatsStateMachine = ChatsStateMachine.TestCase
+
+or subclass it with more rules (call :meth:`ChatsStateMachine.dispatch` so the
+model and the checks follow) and more invariants.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, ClassVar
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from reactivex import abc
+
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatJoinFailed,
+    ConnectionStatusChanged,
+    DeleteMessage,
+    Failure,
+    JoinChat,
+    LeaveChat,
+    LoadOlderMessages,
+    MembersAmountChanged,
+    MessageDeleted,
+    MessageDeleteFailed,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    MessageSendFailed,
+    MessageSent,
+    MessageUpdated,
+    MessageUpdateFailed,
+    OlderMessagesLoaded,
+    OlderMessagesLoadFailed,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+    ResendMessage,
+    SendMessage,
+    UpdateMessage,
+)
+from chats_store.chats.commands import (
+    ChatReply,
+    ChatRequest,
+    DeleteMessageRequest,
+    EditMessageRequest,
+    HistoryRequest,
+    JoinRequest,
+    LeaveRequest,
+    Outcome,
+    PostMessageRequest,
+    SendRequest,
+    SettleCall,
+    outcome_of,
+)
+from chats_store.chats.model import (
+    ChatsState,
+    ChatState,
+    ChatStatus,
+    Message,
+    MessageStatus,
+    Restriction,
+    SyncStatuses,
+)
+from chats_store.chats.reducer import reduce_chats
+from chats_store.chats.selectors import (
+    is_syncing_of,
+    members_amount_of,
+    messages_of,
+    metadata_of,
+    restrictions_of,
+    select_chat_members_amount,
+    select_chat_messages,
+    select_chat_status,
+    select_chat_sync_statuses,
+    select_chats_ids,
+    select_client_chat_member_metadata,
+    select_client_chat_member_restrictions,
+    select_is_chat_syncing,
+    status_of,
+    sync_statuses_of,
+)
+from chats_store.core.reducer import Command
+from chats_store.core.store import Getter, Store
+from chats_store.errors import ErrorCode
+from chats_store.testing.strategies import (
+    CLIENT_ID,
+    OTHER_MEMBERS,
+    ChatServerModel,
+    contents,
+    member_metadata,
+    restrictions,
+)
+
+__all__ = [
+    "ALLOWED_EDGES",
+    "CHAT_GETTERS",
+    "ChatsStateMachine",
+    "ClientModel",
+    "ModelChat",
+    "ModelMessage",
+]
+
+Edge = tuple[MessageStatus, MessageStatus]
+
+ALLOWED_EDGES: Mapping[type, frozenset[Edge]] = {
+    SendMessage: frozenset(),
+    MessageSent: frozenset({("sending", "ready")}),
+    # The push of the client's own message: before its ack, or after the ack was
+    # lost (a time-out although the server had it), which DESIGN.md's list omits.
+    MessagePosted: frozenset({("sending", "ready"), ("interrupted", "ready")}),
+    MessageSendFailed: frozenset({("sending", "interrupted")}),
+    ResendMessage: frozenset({("interrupted", "sending")}),
+    UpdateMessage: frozenset({("ready", "updating")}),
+    MessageUpdated: frozenset({("updating", "ready")}),
+    MessageUpdateFailed: frozenset({("updating", "ready")}),
+    DeleteMessage: frozenset({("ready", "deleting"), ("interrupted", "deleting")}),
+    MessageDeleteFailed: frozenset({("deleting", "ready"), ("deleting", "interrupted")}),
+    ConnectionStatusChanged: frozenset(
+        {
+            ("sending", "interrupted"),
+            ("updating", "ready"),
+            ("deleting", "ready"),
+            ("deleting", "interrupted"),
+        }
+    ),
+}
+"""For each action class, the message status changes it may cause (old, new)."""
+
+REMOVING_ACTIONS: tuple[type, ...] = (MessageDeleted, MessageRemoved)
+"""The actions after which a message may be gone (its chat still there)."""
+
+CHAT_GETTERS: Mapping[str, tuple[Callable[[Any], Any], Callable[[ChatsState, str], Any]]] = {
+    "status": (status_of, select_chat_status),
+    "messages": (messages_of, select_chat_messages),
+    "members_amount": (members_amount_of, select_chat_members_amount),
+    "sync_statuses": (sync_statuses_of, select_chat_sync_statuses),
+    "is_syncing": (is_syncing_of, select_is_chat_syncing),
+    "metadata": (metadata_of, select_client_chat_member_metadata),
+    "restrictions": (restrictions_of, select_client_chat_member_restrictions),
+}
+"""Per-chat getter kinds (the facade's key names): (projection, selector)."""
+
+LOST = Failure("connection_lost", "connection_lost", "the connection closed")
+TIMEOUT = Failure("timeout", "timeout", "no reply in time")
+REFUSED = Failure("refused", ErrorCode.PERMISSION_DENIED.value, "refused by the server")
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _chat_input(chat_id: str) -> Callable[[ChatsState], ChatState | None]:
+    """A chat getter's input, as the facade builds it: the chat's state object."""
+
+    def input_of(state: ChatsState) -> ChatState | None:
+        return state.chats.get(chat_id)
+
+    return input_of
+
+
+def _bound(selector: Callable[[ChatsState, str], Any], chat_id: str) -> Callable[[ChatsState], Any]:
+    def select(state: ChatsState) -> Any:
+        return selector(state, chat_id)
+
+    return select
+
+
+# The plain-Python model ------------------------------------------------------------------
+
+
+@attrs.define
+class ModelMessage:
+    id: str
+    author_id: str
+    content: str
+    status: MessageStatus
+    seq: int | None
+    order: int = 0  # creation order, for pending messages
+
+    @classmethod
+    def confirmed(cls, message: Message) -> ModelMessage:
+        assert message.seq is not None
+        return cls(message.id, message.author_id, message.content, "ready", message.seq)
+
+    def view(self) -> tuple[str, str, str, MessageStatus, int | None]:
+        return (self.id, self.author_id, self.content, self.status, self.seq)
+
+
+@attrs.define
+class ModelChat:
+    status: ChatStatus
+    join_call: int
+    messages: dict[str, ModelMessage] = attrs.Factory(dict)
+    originals: dict[str, ModelMessage] = attrs.Factory(dict)
+    buffered: list[Any] = attrs.Factory(list)
+    last_seq: int = 0
+    members_amount: int | None = None
+    metadata: dict[str, str] | None = None
+    restrictions: tuple[Restriction, ...] | None = None
+    history_loading: bool = False
+
+    def visible(self) -> list[ModelMessage]:
+        """Confirmed messages by seq, then pending ones in creation order."""
+        return sorted(
+            self.messages.values(),
+            key=lambda m: (m.seq is None, m.seq if m.seq is not None else m.order),
+        )
+
+    @property
+    def sync_statuses(self) -> SyncStatuses:
+        if self.status == "loading":
+            return SyncStatuses("loading", "loading")
+        return SyncStatuses("loading" if self.history_loading else "idle", "idle")
+
+    def receive(self, message: Message) -> None:
+        """A server-confirmed version of a message (a reply or a push)."""
+        confirmed = ModelMessage.confirmed(message)
+        if message.id in self.originals:
+            self.originals[message.id] = confirmed
+        else:
+            self.messages[message.id] = confirmed
+
+    def restore(self, message_id: str) -> None:
+        original = self.originals.pop(message_id, None)
+        if original is not None:
+            self.messages[message_id] = original
+
+    def forget(self, message_id: str) -> None:
+        self.messages.pop(message_id, None)
+        self.originals.pop(message_id, None)
+
+    def apply_event(self, event: Any) -> None:
+        if self.status == "loading":
+            self.buffered.append(event)
+            return
+        if event.seq <= self.last_seq:
+            return
+        self.last_seq = event.seq
+        match event:
+            case MessagePosted(message=message):
+                self.receive(message)
+            case MessageEdited(message=message):
+                if message.id in self.messages:
+                    self.receive(message)
+            case MessageRemoved(message_id=message_id):
+                self.forget(message_id)
+            case MembersAmountChanged(members_amount=amount):
+                self.members_amount = amount
+            case OwnRestrictionsChanged(restrictions=restrictions_):
+                self.restrictions = restrictions_
+            case OwnMetadataChanged(member_metadata=metadata):
+                self.metadata = dict(metadata)
+
+
+class ClientModel:
+    """What the client should show, as dicts and lists, from DESIGN.md's lifecycles."""
+
+    def __init__(self) -> None:
+        self.connection = "disconnected"
+        self.chats: dict[str, ModelChat] = {}
+        self._order = itertools.count()
+
+    def chat_ids(self) -> tuple[str, ...]:
+        return tuple(self.chats)
+
+    def ready_chat(self, chat_id: str) -> ModelChat | None:
+        chat = self.chats.get(chat_id)
+        return chat if chat is not None and chat.status == "ready" else None
+
+    def apply(self, action: Any) -> None:
+        if isinstance(action, ConnectionStatusChanged):
+            self._connection(action.status)
+            return
+        chat = self.chats.get(action.chat_id)
+        match action:
+            case JoinChat(call_id=call_id, chat_id=chat_id):
+                if chat is None:
+                    self.chats[chat_id] = ModelChat("loading", call_id)
+            case ChatJoinFailed(call_id=call_id, chat_id=chat_id):
+                if chat is not None and chat.status == "loading" and chat.join_call == call_id:
+                    del self.chats[chat_id]
+            case LeaveChat(chat_id=chat_id) | RemovedFromChat(chat_id=chat_id):
+                self.chats.pop(chat_id, None)
+            case ChatJoined(call_id=call_id, snapshot=snapshot):
+                if chat is not None and chat.status == "loading" and chat.join_call == call_id:
+                    chat.status = "ready"
+                    chat.messages = {m.id: ModelMessage.confirmed(m) for m in snapshot.messages}
+                    chat.last_seq = max(chat.last_seq, snapshot.last_seq)
+                    chat.members_amount = snapshot.members_amount
+                    chat.metadata = dict(snapshot.member_metadata)
+                    chat.restrictions = snapshot.restrictions
+                    buffered, chat.buffered = chat.buffered, []
+                    for event in buffered:
+                        chat.apply_event(event)
+            case (
+                MessagePosted()
+                | MessageEdited()
+                | MessageRemoved()
+                | MembersAmountChanged()
+                | OwnRestrictionsChanged()
+                | OwnMetadataChanged()
+            ):
+                if chat is not None:
+                    chat.apply_event(action)
+            case _:
+                if chat is not None:
+                    self._message_action(chat, action)
+
+    def _connection(self, status: str) -> None:
+        if status == self.connection:
+            return
+        self.connection = status
+        if status == "connected":
+            return
+        for chat in self.chats.values():
+            for message in chat.messages.values():
+                if message.status == "sending":
+                    message.status = "interrupted"
+            for message_id in list(chat.originals):
+                chat.restore(message_id)
+
+    def _message_action(self, chat: ModelChat, action: Any) -> None:
+        ready = chat.status == "ready"
+        message = chat.messages.get(getattr(action, "message_id", ""))
+        match action:
+            case SendMessage(message_id=message_id, author_id=author, content=content):
+                if ready and message is None:
+                    chat.messages[message_id] = ModelMessage(
+                        message_id, author, content, "sending", None, next(self._order)
+                    )
+            case ResendMessage():
+                if ready and message is not None and message.status == "interrupted":
+                    message.status = "sending"
+            case MessageSent(message=sent):
+                # The ack of a message still shown (a removed message stays removed).
+                if sent.id in chat.messages:
+                    chat.receive(sent)
+            case MessageSendFailed():
+                if message is not None and message.status == "sending":
+                    message.status = "interrupted"
+            case UpdateMessage(message_id=message_id, content=content):
+                if ready and message is not None and message.status == "ready":
+                    chat.originals[message_id] = attrs.evolve(message)
+                    message.content = content
+                    message.status = "updating"
+            case MessageUpdated(message=updated):
+                current = chat.messages.get(updated.id)
+                if current is not None and current.status == "updating":
+                    chat.messages[updated.id] = ModelMessage.confirmed(updated)
+                    chat.originals.pop(updated.id, None)
+            case (
+                MessageUpdateFailed(message_id=message_id)
+                | MessageDeleteFailed(message_id=message_id)
+            ):
+                chat.restore(message_id)
+            case DeleteMessage(message_id=message_id):
+                if ready and message is not None and message.status in ("ready", "interrupted"):
+                    chat.originals[message_id] = attrs.evolve(message)
+                    message.status = "deleting"
+            case MessageDeleted(message_id=message_id):
+                chat.forget(message_id)
+            case LoadOlderMessages():
+                if ready:
+                    chat.history_loading = True
+            case OlderMessagesLoaded(messages=older):
+                for item in older:
+                    if item.seq is not None and item.id not in chat.messages:
+                        chat.messages[item.id] = ModelMessage.confirmed(item)
+                chat.history_loading = False
+            case OlderMessagesLoadFailed():
+                chat.history_loading = False
+
+
+# The machine --------------------------------------------------------------------------
+
+
+@attrs.define
+class _Recorder:
+    """A getter subscription that keeps every emitted value."""
+
+    values: list[Any] = attrs.Factory(list)
+    subscription: abc.DisposableBase | None = None
+
+
+class ChatsStateMachine(RuleBasedStateMachine):
+    """Random action sequences through a real Store, checked against :class:`ClientModel`.
+
+    Class attributes to tune in a subclass: ``CHAT_IDS`` (the chats the client may
+    join), ``USER_ID`` (the client's member id), ``SNAPSHOT_SIZE`` (how many recent
+    messages a join returns; older ones come with ``LoadOlderMessages``).
+    """
+
+    CHAT_IDS: ClassVar[tuple[str, ...]] = ("c1", "c2")
+    USER_ID: ClassVar[str] = CLIENT_ID
+    SNAPSHOT_SIZE: ClassVar[int] = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: list[Command] = []
+        self.store: Store[ChatsState] = Store(
+            reduce_chats,
+            ChatsState(),
+            scope_of=lambda action: getattr(action, "chat_id", None),
+            interpreter=self.commands.append,
+        )
+        self.server = ChatServerModel(self.USER_ID, snapshot_size=self.SNAPSHOT_SIZE)
+        self.model = ClientModel()
+        self.in_flight: dict[int, SendRequest] = {}
+        self.processed: dict[int, ChatReply | Failure] = {}
+        self.settled: dict[int, Outcome] = {}
+        self.dispatched: list[Any] = []
+        self._call_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+        self.getters: dict[Hashable, tuple[Getter[Any], Callable[[ChatsState], Any]]] = {}
+        self.recorders: dict[Hashable, _Recorder] = {}
+        self._make_getters()
+        for key in self.getters:
+            self._subscribe(key)
+        self.dispatch(ConnectionStatusChanged("connected"))
+
+    # Plumbing ----------------------------------------------------------------------
+
+    def _make_getters(self) -> None:
+        store = self.store
+        self.getters["chats_ids"] = (
+            store.getter("chats_ids", lambda state: state.chat_ids, _identity),
+            select_chats_ids,
+        )
+        for chat_id in self.CHAT_IDS:
+            for name, (projection, selector) in CHAT_GETTERS.items():
+                getter = store.getter(
+                    (name, chat_id), _chat_input(chat_id), projection, scope=chat_id
+                )
+                self.getters[(name, chat_id)] = (getter, _bound(selector, chat_id))
+
+    def _subscribe(self, key: Hashable) -> None:
+        recorder = _Recorder()
+        getter, select = self.getters[key]
+        recorder.subscription = getter.subscribe(recorder.values.append)
+        assert len(recorder.values) == 1, f"{key}: no replay on subscribe"
+        assert recorder.values[0] == select(self.store.state), f"{key}: stale replay"
+        self.recorders[key] = recorder
+
+    def call_id(self) -> int:
+        return next(self._call_ids)
+
+    def dispatch(self, action: Any) -> None:
+        """Dispatch ``action`` to the store and the model; check its status edges."""
+        before = self.store.state
+        first_command = len(self.commands)
+        self.store.dispatch(action)
+        self.model.apply(action)
+        self.dispatched.append(action)
+        self.check_edges(before, self.store.state, action)
+        for command in self.commands[first_command:]:
+            if isinstance(command, SendRequest):
+                assert command.call_id not in self.in_flight, command
+                self.in_flight[command.call_id] = command
+            elif isinstance(command, SettleCall):
+                self.settled[command.call_id] = command.outcome
+            else:
+                raise AssertionError(f"unexpected command {command!r}")
+
+    def sent(self, call_id: int) -> ChatRequest:
+        """The request the last dispatch sent for ``call_id`` (it must have sent one)."""
+        command = self.in_flight.get(call_id)
+        assert command is not None, f"call {call_id} sent no request"
+        return command.request
+
+    def check_edges(self, before: ChatsState, after: ChatsState, action: Any) -> None:
+        allowed = ALLOWED_EDGES.get(type(action), frozenset())
+        for chat_id, old_chat in before.chats.items():
+            new_chat = after.chats.get(chat_id)
+            if new_chat is None or new_chat.join_call_id != old_chat.join_call_id:
+                continue  # the chat itself is gone (left, removed, join failed)
+            for old in old_chat.messages:
+                new = new_chat.messages.find(old.id)
+                if new is None:
+                    assert isinstance(action, REMOVING_ACTIONS), (
+                        f"{old.id} ({old.status}) vanished on {action!r}"
+                    )
+                elif new.status != old.status:
+                    assert (old.status, new.status) in allowed, (
+                        f"{old.id}: {old.status} -> {new.status} on {action!r}"
+                    )
+            for new in new_chat.messages:
+                if old_chat.messages.find(new.id) is None:
+                    expected = "sending" if isinstance(action, SendMessage) else "ready"
+                    assert new.status == expected, f"{new.id} appeared {new.status} on {action!r}"
+
+    def _take(self, call_id: int) -> ChatRequest:
+        self.processed.pop(call_id, None)
+        return self.in_flight.pop(call_id).request
+
+    def answer(self, call_id: int) -> None:
+        """Deliver the server's reply to ``call_id`` (processing it first if needed)."""
+        if call_id not in self.processed:
+            self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
+        result = self.processed[call_id]
+        request = self._take(call_id)
+        self.dispatch(outcome_of(call_id, request, result))
+
+    def fail(self, call_id: int, failure: Failure) -> None:
+        request = self._take(call_id)
+        self.dispatch(outcome_of(call_id, request, failure))
+
+    def _calls_where(self, test: Callable[[ChatRequest], bool]) -> list[int]:
+        return sorted(c for c, command in self.in_flight.items() if test(command.request))
+
+    def _model_messages(
+        self, *statuses: MessageStatus, mine: bool = False
+    ) -> list[tuple[str, str]]:
+        return sorted(
+            (chat_id, message.id)
+            for chat_id, chat in self.model.chats.items()
+            if chat.status == "ready"
+            for message in chat.messages.values()
+            if message.status in statuses and (not mine or message.author_id == self.USER_ID)
+        )
+
+    def _ready_chats(self) -> list[str]:
+        return sorted(c for c, chat in self.model.chats.items() if chat.status == "ready")
+
+    def _end_membership(self, chat_id: str) -> None:
+        """The client is out of ``chat_id``: its requests there fail, pushes stop."""
+        self.server.drop_events(chat_id)
+        for call_id in self._calls_where(
+            lambda request: (
+                request.chat_id == chat_id and not isinstance(request, (JoinRequest, LeaveRequest))
+            )
+        ):
+            self.fail(call_id, REFUSED)
+
+    # Rules: chats ------------------------------------------------------------------------
+
+    @initialize(
+        history=st.lists(
+            st.tuples(st.sampled_from((CLIENT_ID, *OTHER_MEMBERS)), contents()), max_size=6
+        )
+    )
+    def join_the_first_chat(self, history: list[tuple[str, str]]) -> None:
+        """Start with the first chat joined, on top of some history."""
+        chat_id = self.CHAT_IDS[0]
+        for author, content in history:
+            author_id = self.USER_ID if author == CLIENT_ID else author
+            self.server.post(chat_id, f"h{next(self._message_ids)}", author_id, content)
+        self.join(chat_id, answer=True)
+
+    def join(self, chat_id: str, *, answer: bool) -> None:
+        call_id = self.call_id()
+        self.dispatch(JoinChat(call_id, chat_id, "token"))
+        assert self.sent(call_id) == JoinRequest(chat_id, "token")
+        if answer:
+            self.answer(call_id)
+            assert self.model.chats[chat_id].status == "ready"
+
+    @precondition(lambda self: any(c not in self.model.chats for c in self.CHAT_IDS))
+    @rule(data=st.data(), answer=st.booleans())
+    def join_chat(self, data: st.DataObject, answer: bool) -> None:
+        """Join a chat; the reply comes now or later (another rule)."""
+        free = [c for c in self.CHAT_IDS if c not in self.model.chats]
+        self.join(data.draw(st.sampled_from(free)), answer=answer)
+
+    @precondition(lambda self: bool(self.model.chats))
+    @rule(data=st.data(), how=st.sampled_from(("leave", "kicked", "blocked")))
+    def membership_ends(self, data: st.DataObject, how: str) -> None:
+        """The client leaves (a loading chat too) or is kicked or blocked (a ready one)."""
+        chat_id = data.draw(st.sampled_from(sorted(self.model.chats)))
+        chat = self.model.chats[chat_id]
+        if how == "leave" or chat.status == "loading":
+            call_id = self.call_id()
+            self.dispatch(LeaveChat(call_id, chat_id))
+            assert self.sent(call_id) == LeaveRequest(chat_id)
+            if chat.status == "loading":
+                outcome = self.settled.get(chat.join_call)
+                assert isinstance(outcome, ChatJoinFailed), outcome
+                assert outcome.failure.kind == "cancelled"
+                assert outcome.failure.code == ErrorCode.CHAT_LEFT_DURING_JOIN
+        else:
+            self.dispatch(RemovedFromChat(chat_id, "kicked" if how == "kicked" else "blocked"))
+        assert chat_id not in self.store.state.chats
+        self._end_membership(chat_id)
+
+    # Rules: requests in flight ---------------------------------------------------------------
+
+    @precondition(lambda self: any(c not in self.processed for c in self.in_flight))
+    @rule(data=st.data())
+    def server_processes_a_request(self, data: st.DataObject) -> None:
+        """The server applies a request; its reply is not delivered yet."""
+        call_id = data.draw(st.sampled_from(sorted(set(self.in_flight) - set(self.processed))))
+        self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(data=st.data(), pushes_first=st.booleans())
+    def reply_arrives(self, data: st.DataObject, pushes_first: bool) -> None:
+        """The reply arrives, maybe after the pushes the server sent meanwhile (its own
+        echo included): the transport may hand those over first."""
+        call_id = data.draw(st.sampled_from(sorted(self.in_flight)))
+        if pushes_first:
+            if call_id not in self.processed:
+                self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
+            self.deliver_pushes(self.in_flight[call_id].request.chat_id)
+        self.answer(call_id)
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(data=st.data(), how=st.sampled_from(("refused", "timeout", "lost_reply")))
+    def request_fails(self, data: st.DataObject, how: str) -> None:
+        """Refused by the server, timed out, or timed out after the server applied it."""
+        call_id = data.draw(st.sampled_from(sorted(self.in_flight)))
+        if how == "lost_reply" and call_id not in self.processed:
+            self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
+        refused = how == "refused" and call_id not in self.processed
+        self.fail(call_id, REFUSED if refused else TIMEOUT)
+
+    # Rules: messages ---------------------------------------------------------------------
+
+    @precondition(lambda self: bool(self._ready_chats()))
+    @rule(data=st.data(), content=contents())
+    def send_message(self, data: st.DataObject, content: str) -> None:
+        chat_id = data.draw(st.sampled_from(self._ready_chats()))
+        call_id, message_id = self.call_id(), f"m{next(self._message_ids)}"
+        self.dispatch(SendMessage(call_id, chat_id, message_id, self.USER_ID, content, 0.0))
+        assert self.sent(call_id) == PostMessageRequest(chat_id, message_id, content)
+
+    @precondition(lambda self: bool(self._model_messages("interrupted")))
+    @rule(data=st.data())
+    def resend_message(self, data: st.DataObject) -> None:
+        chat_id, message_id = data.draw(st.sampled_from(self._model_messages("interrupted")))
+        content = self.model.chats[chat_id].messages[message_id].content
+        call_id = self.call_id()
+        self.dispatch(ResendMessage(call_id, chat_id, message_id))
+        assert self.sent(call_id) == PostMessageRequest(chat_id, message_id, content)
+
+    @precondition(lambda self: bool(self._model_messages("ready", mine=True)))
+    @rule(data=st.data(), content=contents())
+    def update_message(self, data: st.DataObject, content: str) -> None:
+        chat_id, message_id = data.draw(st.sampled_from(self._model_messages("ready", mine=True)))
+        call_id = self.call_id()
+        self.dispatch(UpdateMessage(call_id, chat_id, message_id, content))
+        assert self.sent(call_id) == EditMessageRequest(chat_id, message_id, content)
+
+    @precondition(lambda self: bool(self._model_messages("ready", "interrupted")))
+    @rule(data=st.data())
+    def delete_message(self, data: st.DataObject) -> None:
+        chat_id, message_id = data.draw(
+            st.sampled_from(self._model_messages("ready", "interrupted"))
+        )
+        call_id = self.call_id()
+        self.dispatch(DeleteMessage(call_id, chat_id, message_id))
+        assert self.sent(call_id) == DeleteMessageRequest(chat_id, message_id)
+
+    @precondition(lambda self: bool(self._ready_chats()))
+    @rule(data=st.data(), limit=st.integers(min_value=1, max_value=4))
+    def load_older_messages(self, data: st.DataObject, limit: int) -> None:
+        chat_id = data.draw(st.sampled_from(self._ready_chats()))
+        confirmed = [m.seq for m in self.model.chats[chat_id].visible() if m.seq is not None]
+        call_id = self.call_id()
+        self.dispatch(LoadOlderMessages(call_id, chat_id, limit))
+        request = self.sent(call_id)
+        assert isinstance(request, HistoryRequest)
+        if confirmed:
+            assert request.before_seq == confirmed[0]
+
+    # Rules: the server and other members ---------------------------------------------------
+
+    @rule(
+        chat_id=st.sampled_from(CHAT_IDS),
+        author=st.sampled_from(OTHER_MEMBERS),
+        content=contents(),
+    )
+    def other_member_posts(self, chat_id: str, author: str, content: str) -> None:
+        self.server.post(chat_id, f"o{next(self._message_ids)}", author, content)
+
+    @rule(
+        data=st.data(),
+        change=st.sampled_from(("edit", "remove", "amount", "restrictions", "metadata")),
+        content=contents(),
+        amount=st.integers(min_value=1, max_value=50),
+        restrictions_=st.lists(restrictions(), max_size=2).map(tuple),
+        metadata=member_metadata(),
+    )
+    def server_side_change(
+        self,
+        data: st.DataObject,
+        change: str,
+        content: str,
+        amount: int,
+        restrictions_: tuple[Restriction, ...],
+        metadata: dict[str, str],
+    ) -> None:
+        """Another member edits their message, a moderator removes any message, or the
+        members amount, the client's restrictions or metadata change."""
+        chat_id = data.draw(st.sampled_from(self.CHAT_IDS))
+        messages = self.server.chat(chat_id).messages
+        others = sorted(m.id for m in messages.values() if m.author_id != self.USER_ID)
+        if change == "edit" and others:
+            self.server.edit(chat_id, data.draw(st.sampled_from(others)), content)
+        elif change == "remove" and messages:
+            self.server.remove(chat_id, data.draw(st.sampled_from(sorted(messages))))
+        elif change == "amount":
+            self.server.set_members_amount(chat_id, amount)
+        elif change == "restrictions":
+            self.server.set_restrictions(chat_id, restrictions_)
+        elif change == "metadata":
+            self.server.set_metadata(chat_id, metadata)
+
+    @precondition(lambda self: any(c.outbox for c in self.server.chats.values()))
+    @rule(data=st.data(), count=st.integers(min_value=1, max_value=3))
+    def pushes_arrive(self, data: st.DataObject, count: int) -> None:
+        chat_id = data.draw(
+            st.sampled_from(sorted(c.chat_id for c in self.server.chats.values() if c.outbox))
+        )
+        self.deliver_pushes(chat_id, count)
+
+    def deliver_pushes(self, chat_id: str, count: int | None = None) -> None:
+        """Dispatch the server's next ``count`` pushes for ``chat_id`` (all by default)."""
+        for event in self.server.take_events(chat_id, count):
+            self.dispatch(event)
+
+    # Rules: the connection ------------------------------------------------------------------
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(data=st.data(), failures_first=st.booleans(), via_connecting=st.booleans())
+    def connection_drops_and_comes_back(
+        self, data: st.DataObject, failures_first: bool, via_connecting: bool
+    ) -> None:
+        """Every request in flight fails (the server may have applied it); pushes are lost."""
+        for call_id in sorted(set(self.in_flight) - set(self.processed)):
+            if data.draw(st.booleans(), label=f"server got call {call_id}"):
+                self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
+        self.server.drop_events()
+        calls = sorted(self.in_flight)
+        if not failures_first:
+            self.dispatch(ConnectionStatusChanged("disconnected"))
+        for call_id in calls:
+            self.fail(call_id, LOST)
+        if failures_first:
+            self.dispatch(ConnectionStatusChanged("disconnected"))
+        if via_connecting:
+            self.dispatch(ConnectionStatusChanged("connecting"))
+        self.dispatch(ConnectionStatusChanged("connected"))
+
+    # Rules: getters ----------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def toggle_a_getter_subscription(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.getters, key=repr)))
+        recorder = self.recorders.pop(key, None)
+        if recorder is None:
+            self._subscribe(key)
+        else:
+            assert recorder.subscription is not None
+            recorder.subscription.dispose()
+
+    # Invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def messages_are_unique_and_ordered(self) -> None:
+        for chat_id, chat in self.store.state.chats.items():
+            items = chat.messages.items
+            ids = [m.id for m in items]
+            assert len(ids) == len(set(ids)), f"duplicate message ids in {chat_id}: {ids}"
+            seqs = [m.seq for m in items]
+            confirmed = [s for s in seqs if s is not None]
+            assert seqs[: len(confirmed)] == confirmed, f"pending before confirmed: {seqs}"
+            assert confirmed == sorted(set(confirmed)), f"not strictly by seq: {seqs}"
+
+    @invariant()
+    def model_agrees_with_the_state(self) -> None:
+        state = self.store.state
+        assert state.chat_ids == self.model.chat_ids()
+        assert state.connection == self.model.connection
+        for chat_id, expected in self.model.chats.items():
+            chat = state.chats[chat_id]
+            assert chat.status == expected.status, (chat_id, chat.status, expected.status)
+            actual_messages = [
+                (m.id, m.author_id, m.content, m.status, m.seq) for m in chat.messages
+            ]
+            expected_messages = [m.view() for m in expected.visible()]
+            assert actual_messages == expected_messages, (
+                f"chat {chat_id}: the store shows {actual_messages}, "
+                f"the model expects {expected_messages}"
+            )
+            assert chat.members_amount == expected.members_amount, chat_id
+            assert (
+                None if chat.member_metadata is None else dict(chat.member_metadata)
+            ) == expected.metadata, chat_id
+            assert chat.restrictions == expected.restrictions, chat_id
+            assert chat.sync_statuses == expected.sync_statuses, chat_id
+
+    @invariant()
+    def getters_follow_the_state(self) -> None:
+        state = self.store.state
+        for key, (getter, select) in self.getters.items():
+            expected = select(state)
+            recorder = self.recorders.get(key)
+            if recorder is not None:
+                # Checked before reading .value, which would refresh a stale getter.
+                emitted = len(recorder.values)
+                assert recorder.values[-1] == expected, (
+                    f"getter {key} last emitted {recorder.values[-1]!r}, the state has "
+                    f"{expected!r}: the store did not refresh it"
+                )
+            assert getter.value == expected, f"getter {key}: {getter.value!r} != {expected!r}"
+            if recorder is None:
+                continue
+            assert len(recorder.values) == emitted, f"reading {key}.value emitted"
+            assert recorder.values[-1] is getter.value, f"getter {key}: .value is another object"
+            for earlier, later in itertools.pairwise(recorder.values):
+                assert earlier != later, f"getter {key} emitted an unchanged value {later!r}"
+
+    def teardown(self) -> None:
+        for recorder in self.recorders.values():
+            if recorder.subscription is not None:
+                recorder.subscription.dispose()

@@ -1,0 +1,763 @@
+"""The Chats reducer, one example per transition of CHATS_CASES and CHAT_CASES."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import pytest
+
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatJoinFailed,
+    ChatLeaveFailed,
+    ChatLeft,
+    ChatMemberModerated,
+    ChatSnapshot,
+    ConnectionStatusChanged,
+    DeleteMessage,
+    Failure,
+    JoinChat,
+    LeaveChat,
+    LoadOlderMessages,
+    MembersAmountChanged,
+    MessageDeleted,
+    MessageDeleteFailed,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    MessageSendFailed,
+    MessageSent,
+    MessageUpdated,
+    MessageUpdateFailed,
+    ModerateChatMember,
+    OlderMessagesLoaded,
+    OlderMessagesLoadFailed,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+    ResendMessage,
+    SendMessage,
+    UpdateMessage,
+)
+from chats_store.chats.commands import (
+    DeleteMessageRequest,
+    EditMessageRequest,
+    HistoryRequest,
+    JoinRequest,
+    LeaveRequest,
+    ModerationRequest,
+    PostMessageRequest,
+    SendRequest,
+    SettleCall,
+)
+from chats_store.chats.model import (
+    ChatsState,
+    ChatState,
+    Message,
+    Restriction,
+    SyncStatuses,
+)
+from chats_store.chats.reducer import CHAT_CASES, CHATS_CASES, reduce_chats
+from chats_store.core.reducer import Step
+from chats_store.errors import ErrorCode
+
+ME = "me"
+TIMEOUT = Failure("timeout", "timeout", "no reply in time")
+REFUSED = Failure("refused", ErrorCode.PERMISSION_DENIED, "not allowed")
+
+
+def server_message(
+    message_id: str, seq: int, content: str = "hello", author: str = "alice"
+) -> Message:
+    return Message(message_id, "c1", author, content, "ready", seq=seq, created_at=float(seq))
+
+
+SNAPSHOT = ChatSnapshot(
+    messages=(server_message("a", 3), server_message("b", 7, author=ME)),
+    members_amount=4,
+    member_metadata={"role": "member"},
+    restrictions=(Restriction("mute", until=50.0, reason="spam"),),
+    last_seq=9,
+)
+
+
+def run(state: ChatsState, *actions: Any) -> Step[ChatsState]:
+    """Reduce every action in turn; the last step (with the commands of the last action)."""
+    step = Step(state)
+    for action in actions:
+        step = reduce_chats(step.state, action)
+    return step
+
+
+def reduce(state: ChatsState, *actions: Any) -> ChatsState:
+    return run(state, *actions).state
+
+
+def chat(state: ChatsState, chat_id: str = "c1") -> ChatState:
+    return state.chats[chat_id]
+
+
+def statuses(state: ChatsState, chat_id: str = "c1") -> list[tuple[str, int | None, str]]:
+    return [(m.id, m.seq, m.status) for m in chat(state, chat_id).messages]
+
+
+def contents_of(state: ChatsState, chat_id: str = "c1") -> dict[str, str]:
+    return {m.id: m.content for m in chat(state, chat_id).messages}
+
+
+def send(call_id: int, message_id: str, content: str = "hi", chat_id: str = "c1") -> SendMessage:
+    return SendMessage(call_id, chat_id, message_id, ME, content, 100.0)
+
+
+def acked(message_id: str, seq: int, content: str = "hi") -> Message:
+    return server_message(message_id, seq, content, author=ME)
+
+
+@pytest.fixture
+def connected() -> ChatsState:
+    return ChatsState(connection="connected")
+
+
+@pytest.fixture
+def loading(connected: ChatsState) -> ChatsState:
+    return reduce(connected, JoinChat(1, "c1", "tok"))
+
+
+@pytest.fixture
+def ready(loading: ChatsState) -> ChatsState:
+    return reduce(loading, ChatJoined(1, "c1", SNAPSHOT))
+
+
+@pytest.fixture
+def sending(ready: ChatsState) -> ChatsState:
+    """c1 ready with a, b confirmed and p (ours) sending."""
+    return reduce(ready, send(2, "p"))
+
+
+@pytest.fixture
+def interrupted(sending: ChatsState) -> ChatsState:
+    return reduce(sending, MessageSendFailed(2, "c1", "p", TIMEOUT))
+
+
+def assert_ordered(state: ChatsState) -> None:
+    for chat_state in state.chats.values():
+        seqs = [m.seq for m in chat_state.messages]
+        confirmed = [seq for seq in seqs if seq is not None]
+        assert seqs[: len(confirmed)] == confirmed, seqs
+        assert confirmed == sorted(set(confirmed)), seqs
+        assert len({m.id for m in chat_state.messages}) == len(seqs)
+
+
+def test_every_case_has_an_example_here() -> None:
+    """A new case reducer needs an example test here: this list is the reminder."""
+    covered = {
+        JoinChat,
+        ChatJoinFailed,
+        LeaveChat,
+        RemovedFromChat,
+        ConnectionStatusChanged,
+        ChatJoined,
+        SendMessage,
+        ResendMessage,
+        MessageSent,
+        MessageSendFailed,
+        UpdateMessage,
+        MessageUpdated,
+        MessageUpdateFailed,
+        DeleteMessage,
+        MessageDeleted,
+        MessageDeleteFailed,
+        ModerateChatMember,
+        LoadOlderMessages,
+        OlderMessagesLoaded,
+        OlderMessagesLoadFailed,
+        MessagePosted,
+        MessageEdited,
+        MessageRemoved,
+        MembersAmountChanged,
+        OwnRestrictionsChanged,
+        OwnMetadataChanged,
+    }
+    assert set(CHATS_CASES) | set(CHAT_CASES) == covered
+
+
+# Joining and leaving -----------------------------------------------------------------
+
+
+def test_join_adds_a_loading_chat_and_sends_the_join_request(connected: ChatsState) -> None:
+    step = run(connected, JoinChat(1, "c1", "tok"))
+    assert step.state.chat_ids == ("c1",)
+    joined = chat(step.state)
+    assert (joined.status, joined.join_call_id, len(joined.messages)) == ("loading", 1, 0)
+    assert joined.sync_statuses.is_syncing
+    assert step.commands == (SendRequest(1, JoinRequest("c1", "tok")),)
+
+
+def test_join_keeps_the_join_order(connected: ChatsState) -> None:
+    state = reduce(connected, JoinChat(1, "c2", "t"), JoinChat(2, "c1", "t"))
+    assert state.chat_ids == ("c2", "c1")
+
+
+def test_chat_joined_makes_the_chat_ready_with_the_snapshot(loading: ChatsState) -> None:
+    state = reduce(loading, ChatJoined(1, "c1", SNAPSHOT))
+    joined = chat(state)
+    assert joined.status == "ready"
+    assert [m.id for m in joined.messages] == ["a", "b"]
+    assert joined.members_amount == 4
+    assert dict(joined.member_metadata or {}) == {"role": "member"}
+    assert joined.restrictions == SNAPSHOT.restrictions
+    assert joined.sync_statuses == SyncStatuses("idle", "idle")
+    assert joined.last_seq == 9
+
+
+def test_chat_joined_sorts_the_snapshot_by_seq(loading: ChatsState) -> None:
+    snapshot = attrs.evolve(SNAPSHOT, messages=tuple(reversed(SNAPSHOT.messages)))
+    assert [m.id for m in chat(reduce(loading, ChatJoined(1, "c1", snapshot))).messages] == [
+        "a",
+        "b",
+    ]
+
+
+def test_chat_joined_of_another_join_call_is_ignored(loading: ChatsState) -> None:
+    assert reduce(loading, ChatJoined(99, "c1", SNAPSHOT)) is loading
+
+
+def test_chat_joined_on_a_ready_chat_is_ignored(ready: ChatsState) -> None:
+    assert reduce(ready, ChatJoined(1, "c1", SNAPSHOT)) is ready
+
+
+def test_join_failed_removes_the_loading_chat(loading: ChatsState) -> None:
+    state = reduce(loading, ChatJoinFailed(1, "c1", REFUSED))
+    assert state.chat_ids == ()
+    assert "c1" not in state.chats
+
+
+def test_join_failed_of_another_call_or_a_ready_chat_is_ignored(
+    loading: ChatsState, ready: ChatsState
+) -> None:
+    assert reduce(loading, ChatJoinFailed(99, "c1", REFUSED)) is loading
+    assert reduce(ready, ChatJoinFailed(1, "c1", REFUSED)) is ready
+
+
+def test_join_of_a_chat_already_there_changes_nothing(ready: ChatsState) -> None:
+    step = run(ready, JoinChat(5, "c1", "tok"))
+    assert step.state is ready
+    assert step.commands == ()
+
+
+def test_leave_a_ready_chat_removes_it_and_sends_the_leave_request(ready: ChatsState) -> None:
+    step = run(ready, LeaveChat(2, "c1"))
+    assert step.state.chat_ids == ()
+    assert step.state.chats == {}
+    assert step.commands == (SendRequest(2, LeaveRequest("c1")),)
+
+
+def test_leave_during_loading_fails_the_pending_join(loading: ChatsState) -> None:
+    step = run(loading, LeaveChat(2, "c1"))
+    assert step.state.chat_ids == ()
+    settle, leave = step.commands
+    assert leave == SendRequest(2, LeaveRequest("c1"))
+    assert isinstance(settle, SettleCall)
+    assert settle.call_id == 1
+    assert isinstance(settle.outcome, ChatJoinFailed)
+    assert settle.outcome.call_id == 1
+    assert settle.outcome.failure.kind == "cancelled"
+    assert settle.outcome.failure.code == ErrorCode.CHAT_LEFT_DURING_JOIN
+    # The late join reply is ignored, even after a new join of the same chat.
+    assert reduce(step.state, ChatJoined(1, "c1", SNAPSHOT)) is step.state
+    rejoined = reduce(step.state, JoinChat(3, "c1", "tok"))
+    assert reduce(rejoined, ChatJoined(1, "c1", SNAPSHOT)) is rejoined
+
+
+def test_leave_keeps_the_other_chats(ready: ChatsState) -> None:
+    state = reduce(ready, JoinChat(2, "c2", "t"), JoinChat(3, "c3", "t"))
+    left = reduce(state, LeaveChat(4, "c2"))
+    assert left.chat_ids == ("c1", "c3")
+    assert left.chats["c1"] is state.chats["c1"]
+    assert left.chats["c3"] is state.chats["c3"]
+
+
+def test_leave_outcomes_change_nothing(ready: ChatsState) -> None:
+    left = reduce(ready, LeaveChat(2, "c1"))
+    assert reduce(left, ChatLeft(2, "c1")) is left
+    assert reduce(left, ChatLeaveFailed(2, "c1", TIMEOUT)) is left
+
+
+def test_removed_from_chat_removes_it(ready: ChatsState) -> None:
+    step = run(ready, RemovedFromChat("c1", "kicked", "bye"))
+    assert step.state.chat_ids == ()
+    assert step.commands == ()
+
+
+# Sending -----------------------------------------------------------------------------
+
+
+def test_send_appends_a_sending_message_and_posts_it(ready: ChatsState) -> None:
+    step = run(ready, send(2, "p", "hi there"))
+    assert statuses(step.state) == [("a", 3, "ready"), ("b", 7, "ready"), ("p", None, "sending")]
+    message = chat(step.state).messages.find("p")
+    assert message == Message("p", "c1", ME, "hi there", "sending", created_at=100.0)
+    assert step.commands == (SendRequest(2, PostMessageRequest("c1", "p", "hi there")),)
+
+
+def test_message_sent_makes_it_ready_at_its_seq(sending: ChatsState) -> None:
+    state = reduce(sending, send(3, "q"), MessageSent(2, "c1", acked("p", 10)))
+    assert statuses(state) == [
+        ("a", 3, "ready"),
+        ("b", 7, "ready"),
+        ("p", 10, "ready"),
+        ("q", None, "sending"),
+    ]
+
+
+def test_message_sent_with_a_seq_among_older_ones_lands_in_order(
+    sending: ChatsState,
+) -> None:
+    state = reduce(sending, MessageSent(2, "c1", acked("p", 5)))
+    assert [m.id for m in chat(state).messages] == ["a", "p", "b"]
+
+
+def test_message_send_failed_interrupts_it(sending: ChatsState) -> None:
+    state = reduce(sending, MessageSendFailed(2, "c1", "p", TIMEOUT))
+    assert statuses(state)[-1] == ("p", None, "interrupted")
+
+
+def test_message_send_failed_for_a_message_not_sending_is_ignored(ready: ChatsState) -> None:
+    assert reduce(ready, MessageSendFailed(2, "c1", "a", TIMEOUT)) is ready
+    assert reduce(ready, MessageSendFailed(2, "c1", "nope", TIMEOUT)) is ready
+
+
+def test_resend_sends_the_same_id_again(interrupted: ChatsState) -> None:
+    step = run(interrupted, ResendMessage(3, "c1", "p"))
+    assert statuses(step.state)[-1] == ("p", None, "sending")
+    assert step.commands == (SendRequest(3, PostMessageRequest("c1", "p", "hi")),)
+    state = reduce(step.state, MessageSent(3, "c1", acked("p", 10)))
+    assert [m.id for m in chat(state).messages].count("p") == 1
+
+
+def test_own_push_before_the_ack_shows_the_message_once(sending: ChatsState) -> None:
+    state = reduce(sending, MessagePosted("c1", 10, acked("p", 10)))
+    assert statuses(state)[-1] == ("p", 10, "ready")
+    state = reduce(state, MessageSent(2, "c1", acked("p", 10)))
+    assert [m.id for m in chat(state).messages] == ["a", "b", "p"]
+    assert statuses(state)[-1] == ("p", 10, "ready")
+
+
+def test_own_push_after_the_ack_shows_the_message_once(sending: ChatsState) -> None:
+    state = reduce(sending, MessageSent(2, "c1", acked("p", 10)))
+    state = reduce(state, MessagePosted("c1", 10, acked("p", 10)))
+    assert [m.id for m in chat(state).messages] == ["a", "b", "p"]
+    assert chat(state).last_seq == 10
+
+
+def test_an_ack_after_a_removal_does_not_bring_the_message_back(sending: ChatsState) -> None:
+    """The push and a moderator's removal are dispatched before the ack's effects task runs."""
+    state = reduce(
+        sending,
+        MessagePosted("c1", 10, acked("p", 10)),
+        MessageRemoved("c1", 11, "p"),
+        MessageSent(2, "c1", acked("p", 10)),
+    )
+    assert [m.id for m in chat(state).messages] == ["a", "b"]
+
+
+def test_an_ack_after_the_push_keeps_the_state_identical(sending: ChatsState) -> None:
+    pushed = reduce(sending, MessagePosted("c1", 10, acked("p", 10)))
+    assert reduce(pushed, MessageSent(2, "c1", acked("p", 10))) is pushed
+
+
+def test_push_of_a_message_whose_ack_was_lost_confirms_it(interrupted: ChatsState) -> None:
+    state = reduce(interrupted, MessagePosted("c1", 10, acked("p", 10)))
+    assert statuses(state)[-1] == ("p", 10, "ready")
+
+
+# Updating ----------------------------------------------------------------------------
+
+
+def test_update_shows_the_new_content_while_updating(ready: ChatsState) -> None:
+    step = run(ready, UpdateMessage(2, "c1", "b", "edited"))
+    assert statuses(step.state)[-1] == ("b", 7, "updating")
+    assert contents_of(step.state)["b"] == "edited"
+    assert step.commands == (SendRequest(2, EditMessageRequest("c1", "b", "edited")),)
+
+
+def test_message_updated_makes_it_ready_with_the_server_version(ready: ChatsState) -> None:
+    edited = attrs.evolve(server_message("b", 7, "edited", ME), edited_at=20.0)
+    state = reduce(ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdated(2, "c1", edited))
+    assert chat(state).messages.find("b") == edited
+    assert chat(state).originals == {}
+
+
+def test_update_failure_restores_the_previous_content(ready: ChatsState) -> None:
+    state = reduce(
+        ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdateFailed(2, "c1", "b", REFUSED)
+    )
+    assert chat(state).messages.find("b") == server_message("b", 7, author=ME)
+    assert chat(state).originals == {}
+
+
+def test_an_edit_push_during_an_update_is_what_a_failure_restores(ready: ChatsState) -> None:
+    updating = reduce(ready, UpdateMessage(2, "c1", "b", "mine"))
+    pushed = server_message("b", 7, "theirs", ME)
+    state = reduce(updating, MessageEdited("c1", 10, pushed))
+    assert statuses(state)[-1] == ("b", 7, "updating")
+    assert contents_of(state)["b"] == "mine"
+    assert chat(reduce(state, MessageUpdateFailed(2, "c1", "b", REFUSED))).messages.find("b") == (
+        pushed
+    )
+
+
+def test_message_updated_for_a_message_not_updating_is_ignored(ready: ChatsState) -> None:
+    assert reduce(ready, MessageUpdated(2, "c1", server_message("b", 7, "x"))) is ready
+
+
+# Deleting ----------------------------------------------------------------------------
+
+
+def test_delete_marks_the_message_deleting(ready: ChatsState) -> None:
+    step = run(ready, DeleteMessage(2, "c1", "a"))
+    assert statuses(step.state)[0] == ("a", 3, "deleting")
+    assert step.commands == (SendRequest(2, DeleteMessageRequest("c1", "a")),)
+
+
+def test_message_deleted_removes_it(ready: ChatsState) -> None:
+    state = reduce(ready, DeleteMessage(2, "c1", "a"), MessageDeleted(2, "c1", "a"))
+    assert [m.id for m in chat(state).messages] == ["b"]
+    assert chat(state).originals == {}
+
+
+def test_delete_failure_restores_the_message(ready: ChatsState) -> None:
+    state = reduce(ready, DeleteMessage(2, "c1", "a"), MessageDeleteFailed(2, "c1", "a", REFUSED))
+    assert statuses(state) == statuses(ready)
+    assert chat(state).originals == {}
+
+
+def test_delete_of_an_interrupted_message(interrupted: ChatsState) -> None:
+    deleting = reduce(interrupted, DeleteMessage(3, "c1", "p"))
+    assert statuses(deleting)[-1] == ("p", None, "deleting")
+    restored = reduce(deleting, MessageDeleteFailed(3, "c1", "p", TIMEOUT))
+    assert statuses(restored)[-1] == ("p", None, "interrupted")
+    assert [m.id for m in chat(reduce(deleting, MessageDeleted(3, "c1", "p"))).messages] == [
+        "a",
+        "b",
+    ]
+
+
+def test_delete_failure_after_the_lost_ack_push_keeps_the_order(
+    interrupted: ChatsState,
+) -> None:
+    """A send times out but the server got it; its push arrives while it is deleted."""
+    state = reduce(
+        interrupted,
+        send(3, "q"),
+        DeleteMessage(4, "c1", "p"),
+        MessagePosted("c1", 10, acked("p", 10)),
+        MessagePosted("c1", 11, server_message("z", 11)),
+        MessageDeleteFailed(4, "c1", "p", TIMEOUT),
+    )
+    assert_ordered(state)
+    assert [m.id for m in chat(state).messages] == ["a", "b", "p", "z", "q"]
+
+
+def test_disconnect_after_the_lost_ack_push_keeps_the_order(interrupted: ChatsState) -> None:
+    state = reduce(
+        interrupted,
+        DeleteMessage(4, "c1", "p"),
+        MessagePosted("c1", 10, acked("p", 10)),
+        MessagePosted("c1", 11, server_message("z", 11)),
+        ConnectionStatusChanged("disconnected"),
+    )
+    assert_ordered(state)
+    assert [m.id for m in chat(state).messages] == ["a", "b", "p", "z"]
+
+
+# Server events -----------------------------------------------------------------------
+
+
+def test_message_posted_inserts_in_seq_order_and_advances_last_seq(ready: ChatsState) -> None:
+    state = reduce(ready, MessagePosted("c1", 10, server_message("c", 10)))
+    assert [m.id for m in chat(state).messages] == ["a", "b", "c"]
+    assert chat(state).last_seq == 10
+
+
+def test_events_at_or_below_last_seq_are_ignored(ready: ChatsState) -> None:
+    for seq in (1, 9):
+        assert reduce(ready, MessagePosted("c1", seq, server_message("c", seq))) is ready
+        assert reduce(ready, MembersAmountChanged("c1", seq, 100)) is ready
+        assert reduce(ready, MessageRemoved("c1", seq, "a")) is ready
+
+
+def test_events_during_loading_change_nothing_visible(loading: ChatsState) -> None:
+    state = reduce(
+        loading,
+        MessagePosted("c1", 1, server_message("c", 1)),
+        MembersAmountChanged("c1", 2, 10),
+        OwnRestrictionsChanged("c1", 3, ()),
+    )
+    before, after = chat(loading), chat(state)
+    assert after.status == "loading"
+    assert after.messages is before.messages
+    assert (after.members_amount, after.restrictions, after.last_seq) == (None, None, 0)
+
+
+def test_events_during_loading_are_applied_on_top_of_the_snapshot(loading: ChatsState) -> None:
+    """Those the snapshot already contains (seq <= its last_seq) are skipped."""
+    state = reduce(
+        loading,
+        MessagePosted("c1", 8, server_message("old", 8)),
+        MembersAmountChanged("c1", 9, 100),
+        MessagePosted("c1", 10, server_message("new", 10)),
+        MembersAmountChanged("c1", 11, 5),
+        MessageRemoved("c1", 12, "a"),
+        ChatJoined(1, "c1", SNAPSHOT),
+    )
+    joined = chat(state)
+    assert [m.id for m in joined.messages] == ["b", "new"]
+    assert (joined.members_amount, joined.last_seq) == (5, 12)
+    assert joined.status == "ready"
+
+
+def test_message_edited_replaces_the_content(ready: ChatsState) -> None:
+    edited = attrs.evolve(server_message("a", 3, "changed"), edited_at=10.0)
+    state = reduce(ready, MessageEdited("c1", 10, edited))
+    assert chat(state).messages.find("a") == edited
+    assert chat(state).last_seq == 10
+
+
+def test_message_edited_for_an_unknown_message_only_advances_last_seq(ready: ChatsState) -> None:
+    state = reduce(ready, MessageEdited("c1", 10, server_message("zz", 2)))
+    assert chat(state).messages == chat(ready).messages
+    assert chat(state).last_seq == 10
+
+
+def test_message_removed_removes_it_even_while_in_flight(ready: ChatsState) -> None:
+    updating = reduce(ready, UpdateMessage(2, "c1", "b", "x"))
+    state = reduce(updating, MessageRemoved("c1", 10, "b"))
+    assert [m.id for m in chat(state).messages] == ["a"]
+    assert chat(state).originals == {}
+    assert reduce(state, MessageUpdateFailed(2, "c1", "b", TIMEOUT)) is state
+
+
+def test_members_amount_changed(ready: ChatsState) -> None:
+    state = reduce(ready, MembersAmountChanged("c1", 10, 12))
+    assert (chat(state).members_amount, chat(state).last_seq) == (12, 10)
+
+
+def test_own_restrictions_changed(ready: ChatsState) -> None:
+    block = (Restriction("block", None, "rude"),)
+    state = reduce(ready, OwnRestrictionsChanged("c1", 10, block))
+    assert chat(state).restrictions == block
+    assert reduce(state, OwnRestrictionsChanged("c1", 11, ())).chats["c1"].restrictions == ()
+
+
+def test_own_metadata_changed_is_read_only(ready: ChatsState) -> None:
+    metadata = {"role": "moderator"}
+    state = reduce(ready, OwnMetadataChanged("c1", 10, metadata))
+    exposed = chat(state).member_metadata
+    assert dict(exposed or {}) == {"role": "moderator"}
+    metadata["role"] = "changed later"
+    assert dict(exposed or {}) == {"role": "moderator"}
+    with pytest.raises(TypeError):
+        exposed["role"] = "x"  # type: ignore[index]
+
+
+# Connection --------------------------------------------------------------------------
+
+
+def test_connection_status_changed(connected: ChatsState) -> None:
+    assert reduce(connected, ConnectionStatusChanged("connected")) is connected
+    state = reduce(connected, ConnectionStatusChanged("connecting"))
+    assert state.connection == "connecting"
+
+
+def test_disconnect_interrupts_sends_and_rolls_back_updates_and_deletes(
+    ready: ChatsState,
+) -> None:
+    state = reduce(
+        ready,
+        send(2, "p"),
+        UpdateMessage(3, "c1", "b", "edited"),
+        DeleteMessage(4, "c1", "a"),
+        send(5, "q"),
+        MessageSendFailed(5, "c1", "q", TIMEOUT),
+        DeleteMessage(6, "c1", "q"),
+    )
+    state = reduce(state, ConnectionStatusChanged("disconnected"))
+    assert state.connection == "disconnected"
+    assert statuses(state) == [
+        ("a", 3, "ready"),
+        ("b", 7, "ready"),
+        ("p", None, "interrupted"),
+        ("q", None, "interrupted"),
+    ]
+    assert contents_of(state)["b"] == "hello"
+    assert chat(state).originals == {}
+
+
+def test_disconnect_with_nothing_in_flight_keeps_the_chats(ready: ChatsState) -> None:
+    state = reduce(ready, ConnectionStatusChanged("disconnected"))
+    assert state.chats is ready.chats
+
+
+# History -----------------------------------------------------------------------------
+
+
+def test_load_older_messages_asks_for_messages_before_the_oldest(ready: ChatsState) -> None:
+    step = run(ready, LoadOlderMessages(2, "c1", 20))
+    assert chat(step.state).sync_statuses == SyncStatuses(messages="loading", members="idle")
+    assert chat(step.state).sync_statuses.is_syncing
+    assert step.commands == (SendRequest(2, HistoryRequest("c1", before_seq=3, limit=20)),)
+
+
+def test_load_older_messages_of_an_empty_chat_asks_before_last_seq(
+    loading: ChatsState,
+) -> None:
+    empty = attrs.evolve(SNAPSHOT, messages=())
+    step = run(loading, ChatJoined(1, "c1", empty), LoadOlderMessages(2, "c1", 20))
+    assert step.commands == (SendRequest(2, HistoryRequest("c1", before_seq=10, limit=20)),)
+
+
+def test_history_outcomes_that_change_nothing_keep_the_state_identical(
+    ready: ChatsState,
+) -> None:
+    assert reduce(ready, OlderMessagesLoadFailed(2, "c1", TIMEOUT)) is ready
+    assert reduce(ready, OlderMessagesLoaded(2, "c1", ())) is ready
+    assert reduce(ready, OlderMessagesLoaded(2, "c1", (server_message("a", 3),))) is ready
+
+
+def test_load_older_messages_while_loading_keeps_the_state_identical(ready: ChatsState) -> None:
+    loading_history = reduce(ready, LoadOlderMessages(2, "c1", 20))
+    step = run(loading_history, LoadOlderMessages(3, "c1", 20))
+    assert step.commands == (SendRequest(3, HistoryRequest("c1", before_seq=3, limit=20)),)
+    assert step.state is loading_history
+
+
+def test_older_messages_loaded_inserts_them_at_the_start(ready: ChatsState) -> None:
+    state = reduce(
+        ready,
+        LoadOlderMessages(2, "c1", 20),
+        OlderMessagesLoaded(2, "c1", (server_message("y", 1), server_message("z", 2))),
+    )
+    assert [m.id for m in chat(state).messages] == ["y", "z", "a", "b"]
+    assert chat(state).sync_statuses == SyncStatuses()
+
+
+def test_older_messages_loaded_does_not_duplicate_held_messages(ready: ChatsState) -> None:
+    state = reduce(
+        ready,
+        LoadOlderMessages(2, "c1", 20),
+        OlderMessagesLoaded(2, "c1", (server_message("y", 1), server_message("a", 3, "x"))),
+    )
+    assert [m.id for m in chat(state).messages] == ["y", "a", "b"]
+    assert contents_of(state)["a"] == "hello"
+
+
+def test_older_messages_load_failed_ends_the_sync(ready: ChatsState) -> None:
+    state = reduce(ready, LoadOlderMessages(2, "c1", 20), OlderMessagesLoadFailed(2, "c1", TIMEOUT))
+    assert chat(state).sync_statuses == SyncStatuses()
+    assert chat(state).messages is chat(ready).messages
+
+
+# Moderation --------------------------------------------------------------------------
+
+
+def test_moderation_sends_the_request_and_changes_nothing(ready: ChatsState) -> None:
+    step = run(ready, ModerateChatMember(2, "c1", "alice", "mute", 10, "spam"))
+    assert step.state is ready
+    assert step.commands == (SendRequest(2, ModerationRequest("c1", "alice", "mute", 10, "spam")),)
+    assert reduce(ready, ChatMemberModerated(2, "c1", "alice", "mute")) is ready
+
+
+# Unknown chats and invalid intents ------------------------------------------------------
+
+FOR_AN_UNKNOWN_CHAT: Sequence[Any] = (
+    ChatJoined(1, "zz", SNAPSHOT),
+    ChatJoinFailed(1, "zz", REFUSED),
+    LeaveChat(1, "zz"),
+    RemovedFromChat("zz", "blocked"),
+    send(1, "p", chat_id="zz"),
+    ResendMessage(1, "zz", "p"),
+    MessageSent(1, "zz", acked("p", 1)),
+    MessageSendFailed(1, "zz", "p", TIMEOUT),
+    UpdateMessage(1, "zz", "a", "x"),
+    MessageUpdated(1, "zz", acked("a", 1)),
+    MessageUpdateFailed(1, "zz", "a", TIMEOUT),
+    DeleteMessage(1, "zz", "a"),
+    MessageDeleted(1, "zz", "a"),
+    MessageDeleteFailed(1, "zz", "a", TIMEOUT),
+    ModerateChatMember(1, "zz", "alice", "kick"),
+    LoadOlderMessages(1, "zz", 10),
+    OlderMessagesLoaded(1, "zz", ()),
+    OlderMessagesLoadFailed(1, "zz", TIMEOUT),
+    MessagePosted("zz", 20, server_message("c", 20)),
+    MessageEdited("zz", 20, server_message("a", 3)),
+    MessageRemoved("zz", 20, "a"),
+    MembersAmountChanged("zz", 20, 3),
+    OwnRestrictionsChanged("zz", 20, ()),
+    OwnMetadataChanged("zz", 20, {}),
+)
+
+
+@pytest.mark.parametrize("action", FOR_AN_UNKNOWN_CHAT, ids=lambda a: type(a).__name__)
+def test_an_action_for_an_unknown_chat_leaves_the_state_identical(
+    ready: ChatsState, action: Any
+) -> None:
+    step = run(ready, action)
+    assert step.state is ready
+    if not isinstance(action, (LeaveChat, ModerateChatMember)):
+        assert step.commands == ()
+
+
+def invalid_intents() -> list[tuple[str, Any]]:
+    return [
+        ("update a sending message", UpdateMessage(9, "c1", "p", "x")),
+        ("delete a sending message", DeleteMessage(9, "c1", "p")),
+        ("resend a sending message", ResendMessage(9, "c1", "p")),
+        ("resend a ready message", ResendMessage(9, "c1", "a")),
+        ("update an unknown message", UpdateMessage(9, "c1", "nope", "x")),
+        ("delete an unknown message", DeleteMessage(9, "c1", "nope")),
+        ("update a deleting message", UpdateMessage(9, "c1", "d", "x")),
+        ("delete a deleting message", DeleteMessage(9, "c1", "d")),
+        ("update an updating message", UpdateMessage(9, "c1", "u", "x")),
+        ("delete an updating message", DeleteMessage(9, "c1", "u")),
+        ("send an id already there", send(9, "a")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "action"), invalid_intents(), ids=[n for n, _ in invalid_intents()]
+)
+def test_an_invalid_intent_leaves_the_state_identical(
+    loading: ChatsState, name: str, action: Any
+) -> None:
+    state = reduce(
+        loading,
+        ChatJoined(1, "c1", SNAPSHOT),
+        send(2, "p"),
+        MessagePosted("c1", 10, server_message("d", 10)),
+        MessagePosted("c1", 11, server_message("u", 11, author=ME)),
+        DeleteMessage(3, "c1", "d"),
+        UpdateMessage(4, "c1", "u", "new"),
+    )
+    step = run(state, action)
+    assert step.state is state, name
+    assert step.commands == ()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        send(2, "p"),
+        UpdateMessage(2, "c1", "a", "x"),
+        DeleteMessage(2, "c1", "a"),
+        ResendMessage(2, "c1", "a"),
+        LoadOlderMessages(2, "c1", 5),
+    ],
+    ids=lambda a: type(a).__name__,
+)
+def test_message_intents_on_a_loading_chat_change_nothing(loading: ChatsState, action: Any) -> None:
+    step = run(loading, action)
+    assert step.state is loading
+    assert step.commands == ()
