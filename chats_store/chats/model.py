@@ -25,6 +25,7 @@ __all__ = [
     "Message",
     "MessageLog",
     "MessageStatus",
+    "QueuedSend",
     "Restriction",
     "RestrictionKind",
     "SyncStatus",
@@ -197,6 +198,14 @@ EMPTY_LOG = MessageLog()
 
 
 @attrs.frozen
+class QueuedSend:
+    """A send of message ``message_id`` for the facade call ``call_id`` (0: none waits)."""
+
+    call_id: int
+    message_id: str
+
+
+@attrs.frozen
 class ChatState:
     """One joined (or joining) chat.
 
@@ -220,6 +229,7 @@ class ChatState:
     last_seq: int = 0
     originals: Mapping[str, Message] = attrs.field(factory=dict)
     buffered_events: tuple[object, ...] = ()
+    send_queue: tuple[QueuedSend, ...] = ()
 
 
 @attrs.frozen

@@ -35,6 +35,7 @@ from chats_store.chats.actions import (
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
+    FailureKind,
     JoinChat,
     LeaveChat,
     LoadOlderMessages,
@@ -75,6 +76,7 @@ from chats_store.chats.model import (
     ChatState,
     Message,
     MessageLog,
+    QueuedSend,
     SyncStatus,
     SyncStatuses,
     read_only,
@@ -129,11 +131,34 @@ def chat_join_failed(state: ChatsState, action: ChatJoinFailed) -> ChatsState:
     return _remove_chat(state, action.chat_id)
 
 
+def _cancel_queued_sends(
+    chat: ChatState, kind: FailureKind, code: str, detail: str
+) -> tuple[Command, ...]:
+    """Settle the calls of the sends still waiting in the queue (not the one in flight)."""
+    return tuple(
+        SettleCall(
+            entry.call_id,
+            MessageSendFailed(
+                entry.call_id, chat.chat_id, entry.message_id, Failure(kind, code, detail)
+            ),
+        )
+        for entry in chat.send_queue[1:]
+    )
+
+
 def leave_chat(state: ChatsState, action: LeaveChat) -> ChatsState | Step[ChatsState]:
     chat = state.chats.get(action.chat_id)
     if chat is None:
         return state
-    commands: tuple[Command, ...] = (SendRequest(action.call_id, LeaveRequest(action.chat_id)),)
+    commands: tuple[Command, ...] = (
+        *_cancel_queued_sends(
+            chat,
+            "cancelled",
+            ErrorCode.CHAT_NOT_JOINED,
+            "the chat was left before this message was sent",
+        ),
+        SendRequest(action.call_id, LeaveRequest(action.chat_id)),
+    )
     if chat.status == "loading":
         abandoned = ChatJoinFailed(
             chat.join_call_id,
@@ -149,17 +174,23 @@ def leave_chat(state: ChatsState, action: LeaveChat) -> ChatsState | Step[ChatsS
     return Step(_remove_chat(state, action.chat_id), commands)
 
 
-def removed_from_chat(state: ChatsState, action: RemovedFromChat) -> ChatsState:
-    if action.chat_id not in state.chats:
+def removed_from_chat(state: ChatsState, action: RemovedFromChat) -> ChatsState | Step[ChatsState]:
+    chat = state.chats.get(action.chat_id)
+    if chat is None:
         return state
-    return _remove_chat(state, action.chat_id)
+    cancelled = _cancel_queued_sends(
+        chat, "cancelled", ErrorCode.CHAT_NOT_JOINED, f"you were {action.reason} from the chat"
+    )
+    return Step(_remove_chat(state, action.chat_id), cancelled)
 
 
-def _interrupt_in_flight(chat: ChatState) -> ChatState:
+def _interrupt_in_flight(chat: ChatState) -> Step[ChatState]:
     """Settle locally what a lost connection leaves unresolved.
 
-    Sends become ``interrupted`` (never stuck in ``sending``); updates and deletes
-    roll back to the message as it was before the request.
+    Sends become ``interrupted`` (never stuck in ``sending``) and the send queue
+    empties (the calls of waiting sends fail at once; the one in flight fails
+    through its transport); updates and deletes roll back to the message as it
+    was before the request.
     """
     log = chat.messages
     changed = False
@@ -170,20 +201,27 @@ def _interrupt_in_flight(chat: ChatState) -> ChatState:
     for original in chat.originals.values():
         log = log.replace(original)
         changed = True
-    if not changed:
-        return chat
-    return attrs.evolve(chat, messages=log, originals={})
+    if not changed and not chat.send_queue:
+        return Step(chat)
+    cancelled = _cancel_queued_sends(
+        chat, "connection_lost", "connection_lost", "the connection was lost before it was sent"
+    )
+    return Step(attrs.evolve(chat, messages=log, originals={}, send_queue=()), cancelled)
 
 
-def connection_status_changed(state: ChatsState, action: ConnectionStatusChanged) -> ChatsState:
+def connection_status_changed(
+    state: ChatsState, action: ConnectionStatusChanged
+) -> ChatsState | Step[ChatsState]:
     if action.status == state.connection:
         return state
     chats = state.chats
+    commands: tuple[Command, ...] = ()
     if action.status != "connected":
-        interrupted = {chat_id: _interrupt_in_flight(chat) for chat_id, chat in chats.items()}
-        if any(interrupted[chat_id] is not chat for chat_id, chat in chats.items()):
-            chats = interrupted
-    return ChatsState(action.status, state.chat_ids, chats)
+        steps = {chat_id: _interrupt_in_flight(chat) for chat_id, chat in chats.items()}
+        if any(steps[chat_id].state is not chat for chat_id, chat in chats.items()):
+            chats = {chat_id: step.state for chat_id, step in steps.items()}
+        commands = tuple(command for step in steps.values() for command in step.commands)
+    return Step(ChatsState(action.status, state.chat_ids, chats), commands)
 
 
 # Single-chat cases -----------------------------------------------------------------
@@ -211,8 +249,46 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
     return ready
 
 
+def _post(chat: ChatState, entry: QueuedSend) -> SendRequest | None:
+    message = chat.messages.find(entry.message_id)
+    if message is None or message.status != "sending":
+        return None
+    return SendRequest(entry.call_id, PostMessageRequest(chat.chat_id, message.id, message.content))
+
+
+def _enqueue_send(chat: ChatState, call_id: int, message_id: str) -> Step[ChatState]:
+    """Queue a send (its message already ``sending``); start it if none is in flight."""
+    entry = QueuedSend(call_id, message_id)
+    chat = attrs.evolve(chat, send_queue=(*chat.send_queue, entry))
+    request = _post(chat, entry) if len(chat.send_queue) == 1 else None
+    return Step(chat, (request,) if request is not None else ())
+
+
+def _send_finished(chat: ChatState, message_id: str) -> ChatState | Step[ChatState]:
+    """The send in flight got its outcome: start the next queued send, if any."""
+    queue = chat.send_queue
+    if not queue or queue[0].message_id != message_id:
+        return chat
+    commands: list[Command] = []
+    queue = queue[1:]
+    while queue:
+        request = _post(chat, queue[0])
+        if request is not None:
+            commands.append(request)
+            break
+        entry, queue = queue[0], queue[1:]
+        gone = Failure("cancelled", ErrorCode.MESSAGE_NOT_FOUND, "the message is gone")
+        commands.append(
+            SettleCall(
+                entry.call_id,
+                MessageSendFailed(entry.call_id, chat.chat_id, entry.message_id, gone),
+            )
+        )
+    return Step(attrs.evolve(chat, send_queue=queue), tuple(commands))
+
+
 def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatState]:
-    if chat.status != "ready" or chat.messages.find(action.message_id) is not None:
+    if chat.status == "loading" or chat.messages.find(action.message_id) is not None:
         return chat
     message = Message(
         id=action.message_id,
@@ -222,22 +298,17 @@ def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatS
         status="sending",
         created_at=action.created_at,
     )
-    request = PostMessageRequest(action.chat_id, action.message_id, action.content)
-    return Step(
-        attrs.evolve(chat, messages=chat.messages.append_pending(message)),
-        (SendRequest(action.call_id, request),),
-    )
+    with_message = attrs.evolve(chat, messages=chat.messages.append_pending(message))
+    return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
 def resend_message(chat: ChatState, action: ResendMessage) -> ChatState | Step[ChatState]:
     message = chat.messages.find(action.message_id)
-    if chat.status != "ready" or message is None or message.status != "interrupted":
+    if chat.status == "loading" or message is None or message.status != "interrupted":
         return chat
-    request = PostMessageRequest(action.chat_id, message.id, message.content)
-    return Step(
-        attrs.evolve(chat, messages=chat.messages.replace(attrs.evolve(message, status="sending"))),
-        (SendRequest(action.call_id, request),),
-    )
+    sending = attrs.evolve(message, status="sending")
+    with_message = attrs.evolve(chat, messages=chat.messages.replace(sending))
+    return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
 def _receive(chat: ChatState, message: Message) -> ChatState:
@@ -254,20 +325,20 @@ def _receive(chat: ChatState, message: Message) -> ChatState:
     return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
 
 
-def message_sent(chat: ChatState, action: MessageSent) -> ChatState:
-    if chat.messages.find(action.message.id) is None:
-        # Removed since it was sent (a removal pushed, or its delete acked, before
-        # this ack was dispatched): an ack must not bring it back.
-        return chat
-    return _receive(chat, attrs.evolve(action.message, status="ready"))
+def message_sent(chat: ChatState, action: MessageSent) -> ChatState | Step[ChatState]:
+    # A message removed since it was sent (a removal pushed, or its delete acked,
+    # before this ack was dispatched) must not come back.
+    if chat.messages.find(action.message.id) is not None:
+        chat = _receive(chat, attrs.evolve(action.message, status="ready"))
+    return _send_finished(chat, action.message.id)
 
 
-def message_send_failed(chat: ChatState, action: MessageSendFailed) -> ChatState:
+def message_send_failed(chat: ChatState, action: MessageSendFailed) -> ChatState | Step[ChatState]:
     message = chat.messages.find(action.message_id)
-    if message is None or message.status != "sending":
-        return chat
-    interrupted = attrs.evolve(message, status="interrupted")
-    return attrs.evolve(chat, messages=chat.messages.replace(interrupted))
+    if message is not None and message.status == "sending":
+        interrupted = attrs.evolve(message, status="interrupted")
+        chat = attrs.evolve(chat, messages=chat.messages.replace(interrupted))
+    return _send_finished(chat, action.message_id)
 
 
 def update_message(chat: ChatState, action: UpdateMessage) -> ChatState | Step[ChatState]:

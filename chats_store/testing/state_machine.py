@@ -486,6 +486,11 @@ class ChatsStateMachine(RuleBasedStateMachine):
         for command in self.commands[first_command:]:
             if isinstance(command, SendRequest):
                 assert command.call_id not in self.in_flight, command
+                if isinstance(command.request, PostMessageRequest):
+                    chat_id = command.request.chat_id
+                    assert not self._calls_where(
+                        lambda r: isinstance(r, PostMessageRequest) and r.chat_id == chat_id
+                    ), f"two sends in flight in {chat_id}: sends must reach the server in order"
                 self.in_flight[command.call_id] = command
             elif isinstance(command, SettleCall):
                 self.settled[command.call_id] = command.outcome
@@ -497,6 +502,17 @@ class ChatsStateMachine(RuleBasedStateMachine):
         command = self.in_flight.get(call_id)
         assert command is not None, f"call {call_id} sent no request"
         return command.request
+
+    def sent_or_queued(self, call_id: int, chat_id: str, expected: ChatRequest) -> None:
+        """``call_id`` sent ``expected``, or waits in the chat's send queue behind another."""
+        command = self.in_flight.get(call_id)
+        if command is not None:
+            assert command.request == expected, command
+            return
+        queue = self.store.state.chats[chat_id].send_queue
+        assert any(entry.call_id == call_id for entry in queue[1:]), (
+            f"call {call_id} was neither sent nor queued behind a send in flight"
+        )
 
     def check_edges(self, before: ChatsState, after: ChatsState, action: Any) -> None:
         allowed = ALLOWED_EDGES.get(type(action), frozenset())
@@ -651,7 +667,7 @@ class ChatsStateMachine(RuleBasedStateMachine):
         chat_id = data.draw(st.sampled_from(self._ready_chats()))
         call_id, message_id = self.call_id(), f"m{next(self._message_ids)}"
         self.dispatch(SendMessage(call_id, chat_id, message_id, self.USER_ID, content, 0.0))
-        assert self.sent(call_id) == PostMessageRequest(chat_id, message_id, content)
+        self.sent_or_queued(call_id, chat_id, PostMessageRequest(chat_id, message_id, content))
 
     @precondition(lambda self: bool(self._model_messages("interrupted")))
     @rule(data=st.data())
@@ -660,7 +676,7 @@ class ChatsStateMachine(RuleBasedStateMachine):
         content = self.model.chats[chat_id].messages[message_id].content
         call_id = self.call_id()
         self.dispatch(ResendMessage(call_id, chat_id, message_id))
-        assert self.sent(call_id) == PostMessageRequest(chat_id, message_id, content)
+        self.sent_or_queued(call_id, chat_id, PostMessageRequest(chat_id, message_id, content))
 
     @precondition(lambda self: bool(self._model_messages("ready", mine=True)))
     @rule(data=st.data(), content=contents())

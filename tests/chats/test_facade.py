@@ -275,3 +275,17 @@ async def test_getters_are_memoized_and_emit_only_on_change(world: World) -> Non
         await ann.chats.send_message("c1", f"n{n}")
     assert len(c2_messages) == 1 and len(c2_status) == 1
     assert [len(v) for v in c1_messages] == [0, 1, 1, 2, 2, 3, 3]
+
+
+async def test_sends_reach_the_server_in_the_order_they_were_made(world: World) -> None:
+    ann = await world.joined("ann")
+    world.server.hold()
+    calls = [world.start(ann.chats.send_message("c1", f"n{n}")) for n in range(3)]
+    await settle()
+    posts = [r for _, r in world.server.requests if type(r).__name__ == "PostMessageRequest"]
+    assert len(posts) == 1, "later sends wait until the first is answered"
+    assert [m.status for m in messages_of(ann)] == ["sending"] * 3
+    world.server.release()
+    sent = [await call for call in calls]
+    assert [m.content for m in world.server.history("c1")] == ["n0", "n1", "n2"]
+    assert [m.seq for m in sent] == sorted(m.seq or 0 for m in sent)

@@ -363,9 +363,12 @@ def test_an_ack_after_a_removal_does_not_bring_the_message_back(sending: ChatsSt
     assert [m.id for m in chat(state).messages] == ["a", "b"]
 
 
-def test_an_ack_after_the_push_keeps_the_state_identical(sending: ChatsState) -> None:
+def test_an_ack_after_the_push_keeps_the_messages_identical(sending: ChatsState) -> None:
+    """The ack only ends the send (the queue empties); the messages are the same object."""
     pushed = reduce(sending, MessagePosted("c1", 10, acked("p", 10)))
-    assert reduce(pushed, MessageSent(2, "c1", acked("p", 10))) is pushed
+    acked_state = reduce(pushed, MessageSent(2, "c1", acked("p", 10)))
+    assert chat(acked_state).messages is chat(pushed).messages
+    assert chat(acked_state).send_queue == ()
 
 
 def test_push_of_a_message_whose_ack_was_lost_confirms_it(interrupted: ChatsState) -> None:
@@ -761,3 +764,74 @@ def test_message_intents_on_a_loading_chat_change_nothing(loading: ChatsState, a
     step = run(loading, action)
     assert step.state is loading
     assert step.commands == ()
+
+
+# The send queue: sends in one chat reach the server in the order they were made -----------
+
+
+def posts(step_commands: tuple[object, ...]) -> list[tuple[int, str]]:
+    return [
+        (command.call_id, command.request.message_id)
+        for command in step_commands
+        if isinstance(command, SendRequest) and isinstance(command.request, PostMessageRequest)
+    ]
+
+
+def test_a_send_waits_behind_the_one_in_flight(ready: ChatsState) -> None:
+    first = run(ready, send(2, "p"))
+    assert posts(first.commands) == [(2, "p")]
+    second = run(first.state, send(3, "q"))
+    assert posts(second.commands) == [], "q must wait until p is answered"
+    assert [s for _, _, s in statuses(second.state)][-2:] == ["sending", "sending"]
+    after_ack = run(second.state, MessageSent(2, "c1", acked("p", 10)))
+    assert posts(after_ack.commands) == [(3, "q")]
+    done = run(after_ack.state, MessageSent(3, "c1", acked("q", 11)))
+    assert posts(done.commands) == [] and chat(done.state).send_queue == ()
+
+
+def test_a_failed_send_does_not_block_the_next_one(ready: ChatsState) -> None:
+    state = reduce(ready, send(2, "p"), send(3, "q"))
+    step = run(state, MessageSendFailed(2, "c1", "p", TIMEOUT))
+    assert posts(step.commands) == [(3, "q")]
+    assert statuses(step.state)[-2:] == [("p", None, "interrupted"), ("q", None, "sending")]
+
+
+def test_a_resend_queues_behind_the_sends_before_it(ready: ChatsState) -> None:
+    state = reduce(ready, send(2, "p"), MessageSendFailed(2, "c1", "p", TIMEOUT), send(3, "q"))
+    step = run(state, ResendMessage(4, "c1", "p"))
+    assert posts(step.commands) == []
+    step = run(step.state, MessageSent(3, "c1", acked("q", 10)))
+    assert posts(step.commands) == [(4, "p")]
+
+
+def test_a_drop_interrupts_every_queued_send_and_settles_their_calls(ready: ChatsState) -> None:
+    state = reduce(ready, send(2, "p"), send(3, "q"), send(4, "r"))
+    step = run(state, ConnectionStatusChanged("disconnected"))
+    assert [s for _, _, s in statuses(step.state)][-3:] == ["interrupted"] * 3
+    assert chat(step.state).send_queue == ()
+    settled = {c.call_id: c.outcome for c in step.commands if isinstance(c, SettleCall)}
+    assert set(settled) == {3, 4}, "the call in flight (2) fails through its transport"
+    assert all(
+        isinstance(o, MessageSendFailed) and o.failure.kind == "connection_lost"
+        for o in settled.values()
+    )
+    # The reply of the send that was in flight arrives afterwards: nothing more to start.
+    assert posts(run(step.state, MessageSendFailed(2, "c1", "p", TIMEOUT)).commands) == []
+
+
+def test_leaving_settles_the_queued_sends(ready: ChatsState) -> None:
+    state = reduce(ready, send(2, "p"), send(3, "q"))
+    step = run(state, LeaveChat(5, "c1"))
+    settled = [c.call_id for c in step.commands if isinstance(c, SettleCall)]
+    assert settled == [3]
+    assert any(
+        isinstance(c, SendRequest) and c.request == LeaveRequest("c1") for c in step.commands
+    )
+
+
+def test_removal_settles_the_queued_sends(ready: ChatsState) -> None:
+    state = reduce(ready, send(2, "p"), send(3, "q"))
+    step = run(state, RemovedFromChat("c1", "kicked", "bye"))
+    (settle,) = [c for c in step.commands if isinstance(c, SettleCall)]
+    assert settle.call_id == 3 and "kicked" in settle.outcome.failure.detail  # type: ignore[union-attr]
+    assert "c1" not in step.state.chats
