@@ -87,6 +87,10 @@ class ErrorCode(StrEnum):
     FRAME_TOO_LARGE = "frame_too_large"
     UNEXPECTED_REPLY = "unexpected_reply"
     INTERNAL_ERROR = "internal_error"
+    # Resumable membership and server protection (added later; codes are append-only).
+    NOT_A_MEMBER = "not_a_member"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
 
 
 class ChatsStoreError(Exception):

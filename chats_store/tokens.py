@@ -6,8 +6,9 @@ for (``chat``) and when it expires (``exp``), so that obvious mistakes are
 refused locally with a clear message before anything is sent. The server checks
 everything again, signature included.
 
-Audiences tell the two kinds of token apart: a session token is never accepted
-where a chat token is expected, and the other way round.
+Audiences tell the kinds of token apart: a session token is never accepted where
+a chat token is expected, and the other way round; a membership credential (issued
+by the server on join, given back on resume) is neither.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import jwt
 
 from chats_store.errors import TokenError
 
-__all__ = ["CHAT_AUDIENCE", "SESSION_AUDIENCE", "read_unverified_claims"]
+__all__ = ["CHAT_AUDIENCE", "MEMBERSHIP_AUDIENCE", "SESSION_AUDIENCE", "read_unverified_claims"]
 
 SESSION_AUDIENCE = "chats_store:session"
 CHAT_AUDIENCE = "chats_store:chat"
+MEMBERSHIP_AUDIENCE = "chats_store:membership"
+"""The audience of the resumable membership credential a join (or resume) returns."""
 
 
 def read_unverified_claims(

@@ -31,6 +31,8 @@ __all__ = [
     "ChatLeft",
     "ChatMemberModerated",
     "ChatMemberModerationFailed",
+    "ChatResumeFailed",
+    "ChatResumed",
     "ChatSnapshot",
     "ConnectionStatusChanged",
     "DeleteMessage",
@@ -57,6 +59,7 @@ __all__ = [
     "OwnRestrictionsChanged",
     "RemovedFromChat",
     "ResendMessage",
+    "Resumption",
     "SendMessage",
     "ServerEvent",
     "UpdateMessage",
@@ -82,13 +85,20 @@ class Failure:
 
 @attrs.frozen
 class ChatSnapshot:
-    """What the server returns on join: the chat as of event ``last_seq``."""
+    """What the server returns on join: the chat as of event ``last_seq``.
+
+    ``membership`` is the resumable membership credential the server issued with
+    the join (a signed token, audience ``chats_store:membership``): give it back in a
+    :class:`~chats_store.chats.commands.ResumeRequest` to re-attach after a
+    reconnect without a fresh chat token. None where no server issued one.
+    """
 
     messages: tuple[Message, ...]
     members_amount: int
     member_metadata: Mapping[str, str]
     restrictions: tuple[Restriction, ...]
     last_seq: int
+    membership: str | None = attrs.field(default=None, repr=False)
 
 
 # Intents ---------------------------------------------------------------------
@@ -248,6 +258,25 @@ class OlderMessagesLoadFailed:
 
 
 @attrs.frozen
+class ChatResumed:
+    """A resume request succeeded: apply ``resumption`` to the chat."""
+
+    call_id: int
+    chat_id: str
+    resumption: Resumption
+
+
+@attrs.frozen
+class ChatResumeFailed:
+    """A resume request failed (refused: ``not_a_member``, ``member_blocked``,
+    ``invalid_token``, ``expired_token``...; or the connection was lost)."""
+
+    call_id: int
+    chat_id: str
+    failure: Failure
+
+
+@attrs.frozen
 class ChatMemberModerated:
     call_id: int
     chat_id: str
@@ -336,3 +365,25 @@ ServerEvent = (
     | RemovedFromChat
 )
 """What the server pushes to the client, as actions."""
+
+
+@attrs.frozen
+class Resumption:
+    """What the server returns on resume: what a member missed since ``since_seq``.
+
+    Either ``events`` (every event of the chat visible to this member with
+    ``seq > since_seq``, in ``seq`` order; ``snapshot`` is None), or, when the
+    member is too far behind, a full join ``snapshot`` (``events`` is empty).
+    ``members_amount``, ``member_metadata``, ``restrictions`` (active ones) and
+    ``last_seq`` are the chat's current values either way; ``last_seq`` may be
+    larger than the last event's seq (other members' private events take seqs).
+    ``membership`` is a refreshed credential: keep it for the next resume.
+    """
+
+    events: tuple[ServerEvent, ...]
+    snapshot: ChatSnapshot | None
+    members_amount: int
+    member_metadata: Mapping[str, str]
+    restrictions: tuple[Restriction, ...]
+    last_seq: int
+    membership: str = attrs.field(repr=False)

@@ -19,6 +19,8 @@ from chats_store.chats.actions import (
     ChatLeft,
     ChatMemberModerated,
     ChatMemberModerationFailed,
+    ChatResumed,
+    ChatResumeFailed,
     ChatSnapshot,
     Failure,
     MessageDeleted,
@@ -30,6 +32,7 @@ from chats_store.chats.actions import (
     ModerationMeasure,
     OlderMessagesLoaded,
     OlderMessagesLoadFailed,
+    Resumption,
 )
 from chats_store.chats.model import Message
 from chats_store.core.reducer import Command
@@ -46,6 +49,7 @@ __all__ = [
     "ModerationRequest",
     "Outcome",
     "PostMessageRequest",
+    "ResumeRequest",
     "SendRequest",
     "SettleCall",
     "outcome_of",
@@ -113,6 +117,23 @@ class HistoryRequest:
     limit: int
 
 
+@attrs.frozen
+class ResumeRequest:
+    """Re-attach to a chat with the membership credential of an earlier join.
+
+    ``membership`` is the credential of the last join or resume reply;
+    ``since_seq`` the ``seq`` of the last event the client applied. The reply is a
+    :class:`~chats_store.chats.actions.Resumption`: what was missed, or a full
+    snapshot when too much was. A resume does not create a membership: a member
+    that left, was kicked or blocked is refused (``not_a_member``,
+    ``member_blocked``).
+    """
+
+    chat_id: str
+    membership: str = attrs.field(repr=False)
+    since_seq: int
+
+
 ChatRequest = (
     JoinRequest
     | LeaveRequest
@@ -121,8 +142,9 @@ ChatRequest = (
     | DeleteMessageRequest
     | ModerationRequest
     | HistoryRequest
+    | ResumeRequest
 )
-ChatReply = ChatSnapshot | Message | tuple[Message, ...] | None
+ChatReply = ChatSnapshot | Message | tuple[Message, ...] | Resumption | None
 Outcome = (
     ChatJoined
     | ChatJoinFailed
@@ -138,6 +160,8 @@ Outcome = (
     | ChatMemberModerationFailed
     | OlderMessagesLoaded
     | OlderMessagesLoadFailed
+    | ChatResumed
+    | ChatResumeFailed
 )
 
 
@@ -200,3 +224,8 @@ def outcome_of(call_id: int, request: ChatRequest, result: ChatReply | Failure) 
                 return OlderMessagesLoadFailed(call_id, chat_id, failure)
             assert isinstance(result, tuple), result
             return OlderMessagesLoaded(call_id, chat_id, result)
+        case ResumeRequest(chat_id=chat_id):
+            if failure is not None:
+                return ChatResumeFailed(call_id, chat_id, failure)
+            assert isinstance(result, Resumption), result
+            return ChatResumed(call_id, chat_id, result)

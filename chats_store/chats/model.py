@@ -18,6 +18,7 @@ import attrs
 
 __all__ = [
     "ChatContext",
+    "ChatRemoval",
     "ChatState",
     "ChatStatus",
     "ChatsState",
@@ -26,6 +27,7 @@ __all__ = [
     "MessageLog",
     "MessageStatus",
     "QueuedSend",
+    "RemovalReason",
     "Restriction",
     "RestrictionKind",
     "SyncStatus",
@@ -230,15 +232,40 @@ class ChatState:
     originals: Mapping[str, Message] = attrs.field(factory=dict)
     buffered_events: tuple[object, ...] = ()
     send_queue: tuple[QueuedSend, ...] = ()
+    membership: str | None = attrs.field(default=None, repr=False)
+
+
+RemovalReason = Literal["kicked", "blocked", "membership_lost"]
+
+
+@attrs.frozen
+class ChatRemoval:
+    """Why the client lost a chat it had joined (it did not leave it itself).
+
+    ``kicked`` and ``blocked`` come from a moderator; ``membership_lost`` means the
+    server refused to resume the membership after a reconnect (left elsewhere,
+    credential expired or refused); ``detail`` is the reason given, if any.
+    """
+
+    chat_id: str
+    reason: RemovalReason
+    detail: str | None = None
 
 
 @attrs.frozen
 class ChatsState:
-    """The Chats module's whole state: connection, chats in join order."""
+    """The Chats module's whole state.
+
+    ``chats`` in join order (``chat_ids``); ``removed`` says why chats the client
+    lost were removed (cleared when it joins that chat again); ``auto_resend`` is
+    the configuration flag that resends interrupted messages after a resync.
+    """
 
     connection: ConnectionStatus = "disconnected"
     chat_ids: tuple[str, ...] = ()
     chats: Mapping[str, ChatState] = attrs.field(factory=dict)
+    auto_resend: bool = False
+    removed: Mapping[str, ChatRemoval] = attrs.field(factory=dict)
 
 
 @attrs.frozen

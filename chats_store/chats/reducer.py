@@ -32,6 +32,9 @@ import attrs
 from chats_store.chats.actions import (
     ChatJoined,
     ChatJoinFailed,
+    ChatResumed,
+    ChatResumeFailed,
+    ChatSnapshot,
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
@@ -56,6 +59,7 @@ from chats_store.chats.actions import (
     OwnRestrictionsChanged,
     RemovedFromChat,
     ResendMessage,
+    Resumption,
     SendMessage,
     UpdateMessage,
 )
@@ -67,16 +71,21 @@ from chats_store.chats.commands import (
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    ResumeRequest,
     SendRequest,
     SettleCall,
 )
 from chats_store.chats.model import (
     SYNC_IDLE,
+    SYNC_LOADING,
+    ChatRemoval,
     ChatsState,
     ChatState,
+    ConnectionStatus,
     Message,
     MessageLog,
     QueuedSend,
+    RemovalReason,
     SyncStatus,
     SyncStatuses,
     read_only,
@@ -87,10 +96,15 @@ from chats_store.errors import ErrorCode
 __all__ = ["CHATS_CASES", "CHAT_CASES", "reduce_chats"]
 
 A = TypeVar("A")
+V = TypeVar("V")
+
+INTERNAL_CALL = 0
+"""The call id of requests the module makes by itself (resumes, automatic resends):
+no facade call waits for them (facade call ids start at 1)."""
 ChatCase = Callable[[ChatState, Any], "ChatState | Step[ChatState]"]
 
 
-def _without(mapping: Mapping[str, Message], key: str) -> Mapping[str, Message]:
+def _without(mapping: Mapping[str, V], key: str) -> Mapping[str, V]:
     if key not in mapping:
         return mapping
     return {k: v for k, v in mapping.items() if k != key}
@@ -100,14 +114,32 @@ def _with(mapping: Mapping[str, Message], key: str, value: Message) -> Mapping[s
     return {**mapping, key: value}
 
 
+def _evolve(
+    state: ChatsState,
+    *,
+    connection: ConnectionStatus | None = None,
+    chat_ids: tuple[str, ...] | None = None,
+    chats: Mapping[str, ChatState] | None = None,
+    removed: Mapping[str, ChatRemoval] | None = None,
+) -> ChatsState:
+    """``state`` with some fields replaced (faster than ``attrs.evolve`` on the hot path)."""
+    return ChatsState(
+        state.connection if connection is None else connection,
+        state.chat_ids if chat_ids is None else chat_ids,
+        state.chats if chats is None else chats,
+        state.auto_resend,
+        state.removed if removed is None else removed,
+    )
+
+
 def _replace_chats(state: ChatsState, chats: Mapping[str, ChatState]) -> ChatsState:
-    return ChatsState(state.connection, state.chat_ids, chats)
+    return _evolve(state, chats=chats)
 
 
 def _remove_chat(state: ChatsState, chat_id: str) -> ChatsState:
     chats = {k: v for k, v in state.chats.items() if k != chat_id}
     chat_ids = tuple(k for k in state.chat_ids if k != chat_id)
-    return ChatsState(state.connection, chat_ids, chats)
+    return _evolve(state, chat_ids=chat_ids, chats=chats)
 
 
 # Whole-state cases -----------------------------------------------------------------
@@ -118,7 +150,10 @@ def join_chat(state: ChatsState, action: JoinChat) -> ChatsState | Step[ChatsSta
         return state
     chat = ChatState(chat_id=action.chat_id, status="loading", join_call_id=action.call_id)
     chats = {**state.chats, action.chat_id: chat}
-    next_state = ChatsState(state.connection, (*state.chat_ids, action.chat_id), chats)
+    removed = _without(state.removed, action.chat_id)
+    next_state = _evolve(
+        state, chat_ids=(*state.chat_ids, action.chat_id), chats=chats, removed=removed
+    )
     return Step(
         next_state, (SendRequest(action.call_id, JoinRequest(action.chat_id, action.token)),)
     )
@@ -181,7 +216,14 @@ def removed_from_chat(state: ChatsState, action: RemovedFromChat) -> ChatsState 
     cancelled = _cancel_queued_sends(
         chat, "cancelled", ErrorCode.CHAT_NOT_JOINED, f"you were {action.reason} from the chat"
     )
-    return Step(_remove_chat(state, action.chat_id), cancelled)
+    removal = ChatRemoval(action.chat_id, action.reason, action.detail)
+    return Step(_lose_chat(state, removal), cancelled)
+
+
+def _lose_chat(state: ChatsState, removal: ChatRemoval) -> ChatsState:
+    """Remove a chat the client did not leave itself, and say why."""
+    removed = _remove_chat(state, removal.chat_id)
+    return _evolve(removed, removed={**state.removed, removal.chat_id: removal})
 
 
 def _interrupt_in_flight(chat: ChatState) -> Step[ChatState]:
@@ -215,13 +257,44 @@ def connection_status_changed(
     if action.status == state.connection:
         return state
     chats = state.chats
-    commands: tuple[Command, ...] = ()
-    if action.status != "connected":
-        steps = {chat_id: _interrupt_in_flight(chat) for chat_id, chat in chats.items()}
-        if any(steps[chat_id].state is not chat for chat_id, chat in chats.items()):
-            chats = {chat_id: step.state for chat_id, step in steps.items()}
-        commands = tuple(command for step in steps.values() for command in step.commands)
-    return Step(ChatsState(action.status, state.chat_ids, chats), commands)
+    transition = _interrupt_in_flight if action.status != "connected" else _resume
+    steps = {chat_id: transition(chat) for chat_id, chat in chats.items()}
+    if any(steps[chat_id].state is not chat for chat_id, chat in chats.items()):
+        chats = {chat_id: step.state for chat_id, step in steps.items()}
+    commands = tuple(command for step in steps.values() for command in step.commands)
+    return Step(_evolve(state, connection=action.status, chats=chats), commands)
+
+
+def _resume(chat: ChatState) -> Step[ChatState]:
+    """On (re)connection: a joined chat goes ``reloading`` and asks what it missed."""
+    if chat.status == "loading" or chat.membership is None:
+        return Step(chat)
+    request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq)
+    reloading = attrs.evolve(chat, status="reloading", sync_statuses=SYNC_LOADING)
+    return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
+
+
+def chat_resume_failed(
+    state: ChatsState, action: ChatResumeFailed
+) -> ChatsState | Step[ChatsState]:
+    """A refused resume loses the chat, with the reason; a lost one waits for the next
+    connection; a timed-out one is asked again (each attempt is bounded by the time-out)."""
+    chat = state.chats.get(action.chat_id)
+    if chat is None or chat.status != "reloading":
+        return state
+    failure = action.failure
+    if failure.kind == "refused":
+        reason: RemovalReason = (
+            "blocked" if failure.code == ErrorCode.MEMBER_BLOCKED else "membership_lost"
+        )
+        cancelled = _cancel_queued_sends(
+            chat, "cancelled", ErrorCode.CHAT_NOT_JOINED, "the chat could not be resumed"
+        )
+        removal = ChatRemoval(action.chat_id, reason, f"{failure.code}: {failure.detail}")
+        return Step(_lose_chat(state, removal), cancelled)
+    if failure.kind == "timeout" and state.connection == "connected":
+        return Step(state, _resume(chat).commands)
+    return state
 
 
 # Single-chat cases -----------------------------------------------------------------
@@ -243,6 +316,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         restrictions=snapshot.restrictions,
         last_seq=max(chat.last_seq, snapshot.last_seq),
         buffered_events=(),
+        membership=snapshot.membership,
     )
     for event in chat.buffered_events:
         ready = EVENT_CASES[type(event)](ready, event)
@@ -285,6 +359,61 @@ def _send_finished(chat: ChatState, message_id: str) -> ChatState | Step[ChatSta
             )
         )
     return Step(attrs.evolve(chat, send_queue=queue), tuple(commands))
+
+
+def _confirmed_from(snapshot: ChatSnapshot, chat: ChatState) -> MessageLog:
+    """The snapshot's messages, keeping the client's pending ones and those in flight."""
+    by_seq = {
+        m.seq: attrs.evolve(m, status="ready") for m in snapshot.messages if m.seq is not None
+    }
+    snapshot_ids = {m.id for m in by_seq.values()}
+    in_flight = {m.seq: m for m in chat.messages if m.seq is not None and m.id in chat.originals}
+    confirmed = {**by_seq, **in_flight}
+    pending = tuple(m for m in chat.messages if m.seq is None and m.id not in snapshot_ids)
+    return MessageLog((*(confirmed[seq] for seq in sorted(confirmed)), *pending))
+
+
+def chat_resumed(state: ChatsState, action: ChatResumed) -> ChatsState | Step[ChatsState]:
+    """Apply what the chat missed; with ``auto_resend``, queue interrupted messages again."""
+    chat = state.chats.get(action.chat_id)
+    if chat is None or chat.status != "reloading":
+        return state
+    resumed = _apply_resumption(chat, action.resumption)
+    step = resend_interrupted(resumed) if state.auto_resend else Step(resumed)
+    return Step(_replace_chats(state, {**state.chats, chat.chat_id: step.state}), step.commands)
+
+
+def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
+    """The missed events (or a snapshot when too far behind), then those pushed meanwhile."""
+    ready = attrs.evolve(chat, status="ready", buffered_events=())
+    if resumption.snapshot is not None:
+        ready = attrs.evolve(ready, messages=_confirmed_from(resumption.snapshot, chat))
+    for event in (*resumption.events, *chat.buffered_events):
+        ready = EVENT_CASES[type(event)](ready, event)
+    return attrs.evolve(
+        ready,
+        members_amount=resumption.members_amount,
+        member_metadata=read_only(resumption.member_metadata),
+        restrictions=resumption.restrictions,
+        last_seq=max(ready.last_seq, resumption.last_seq),
+        sync_statuses=SYNC_IDLE,
+        membership=resumption.membership,
+    )
+
+
+def resend_interrupted(chat: ChatState) -> Step[ChatState]:
+    """Queue every interrupted message of the chat again, in display order."""
+    step: Step[ChatState] = Step(chat)
+    commands: list[Command] = []
+    for message in chat.messages:
+        if message.status == "interrupted":
+            sending = attrs.evolve(
+                step.state.messages.find(message.id) or message, status="sending"
+            )
+            queued = attrs.evolve(step.state, messages=step.state.messages.replace(sending))
+            step = _enqueue_send(queued, INTERNAL_CALL, message.id)
+            commands.extend(step.commands)
+    return Step(step.state, tuple(commands))
 
 
 def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatState]:
@@ -456,10 +585,10 @@ def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[Ch
 def _server_event(
     apply: Callable[[ChatState, A], ChatState],
 ) -> Callable[[ChatState, A], ChatState]:
-    """Wrap an event case: buffer it while loading, skip already-applied ``seq``s."""
+    """Wrap an event case: buffer it while (re)loading, skip already-applied ``seq``s."""
 
     def case(chat: ChatState, action: A) -> ChatState:
-        if chat.status == "loading":
+        if chat.status != "ready":
             return attrs.evolve(chat, buffered_events=(*chat.buffered_events, action))
         seq: int = action.seq  # type: ignore[attr-defined]
         if seq <= chat.last_seq:
@@ -521,6 +650,8 @@ CHATS_CASES: Mapping[type, Callable[[ChatsState, Any], ChatsState | Step[ChatsSt
     LeaveChat: leave_chat,
     RemovedFromChat: removed_from_chat,
     ConnectionStatusChanged: connection_status_changed,
+    ChatResumed: chat_resumed,
+    ChatResumeFailed: chat_resume_failed,
 }
 
 CHAT_CASES: Mapping[type, ChatCase] = {

@@ -24,7 +24,14 @@ from chats_store.protocol.frames import (
     MAX_SERVER_FRAME_SIZE,
     PROTOCOL_VERSION,
 )
-from chats_store.protocol.server import decode_request, encode_error, encode_event, encode_reply
+from chats_store.protocol.server import (
+    decode_event,
+    decode_request,
+    encode_error,
+    encode_event,
+    encode_reply,
+    peek_request_id,
+)
 
 __all__ = [
     "MAX_FRAME_SIZE",
@@ -36,9 +43,11 @@ __all__ = [
     "ProtocolError",
     "ReceivedItem",
     "ReplyReceived",
+    "decode_event",
     "decode_request",
     "encode_error",
     "encode_event",
     "encode_reply",
     "encode_request",
+    "peek_request_id",
 ]

@@ -14,7 +14,8 @@ arrives and sends what it produces::
 
 Replies come back already decoded to the domain type the request calls for
 (:class:`ChatSnapshot` for a join, :class:`Message` for a post or an edit, a
-tuple of messages for history, None for the others); an ``error`` frame becomes
+tuple of messages for history, a :class:`Resumption` for a resume, None for the
+others); an ``error`` frame becomes
 ``Failure("refused", code, message)``. When the connection drops,
 :meth:`ClientProtocol.fail_pending` fails every request still in flight.
 
@@ -35,6 +36,7 @@ from chats_store.chats.commands import (
     HistoryRequest,
     JoinRequest,
     PostMessageRequest,
+    ResumeRequest,
 )
 from chats_store.errors import ErrorCode, ProtocolError
 from chats_store.protocol.frames import (
@@ -44,6 +46,7 @@ from chats_store.protocol.frames import (
     RequestFrame,
     WireHistory,
     WireMessage,
+    WireResumption,
     WireSnapshot,
     dumps,
     parse_server_frame,
@@ -55,6 +58,7 @@ from chats_store.protocol.mapping import (
     history_from_wire,
     message_from_wire,
     request_to_wire,
+    resumption_from_wire,
     snapshot_from_wire,
 )
 
@@ -107,6 +111,9 @@ def _decode_result(request: ChatRequest, result: object, request_id: int) -> Cha
         return message
     if isinstance(request, HistoryRequest):
         return history_from_wire(structure(result, WireHistory, request_id))
+    if isinstance(request, ResumeRequest):
+        wire: WireResumption = structure(result, WireResumption, request_id)
+        return resumption_from_wire(wire, request.chat_id, request.since_seq, request_id)
     if result is not None:
         raise ProtocolError(
             f"the reply to request {request_id} must have a null result",

@@ -18,6 +18,7 @@ from chats_store.chats.actions import (
     OwnMetadataChanged,
     OwnRestrictionsChanged,
     RemovedFromChat,
+    Resumption,
     ServerEvent,
 )
 from chats_store.chats.commands import (
@@ -29,6 +30,7 @@ from chats_store.chats.commands import (
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    ResumeRequest,
 )
 from chats_store.chats.model import Message, Restriction
 from chats_store.errors import ErrorCode, ProtocolError
@@ -49,10 +51,12 @@ from chats_store.protocol.frames import (
     PostFrame,
     RemovedFromChatBody,
     RequestFrame,
+    ResumeFrame,
     WireEvent,
     WireHistory,
     WireMessage,
     WireRestriction,
+    WireResumption,
     WireSnapshot,
 )
 
@@ -67,6 +71,8 @@ __all__ = [
     "request_to_wire",
     "restriction_from_wire",
     "restriction_to_wire",
+    "resumption_from_wire",
+    "resumption_to_wire",
     "snapshot_from_wire",
     "snapshot_to_wire",
 ]
@@ -123,6 +129,7 @@ def snapshot_to_wire(snapshot: ChatSnapshot) -> WireSnapshot:
         member_metadata=_metadata(snapshot.member_metadata),
         restrictions=tuple(restriction_to_wire(r) for r in snapshot.restrictions),
         last_seq=snapshot.last_seq,
+        membership=snapshot.membership,
     )
 
 
@@ -133,6 +140,7 @@ def snapshot_from_wire(wire: WireSnapshot) -> ChatSnapshot:
         member_metadata=dict(wire.member_metadata),
         restrictions=tuple(restriction_from_wire(r) for r in wire.restrictions),
         last_seq=wire.last_seq,
+        membership=wire.membership,
     )
 
 
@@ -171,6 +179,8 @@ def request_to_wire(request_id: int, request: ChatRequest) -> RequestFrame:
             )
         case HistoryRequest(chat_id=chat_id, before_seq=before_seq, limit=limit):
             return HistoryFrame(request_id, chat_id, before_seq, limit)
+        case ResumeRequest(chat_id=chat_id, membership=membership, since_seq=since_seq):
+            return ResumeFrame(request_id, chat_id, membership, since_seq)
     raise TypeError(f"not a chat request: {request!r}")
 
 
@@ -194,6 +204,8 @@ def request_from_wire(frame: RequestFrame) -> tuple[int, ChatRequest]:
             )
         case HistoryFrame():
             request = HistoryRequest(frame.chat_id, frame.before_seq, frame.limit)
+        case ResumeFrame():
+            request = ResumeRequest(frame.chat_id, frame.membership, frame.since_seq)
         case _:
             raise TypeError(f"not a request frame: {frame!r}")
     return frame.id, request
@@ -264,3 +276,64 @@ def event_from_wire(frame: EventFrame) -> ServerEvent:
         case RemovedFromChatBody(reason=reason, detail=detail):
             return RemovedFromChat(chat_id, reason, detail)
     raise ProtocolError(f"unknown event body {body!r}", code=ErrorCode.INVALID_FRAME)
+
+
+# Resumptions ------------------------------------------------------------------------
+
+
+def resumption_to_wire(resumption: Resumption) -> WireResumption:
+    """Every event is encoded by :func:`event_to_wire`, as it would be pushed."""
+    return WireResumption(
+        events=tuple(event_to_wire(event) for event in resumption.events),
+        snapshot=None if resumption.snapshot is None else snapshot_to_wire(resumption.snapshot),
+        members_amount=resumption.members_amount,
+        member_metadata=_metadata(resumption.member_metadata),
+        restrictions=tuple(restriction_to_wire(r) for r in resumption.restrictions),
+        last_seq=resumption.last_seq,
+        membership=resumption.membership,
+    )
+
+
+def _refuse(message: str, request_id: int | None) -> ProtocolError:
+    return ProtocolError(message, code=ErrorCode.UNEXPECTED_REPLY, request_id=request_id)
+
+
+def resumption_from_wire(
+    wire: WireResumption, chat_id: str, since_seq: int, request_id: int | None = None
+) -> Resumption:
+    """The resumption of chat ``chat_id`` since ``since_seq``, checked for consistency.
+
+    Raises :class:`ProtocolError` (``unexpected_reply``) unless every event is of
+    ``chat_id``, none is ``removed_from_chat``, their seqs grow strictly from above
+    ``since_seq`` to at most ``last_seq``, and a snapshot comes with no events.
+    """
+    events: list[ServerEvent] = []
+    previous = since_seq
+    for frame in wire.events:
+        if frame.chat_id != chat_id:
+            raise _refuse(
+                f"the resumption of chat {chat_id!r} holds an event of chat {frame.chat_id!r}",
+                request_id,
+            )
+        if not previous < frame.seq <= wire.last_seq:
+            raise _refuse(
+                f"the resumption of chat {chat_id!r} since seq {since_seq} holds an event "
+                f"with seq {frame.seq} after seq {previous} (last_seq {wire.last_seq})",
+                request_id,
+            )
+        event = event_from_wire(frame)
+        if isinstance(event, RemovedFromChat):
+            raise _refuse("a resumption cannot hold a removed_from_chat event", request_id)
+        events.append(event)
+        previous = frame.seq
+    if wire.snapshot is not None and events:
+        raise _refuse("a resumption holds either events or a snapshot, not both", request_id)
+    return Resumption(
+        events=tuple(events),
+        snapshot=None if wire.snapshot is None else snapshot_from_wire(wire.snapshot),
+        members_amount=wire.members_amount,
+        member_metadata=dict(wire.member_metadata),
+        restrictions=tuple(restriction_from_wire(r) for r in wire.restrictions),
+        last_seq=wire.last_seq,
+        membership=wire.membership,
+    )

@@ -8,26 +8,42 @@ member that should receive it.
 
 from __future__ import annotations
 
-from chats_store.chats.actions import ChatSnapshot, ServerEvent
+import json
+
+from chats_store.chats.actions import ChatSnapshot, Resumption, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
 from chats_store.chats.model import Message
+from chats_store.errors import ProtocolError
 from chats_store.protocol.frames import (
+    MAX_FRAME_SIZE,
+    MAX_REQUEST_ID,
     ErrorFrame,
+    EventFrame,
     OkFrame,
     ServerFrame,
     dumps,
     parse_request_frame,
+    parse_server_frame,
     unstructure,
 )
 from chats_store.protocol.mapping import (
+    event_from_wire,
     event_to_wire,
     history_to_wire,
     message_to_wire,
     request_from_wire,
+    resumption_to_wire,
     snapshot_to_wire,
 )
 
-__all__ = ["decode_request", "encode_error", "encode_event", "encode_reply"]
+__all__ = [
+    "decode_event",
+    "decode_request",
+    "encode_error",
+    "encode_event",
+    "encode_reply",
+    "peek_request_id",
+]
 
 
 def decode_request(data: str | bytes) -> tuple[int, ChatRequest]:
@@ -52,6 +68,8 @@ def _result_json(result: ChatReply) -> object:
         return unstructure(message_to_wire(result))
     if isinstance(result, tuple):
         return unstructure(history_to_wire(result))
+    if isinstance(result, Resumption):
+        return unstructure(resumption_to_wire(result))
     raise TypeError(f"not a chat reply: {result!r}")
 
 
@@ -60,7 +78,7 @@ def encode_reply(request_id: int, result: ChatReply) -> str:
 
     ``result`` is what the request calls for: a :class:`ChatSnapshot` for a
     join, the :class:`Message` for a post or an edit, a tuple of messages for a
-    history request, None for the others.
+    history request, a :class:`Resumption` for a resume, None for the others.
     """
     frame: ServerFrame = OkFrame(request_id, _result_json(result))
     return dumps(unstructure(frame, ServerFrame))
@@ -81,3 +99,32 @@ def encode_event(event: ServerEvent, *, seq: int | None = None) -> str:
     """
     frame: ServerFrame = event_to_wire(event, seq)
     return dumps(unstructure(frame, ServerFrame))
+
+
+def decode_event(text: str) -> ServerEvent:
+    """The event of an ``event`` frame made by :func:`encode_event` (a server's event log).
+
+    Raises :class:`~chats_store.errors.ProtocolError` for any other text.
+    """
+    frame = parse_server_frame(text)
+    if not isinstance(frame, EventFrame):
+        raise ProtocolError(f"not an event frame: {text[:80]!r}")
+    return event_from_wire(frame)
+
+
+def peek_request_id(data: str | bytes) -> int | None:
+    """The ``id`` of a request frame, read without checking anything else (None if none).
+
+    For answering a request the server will not process (rate limiting): only the
+    JSON is parsed, nothing is validated or acted upon.
+    """
+    if not isinstance(data, str) or len(data) > MAX_FRAME_SIZE:
+        return None
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    value = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID:
+        return value
+    return None

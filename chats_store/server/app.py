@@ -12,6 +12,18 @@ plain-text reason otherwise). Each connection then gets its own outbox: frames
 are queued without waiting and written in order by one writer task, so a slow
 client delays nobody else (past ``MAX_QUEUED_FRAMES`` unsent frames it is
 closed with 1008).
+
+Protection against abusive clients, each configurable in :func:`run_server`:
+
+* a handshake must complete within ``handshake_timeout`` seconds (5), or the TCP
+  connection is dropped;
+* a user may hold ``max_connections_per_user`` connections at once (10); the next
+  handshake is answered HTTP 429 (``too_many_connections: ...``);
+* each connection may send ``rate_limit`` requests per second (20) with bursts of
+  ``rate_burst`` (200): beyond that a request gets an ``error`` reply
+  ``rate_limited`` without being processed, and a connection that keeps flooding
+  (see :mod:`chats_store.server.limits`) is closed with 1008;
+* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from http import HTTPStatus
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -31,24 +43,39 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from chats_store.protocol import MAX_FRAME_SIZE, PROTOCOL_VERSION
-from chats_store.server.database import ChatDatabase
-from chats_store.server.service import ChatService, Session, Timer
+from chats_store.errors import ErrorCode
+from chats_store.protocol import MAX_FRAME_SIZE, PROTOCOL_VERSION, encode_error, peek_request_id
+from chats_store.server.database import DEFAULT_KEEP_EVENTS, ChatDatabase
+from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
+from chats_store.server.service import MAX_RESUME_EVENTS, ChatService, Session, Timer
 from chats_store.server.tokens import (
+    MEMBERSHIP_TTL,
     TokenRefusedError,
     check_secret,
     mint_chat_token,
+    mint_membership_token,
     mint_session_token,
     verify_session_token,
 )
 
-__all__ = ["MAX_QUEUED_FRAMES", "SECRET_ENV", "ChatServer", "run_server"]
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "MAX_CONNECTIONS_PER_USER",
+    "MAX_QUEUED_FRAMES",
+    "SECRET_ENV",
+    "ChatServer",
+    "run_server",
+]
 
 logger = logging.getLogger("chats_store.server")
 
 SECRET_ENV = "CHATS_STORE_SECRET"
 MAX_QUEUED_FRAMES = 1000
 """Unsent frames a connection may have queued before it is closed as too slow."""
+HANDSHAKE_TIMEOUT = 5.0
+"""Seconds a connection has to complete the WebSocket handshake (default)."""
+MAX_CONNECTIONS_PER_USER = 10
+"""Connections one user may hold at once (default)."""
 
 
 class ChatServer:
@@ -85,6 +112,19 @@ class ChatServer:
     ) -> str:
         """A chat token letting ``user_id`` join ``chat_id``, signed with this server's secret."""
         return mint_chat_token(
+            self._secret, user_id, chat_id, permissions, metadata, ttl, now=self._clock()
+        )
+
+    def membership_token(
+        self,
+        user_id: str,
+        chat_id: str,
+        permissions: Sequence[str] = ("send",),
+        metadata: Mapping[str, str] | None = None,
+        ttl: float = MEMBERSHIP_TTL,
+    ) -> str:
+        """A membership credential as a join would return it (for tests and tools)."""
+        return mint_membership_token(
             self._secret, user_id, chat_id, permissions, metadata, ttl, now=self._clock()
         )
 
@@ -134,11 +174,34 @@ def _unauthorized(connection: ServerConnection, reason: str) -> Response:
 class _Gateway:
     """The ``websockets`` callbacks: handshake checks and the per-connection loop."""
 
-    def __init__(self, service: ChatService, secret: bytes, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        service: ChatService,
+        secret: bytes,
+        clock: Callable[[], float],
+        *,
+        rate_limit: float | None,
+        rate_burst: int,
+        max_connections_per_user: int | None,
+    ) -> None:
         self._service = service
         self._secret = secret
         self._clock = clock
+        self._rate_limit = rate_limit
+        self._rate_burst = rate_burst
+        self._max_connections = max_connections_per_user
         self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+        self._open: dict[str, int] = {}
+        """Open connections (past the handshake) per user."""
+
+    def _at_capacity(self, user_id: str) -> bool:
+        cap = self._max_connections
+        return cap is not None and self._open.get(user_id, 0) >= cap
+
+    def _limiter(self) -> RateLimiter | None:
+        if self._rate_limit is None:
+            return None
+        return RateLimiter(self._rate_limit, self._rate_burst, time.monotonic())
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         header = request.headers.get("Authorization")
@@ -156,6 +219,13 @@ class _Gateway:
             user_id = verify_session_token(self._secret, token.strip(), self._clock)
         except TokenRefusedError as error:
             return _unauthorized(connection, f"{error.code}: {error.message}")
+        if self._at_capacity(user_id):
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"{ErrorCode.TOO_MANY_CONNECTIONS}: user {user_id!r} already has "
+                f"{self._max_connections} open connections, the most allowed - close one "
+                "and try again\n",
+            )
         self._users[connection] = user_id
         return None
 
@@ -175,23 +245,65 @@ class _Gateway:
         if user_id is None:  # process_request always sets it; be safe anyway
             await connection.close(1008, "not authenticated")
             return
+        if self._at_capacity(user_id):  # handshakes that raced past process_request
+            await connection.close(1008, f"{ErrorCode.TOO_MANY_CONNECTIONS}: close one first")
+            return
+        self._open[user_id] = self._open.get(user_id, 0) + 1
         outbox = _Outbox(connection)
         session = Session(user_id, outbox.send)
         writer = asyncio.create_task(outbox.run())
+        limiter = self._limiter()
         try:
             async for data in connection:
-                close = self._service.receive(session, data)
+                verdict = Verdict.ACCEPT if limiter is None else limiter.admit(time.monotonic())
+                if verdict is Verdict.ACCEPT:
+                    close = self._service.receive(session, data)
+                elif verdict is Verdict.REFUSE:
+                    assert limiter is not None
+                    session.send(_rate_limited(peek_request_id(data), limiter))
+                    continue
+                else:
+                    close = (1008, "request flood: too many requests refused as rate_limited")
                 if close is not None:
                     code, reason = close
                     logger.info("closing the connection of %r: %d %s", user_id, code, reason)
-                    await connection.close(code, reason)
+                    await _close(connection, code, reason)
                     break
         except ConnectionClosed:
             pass
         finally:
+            remaining = self._open[user_id] - 1
+            if remaining:
+                self._open[user_id] = remaining
+            else:
+                del self._open[user_id]
             self._service.disconnect(session)
             writer.cancel()
             await asyncio.wait([writer])
+
+
+async def _close(connection: ServerConnection, code: int, reason: str) -> None:
+    """Close with ``code``, reading (and dropping) what the client still sends meanwhile.
+
+    A client that sent many frames at once fills the connection's incoming queue,
+    which stops ``websockets`` reading the socket; its answer to our close frame
+    would then never be read, and the close would wait for its time-out.
+    """
+    closing = asyncio.create_task(connection.close(code, reason))
+    with suppress(ConnectionClosed):
+        async for _ in connection:
+            pass
+    await closing
+
+
+def _rate_limited(request_id: int | None, limiter: RateLimiter) -> str:
+    return encode_error(
+        request_id,
+        ErrorCode.RATE_LIMITED,
+        f"too many requests: at most {limiter.rate:g} per second in bursts of "
+        f"{limiter.burst}; this request was not processed - retry in "
+        f"{limiter.retry_after():.2f} s",
+    )
 
 
 def _resolve_secret(secret: str | bytes | None) -> bytes:
@@ -215,6 +327,13 @@ async def run_server(
     clock: Callable[[], float] = time.time,
     seconds_per_minute: float = 60.0,
     ping_interval: float | None = 20.0,
+    membership_ttl: float = MEMBERSHIP_TTL,
+    max_resume_events: int = MAX_RESUME_EVENTS,
+    keep_events: int = DEFAULT_KEEP_EVENTS,
+    rate_limit: float | None = DEFAULT_RATE,
+    rate_burst: int = DEFAULT_BURST,
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    max_connections_per_user: int | None = MAX_CONNECTIONS_PER_USER,
 ) -> AsyncIterator[ChatServer]:
     """Run the reference chat server until the block exits.
 
@@ -223,21 +342,58 @@ async def run_server(
     32 bytes; default: the ``CHATS_STORE_SECRET`` environment variable) signs and
     verifies every token. ``clock`` (epoch seconds) and ``seconds_per_minute``
     (the length of a moderation "minute") are there for tests.
-    Raises ``ValueError`` for a missing or short secret.
+
+    Resumable memberships: ``membership_ttl`` is how long the membership
+    credential of a join or resume reply is valid (seconds, 7 days);
+    ``max_resume_events`` the most events a resume reply carries before it sends a
+    snapshot instead (1,000); ``keep_events`` how many events the log keeps per
+    chat, at least (10,000).
+
+    Protection: ``rate_limit`` requests per second per connection (20; None: no
+    limit) in bursts of ``rate_burst`` (200); ``handshake_timeout`` seconds to
+    complete the WebSocket handshake (5; None: no limit);
+    ``max_connections_per_user`` (10; None: no limit).
+
+    Raises ``ValueError`` for a missing or short secret or a bad setting.
     """
     key = _resolve_secret(secret)
+    if rate_limit is not None:
+        RateLimiter(rate_limit, rate_burst, 0.0)  # checks the values
+    if handshake_timeout is not None and not handshake_timeout > 0:
+        raise ValueError(f"handshake_timeout must be positive, not {handshake_timeout!r}")
+    if max_connections_per_user is not None and max_connections_per_user < 1:
+        raise ValueError(
+            f"max_connections_per_user must be 1 or more, not {max_connections_per_user!r}"
+        )
     loop = asyncio.get_running_loop()
 
     def schedule(delay: float, callback: Callable[[], None]) -> Timer:
         return loop.call_later(delay, callback)
 
-    database = ChatDatabase(db)
-    service = ChatService(
-        database, key, clock=clock, schedule=schedule, seconds_per_minute=seconds_per_minute
-    )
+    database = ChatDatabase(db, keep_events=keep_events)
+    try:
+        service = ChatService(
+            database,
+            key,
+            clock=clock,
+            schedule=schedule,
+            seconds_per_minute=seconds_per_minute,
+            membership_ttl=membership_ttl,
+            max_resume_events=max_resume_events,
+        )
+    except BaseException:
+        database.close()
+        raise
     try:
         service.start()
-        gateway = _Gateway(service, key, clock)
+        gateway = _Gateway(
+            service,
+            key,
+            clock,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            max_connections_per_user=max_connections_per_user,
+        )
         async with serve(
             gateway.handle,
             host,
@@ -246,6 +402,7 @@ async def run_server(
             select_subprotocol=gateway.select_subprotocol,
             subprotocols=[Subprotocol(PROTOCOL_VERSION)],
             max_size=MAX_FRAME_SIZE,
+            open_timeout=handshake_timeout,
             ping_interval=ping_interval,
             server_header="chats_store",
         ) as ws_server:

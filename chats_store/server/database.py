@@ -2,7 +2,19 @@
 
 Everything that must survive a restart lives here: each chat's event counter
 (``last_seq``), messages (edits and deletions included), memberships with the
-permissions and metadata of the token they joined with, and restrictions.
+permissions and metadata of the token they joined with, restrictions, and the
+**event log** a resume reads.
+
+The event log holds every chat event as the text of its ``event`` frame, with its
+``seq`` and, for a private event (``own_restrictions_changed``,
+``own_metadata_changed``), the user it is for. Trim policy: per chat, the log
+keeps at least the last ``keep_events`` events (10,000 by default); every
+``keep_events // 10`` events (at most 1,000) it drops the older ones and raises
+the chat's ``log_floor`` (every event with ``seq > log_floor`` is in the log). A
+resume from before ``log_floor`` gets a full snapshot instead. Deleting a message
+also erases its ``message_posted`` and ``message_edited`` events from the log (its
+content must not outlive it; ``secure_delete`` zeroes it on disk); its
+``message_removed`` event stays.
 
 The server runs every request synchronously on its event loop, so each change is
 one short transaction (:meth:`ChatDatabase.transaction`) and nothing interleaves.
@@ -22,12 +34,20 @@ import attrs
 
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 
-__all__ = ["ChatDatabase", "Membership", "StoredMessage", "TimedRestriction"]
+__all__ = [
+    "DEFAULT_KEEP_EVENTS",
+    "ChatDatabase",
+    "LoggedEvents",
+    "Membership",
+    "StoredMessage",
+    "TimedRestriction",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
-    chat_id  TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL
+    chat_id   TEXT PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    log_floor INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS messages (
     chat_id    TEXT NOT NULL,
@@ -57,7 +77,18 @@ CREATE TABLE IF NOT EXISTS restrictions (
     reason  TEXT,
     PRIMARY KEY (chat_id, user_id, kind)
 );
+CREATE TABLE IF NOT EXISTS events (
+    chat_id    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    target     TEXT,
+    message_id TEXT,
+    frame      TEXT NOT NULL,
+    PRIMARY KEY (chat_id, seq)
+) WITHOUT ROWID;
 """
+
+DEFAULT_KEEP_EVENTS = 10_000
+"""Events the log keeps per chat, at least (see the module's docstring)."""
 
 
 @attrs.frozen
@@ -72,6 +103,15 @@ class Membership:
 class StoredMessage:
     message: Message
     deleted: bool
+
+
+@attrs.frozen
+class LoggedEvents:
+    """Event frames read from the log, oldest first; ``complete`` is False when the
+    log could not give all of them (trimmed, or more than the limit asked)."""
+
+    frames: tuple[str, ...]
+    complete: bool
 
 
 @attrs.frozen
@@ -104,14 +144,36 @@ def _message(row: sqlite3.Row) -> Message:
 
 
 class ChatDatabase:
-    """Synchronous access to the chat tables; ``path`` is a file or ``":memory:"``."""
+    """Synchronous access to the chat tables; ``path`` is a file or ``":memory:"``.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``keep_events``: how many events the log keeps per chat, at least.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, keep_events: int = DEFAULT_KEEP_EVENTS
+    ) -> None:
+        if isinstance(keep_events, bool) or not isinstance(keep_events, int) or keep_events < 1:
+            raise ValueError(f"keep_events must be a positive integer, not {keep_events!r}")
+        self._keep = keep_events
+        self._trim_every = max(1, min(1000, keep_events // 10))
         self._conn = sqlite3.connect(os.fspath(path))
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA secure_delete=ON")  # deleted content is zeroed on disk
         self._conn.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the event log to a database of an earlier version: its chats start
+        with an empty log (``log_floor`` = ``last_seq``), so a resume gets a snapshot."""
+        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(chats)")}
+        if "log_floor" not in columns:
+            with self._conn:
+                self._conn.execute(
+                    "ALTER TABLE chats ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0"
+                )
+                self._conn.execute("UPDATE chats SET log_floor = last_seq")
 
     def close(self) -> None:
         self._conn.close()
@@ -139,6 +201,66 @@ class ChatDatabase:
             (chat_id,),
         ).fetchone()
         return int(row["last_seq"])
+
+    # Event log ----------------------------------------------------------------
+
+    def log_event(
+        self,
+        chat_id: str,
+        seq: int,
+        frame: str,
+        *,
+        target: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Store event ``seq`` of a chat (call inside the transaction that took ``seq``).
+
+        ``target``: the only user who may read it (None: every member).
+        ``message_id``: the message a ``message_posted``/``message_edited`` event
+        carries, so that deleting the message can erase it.
+        """
+        self._conn.execute(
+            "INSERT INTO events (chat_id, seq, target, message_id, frame) VALUES (?, ?, ?, ?, ?)",
+            (chat_id, seq, target, message_id, frame),
+        )
+        if seq % self._trim_every == 0 and seq > self._keep:
+            floor = seq - self._keep
+            self._conn.execute(
+                "DELETE FROM events WHERE chat_id = ? AND seq <= ?", (chat_id, floor)
+            )
+            self._conn.execute(
+                "UPDATE chats SET log_floor = MAX(log_floor, ?) WHERE chat_id = ?",
+                (floor, chat_id),
+            )
+
+    def erase_message_events(self, chat_id: str, message_id: str) -> None:
+        """Drop the logged events that carry a message's content (it was deleted)."""
+        self._conn.execute(
+            "DELETE FROM events WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        )
+
+    def log_floor(self, chat_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT log_floor FROM chats WHERE chat_id = ?", (chat_id,)
+        ).fetchone()
+        return int(row["log_floor"]) if row else 0
+
+    def events_since(self, chat_id: str, since_seq: int, user_id: str, limit: int) -> LoggedEvents:
+        """The frames of the events ``user_id`` may read with ``seq > since_seq``.
+
+        At most ``limit`` of them, oldest first; not ``complete`` if the log was
+        trimmed past ``since_seq`` or holds more than ``limit`` of them.
+        """
+        if since_seq < self.log_floor(chat_id):
+            return LoggedEvents((), complete=False)
+        rows = self._conn.execute(
+            "SELECT frame FROM events WHERE chat_id = ? AND seq > ? "
+            "AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?",
+            (chat_id, since_seq, user_id, limit + 1),
+        ).fetchall()
+        if len(rows) > limit:
+            return LoggedEvents((), complete=False)
+        return LoggedEvents(tuple(row["frame"] for row in rows), complete=True)
 
     # Memberships --------------------------------------------------------------
 

@@ -15,9 +15,15 @@ member sees a chat's events in ``seq`` order.
 
 Every change a member can observe (message posted, edited or deleted; member
 joined or left; a member's restrictions or metadata) takes the chat's next
-``seq`` and is stored before it is pushed. Only connected sessions that have
-joined the chat receive pushes; a membership lasts until leave, kick or block,
-not until a disconnect.
+``seq`` and is stored, with the event itself in the event log, before it is
+pushed. Only connected sessions that have joined (or resumed) the chat receive
+pushes; a membership lasts until leave, kick or block, not until a disconnect.
+
+A join reply carries a **membership credential** (a JWT, audience
+``chats_store:membership``); a resume request gives it back with the last ``seq``
+the client applied and gets every event it missed from the log (or a snapshot if
+it missed more than ``max_resume_events`` or the log no longer goes back that
+far), without a new chat token and without counting a new member.
 
 Time comes from the injected ``clock`` (epoch seconds); moderation durations are
 minutes of ``seconds_per_minute`` seconds (60, or less in tests); expiry timers
@@ -42,6 +48,8 @@ from chats_store.chats.actions import (
     OwnMetadataChanged,
     OwnRestrictionsChanged,
     RemovedFromChat,
+    Resumption,
+    ServerEvent,
 )
 from chats_store.chats.commands import (
     ChatReply,
@@ -53,18 +61,33 @@ from chats_store.chats.commands import (
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    ResumeRequest,
 )
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 from chats_store.chats.validation import MAX_CONTENT_LENGTH, MAX_HISTORY_PAGE
 from chats_store.errors import ErrorCode, ProtocolError
-from chats_store.protocol import decode_request, encode_error, encode_event, encode_reply
+from chats_store.protocol import (
+    decode_event,
+    decode_request,
+    encode_error,
+    encode_event,
+    encode_reply,
+)
 from chats_store.server.database import ChatDatabase, Membership
-from chats_store.server.tokens import TokenRefusedError, verify_chat_token
+from chats_store.server.tokens import (
+    MEMBERSHIP_TTL,
+    ChatGrant,
+    TokenRefusedError,
+    mint_membership_token,
+    verify_chat_token,
+    verify_membership_token,
+)
 
 __all__ = [
     "MAX_DURATION_MINUTES",
     "MAX_ID_LENGTH",
     "MAX_REASON_LENGTH",
+    "MAX_RESUME_EVENTS",
     "SNAPSHOT_MESSAGES",
     "ChatService",
     "RefusedError",
@@ -75,6 +98,9 @@ logger = logging.getLogger("chats_store.server")
 
 SNAPSHOT_MESSAGES = 100
 """How many of the latest messages a join reply carries."""
+
+MAX_RESUME_EVENTS = 1000
+"""A resume reply carries at most this many events; further behind, it is a snapshot."""
 
 MAX_ID_LENGTH = 128
 MAX_REASON_LENGTH = 256
@@ -117,6 +143,16 @@ class Session:
 
 Push = tuple[tuple[Session, ...], str]
 
+_Logged = (
+    MessagePosted
+    | MessageEdited
+    | MessageRemoved
+    | MembersAmountChanged
+    | OwnRestrictionsChanged
+    | OwnMetadataChanged
+)
+"""The events the log keeps (``removed_from_chat`` is told only to those online)."""
+
 
 @attrs.frozen
 class _Done:
@@ -156,12 +192,20 @@ class ChatService:
         clock: Callable[[], float],
         schedule: Scheduler,
         seconds_per_minute: float = 60.0,
+        membership_ttl: float = MEMBERSHIP_TTL,
+        max_resume_events: int = MAX_RESUME_EVENTS,
     ) -> None:
+        if isinstance(membership_ttl, bool) or not membership_ttl > 0:
+            raise ValueError(f"membership_ttl must be a positive number, not {membership_ttl!r}")
+        if isinstance(max_resume_events, bool) or max_resume_events < 0:
+            raise ValueError(f"max_resume_events must be 0 or more, not {max_resume_events!r}")
         self._db = database
         self._secret = secret
         self._clock = clock
         self._schedule = schedule
         self._minute = seconds_per_minute
+        self._membership_ttl = membership_ttl
+        self._max_resume_events = max_resume_events
         self._subscribers: dict[str, dict[Session, None]] = {}
         self._timers: dict[tuple[str, str, RestrictionKind], Timer] = {}
 
@@ -248,6 +292,8 @@ class ChatService:
                 return self._moderate(session, request)
             case HistoryRequest():
                 return self._history(session, request)
+            case ResumeRequest():
+                return self._resume(session, request)
         raise TypeError(f"unknown request {request!r}")
 
     # Subscriptions --------------------------------------------------------------
@@ -296,7 +342,39 @@ class ChatService:
         until = datetime.fromtimestamp(restriction.until, UTC)
         return f"until {until.isoformat(sep=' ', timespec='seconds')} UTC"
 
-    # Join and leave -------------------------------------------------------------
+    def _log(self, event: _Logged, *, target: str | None = None) -> str:
+        """Store ``event`` in the event log (in a transaction); its frame, to push.
+
+        ``target``: the only user who may read it back (private ``own_*`` events).
+        """
+        text = encode_event(event)
+        message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
+        self._db.log_event(event.chat_id, event.seq, text, target=target, message_id=message_id)
+        return text
+
+    def _credential(self, membership: Membership) -> str:
+        return mint_membership_token(
+            self._secret,
+            membership.user_id,
+            membership.chat_id,
+            sorted(membership.permissions),
+            membership.metadata,
+            self._membership_ttl,
+            now=self._clock(),
+        )
+
+    def _snapshot(self, membership: Membership, credential: str) -> ChatSnapshot:
+        chat_id = membership.chat_id
+        return ChatSnapshot(
+            messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, SNAPSHOT_MESSAGES),
+            members_amount=self._db.members_amount(chat_id),
+            member_metadata=membership.metadata,
+            restrictions=self._active(chat_id, membership.user_id),
+            last_seq=self._db.last_seq(chat_id),
+            membership=credential,
+        )
+
+    # Join, resume and leave -------------------------------------------------------
 
     def _join(self, session: Session, request: JoinRequest) -> _Done:
         chat_id = request.chat_id
@@ -330,25 +408,86 @@ class ChatService:
             if previous is None:
                 seq = self._db.next_seq(chat_id)
                 amount = self._db.members_amount(chat_id)
-                event = MembersAmountChanged(chat_id, seq, amount)
-                pushes.append((self._members_online(chat_id, but=session), encode_event(event)))
+                event = self._log(MembersAmountChanged(chat_id, seq, amount))
+                pushes.append((self._members_online(chat_id, but=session), event))
             elif previous.metadata != membership.metadata:
+                # Logged even with no other connection online: one that resumes later
+                # learns of it then.
                 others = tuple(
                     s for s in self._sessions_of(chat_id, session.user_id) if s is not session
                 )
-                if others:
-                    seq = self._db.next_seq(chat_id)
-                    metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
-                    pushes.append((others, encode_event(metadata_event)))
-            snapshot = ChatSnapshot(
-                messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, SNAPSHOT_MESSAGES),
-                members_amount=self._db.members_amount(chat_id),
-                member_metadata=membership.metadata,
-                restrictions=self._active(chat_id, session.user_id),
-                last_seq=self._db.last_seq(chat_id),
-            )
+                seq = self._db.next_seq(chat_id)
+                metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
+                pushes.append((others, self._log(metadata_event, target=session.user_id)))
+            snapshot = self._snapshot(membership, self._credential(membership))
         self._subscribe(session, chat_id)
         return _Done(snapshot, tuple(pushes))
+
+    def _verified_membership(self, session: Session, request: ResumeRequest) -> ChatGrant:
+        try:
+            grant = verify_membership_token(self._secret, request.membership, self._clock)
+        except TokenRefusedError as error:
+            raise RefusedError(error.code, error.message) from None
+        if grant.user_id != session.user_id:
+            raise RefusedError(
+                ErrorCode.INVALID_TOKEN,
+                f"the membership credential was issued to user {grant.user_id!r}, but this "
+                f"connection is user {session.user_id!r}",
+            )
+        if grant.chat_id != request.chat_id:
+            raise RefusedError(
+                ErrorCode.INVALID_TOKEN,
+                f"the membership credential is for chat {grant.chat_id!r}, not {request.chat_id!r}",
+            )
+        return grant
+
+    def _resume(self, session: Session, request: ResumeRequest) -> _Done:
+        chat_id, since_seq = request.chat_id, request.since_seq
+        _check_id(chat_id, "chat_id")
+        if since_seq < 0:
+            raise RefusedError(ErrorCode.INVALID_REQUEST, "since_seq must be 0 or more")
+        self._verified_membership(session, request)
+        block = self._active_kind(chat_id, session.user_id, "block")
+        if block is not None:
+            raise RefusedError(
+                ErrorCode.MEMBER_BLOCKED,
+                f"you are blocked from chat {chat_id!r} {self._describe_until(block)}",
+            )
+        # The stored membership, not the credential, says what the member may do now
+        # (a later join may have changed it).
+        membership = self._db.membership(chat_id, session.user_id)
+        if membership is None:
+            raise RefusedError(
+                ErrorCode.NOT_A_MEMBER,
+                f"you are no longer a member of chat {chat_id!r} (you left or were "
+                "removed) - join it again with a chat token",
+            )
+        credential = self._credential(membership)
+        last_seq = self._db.last_seq(chat_id)
+        snapshot: ChatSnapshot | None = None
+        events: tuple[ServerEvent, ...] = ()
+        # since_seq > last_seq: the client is ahead of the server (a database restored
+        # from a backup); it starts over from a snapshot.
+        logged = None
+        if since_seq <= last_seq:
+            logged = self._db.events_since(
+                chat_id, since_seq, session.user_id, self._max_resume_events
+            )
+        if logged is None or not logged.complete:
+            snapshot = self._snapshot(membership, credential)
+        else:
+            events = tuple(decode_event(frame) for frame in logged.frames)
+        resumption = Resumption(
+            events=events,
+            snapshot=snapshot,
+            members_amount=self._db.members_amount(chat_id),
+            member_metadata=membership.metadata,
+            restrictions=self._active(chat_id, session.user_id),
+            last_seq=last_seq,
+            membership=credential,
+        )
+        self._subscribe(session, chat_id)
+        return _Done(resumption)
 
     def _remove_member(
         self, chat_id: str, user_id: str, removed: RemovedFromChat | None
@@ -363,8 +502,8 @@ class ChatService:
             self._unsubscribe(target, chat_id)
         if removed is not None and targets:
             pushes.append((targets, encode_event(removed, seq=seq)))
-        event = MembersAmountChanged(chat_id, seq, amount)
-        pushes.append((self._members_online(chat_id), encode_event(event)))
+        event = self._log(MembersAmountChanged(chat_id, seq, amount))
+        pushes.append((self._members_online(chat_id), event))
         return pushes
 
     def _leave(self, session: Session, request: LeaveRequest) -> _Done:
@@ -416,7 +555,7 @@ class ChatService:
                 created_at=self._clock(),
             )
             self._db.insert_message(message)
-        event = encode_event(MessagePosted(chat_id, seq, message))
+            event = self._log(MessagePosted(chat_id, seq, message))
         return _Done(message, ((self._members_online(chat_id), event),))
 
     def _live_message(self, chat_id: str, message_id: str) -> Message:
@@ -450,7 +589,7 @@ class ChatService:
         with self._db.transaction():
             seq = self._db.next_seq(chat_id)
             self._db.edit_message(chat_id, message.id, edited.content, edited_at)
-        event = encode_event(MessageEdited(chat_id, seq, edited))
+            event = self._log(MessageEdited(chat_id, seq, edited))
         return _Done(edited, ((self._members_online(chat_id), event),))
 
     def _delete(self, session: Session, request: DeleteMessageRequest) -> _Done:
@@ -466,7 +605,8 @@ class ChatService:
         with self._db.transaction():
             seq = self._db.next_seq(chat_id)
             self._db.delete_message(chat_id, message.id)
-        event = encode_event(MessageRemoved(chat_id, seq, message.id))
+            self._db.erase_message_events(chat_id, message.id)
+            event = self._log(MessageRemoved(chat_id, seq, message.id))
         return _Done(None, ((self._members_online(chat_id), event),))
 
     def _history(self, session: Session, request: HistoryRequest) -> _Done:
@@ -479,7 +619,8 @@ class ChatService:
             )
         if request.before_seq < 0:
             raise RefusedError(ErrorCode.INVALID_REQUEST, "before_seq must be 0 or more")
-        messages = self._db.messages_before(request.chat_id, request.before_seq, request.limit)
+        before_seq = min(request.before_seq, _NO_LIMIT_SEQ)  # SQLite integers are 64-bit
+        messages = self._db.messages_before(request.chat_id, before_seq, request.limit)
         return _Done(messages)
 
     # Moderation -----------------------------------------------------------------
@@ -536,7 +677,7 @@ class ChatService:
             return []
         seq = self._db.next_seq(chat_id)
         event = OwnRestrictionsChanged(chat_id, seq, self._active(chat_id, user_id))
-        return [(self._sessions_of(chat_id, user_id), encode_event(event))]
+        return [(self._sessions_of(chat_id, user_id), self._log(event, target=user_id))]
 
     def _restrict(
         self,

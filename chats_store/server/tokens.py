@@ -1,13 +1,17 @@
 """Minting and verifying the server's JWTs (PyJWT, HS256, one shared secret).
 
-Two kinds of token, told apart by their audience (``chats_store.tokens``):
+Three kinds of token, told apart by their audience (``chats_store.tokens``):
 
 * a **session token** (``aud`` ``chats_store:session``) says who the client is:
   ``sub`` (user id), optional ``name``, ``iat``, ``exp``; it is checked in the
   WebSocket handshake;
 * a **chat token** (``aud`` ``chats_store:chat``) lets ``sub`` join ``chat``
   with ``permissions`` (``send``, ``moderate``) and member ``metadata``; it is
-  checked by the join request and is meant to be short-lived.
+  checked by the join request and is meant to be short-lived;
+* a **membership credential** (``aud`` ``chats_store:membership``), issued by the
+  server in every join and resume reply: ``sub`` is a member of ``chat`` (with the
+  ``permissions`` and ``metadata`` it joined with); it is checked by the resume
+  request. Signed and stateless, it survives a server restart (7 days by default).
 
 Verification pins ``algorithms=["HS256"]`` and the audience, so a token of one
 kind is never accepted as the other, and a token signed with ``none`` or another
@@ -24,22 +28,27 @@ import attrs
 import jwt
 
 from chats_store.errors import ErrorCode
-from chats_store.tokens import CHAT_AUDIENCE, SESSION_AUDIENCE
+from chats_store.tokens import CHAT_AUDIENCE, MEMBERSHIP_AUDIENCE, SESSION_AUDIENCE
 
 __all__ = [
     "ALGORITHM",
+    "MEMBERSHIP_TTL",
     "MIN_SECRET_BYTES",
     "ChatGrant",
     "TokenRefusedError",
     "check_secret",
     "mint_chat_token",
+    "mint_membership_token",
     "mint_session_token",
     "verify_chat_token",
+    "verify_membership_token",
     "verify_session_token",
 ]
 
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
+MEMBERSHIP_TTL = 7 * 24 * 3600
+"""How long a membership credential is valid by default (seconds): 7 days."""
 
 
 class TokenRefusedError(Exception):
@@ -53,7 +62,10 @@ class TokenRefusedError(Exception):
 
 @attrs.frozen
 class ChatGrant:
-    """What a verified chat token allows: ``user_id`` may join ``chat_id``."""
+    """What a verified chat token allows: ``user_id`` may join ``chat_id``.
+
+    Also what a verified membership credential says: ``user_id`` joined ``chat_id``.
+    """
 
     user_id: str
     chat_id: str
@@ -126,6 +138,40 @@ def mint_chat_token(
     kick, delete others' messages). ``metadata``: the member's string metadata,
     returned to it on join.
     """
+    return _mint_grant(secret, CHAT_AUDIENCE, user_id, chat_id, permissions, metadata, ttl, now)
+
+
+def mint_membership_token(
+    secret: str | bytes,
+    user_id: str,
+    chat_id: str,
+    permissions: Sequence[str] = ("send",),
+    metadata: Mapping[str, str] | None = None,
+    ttl: float = MEMBERSHIP_TTL,
+    *,
+    now: float | None = None,
+) -> str:
+    """A membership credential: ``user_id`` is a member of ``chat_id`` (for ``ttl`` s).
+
+    The server issues one in every join and resume reply; a client gives it back
+    in a resume request. Same claims as a chat token, audience
+    ``chats_store:membership``.
+    """
+    return _mint_grant(
+        secret, MEMBERSHIP_AUDIENCE, user_id, chat_id, permissions, metadata, ttl, now
+    )
+
+
+def _mint_grant(
+    secret: str | bytes,
+    audience: str,
+    user_id: str,
+    chat_id: str,
+    permissions: Sequence[str],
+    metadata: Mapping[str, str] | None,
+    ttl: float,
+    now: float | None,
+) -> str:
     key = check_secret(secret)
     if isinstance(permissions, str) or not all(isinstance(p, str) for p in permissions):
         raise ValueError(f"permissions must be a list of strings, not {permissions!r}")
@@ -136,13 +182,20 @@ def mint_chat_token(
     claims: dict[str, Any] = {
         "sub": _nonempty(user_id, "user_id"),
         "chat": _nonempty(chat_id, "chat_id"),
-        "aud": CHAT_AUDIENCE,
+        "aud": audience,
         "iat": int(issued),
         "exp": int(issued + _positive_ttl(ttl)),
         "permissions": list(permissions),
         "metadata": metadata,
     }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def _algorithm_of(token: str) -> str:
+    try:
+        return str(jwt.get_unverified_header(token).get("alg"))[:20]
+    except jwt.PyJWTError:
+        return "unknown"
 
 
 def _verify(
@@ -161,8 +214,14 @@ def _verify(
     except jwt.InvalidAudienceError:
         raise TokenRefusedError(
             ErrorCode.INVALID_TOKEN,
-            f"this is not a {kind} token (its audience is wrong): session and chat tokens "
-            "are not interchangeable",
+            f"this is not a {kind} token (its audience is wrong): session tokens, chat "
+            "tokens and membership credentials are not interchangeable",
+        ) from None
+    except jwt.InvalidAlgorithmError:
+        raise TokenRefusedError(
+            ErrorCode.INVALID_TOKEN,
+            f"the {kind} token is signed with the algorithm {_algorithm_of(token)!r}; "
+            f"this server accepts {ALGORITHM} only",
         ) from None
     except jwt.InvalidSignatureError:
         raise TokenRefusedError(
@@ -196,20 +255,36 @@ def verify_chat_token(
     secret: bytes, token: object, clock: Callable[[], float] = time.time
 ) -> ChatGrant:
     """What a valid chat token grants; :class:`TokenRefusedError` otherwise."""
-    claims = _verify(secret, token, CHAT_AUDIENCE, "chat", clock)
+    return _grant(_verify(secret, token, CHAT_AUDIENCE, "chat", clock), "chat token")
+
+
+def verify_membership_token(
+    secret: bytes, token: object, clock: Callable[[], float] = time.time
+) -> ChatGrant:
+    """Who a valid membership credential says is a member of which chat.
+
+    :class:`TokenRefusedError` otherwise (``expired_token`` past ``exp``,
+    ``invalid_token`` for anything else). Whether the membership still exists is
+    the caller's to check.
+    """
+    claims = _verify(secret, token, MEMBERSHIP_AUDIENCE, "membership", clock)
+    return _grant(claims, "membership credential")
+
+
+def _grant(claims: Mapping[str, Any], what: str) -> ChatGrant:
     chat_id = claims.get("chat")
     if not isinstance(chat_id, str) or not chat_id:
-        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, "the chat token names no chat")
+        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {what} names no chat")
     permissions = claims.get("permissions", [])
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise TokenRefusedError(
-            ErrorCode.INVALID_TOKEN, "the chat token's permissions are not a list of strings"
+            ErrorCode.INVALID_TOKEN, f"the {what}'s permissions are not a list of strings"
         )
     metadata = claims.get("metadata", {})
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise TokenRefusedError(
-            ErrorCode.INVALID_TOKEN, "the chat token's metadata does not map strings to strings"
+            ErrorCode.INVALID_TOKEN, f"the {what}'s metadata does not map strings to strings"
         )
     return ChatGrant(claims["sub"], chat_id, frozenset(permissions), dict(metadata))

@@ -486,16 +486,25 @@ class ChatsStateMachine(RuleBasedStateMachine):
         for command in self.commands[first_command:]:
             if isinstance(command, SendRequest):
                 assert command.call_id not in self.in_flight, command
-                if isinstance(command.request, PostMessageRequest):
-                    chat_id = command.request.chat_id
-                    assert not self._calls_where(
-                        lambda r: isinstance(r, PostMessageRequest) and r.chat_id == chat_id
-                    ), f"two sends in flight in {chat_id}: sends must reach the server in order"
+                request = command.request
+                if isinstance(request, PostMessageRequest):
+                    assert request.chat_id not in self._chats_sending(), (
+                        f"two sends in flight in {request.chat_id}: sends must reach the server "
+                        "in order"
+                    )
                 self.in_flight[command.call_id] = command
             elif isinstance(command, SettleCall):
                 self.settled[command.call_id] = command.outcome
             else:
                 raise AssertionError(f"unexpected command {command!r}")
+
+    def _chats_sending(self) -> set[str]:
+        """Chats with a send in flight."""
+        return {
+            command.request.chat_id
+            for command in self.in_flight.values()
+            if isinstance(command.request, PostMessageRequest)
+        }
 
     def sent(self, call_id: int) -> ChatRequest:
         """The request the last dispatch sent for ``call_id`` (it must have sent one)."""
@@ -776,11 +785,12 @@ class ChatsStateMachine(RuleBasedStateMachine):
             if data.draw(st.booleans(), label=f"server got call {call_id}"):
                 self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
         self.server.drop_events()
-        calls = sorted(self.in_flight)
         if not failures_first:
             self.dispatch(ConnectionStatusChanged("disconnected"))
-        for call_id in calls:
-            self.fail(call_id, LOST)
+        # Every request on the dead connection fails, including a queued send that
+        # a failure started before the status change arrived.
+        while self.in_flight:
+            self.fail(min(self.in_flight), LOST)
         if failures_first:
             self.dispatch(ConnectionStatusChanged("disconnected"))
         if via_connecting:

@@ -48,7 +48,7 @@ PROTOCOL_ERROR_CLOSE_CODE = 1002
 
 
 def _process_exception(error: Exception) -> Exception | None:
-    """Retry network failures and server errors; a refused handshake is final."""
+    """Retry network failures, server errors and 429; a refused token (401/403) is final."""
     if isinstance(error, InvalidStatus):
         status = error.response.status_code
         if status in (401, 403):
@@ -59,8 +59,8 @@ def _process_exception(error: Exception) -> Exception | None:
                 f"the server refused the session token (HTTP {status}"
                 f"{': ' + body if body else ''}) - create the user module with a fresh token"
             )
-        if status >= 500:
-            return None
+        if status >= 500 or status == 429:
+            return None  # server trouble or too many connections: it may pass, retry
         return error
     return retry_network_errors(error)
 

@@ -14,6 +14,8 @@ from chats_store.chats.actions import (
     ChatLeaveFailed,
     ChatLeft,
     ChatMemberModerated,
+    ChatResumed,
+    ChatResumeFailed,
     ChatSnapshot,
     ConnectionStatusChanged,
     DeleteMessage,
@@ -38,6 +40,7 @@ from chats_store.chats.actions import (
     OwnRestrictionsChanged,
     RemovedFromChat,
     ResendMessage,
+    Resumption,
     SendMessage,
     UpdateMessage,
 )
@@ -49,10 +52,12 @@ from chats_store.chats.commands import (
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    ResumeRequest,
     SendRequest,
     SettleCall,
 )
 from chats_store.chats.model import (
+    ChatRemoval,
     ChatsState,
     ChatState,
     Message,
@@ -179,6 +184,8 @@ def test_every_case_has_an_example_here() -> None:
         MembersAmountChanged,
         OwnRestrictionsChanged,
         OwnMetadataChanged,
+        ChatResumed,
+        ChatResumeFailed,
     }
     assert set(CHATS_CASES) | set(CHAT_CASES) == covered
 
@@ -835,3 +842,138 @@ def test_removal_settles_the_queued_sends(ready: ChatsState) -> None:
     (settle,) = [c for c in step.commands if isinstance(c, SettleCall)]
     assert settle.call_id == 3 and "kicked" in settle.outcome.failure.detail  # type: ignore[union-attr]
     assert "c1" not in step.state.chats
+
+
+# Reconnect and resync ------------------------------------------------------------------
+
+MEMBERSHIP = "membership-credential"
+
+
+def resumption(
+    *events: Any, snapshot: ChatSnapshot | None = None, last_seq: int = 20, members: int = 5
+) -> Resumption:
+    return Resumption(
+        events=events,
+        snapshot=snapshot,
+        members_amount=members,
+        member_metadata={"role": "member"},
+        restrictions=(),
+        last_seq=last_seq,
+        membership="refreshed",
+    )
+
+
+@pytest.fixture
+def member(connected: ChatsState) -> ChatsState:
+    """c1 ready (a, b) with a membership credential, then the connection dropped."""
+    snapshot = attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)
+    return reduce(
+        connected,
+        JoinChat(1, "c1", "tok"),
+        ChatJoined(1, "c1", snapshot),
+        send(2, "p"),
+        ConnectionStatusChanged("disconnected"),
+        MessageSendFailed(2, "c1", "p", TIMEOUT),
+    )
+
+
+def test_reconnect_reloads_every_joined_chat_with_its_membership(member: ChatsState) -> None:
+    step = run(member, ConnectionStatusChanged("connected"))
+    reloading = chat(step.state)
+    assert reloading.status == "reloading" and reloading.sync_statuses.is_syncing
+    assert [c.request for c in step.commands if isinstance(c, SendRequest)] == [
+        ResumeRequest("c1", MEMBERSHIP, since_seq=9)
+    ]
+
+
+def test_a_chat_without_membership_is_not_resumed(ready: ChatsState) -> None:
+    dropped = reduce(ready, ConnectionStatusChanged("disconnected"))
+    step = run(dropped, ConnectionStatusChanged("connected"))
+    assert chat(step.state).status == "ready" and step.commands == ()
+
+
+def test_resume_applies_missed_events_then_those_pushed_meanwhile(member: ChatsState) -> None:
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    pushed = reduce(reloading, MessagePosted("c1", 12, server_message("d", 12)))
+    assert [m.id for m in chat(pushed).messages] == ["a", "b", "p"], "buffered while reloading"
+    missed = (
+        MessagePosted("c1", 10, server_message("c", 10)),
+        MessageEdited("c1", 11, server_message("a", 3, content="edited")),
+        MessagePosted("c1", 12, server_message("d", 12)),  # also in the resume: applied once
+    )
+    resumed = reduce(pushed, ChatResumed(0, "c1", resumption(*missed, last_seq=12)))
+    state = chat(resumed)
+    assert state.status == "ready" and not state.sync_statuses.is_syncing
+    assert statuses(resumed) == [
+        ("a", 3, "ready"),
+        ("b", 7, "ready"),
+        ("c", 10, "ready"),
+        ("d", 12, "ready"),
+        ("p", None, "interrupted"),
+    ]
+    assert contents_of(resumed)["a"] == "edited"
+    assert state.last_seq == 12 and state.members_amount == 5 and state.membership == "refreshed"
+
+
+def test_resume_with_a_snapshot_keeps_pending_messages_and_confirms_lost_acks(
+    member: ChatsState,
+) -> None:
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    snapshot = ChatSnapshot(
+        messages=(server_message("x", 40), acked("p", 41)),
+        members_amount=2,
+        member_metadata={},
+        restrictions=(),
+        last_seq=41,
+    )
+    resumed = reduce(reloading, ChatResumed(0, "c1", resumption(snapshot=snapshot, last_seq=41)))
+    assert statuses(resumed) == [("x", 40, "ready"), ("p", 41, "ready")]
+
+
+def test_auto_resend_queues_interrupted_messages_in_order(member: ChatsState) -> None:
+    state = attrs.evolve(reduce(member, send(3, "q")), auto_resend=True)
+    state = reduce(state, MessageSendFailed(3, "c1", "q", TIMEOUT))
+    reloading = reduce(state, ConnectionStatusChanged("connected"))
+    step = run(reloading, ChatResumed(0, "c1", resumption(last_seq=9)))
+    assert [(m.id, m.status) for m in chat(step.state).messages][-2:] == [
+        ("p", "sending"),
+        ("q", "sending"),
+    ]
+    assert [(c.call_id, c.request) for c in step.commands if isinstance(c, SendRequest)] == [
+        (0, PostMessageRequest("c1", "p", "hi"))
+    ], "one at a time, in order"
+    step = run(step.state, MessageSent(0, "c1", acked("p", 10)))
+    assert [c.request for c in step.commands if isinstance(c, SendRequest)] == [
+        PostMessageRequest("c1", "q", "hi")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(ErrorCode.NOT_A_MEMBER, "membership_lost"), (ErrorCode.MEMBER_BLOCKED, "blocked")],
+)
+def test_a_refused_resume_removes_the_chat_with_a_reason(
+    member: ChatsState, code: ErrorCode, reason: str
+) -> None:
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    step = run(reloading, ChatResumeFailed(0, "c1", Failure("refused", code, "no")))
+    assert "c1" not in step.state.chats and step.state.chat_ids == ()
+    assert step.state.removed["c1"].reason == reason
+    assert step.commands == (), "never retried"
+
+
+def test_a_timed_out_resume_is_asked_again_and_a_lost_one_waits(member: ChatsState) -> None:
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    step = run(reloading, ChatResumeFailed(0, "c1", TIMEOUT))
+    assert [c.request for c in step.commands if isinstance(c, SendRequest)] == [
+        ResumeRequest("c1", MEMBERSHIP, since_seq=9)
+    ]
+    lost = Failure("connection_lost", "connection_lost", "gone")
+    assert run(reloading, ChatResumeFailed(0, "c1", lost)).state is reloading
+
+
+def test_a_kick_is_remembered_until_the_chat_is_joined_again(ready: ChatsState) -> None:
+    kicked = reduce(ready, RemovedFromChat("c1", "kicked", "spam"))
+    assert kicked.removed["c1"] == ChatRemoval("c1", "kicked", "spam")
+    rejoining = reduce(kicked, JoinChat(5, "c1", "tok"))
+    assert "c1" not in rejoining.removed

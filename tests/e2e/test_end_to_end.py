@@ -99,6 +99,13 @@ async def net() -> AsyncIterator[Net]:
         yield net
 
 
+@pytest.fixture
+async def bulk_net() -> AsyncIterator[Net]:
+    """A network whose server does not rate-limit: for tests that send in bulk."""
+    async with network(rate_limit=None) as net:
+        yield net
+
+
 async def eventually(check: Any, timeout: float = WAIT) -> None:
     """Wait until ``check()`` is true (pushes travel through real sockets)."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -372,7 +379,8 @@ async def test_a_repeated_send_is_deduplicated_by_message_id(net: Net) -> None:
     assert [m.id for m in carl.messages()] == ["client-made-id"]
 
 
-async def test_history_paging(net: Net) -> None:
+async def test_history_paging(bulk_net: Net) -> None:
+    net = bulk_net  # 130 sends at once: past the default rate limit (20/s, bursts of 50)
     ann = await net.joined("ann")
     for n in range(130):
         await ann.chats.send_message("c1", f"m{n}")

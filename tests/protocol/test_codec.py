@@ -18,6 +18,7 @@ from chats_store.chats.actions import (
     OwnMetadataChanged,
     OwnRestrictionsChanged,
     RemovedFromChat,
+    Resumption,
     ServerEvent,
 )
 from chats_store.chats.commands import (
@@ -30,6 +31,7 @@ from chats_store.chats.commands import (
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    ResumeRequest,
 )
 from chats_store.chats.model import Message, Restriction
 from chats_store.protocol import (
@@ -86,14 +88,17 @@ requests: st.SearchStrategy[ChatRequest] = st.one_of(
         st.none() | texts,
     ),
     st.builds(HistoryRequest, ids, ints, ints),
+    st.builds(ResumeRequest, ids, texts, ints),
 )
 
 
 @st.composite
-def events(draw: st.DrawFn) -> ServerEvent:
-    chat_id = draw(ids)
-    seq = draw(ints)
-    kind = draw(st.integers(0, 6))
+def events(
+    draw: st.DrawFn, chat_id: str | None = None, seq: int | None = None, kinds: int = 7
+) -> ServerEvent:
+    chat_id = draw(ids) if chat_id is None else chat_id
+    seq = draw(ints) if seq is None else seq
+    kind = draw(st.integers(0, kinds - 1))
     if kind == 0:
         return MessagePosted(chat_id, seq, draw(messages(chat_id)))
     if kind == 1:
@@ -112,19 +117,44 @@ def events(draw: st.DrawFn) -> ServerEvent:
 
 
 @st.composite
+def snapshots(draw: st.DrawFn) -> ChatSnapshot:
+    return ChatSnapshot(
+        messages=tuple(draw(st.lists(messages(), max_size=3))),
+        members_amount=draw(ints),
+        member_metadata=draw(metadata),
+        restrictions=tuple(draw(st.lists(restrictions, max_size=2))),
+        last_seq=draw(ints),
+        membership=draw(st.none() | texts),
+    )
+
+
+@st.composite
+def resumptions(draw: st.DrawFn, chat_id: str, since_seq: int) -> Resumption:
+    """A consistent resumption: events of ``chat_id`` after ``since_seq``, or a snapshot."""
+    gaps = draw(st.lists(st.integers(1, 5), max_size=4))
+    seqs = [since_seq + sum(gaps[: i + 1]) for i in range(len(gaps))]
+    snapshot = draw(st.none() | snapshots()) if not seqs else None
+    return Resumption(
+        events=tuple(draw(events(chat_id, seq, kinds=6)) for seq in seqs),
+        snapshot=snapshot,
+        members_amount=draw(ints),
+        member_metadata=draw(metadata),
+        restrictions=tuple(draw(st.lists(restrictions, max_size=2))),
+        last_seq=max([since_seq, *seqs]) + draw(st.integers(0, 3)),
+        membership=draw(texts),
+    )
+
+
+@st.composite
 def request_and_reply(draw: st.DrawFn) -> tuple[ChatRequest, ChatReply]:
     """A request and a reply of the type it calls for."""
     request = draw(requests)
     reply: ChatReply
     match request:
         case JoinRequest():
-            reply = ChatSnapshot(
-                messages=tuple(draw(st.lists(messages(), max_size=3))),
-                members_amount=draw(ints),
-                member_metadata=draw(metadata),
-                restrictions=tuple(draw(st.lists(restrictions, max_size=2))),
-                last_seq=draw(ints),
-            )
+            reply = draw(snapshots())
+        case ResumeRequest(chat_id=chat_id, since_seq=since_seq):
+            reply = draw(resumptions(chat_id, since_seq))
         case PostMessageRequest() | EditMessageRequest():
             reply = draw(messages(request.chat_id, request.message_id))
         case HistoryRequest():

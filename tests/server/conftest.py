@@ -8,10 +8,15 @@ arrival order, and logs both, so tests can check what came first.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from typing import Any
 
+import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -29,7 +34,48 @@ from chats_store.protocol import (
 from chats_store.server import ChatServer, run_server
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
+OTHER_SECRET = "another-secret-that-is-long-enough-too"
 TIMEOUT = 2.0
+
+
+# Hostile tokens: the right claims, signed the wrong way. -----------------------------
+
+
+def claims_for(audience: str, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
+    """Valid-looking claims of a token of ``audience`` (an hour to live)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "aud": audience, "iat": now, "exp": now + 3600}
+    if chat_id is not None:
+        claims.update(chat=chat_id, permissions=["send", "moderate"], metadata={})
+    return claims
+
+
+def alg_none_token(claims: dict[str, Any]) -> str:
+    """An unsigned token (``alg: none``)."""
+    return jwt.encode(claims, key=None, algorithm="none")
+
+
+def hs512_token(claims: dict[str, Any]) -> str:
+    """Signed with the server's own secret, but with HS512 (not allowed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        return jwt.encode(claims, SECRET.encode(), algorithm="HS512")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def rs256_header_token(claims: dict[str, Any]) -> str:
+    """A token claiming RS256 (a public-key algorithm the server never accepts)."""
+    header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    return f"{header}.{payload}.{_b64(b'not-a-real-rsa-signature' * 10)}"
+
+
+def forged_token(claims: dict[str, Any]) -> str:
+    """HS256, but signed with another secret."""
+    return jwt.encode(claims, OTHER_SECRET.encode(), algorithm="HS256")
 
 
 class RawClient:
@@ -131,6 +177,13 @@ def handshake_headers(token: str) -> dict[str, str]:
 @pytest.fixture
 async def server() -> AsyncIterator[ChatServer]:
     async with run_server(secret=SECRET, seconds_per_minute=0.05) as running:
+        yield running
+
+
+@pytest.fixture
+async def bulk_server() -> AsyncIterator[ChatServer]:
+    """A server without a rate limit, for tests that send many requests at once."""
+    async with run_server(secret=SECRET, rate_limit=None) as running:
         yield running
 
 

@@ -107,13 +107,18 @@ async def test_a_frame_just_under_the_limit_is_answered(client: ClientFactory) -
 async def test_a_flood_of_bad_requests_does_not_disturb_others(client: ClientFactory) -> None:
     alice, mallory = await client("alice"), await client("mallory")
     await alice.join("c1")
-    for index in range(200):
+    for index in range(300):
         await mallory.connection.send(json.dumps({"type": "post", "id": index}))
 
     await alice.post("c1", "m1")
-    for _ in range(200):
+    codes = []
+    for index in range(300):
         reply = json.loads(await mallory.connection.recv())
-        assert reply["code"] == "invalid_frame"
+        assert reply["id"] == index
+        codes.append(reply["code"])
+    # The first ones (the burst) are read and refused; the rest are not even read.
+    assert set(codes) == {ErrorCode.INVALID_FRAME, ErrorCode.RATE_LIMITED}
+    assert codes[:200] == [ErrorCode.INVALID_FRAME] * 200
 
 
 async def test_unknown_extra_fields_are_ignored(client: ClientFactory) -> None:
@@ -165,3 +170,12 @@ async def test_a_server_bug_is_answered_with_internal_error_and_nothing_else_bre
 
     await alice.refused(HistoryRequest("c1", 10, 10), ErrorCode.INTERNAL_ERROR)
     await alice.post("c1", "m1")
+
+
+async def test_numbers_past_sqlite_integers_are_answered(client: ClientFactory) -> None:
+    alice = await client("alice")
+    await alice.join("c1")
+    message = await alice.post("c1", "m1")
+
+    assert await alice.ok(HistoryRequest("c1", 2**70, 10)) == (message,)
+    await alice.refused(HistoryRequest("c1", 5, 2**70), ErrorCode.INVALID_LIMIT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import attrs
 import pytest
 
 from chats_store.chats.actions import (
@@ -27,10 +28,17 @@ from chats_store.chats.model import Message
 from chats_store.errors import ErrorCode
 from chats_store.protocol import ReplyReceived
 from chats_store.server import ChatServer, mint_chat_token
-from tests.server.conftest import SECRET, ClientFactory
-
-OTHER_SECRET = "another-secret-that-is-long-enough-too"
-
+from chats_store.tokens import CHAT_AUDIENCE
+from tests.server.conftest import (
+    OTHER_SECRET,
+    SECRET,
+    ClientFactory,
+    alg_none_token,
+    claims_for,
+    forged_token,
+    hs512_token,
+    rs256_header_token,
+)
 
 # Join ----------------------------------------------------------------------------------
 
@@ -44,8 +52,9 @@ async def test_join_returns_the_snapshot_and_others_learn_the_members_amount(
     message = await alice.post("c1", "m1", "hi")
     second = await bob.join("c1")
 
-    assert first == ChatSnapshot((), 1, {"role": "host"}, (), 1)
-    assert second == ChatSnapshot((message,), 2, {}, (), 3)
+    assert first.membership and second.membership  # checked in test_resume.py
+    assert attrs.evolve(first, membership=None) == ChatSnapshot((), 1, {"role": "host"}, (), 1)
+    assert attrs.evolve(second, membership=None) == ChatSnapshot((message,), 2, {}, (), 3)
     assert await alice.next_event() == MessagePosted("c1", 2, message)
     assert await alice.next_event() == MembersAmountChanged("c1", 3, 2)
     await bob.no_event()
@@ -68,6 +77,39 @@ async def test_join_refuses_bad_chat_tokens(server: ChatServer, client: ClientFa
         assert failure.detail
 
     await alice.join("c1")  # and a good one still works
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        ("alg none", "algorithm"),
+        ("HS512", "algorithm"),
+        ("RS256", "algorithm"),
+        ("session audience", "audience"),
+        ("membership audience", "audience"),
+        ("forged", "signature"),
+    ],
+)
+async def test_a_join_with_a_hostile_chat_token_is_refused(
+    client: ClientFactory, attack: str, reason: str
+) -> None:
+    alice, bob = await client("alice"), await client("bob")
+    await bob.join("c1")
+    claims = claims_for(CHAT_AUDIENCE, "alice", "c1")
+    token = {
+        "alg none": lambda: alg_none_token(claims),
+        "HS512": lambda: hs512_token(claims),
+        "RS256": lambda: rs256_header_token(claims),
+        "session audience": lambda: alice.server.session_token("alice"),
+        "membership audience": lambda: alice.server.membership_token("alice", "c1", ["moderate"]),
+        "forged": lambda: forged_token(claims),
+    }[attack]()
+
+    failure = await alice.refused(JoinRequest("c1", token), ErrorCode.INVALID_TOKEN)
+
+    assert reason in failure.detail
+    await bob.no_event()  # no member was added
+    await alice.refused(PostMessageRequest("c1", "m1", "x"), ErrorCode.CHAT_NOT_JOINED)
 
 
 async def test_joining_twice_is_harmless(client: ClientFactory) -> None:
@@ -367,8 +409,10 @@ async def test_history_arguments_are_checked(
     await alice.refused(HistoryRequest("c1", before_seq, limit), code)
 
 
-async def test_the_join_snapshot_holds_the_latest_100_messages(client: ClientFactory) -> None:
-    alice, bob = await client("alice"), await client("bob")
+async def test_the_join_snapshot_holds_the_latest_100_messages(
+    client: ClientFactory, bulk_server: ChatServer
+) -> None:
+    alice, bob = await client("alice", on=bulk_server), await client("bob", on=bulk_server)
     await alice.join("c1")
     await asyncio.gather(*(alice.send(PostMessageRequest("c1", f"m{i}", "x")) for i in range(120)))
     while len(alice.replies) < 120:
@@ -382,10 +426,12 @@ async def test_the_join_snapshot_holds_the_latest_100_messages(client: ClientFac
     assert [m.id for m in older] == [f"m{i}" for i in range(20)]
 
 
-async def test_the_largest_history_page_and_snapshot_fit_in_a_frame(client: ClientFactory) -> None:
+async def test_the_largest_history_page_and_snapshot_fit_in_a_frame(
+    client: ClientFactory, bulk_server: ChatServer
+) -> None:
     astral = "\U0001f600"  # escaped as 12 bytes of JSON
     user, chat = astral * 128, astral * 128
-    author = await client(user)
+    author = await client(user, on=bulk_server)
     await author.join(chat)
     for index in range(200):
         await author.send(PostMessageRequest(chat, f"{index:03}" + astral * 125, astral * 256))

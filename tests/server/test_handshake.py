@@ -12,11 +12,24 @@ from websockets.typing import Subprotocol
 
 from chats_store.errors import ErrorCode
 from chats_store.protocol import PROTOCOL_VERSION
-from chats_store.server import ChatServer, mint_chat_token, mint_session_token, run_server
+from chats_store.server import (
+    ChatServer,
+    mint_chat_token,
+    mint_membership_token,
+    mint_session_token,
+    run_server,
+)
 from chats_store.tokens import SESSION_AUDIENCE
-from tests.server.conftest import SECRET, ClientFactory
-
-OTHER_SECRET = "another-secret-that-is-long-enough-too"
+from tests.server.conftest import (
+    OTHER_SECRET,
+    SECRET,
+    ClientFactory,
+    alg_none_token,
+    claims_for,
+    forged_token,
+    hs512_token,
+    rs256_header_token,
+)
 
 
 async def _refused(
@@ -67,6 +80,25 @@ async def test_no_token_is_401(server: ChatServer) -> None:
             ),
             ErrorCode.INVALID_TOKEN,
         ),
+        (f"Bearer {alg_none_token(claims_for(SESSION_AUDIENCE, 'alice'))}", "algorithm"),
+        (f"Bearer {hs512_token(claims_for(SESSION_AUDIENCE, 'alice'))}", "algorithm"),
+        (f"Bearer {rs256_header_token(claims_for(SESSION_AUDIENCE, 'alice'))}", "algorithm"),
+        (f"Bearer {mint_membership_token(SECRET, 'alice', 'c1')}", "audience"),
+        (f"Bearer {forged_token(claims_for(SESSION_AUDIENCE, 'alice'))}", "signature"),
+    ],
+    ids=[
+        "basic auth",
+        "empty bearer",
+        "not a jwt",
+        "forged",
+        "chat token",
+        "expired",
+        "alg none",
+        "alg none (claims)",
+        "HS512",
+        "RS256",
+        "membership credential",
+        "forged (claims)",
     ],
 )
 async def test_a_bad_session_token_is_401_with_the_reason(

@@ -39,7 +39,10 @@ async def test_messages_memberships_restrictions_and_seqs_survive_a_restart(
         await bob.ok(DeleteMessageRequest("c1", "m2"))
         await alice.ok(ModerationRequest("c1", "bob", "mute", 0, "quiet"))
         await alice.ok(ModerationRequest("c1", "carol", "block", 0))
-        last_seq = (await alice.join("c1")).last_seq
+        rejoined = await alice.join(
+            "c1", permissions=("send", "moderate"), metadata={"role": "host"}
+        )
+        last_seq = rejoined.last_seq
 
     async with run_server(db=db, secret=SECRET) as server, AsyncExitStack() as stack:
         alice = await open_client(stack, server, "alice")

@@ -10,17 +10,31 @@ import pytest
 
 from chats_store.errors import ErrorCode
 from chats_store.server import (
+    MEMBERSHIP_TTL,
     ChatGrant,
     TokenRefusedError,
     check_secret,
     mint_chat_token,
+    mint_membership_token,
     mint_session_token,
     verify_chat_token,
+    verify_membership_token,
     verify_session_token,
 )
-from chats_store.tokens import CHAT_AUDIENCE, SESSION_AUDIENCE, read_unverified_claims
+from chats_store.tokens import (
+    CHAT_AUDIENCE,
+    MEMBERSHIP_AUDIENCE,
+    SESSION_AUDIENCE,
+    read_unverified_claims,
+)
 from chats_store.user import module as user_module
-from tests.server.conftest import SECRET
+from tests.server.conftest import (
+    SECRET,
+    alg_none_token,
+    claims_for,
+    hs512_token,
+    rs256_header_token,
+)
 
 KEY = SECRET.encode()
 
@@ -152,3 +166,47 @@ def test_expiry_uses_the_given_clock() -> None:
 def test_minting_refuses_bad_arguments(call: object) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         call()  # type: ignore[operator]
+
+
+def test_a_membership_credential_carries_the_documented_claims() -> None:
+    token = mint_membership_token(
+        SECRET, "bob", "c1", ["send"], {"role": "guest"}, ttl=60, now=1_000
+    )
+
+    claims = read_unverified_claims(token, MEMBERSHIP_AUDIENCE, ("sub", "chat", "exp"))
+
+    assert dict(claims) == {
+        "sub": "bob",
+        "chat": "c1",
+        "aud": MEMBERSHIP_AUDIENCE,
+        "iat": 1_000,
+        "exp": 1_060,
+        "permissions": ["send"],
+        "metadata": {"role": "guest"},
+    }
+    assert verify_membership_token(KEY, token, clock=lambda: 1_059) == ChatGrant(
+        "bob", "c1", frozenset({"send"}), {"role": "guest"}
+    )
+    assert mint_membership_token(SECRET, "bob", "c1", now=0).count(".") == 2
+    assert MEMBERSHIP_TTL == 7 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (mint_membership_token(SECRET, "bob", "c1", now=time.time() - 8 * 86400), "expired_token"),
+        (mint_membership_token("z" * 40, "bob", "c1"), "invalid_token"),
+        (mint_chat_token(SECRET, "bob", "c1"), "invalid_token"),
+        (mint_session_token(SECRET, "bob"), "invalid_token"),
+        (alg_none_token(claims_for(MEMBERSHIP_AUDIENCE, "bob", "c1")), "invalid_token"),
+        (hs512_token(claims_for(MEMBERSHIP_AUDIENCE, "bob", "c1")), "invalid_token"),
+        (rs256_header_token(claims_for(MEMBERSHIP_AUDIENCE, "bob", "c1")), "invalid_token"),
+        (jwt.encode(claims_for(MEMBERSHIP_AUDIENCE, "bob"), KEY, "HS256"), "invalid_token"),
+    ],
+    ids=["expired", "forged", "chat", "session", "alg none", "HS512", "RS256", "no chat"],
+)
+def test_a_bad_membership_credential_is_refused(token: str, code: str) -> None:
+    with pytest.raises(TokenRefusedError) as caught:
+        verify_membership_token(KEY, token)
+
+    assert caught.value.code == code

@@ -1,0 +1,92 @@
+"""The event log in SQLite: what it keeps, for whom, and its trim policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chats_store.chats.actions import MessagePosted, MessageRemoved, OwnRestrictionsChanged
+from chats_store.chats.model import Message
+from chats_store.protocol import decode_event, encode_event
+from chats_store.server.database import DEFAULT_KEEP_EVENTS, ChatDatabase
+
+
+@pytest.fixture
+def db() -> Iterator[ChatDatabase]:
+    database = ChatDatabase(":memory:", keep_events=10)
+    yield database
+    database.close()
+
+
+def _post(db: ChatDatabase, chat_id: str, message_id: str, content: str = "x") -> str:
+    with db.transaction():
+        seq = db.next_seq(chat_id)
+        message = Message(message_id, chat_id, "alice", content, "ready", seq, 1.0)
+        db.insert_message(message)
+        frame = encode_event(MessagePosted(chat_id, seq, message))
+        db.log_event(chat_id, seq, frame, message_id=message_id)
+    return frame
+
+
+def test_the_default_keeps_10_000_events() -> None:
+    assert DEFAULT_KEEP_EVENTS == 10_000
+
+
+def test_events_come_back_in_seq_order_and_private_ones_only_to_their_target(
+    db: ChatDatabase,
+) -> None:
+    first = _post(db, "c1", "m1")
+    with db.transaction():
+        seq = db.next_seq("c1")
+        private = encode_event(OwnRestrictionsChanged("c1", seq, ()))
+        db.log_event("c1", seq, private, target="bob")
+    second = _post(db, "c1", "m2")
+    _post(db, "c2", "m3")
+
+    assert db.events_since("c1", 0, "bob", 100).frames == (first, private, second)
+    assert db.events_since("c1", 0, "carol", 100).frames == (first, second)
+    assert db.events_since("c1", 1, "carol", 100).frames == (second,)
+    assert db.events_since("c1", 3, "carol", 100).frames == ()
+    assert db.events_since("c1", 0, "carol", 100).complete
+    assert not db.events_since("c1", 0, "bob", 2).complete  # more than the limit
+
+
+def test_the_log_keeps_at_least_the_last_events_and_raises_its_floor(db: ChatDatabase) -> None:
+    frames = [_post(db, "c1", f"m{i}") for i in range(1, 36)]  # seqs 1..35
+
+    floor = db.log_floor("c1")
+    kept = db.events_since("c1", floor, "bob", 100)
+
+    assert 0 < floor <= 35 - 10  # at least the last 10 kept
+    assert kept.complete and kept.frames == tuple(frames[floor:])
+    assert not db.events_since("c1", floor - 1, "bob", 100).complete
+    assert [decode_event(f).seq for f in kept.frames][-10:] == list(range(26, 36))  # type: ignore[union-attr]
+    assert db.log_floor("c2") == 0
+
+
+def test_deleting_a_message_erases_its_content_from_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "chats.sqlite3"
+    db = ChatDatabase(path)
+    _post(db, "c1", "m1", "a secret that was deleted")
+    kept = _post(db, "c1", "m2", "kept")
+    with db.transaction():
+        seq = db.next_seq("c1")
+        db.delete_message("c1", "m1")
+        db.erase_message_events("c1", "m1")
+        removed = encode_event(MessageRemoved("c1", seq, "m1"))
+        db.log_event("c1", seq, removed)
+    db.close()
+
+    reopened = ChatDatabase(path)
+    assert reopened.events_since("c1", 0, "bob", 100).frames == (kept, removed)
+    reopened.close()
+    for file in tmp_path.iterdir():
+        assert b"a secret that was deleted" not in file.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0, -1, 1.5, True])
+def test_keep_events_must_be_a_positive_integer(keep: object) -> None:
+    with pytest.raises(ValueError, match="keep_events"):
+        ChatDatabase(":memory:", keep_events=keep)  # type: ignore[arg-type]
