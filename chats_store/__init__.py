@@ -16,6 +16,7 @@ See ``docs/api.md`` for every name.
 from chats_store.chats.facade import Chats, ChatsConfig, create_chats
 from chats_store.chats.model import (
     ChatContext,
+    ChatRemoval,
     ChatStatus,
     ConnectionStatus,
     Message,
@@ -46,6 +47,7 @@ __all__ = [
     "ActionCallError",
     "AuthenticationError",
     "ChatContext",
+    "ChatRemoval",
     "ChatStatus",
     "Chats",
     "ChatsConfig",

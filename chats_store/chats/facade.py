@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
@@ -39,6 +40,7 @@ from chats_store.chats.commands import Outcome
 from chats_store.chats.effects import ChatsEffects
 from chats_store.chats.model import (
     ChatContext,
+    ChatRemoval,
     ChatsState,
     ChatState,
     ChatStatus,
@@ -54,6 +56,7 @@ from chats_store.chats.selectors import (
     messages_of,
     metadata_of,
     restrictions_of,
+    select_chats_ids,
     status_of,
     sync_statuses_of,
 )
@@ -95,6 +98,27 @@ def _identity(value: T) -> T:
     return value
 
 
+ChatInput = Callable[[ChatsState], ChatState | None]
+
+# One input function per chat id, shared by the chat's getters (in every store, as
+# it depends on the chat id only): the store groups the getters of a scope by their
+# input function and runs it once per dispatch for the whole group. Weak: an entry
+# lives as long as a getter (or a store group) holds its function.
+_chat_inputs: weakref.WeakValueDictionary[str, ChatInput] = weakref.WeakValueDictionary()
+
+
+def _chat_input(chat_id: str) -> ChatInput:
+    """The input of every getter of ``chat_id``: the chat's state object, or None."""
+    input_of = _chat_inputs.get(chat_id)
+    if input_of is None:
+
+        def input_of(state: ChatsState) -> ChatState | None:
+            return state.chats.get(chat_id)
+
+        _chat_inputs[chat_id] = input_of
+    return input_of
+
+
 @attrs.frozen
 class ChatsConfig:
     """Where the chat server is and how long to wait for it.
@@ -102,11 +126,15 @@ class ChatsConfig:
     ``host`` is ``"host:port"``; ``secure`` selects ``wss://`` over ``ws://``;
     ``request_timeout`` (seconds) bounds every request: past it, a send becomes
     ``interrupted`` and the call raises :class:`RequestTimeoutError`.
+    ``auto_resend``: after a reconnect, once a chat has resynchronized, send its
+    ``interrupted`` messages again, in order (off by default: the user decides
+    with :meth:`Chats.resend_message`).
     """
 
     host: str
     secure: bool = False
     request_timeout: float = 10.0
+    auto_resend: bool = False
 
     @property
     def url(self) -> str:
@@ -156,7 +184,9 @@ class Chats:
         self._clock = clock
         self._new_message_id = new_message_id
         self._call_ids = itertools.count(1)
-        self._store: Store[ChatsState] = Store(reduce_chats, ChatsState(), scope_of=_chat_scope)
+        self._store: Store[ChatsState] = Store(
+            reduce_chats, ChatsState(auto_resend=config.auto_resend), scope_of=_chat_scope
+        )
         self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
         self._store.set_interpreter(self._effects.run)
         self._subscriptions = CompositeDisposable(
@@ -185,17 +215,12 @@ class Chats:
     @property
     def chats_ids(self) -> Getter[tuple[str, ...]]:
         """The spec's ``chatsIds``: ids of joined (or joining) chats, in join order."""
-        return self._store.getter("chats_ids", lambda state: state.chat_ids, _identity)
+        return self._store.getter("chats_ids", select_chats_ids, _identity)
 
     def _chat_getter(
         self, name: str, chat_id: str, project: Callable[[ChatState | None], T]
     ) -> Getter[T]:
-        return self._store.getter(
-            (name, chat_id),
-            lambda state: state.chats.get(chat_id),
-            project,
-            scope=chat_id,
-        )
+        return self._store.getter((name, chat_id), _chat_input(chat_id), project, scope=chat_id)
 
     def get_chat_status(self, chat_id: str) -> Getter[ChatStatus | None]:
         """``loading`` | ``ready`` | ``reloading``, or None for a chat not joined."""
@@ -220,6 +245,16 @@ class Chats:
     def get_client_chat_member_metadata(self, chat_id: str) -> Getter[Mapping[str, str] | None]:
         """The client's own member metadata in the chat (read-only), or None."""
         return self._chat_getter("metadata", chat_id, metadata_of)
+
+    def get_chat_removal(self, chat_id: str) -> Getter[ChatRemoval | None]:
+        """Why the client lost ``chat_id`` (kicked, blocked, membership lost), or None.
+
+        Not in the spec: a chat UI needs to say why a chat disappeared. Cleared when
+        the client joins the chat again.
+        """
+        return self._store.getter(
+            ("removal", chat_id), lambda state: state.removed.get(chat_id), _identity, scope=chat_id
+        )
 
     def get_client_chat_member_restrictions(
         self, chat_id: str

@@ -7,13 +7,10 @@ with ``create_user`` / ``create_websocket`` / ``create_chats``, as a new user wo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import jwt
 import pytest
 from websockets.asyncio.client import connect
@@ -23,97 +20,19 @@ from websockets.typing import Subprotocol
 from chats_store import (
     ActionCallError,
     AuthenticationError,
-    Chats,
     ChatsConfig,
     ErrorCode,
     Message,
     ServerRefusedError,
     SyncStatuses,
-    WebSocket,
     create_chats,
     create_user,
     create_websocket,
 )
 from chats_store.chats.commands import PostMessageRequest
 from chats_store.protocol import PROTOCOL_VERSION
-from chats_store.server import ChatServer, mint_chat_token, mint_session_token, run_server
-
-SECRET = "end-to-end-secret-that-is-long-enough-for-hs256"
-WAIT = 3.0
-
-
-@attrs.define
-class Client:
-    user_id: str
-    chats: Chats
-    websocket: WebSocket
-
-    def messages(self, chat_id: str = "c1") -> tuple[Message, ...]:
-        value = self.chats.get_chat_messages(chat_id).value
-        assert value is not None
-        return value
-
-
-@attrs.define
-class Net:
-    server: ChatServer
-    clients: list[Client] = attrs.Factory(list)
-
-    async def client(self, user_id: str, *, connect: bool = True) -> Client:
-        websocket = create_websocket(open_timeout=WAIT)
-        chats = create_chats(
-            user_module=create_user(self.server.session_token(user_id)),
-            websocket_module=websocket,
-            config=ChatsConfig(host=self.server.address, request_timeout=WAIT),
-        )
-        client = Client(user_id, chats, websocket)
-        self.clients.append(client)
-        if connect:
-            await websocket.connect()
-        return client
-
-    async def joined(self, user_id: str, chat_id: str = "c1", **token: Any) -> Client:
-        client = await self.client(user_id)
-        await client.chats.join_chat(self.server.chat_token(user_id, chat_id, **token))
-        return client
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.websocket.disconnect()
-            await client.chats.close()
-
-
-@contextlib.asynccontextmanager
-async def network(db: str = ":memory:", **options: Any) -> AsyncIterator[Net]:
-    async with run_server(port=0, db=db, secret=SECRET, **options) as server:
-        net = Net(server)
-        try:
-            yield net
-        finally:
-            await net.close()
-
-
-@pytest.fixture
-async def net() -> AsyncIterator[Net]:
-    async with network() as net:
-        yield net
-
-
-@pytest.fixture
-async def bulk_net() -> AsyncIterator[Net]:
-    """A network whose server does not rate-limit: for tests that send in bulk."""
-    async with network(rate_limit=None) as net:
-        yield net
-
-
-async def eventually(check: Any, timeout: float = WAIT) -> None:
-    """Wait until ``check()`` is true (pushes travel through real sockets)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still false after {timeout} s: {check}")
-        await asyncio.sleep(0.005)
-
+from chats_store.server import mint_chat_token, mint_session_token
+from tests.e2e.conftest import SECRET, WAIT, Net, eventually, network
 
 # Every action and getter, two clients ----------------------------------------------------
 
