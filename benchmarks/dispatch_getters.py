@@ -401,6 +401,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--naive-max", type=int, default=1_000, help="largest S for naive reactivex"
     )
     parser.add_argument("--block", type=int, default=50, help="dispatches per interleaved block")
+    parser.add_argument(
+        "--facade-only",
+        action="store_true",
+        help="interleave ours facade with the reducer alone only (no distinct, no naive): "
+        "the other contenders' memory traffic evicts the caches ours would have in an app",
+    )
     args = parser.parse_args(argv)
     if args.dispatches is None:
         args.dispatches = 200 if args.quick else 2_000
@@ -436,10 +442,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         actions = actions_for(state, chat_ids, args.dispatches)
         facade.samples = []
         grow(facade, chats, chat_ids, live)
-        distinct = distinct_contender(state, chat_ids, live)
+        distinct = None if args.facade_only else distinct_contender(state, chat_ids, live)
         reducer = reducer_contender(state)
-        naive = naive_contender(state, chat_ids, live) if live <= args.naive_max else None
-        contenders = [facade, distinct, reducer, *([naive] if naive else [])]
+        naive = (
+            naive_contender(state, chat_ids, live)
+            if live <= args.naive_max and not args.facade_only
+            else None
+        )
+        contenders = [
+            facade,
+            *([distinct] if distinct else []),
+            reducer,
+            *([naive] if naive else []),
+        ]
         started = time.perf_counter()
         run_interleaved(contenders, actions, args.block)
         elapsed = time.perf_counter() - started
@@ -450,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             {
                 "S": live,
                 "facade": facade.samples,
-                "distinct": distinct.samples,
+                "distinct": distinct.samples if distinct else None,
                 "reducer": reducer.samples,
                 "naive": naive.samples if naive else None,
             }
@@ -459,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"S={live:,}: {elapsed:.1f} s for all contenders; "
             f"{delivered:.2f} values delivered to subscribers per dispatch"
         )
-        distinct.close()
+        if distinct is not None:
+            distinct.close()
         if naive is not None:
             naive.close()
         gc.collect()
@@ -482,19 +498,20 @@ def print_table(rows: Sequence[dict[str, Any]], naive_max: int) -> None:
     ]
     table = [header]
     for row in rows:
-        facade, distinct = median_us(row["facade"]), median_us(row["distinct"])
+        facade = median_us(row["facade"])
+        distinct = median_us(row["distinct"]) if row["distinct"] else None
         naive = median_us(row["naive"]) if row["naive"] else None
         table.append(
             [
                 f"{row['S']:,}",
                 f"{facade:.1f}",
                 f"{p99_us(row['facade']):.1f}",
-                f"{distinct:.1f}",
-                f"{p99_us(row['distinct']):.1f}",
+                f"{distinct:.1f}" if distinct else "not run",
+                f"{p99_us(row['distinct']):.1f}" if distinct else "-",
                 f"{median_us(row['reducer']):.1f}",
                 f"{naive:,.1f}" if naive else f"not run (S > {naive_max:,})",
                 f"{naive / facade:.1f}x" if naive else "-",
-                f"{naive / distinct:.1f}x" if naive else "-",
+                f"{naive / distinct:.1f}x" if naive and distinct else "-",
             ]
         )
     widths = [max(len(line[column]) for line in table) for column in range(len(header))]
@@ -509,6 +526,8 @@ def print_table(rows: Sequence[dict[str, Any]], naive_max: int) -> None:
         return
     print()
     for key, label in (("facade", "ours facade"), ("distinct", "ours distinct")):
+        if not first[key]:
+            continue
         ratio = median_us(last[key]) / median_us(first[key])
         overheads = ", ".join(
             f"{median_us(row[key]) - median_us(row['reducer']):.1f} µs at S={row['S']:,}"
