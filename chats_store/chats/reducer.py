@@ -606,9 +606,11 @@ def message_posted(chat: ChatState, action: MessagePosted) -> ChatState:
 
 @_server_event
 def message_edited(chat: ChatState, action: MessageEdited) -> ChatState:
-    if chat.messages.find(action.message.id) is None:
+    existing = chat.messages.find(action.message.id)
+    if existing is None:
         return chat
-    return _receive(chat, attrs.evolve(action.message, status="ready"))
+    # An edit never moves a message: it keeps the seq it was posted with.
+    return _receive(chat, attrs.evolve(action.message, status="ready", seq=existing.seq))
 
 
 @_server_event

@@ -55,11 +55,12 @@ from chats_store.protocol.frames import (
 )
 from chats_store.protocol.mapping import (
     event_from_wire,
+    check_messages,
     history_from_wire,
     message_from_wire,
     request_to_wire,
     resumption_from_wire,
-    snapshot_from_wire,
+    snapshot_of_chat,
 )
 
 __all__ = ["ClientProtocol", "EventReceived", "ReceivedItem", "ReplyReceived", "encode_request"]
@@ -98,7 +99,7 @@ def encode_request(request_id: int, request: ChatRequest) -> str:
 
 def _decode_result(request: ChatRequest, result: object, request_id: int) -> ChatReply:
     if isinstance(request, JoinRequest):
-        return snapshot_from_wire(structure(result, WireSnapshot, request_id))
+        return snapshot_of_chat(structure(result, WireSnapshot, request_id), request.chat_id)
     if isinstance(request, PostMessageRequest | EditMessageRequest):
         message = message_from_wire(structure(result, WireMessage, request_id))
         if message.chat_id != request.chat_id or message.id != request.message_id:
@@ -110,7 +111,8 @@ def _decode_result(request: ChatRequest, result: object, request_id: int) -> Cha
             )
         return message
     if isinstance(request, HistoryRequest):
-        return history_from_wire(structure(result, WireHistory, request_id))
+        page = history_from_wire(structure(result, WireHistory, request_id))
+        return check_messages(page, request.chat_id, request.before_seq, request_id)
     if isinstance(request, ResumeRequest):
         wire: WireResumption = structure(result, WireResumption, request_id)
         return resumption_from_wire(wire, request.chat_id, request.since_seq, request_id)

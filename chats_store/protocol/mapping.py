@@ -63,6 +63,7 @@ from chats_store.protocol.frames import (
 __all__ = [
     "event_from_wire",
     "event_to_wire",
+    "check_messages",
     "history_from_wire",
     "history_to_wire",
     "message_from_wire",
@@ -74,6 +75,7 @@ __all__ = [
     "resumption_from_wire",
     "resumption_to_wire",
     "snapshot_from_wire",
+    "snapshot_of_chat",
     "snapshot_to_wire",
 ]
 
@@ -260,6 +262,12 @@ def event_from_wire(frame: EventFrame) -> ServerEvent:
     chat_id, seq, body = frame.chat_id, frame.seq, frame.event
     match body:
         case MessagePostedBody(message=message):
+            if message.seq != seq:
+                raise ProtocolError(
+                    f"message {message.id!r} posted by event {seq} must have seq {seq}, "
+                    f"not {message.seq}",
+                    code=ErrorCode.INVALID_FRAME,
+                )
             return MessagePosted(chat_id, seq, _message_of(frame, message))
         case MessageEditedBody(message=message):
             return MessageEdited(chat_id, seq, _message_of(frame, message))
@@ -298,6 +306,49 @@ def _refuse(message: str, request_id: int | None) -> ProtocolError:
     return ProtocolError(message, code=ErrorCode.UNEXPECTED_REPLY, request_id=request_id)
 
 
+def check_messages(
+    messages: tuple[Message, ...], chat_id: str, below_seq: int, request_id: int | None
+) -> tuple[Message, ...]:
+    """``messages`` if they can all be shown in chat ``chat_id``, else :class:`ProtocolError`.
+
+    A page of messages (a snapshot, a history page) must hold messages of
+    ``chat_id`` only, each with a ``seq`` below ``below_seq``, no id or ``seq``
+    twice: the client relies on one message per id and per ``seq``.
+    """
+    ids: set[str] = set()
+    seqs: set[int] = set()
+    for message in messages:
+        if message.chat_id != chat_id:
+            raise _refuse(
+                f"a page of chat {chat_id!r} holds message {message.id!r} of chat "
+                f"{message.chat_id!r}",
+                request_id,
+            )
+        if message.seq is None or message.seq >= below_seq:
+            raise _refuse(
+                f"message {message.id!r} has seq {message.seq}; this page holds seqs below "
+                f"{below_seq}",
+                request_id,
+            )
+        if message.id in ids or message.seq in seqs:
+            raise _refuse(
+                f"message {message.id!r} (seq {message.seq}) appears twice in one page",
+                request_id,
+            )
+        ids.add(message.id)
+        seqs.add(message.seq)
+    return messages
+
+
+def snapshot_of_chat(
+    wire: WireSnapshot, chat_id: str, request_id: int | None = None
+) -> ChatSnapshot:
+    """The snapshot of chat ``chat_id``, its messages checked by :func:`check_messages`."""
+    snapshot = snapshot_from_wire(wire)
+    check_messages(snapshot.messages, chat_id, snapshot.last_seq + 1, request_id)
+    return snapshot
+
+
 def resumption_from_wire(
     wire: WireResumption, chat_id: str, since_seq: int, request_id: int | None = None
 ) -> Resumption:
@@ -330,7 +381,9 @@ def resumption_from_wire(
         raise _refuse("a resumption holds either events or a snapshot, not both", request_id)
     return Resumption(
         events=tuple(events),
-        snapshot=None if wire.snapshot is None else snapshot_from_wire(wire.snapshot),
+        snapshot=None
+        if wire.snapshot is None
+        else snapshot_of_chat(wire.snapshot, chat_id, request_id),
         members_amount=wire.members_amount,
         member_metadata=dict(wire.member_metadata),
         restrictions=tuple(restriction_from_wire(r) for r in wire.restrictions),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -100,7 +101,7 @@ def events(
     seq = draw(ints) if seq is None else seq
     kind = draw(st.integers(0, kinds - 1))
     if kind == 0:
-        return MessagePosted(chat_id, seq, draw(messages(chat_id)))
+        return MessagePosted(chat_id, seq, attrs.evolve(draw(messages(chat_id)), seq=seq))
     if kind == 1:
         return MessageEdited(chat_id, seq, draw(messages(chat_id)))
     if kind == 2:
@@ -117,13 +118,26 @@ def events(
 
 
 @st.composite
-def snapshots(draw: st.DrawFn) -> ChatSnapshot:
+def pages(draw: st.DrawFn, chat_id: str, below_seq: int) -> tuple[Message, ...]:
+    """Messages of ``chat_id`` with seqs below ``below_seq``, no id or seq twice."""
+    seqs = draw(st.lists(st.integers(0, max(below_seq - 1, 0)), max_size=3, unique=True))
+    page_ids = draw(st.lists(ids, min_size=len(seqs), max_size=len(seqs), unique=True))
+    return tuple(
+        attrs.evolve(draw(messages(chat_id, message_id)), seq=seq)
+        for seq, message_id in zip(sorted(seqs), page_ids, strict=True)
+        if seq < below_seq
+    )
+
+
+@st.composite
+def snapshots(draw: st.DrawFn, chat_id: str) -> ChatSnapshot:
+    last_seq = draw(ints)
     return ChatSnapshot(
-        messages=tuple(draw(st.lists(messages(), max_size=3))),
+        messages=draw(pages(chat_id, last_seq + 1)),
         members_amount=draw(ints),
         member_metadata=draw(metadata),
         restrictions=tuple(draw(st.lists(restrictions, max_size=2))),
-        last_seq=draw(ints),
+        last_seq=last_seq,
         membership=draw(st.none() | texts),
     )
 
@@ -133,7 +147,7 @@ def resumptions(draw: st.DrawFn, chat_id: str, since_seq: int) -> Resumption:
     """A consistent resumption: events of ``chat_id`` after ``since_seq``, or a snapshot."""
     gaps = draw(st.lists(st.integers(1, 5), max_size=4))
     seqs = [since_seq + sum(gaps[: i + 1]) for i in range(len(gaps))]
-    snapshot = draw(st.none() | snapshots()) if not seqs else None
+    snapshot = draw(st.none() | snapshots(chat_id)) if not seqs else None
     return Resumption(
         events=tuple(draw(events(chat_id, seq, kinds=6)) for seq in seqs),
         snapshot=snapshot,
@@ -151,14 +165,14 @@ def request_and_reply(draw: st.DrawFn) -> tuple[ChatRequest, ChatReply]:
     request = draw(requests)
     reply: ChatReply
     match request:
-        case JoinRequest():
-            reply = draw(snapshots())
+        case JoinRequest(chat_id=chat_id):
+            reply = draw(snapshots(chat_id))
         case ResumeRequest(chat_id=chat_id, since_seq=since_seq):
             reply = draw(resumptions(chat_id, since_seq))
         case PostMessageRequest() | EditMessageRequest():
             reply = draw(messages(request.chat_id, request.message_id))
-        case HistoryRequest():
-            reply = tuple(draw(st.lists(messages(), max_size=3)))
+        case HistoryRequest(chat_id=chat_id, before_seq=before_seq):
+            reply = draw(pages(chat_id, before_seq))
         case _:
             reply = None
     return request, reply
