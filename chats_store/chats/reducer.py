@@ -609,8 +609,10 @@ def message_edited(chat: ChatState, action: MessageEdited) -> ChatState:
     existing = chat.messages.find(action.message.id)
     if existing is None:
         return chat
-    # An edit never moves a message: it keeps the seq it was posted with.
-    return _receive(chat, attrs.evolve(action.message, status="ready", seq=existing.seq))
+    # An edit never moves a confirmed message: it keeps the seq it was posted with.
+    # (A pending copy, whose ack was lost, is confirmed by the edit's seq.)
+    seq = existing.seq if existing.seq is not None else action.message.seq
+    return _receive(chat, attrs.evolve(action.message, status="ready", seq=seq))
 
 
 @_server_event
