@@ -54,8 +54,8 @@ from chats_store.protocol.frames import (
     unstructure,
 )
 from chats_store.protocol.mapping import (
-    event_from_wire,
     check_messages,
+    event_from_wire,
     history_from_wire,
     message_from_wire,
     request_to_wire,

@@ -61,9 +61,9 @@ from chats_store.protocol.frames import (
 )
 
 __all__ = [
+    "check_messages",
     "event_from_wire",
     "event_to_wire",
-    "check_messages",
     "history_from_wire",
     "history_to_wire",
     "message_from_wire",
