@@ -2,17 +2,19 @@
 
 State is normalized per chat: :class:`ChatsState` maps chat ids to
 :class:`ChatState`; each chat keeps its messages in a :class:`MessageLog`
-(confirmed messages in server ``seq`` order, then pending ones in creation order).
+(confirmed messages in server ``seq`` order, then pending ones in creation order;
+persistent and chunked, so a new message costs the same in a long history).
 Every class is frozen; reducers build new objects and reuse untouched ones, so
 "unchanged" always means "the same object".
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate, chain
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, cast, overload
 
 import attrs
 
@@ -25,6 +27,7 @@ __all__ = [
     "ConnectionStatus",
     "Message",
     "MessageLog",
+    "MessageSequence",
     "MessageStatus",
     "QueuedSend",
     "RemovalReason",
@@ -100,21 +103,184 @@ SYNC_IDLE = SyncStatuses()
 SYNC_LOADING = SyncStatuses(messages="loading", members="loading")
 
 
+_CHUNK = 256
+"""Most messages per chunk of a :class:`MessageLog` (the unit an edit copies)."""
+
+
 def _message_seq(message: Message) -> int:
     assert message.seq is not None
     return message.seq
 
 
-@attrs.frozen
+def _first_seq(chunk: tuple[Message, ...]) -> int:
+    return _message_seq(chunk[0])
+
+
+class MessageSequence(Sequence[Message]):
+    """An immutable sequence of messages: what ``get_chat_messages`` emits.
+
+    It holds the confirmed messages as a tuple of tuples (chunks of at most
+    ``_CHUNK`` messages, shared between versions) followed by the pending ones, so
+    a new version of a long history copies one chunk and the tuple of chunks, not
+    every message. It behaves like a tuple of its messages: iteration, ``len``,
+    indexing (a slice gives a tuple), and it compares equal to, and hashes like,
+    a tuple or another ``MessageSequence`` with the same messages. ``==`` checks
+    identity, then length, then shared chunks by identity, so comparing two
+    versions of a long history does not walk it.
+    """
+
+    __slots__ = ("_chunks", "_confirmed", "_hash", "_pending", "_starts")
+
+    _chunks: tuple[tuple[Message, ...], ...]
+    _confirmed: int
+    _pending: tuple[Message, ...]
+    _starts: list[int] | None
+    _hash: int | None
+
+    def __new__(cls, messages: Iterable[Message] = ()) -> MessageSequence:
+        """A sequence of ``messages`` as given (MessageLog builds its own)."""
+        items = tuple(messages)
+        return _sequence(_chunked(items), len(items), ())
+
+    def __len__(self) -> int:
+        return self._confirmed + len(self._pending)
+
+    def __iter__(self) -> Iterator[Message]:
+        chunks = self._chunks
+        if len(chunks) == 1 and not self._pending:
+            return iter(chunks[0])
+        return chain(chain.from_iterable(chunks), self._pending)
+
+    def __reversed__(self) -> Iterator[Message]:
+        yield from reversed(self._pending)
+        for chunk in reversed(self._chunks):
+            yield from reversed(chunk)
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Message, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Message | tuple[Message, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("message index out of range")
+        confirmed = self._confirmed
+        if index >= confirmed:
+            return self._pending[index - confirmed]
+        chunks = self._chunks
+        last = chunks[-1]
+        if index >= confirmed - len(last):
+            return last[index - confirmed + len(last)]
+        starts = self._starts
+        if starts is None:
+            starts = self._starts = [0, *accumulate(len(chunk) for chunk in chunks)]
+        at = bisect_right(starts, index) - 1
+        return chunks[at][index - starts[at]]
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, MessageSequence):
+            if len(other) != len(self):
+                return False
+            mine, theirs = self._chunks, other._chunks
+            if mine is theirs:
+                return self._pending == other._pending
+            # Skip the chunks both share (the same objects), then compare message by message.
+            start = 0
+            for a, b in zip(mine, theirs, strict=False):
+                if a is not b:
+                    break
+                start += 1
+            rest = chain(chain.from_iterable(mine[start:]), self._pending)
+            other_rest = chain(chain.from_iterable(theirs[start:]), other._pending)
+            return all(a is b or a == b for a, b in zip(rest, other_rest, strict=True))
+        if isinstance(other, tuple):
+            return len(other) == len(self) and tuple(self) == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"MessageSequence({tuple(self)!r})"
+
+
+def _sequence(
+    chunks: tuple[tuple[Message, ...], ...], confirmed: int, pending: tuple[Message, ...]
+) -> MessageSequence:
+    sequence = object.__new__(MessageSequence)
+    sequence._chunks = chunks
+    sequence._confirmed = confirmed
+    sequence._pending = pending
+    sequence._starts = None
+    sequence._hash = None
+    return sequence
+
+
+def _chunked(items: tuple[Message, ...]) -> tuple[tuple[Message, ...], ...]:
+    if len(items) <= _CHUNK:
+        return (items,) if items else ()
+    return tuple(items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK))
+
+
+_Index = dict[str, int]
+"""Message id -> ``seq``, shared by a log and the logs made from it (see MessageLog)."""
+
+
 class MessageLog:
     """A chat's messages in display order: confirmed by ``seq``, then pending.
 
     Pending messages (``seq`` is None: sending, interrupted, or deleting one of
-    those) always sit after every confirmed message, in creation order. Lookups
-    by id scan from the newest end, where user actions and pushes land.
+    those) always sit after every confirmed message, in creation order.
+
+    Persistent and chunked: the confirmed messages live in chunks of at most 256
+    (a new message at the end goes into the last chunk, or starts a new one), so
+    appending, editing or removing a message copies one chunk and the tuple of
+    chunks, whatever the history's length. ``items`` is an immutable
+    :class:`MessageSequence` of all of them.
+
+    Lookups by id check the (few) pending messages, then ask an index from id to
+    ``seq`` and binary-search that ``seq``. The index is a cache shared by a log
+    and every log made from it: it only records facts that never change (the
+    server never changes a message's ``seq``), so a stale entry (a message this
+    version does not hold) is told apart by checking the message found at that
+    ``seq``. If two versions ever disagree on a ``seq`` (a server would never do
+    that), the newer one stops using the index and scans, as before.
     """
 
-    items: tuple[Message, ...] = ()
+    __slots__ = ("_index", "items")
+
+    items: MessageSequence
+    _index: _Index | None
+
+    def __init__(self, items: Iterable[Message] = ()) -> None:
+        items = tuple(items)
+        confirmed = len(items)
+        while confirmed and items[confirmed - 1].seq is None:
+            confirmed -= 1
+        head = items[:confirmed]
+        seqs = {message.id: message.seq for message in head}
+        index: _Index | None = None  # the same id twice, or a pending one among them: scan
+        if len(seqs) == confirmed and None not in seqs.values():
+            index = cast(_Index, seqs)
+        object.__setattr__(self, "items", _sequence(_chunked(head), confirmed, items[confirmed:]))
+        object.__setattr__(self, "_index", index)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"MessageLog is immutable (cannot set {name!r})")
 
     def __iter__(self) -> Iterator[Message]:
         return iter(self.items)
@@ -122,34 +288,108 @@ class MessageLog:
     def __len__(self) -> int:
         return len(self.items)
 
-    def _confirmed_count(self) -> int:
-        items = self.items
-        index = len(items)
-        while index and items[index - 1].seq is None:
-            index -= 1
-        return index
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MessageLog):
+            return NotImplemented
+        return other is self or other.items == self.items
 
-    def _position(self, message_id: str) -> int:
-        items = self.items
-        for index in range(len(items) - 1, -1, -1):
-            if items[index].id == message_id:
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+    def __repr__(self) -> str:
+        return f"MessageLog(items={tuple(self.items)!r})"
+
+    def __reduce__(self) -> tuple[type[MessageLog], tuple[tuple[Message, ...]]]:
+        return (MessageLog, (tuple(self.items),))
+
+    # Internals ---------------------------------------------------------------
+
+    @staticmethod
+    def _make(
+        chunks: tuple[tuple[Message, ...], ...],
+        confirmed: int,
+        pending: tuple[Message, ...],
+        index: _Index | None,
+    ) -> MessageLog:
+        log = object.__new__(MessageLog)
+        object.__setattr__(log, "items", _sequence(chunks, confirmed, pending))
+        object.__setattr__(log, "_index", index)
+        return log
+
+    def _pending_position(self, message_id: str) -> int:
+        pending = self.items._pending
+        for index in range(len(pending) - 1, -1, -1):
+            if pending[index].id == message_id:
                 return index
         return -1
 
+    def _locate_seq(self, seq: int) -> tuple[int, int]:
+        """(chunk, offset) of the confirmed message with ``seq``, or (-1, -1)."""
+        chunks = self.items._chunks
+        if not chunks:
+            return -1, -1
+        at = len(chunks) - 1
+        if _first_seq(chunks[at]) > seq:
+            at = bisect_right(chunks, seq, key=_first_seq) - 1
+            if at < 0:
+                return -1, -1
+        chunk = chunks[at]
+        offset = bisect_left(chunk, seq, key=_message_seq)
+        if offset < len(chunk) and chunk[offset].seq == seq:
+            return at, offset
+        return -1, -1
+
+    def _locate(self, message_id: str) -> tuple[int, int]:
+        """(chunk, offset) of the confirmed message ``message_id``, or (-1, -1)."""
+        index = self._index
+        if index is not None:
+            seq = index.get(message_id)
+            if seq is None:
+                return -1, -1
+            at, offset = self._locate_seq(seq)
+            if at >= 0 and self.items._chunks[at][offset].id == message_id:
+                return at, offset
+            return -1, -1
+        chunks = self.items._chunks
+        for at in range(len(chunks) - 1, -1, -1):
+            chunk = chunks[at]
+            for offset in range(len(chunk) - 1, -1, -1):
+                if chunk[offset].id == message_id:
+                    return at, offset
+        return -1, -1
+
+    def _with_chunk(self, at: int, chunk: tuple[Message, ...], index: _Index | None) -> MessageLog:
+        items = self.items
+        chunks = items._chunks
+        size = items._confirmed + len(chunk) - len(chunks[at])
+        if chunk:
+            new_chunks = (*chunks[:at], chunk, *chunks[at + 1 :])
+        else:
+            new_chunks = (*chunks[:at], *chunks[at + 1 :])
+        return MessageLog._make(new_chunks, size, items._pending, index)
+
+    # Public interface --------------------------------------------------------
+
     def find(self, message_id: str) -> Message | None:
         """The message with ``message_id``, or None."""
-        index = self._position(message_id)
-        return self.items[index] if index >= 0 else None
+        position = self._pending_position(message_id)
+        if position >= 0:
+            return self.items._pending[position]
+        at, offset = self._locate(message_id)
+        return self.items._chunks[at][offset] if at >= 0 else None
 
     @property
     def last_confirmed_seq(self) -> int:
         """The highest message ``seq`` held, 0 when there is none."""
-        count = self._confirmed_count()
-        return _message_seq(self.items[count - 1]) if count else 0
+        chunks = self.items._chunks
+        return _message_seq(chunks[-1][-1]) if chunks else 0
 
     def append_pending(self, message: Message) -> MessageLog:
         """Add a message not yet confirmed by the server at the end."""
-        return MessageLog((*self.items, message))
+        items = self.items
+        return MessageLog._make(
+            items._chunks, items._confirmed, (*items._pending, message), self._index
+        )
 
     def replace(self, message: Message) -> MessageLog:
         """Put ``message`` in place of the message with the same id.
@@ -157,21 +397,42 @@ class MessageLog:
         A confirmed ``message`` replacing a pending entry (a rollback to a version
         the server confirmed meanwhile) moves to its ``seq`` position.
         """
-        index = self._position(message.id)
-        if index < 0:
-            return self
         items = self.items
-        if message.seq is not None and items[index].seq is None:
-            return self.confirm(message)
-        return MessageLog((*items[:index], message, *items[index + 1 :]))
+        position = self._pending_position(message.id)
+        if position >= 0:
+            if message.seq is not None:
+                return self.confirm(message)
+            pending = items._pending
+            return MessageLog._make(
+                items._chunks,
+                items._confirmed,
+                (*pending[:position], message, *pending[position + 1 :]),
+                self._index,
+            )
+        at, offset = self._locate(message.id)
+        if at < 0:
+            return self
+        chunk = items._chunks[at]
+        index = self._index if message.seq == chunk[offset].seq else None
+        return self._with_chunk(at, (*chunk[:offset], message, *chunk[offset + 1 :]), index)
 
     def remove(self, message_id: str) -> MessageLog:
         """Drop the message with ``message_id`` (the same log if it is absent)."""
-        index = self._position(message_id)
-        if index < 0:
-            return self
         items = self.items
-        return MessageLog((*items[:index], *items[index + 1 :]))
+        position = self._pending_position(message_id)
+        if position >= 0:
+            pending = items._pending
+            return MessageLog._make(
+                items._chunks,
+                items._confirmed,
+                (*pending[:position], *pending[position + 1 :]),
+                self._index,
+            )
+        at, offset = self._locate(message_id)
+        if at < 0:
+            return self
+        chunk = items._chunks[at]
+        return self._with_chunk(at, (*chunk[:offset], *chunk[offset + 1 :]), self._index)
 
     def confirm(self, message: Message) -> MessageLog:
         """Insert or replace a server-confirmed ``message`` at its ``seq`` position.
@@ -183,17 +444,41 @@ class MessageLog:
         """
         seq = _message_seq(message)
         items = self.items
-        confirmed = self._confirmed_count()
-        for index in range(len(items) - 1, confirmed - 1, -1):
-            if items[index].id == message.id:
-                items = (*items[:index], *items[index + 1 :])
-                break
-        index = bisect_left(items, seq, 0, confirmed, key=_message_seq)
-        if index < confirmed and items[index].seq == seq:
-            if items is self.items and items[index] == message:
+        pending = items._pending
+        position = self._pending_position(message.id)
+        if position >= 0:
+            pending = (*pending[:position], *pending[position + 1 :])
+        index = self._index
+        if index is not None:
+            known = index.get(message.id)
+            if known is None:
+                index[message.id] = seq
+            elif known != seq:
+                index = None  # two seqs for one id: stop trusting the index
+        chunks = items._chunks
+        size = items._confirmed
+        if not chunks:
+            return MessageLog._make(((message,),), 1, pending, index)
+        at = len(chunks) - 1
+        if _first_seq(chunks[at]) > seq:
+            at = max(bisect_right(chunks, seq, key=_first_seq) - 1, 0)
+        chunk = chunks[at]
+        offset = bisect_left(chunk, seq, key=_message_seq)
+        if offset < len(chunk) and chunk[offset].seq == seq:
+            if position < 0 and chunk[offset] == message:
                 return self  # the same message again (an ack after its push): unchanged
-            return MessageLog((*items[:index], message, *items[index + 1 :]))
-        return MessageLog((*items[:index], message, *items[index:]))
+            new = (*chunk[:offset], message, *chunk[offset + 1 :])
+            return MessageLog._make((*chunks[:at], new, *chunks[at + 1 :]), size, pending, index)
+        size += 1
+        if offset == len(chunk) == _CHUNK and at == len(chunks) - 1:
+            return MessageLog._make((*chunks, (message,)), size, pending, index)
+        new = (*chunk[:offset], message, *chunk[offset:])
+        if len(new) <= _CHUNK:
+            return MessageLog._make((*chunks[:at], new, *chunks[at + 1 :]), size, pending, index)
+        half = len(new) // 2
+        return MessageLog._make(
+            (*chunks[:at], new[:half], new[half:], *chunks[at + 1 :]), size, pending, index
+        )
 
 
 EMPTY_LOG = MessageLog()
@@ -274,7 +559,7 @@ class ChatContext:
 
     chat_id: str
     status: ChatStatus
-    messages: tuple[Message, ...]
+    messages: Sequence[Message]
     members_amount: int | None
     sync_statuses: SyncStatuses
     member_metadata: Mapping[str, str] | None

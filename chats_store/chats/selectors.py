@@ -9,7 +9,7 @@ and are what tests compare getters against.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from chats_store.chats.model import (
@@ -74,7 +74,7 @@ def status_of(chat: ChatState | None) -> ChatStatus | None:
     return chat.status if chat is not None else None
 
 
-def messages_of(chat: ChatState | None) -> tuple[Message, ...] | None:
+def messages_of(chat: ChatState | None) -> Sequence[Message] | None:
     return chat.messages.items if chat is not None else None
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chats_store.chats import model
 from chats_store.chats.actions import ChatSnapshot
-from chats_store.chats.model import Message, MessageLog, Restriction, SyncStatuses
+from chats_store.chats.model import (
+    Message,
+    MessageLog,
+    MessageSequence,
+    Restriction,
+    SyncStatuses,
+)
 from chats_store.chats.validation import check_content
 from chats_store.testing import strategies
 
@@ -201,6 +211,143 @@ def test_any_sequence_of_operations_keeps_the_log_ordered(
         assert_well_ordered(log)
         if operation == "remove" and before.find(message_id) is None:
             assert log is before
+
+
+# The chunked log behaves exactly like the plain tuple it replaced -------------------------
+
+
+def _reference(items: tuple[Message, ...], operation: str, message: Message) -> tuple[Message, ...]:
+    """The previous MessageLog's algorithms on a plain tuple (the specification)."""
+    confirmed_count = len(items)
+    while confirmed_count and items[confirmed_count - 1].seq is None:
+        confirmed_count -= 1
+    position = next((i for i in range(len(items) - 1, -1, -1) if items[i].id == message.id), -1)
+    if operation == "append_pending":
+        return (*items, message)
+    if operation == "remove":
+        return items if position < 0 else (*items[:position], *items[position + 1 :])
+    if operation == "replace":
+        if position < 0:
+            return items
+        if message.seq is not None and items[position].seq is None:
+            operation = "confirm"
+        else:
+            return (*items[:position], message, *items[position + 1 :])
+    assert message.seq is not None
+    for index in range(len(items) - 1, confirmed_count - 1, -1):
+        if items[index].id == message.id:
+            items = (*items[:index], *items[index + 1 :])
+            break
+    seqs = [m.seq for m in items[:confirmed_count]]
+    index = next(
+        (i for i, seq in enumerate(seqs) if seq is not None and seq >= message.seq), len(seqs)
+    )
+    if index < confirmed_count and items[index].seq == message.seq:
+        return (*items[:index], message, *items[index + 1 :])
+    return (*items[:index], message, *items[index:])
+
+
+chunked_operations = st.lists(
+    st.tuples(
+        st.sampled_from(("confirm", "append_pending", "remove", "replace", "replace_pending")),
+        st.integers(min_value=0, max_value=59),
+        st.sampled_from(("a", "b")),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunked_operations)
+def test_the_chunked_log_matches_the_tuple_algorithms(ops: list[tuple[str, int, str]]) -> None:
+    with small_chunks():
+        check_against_the_reference(ops)
+
+
+def check_against_the_reference(ops: list[tuple[str, int, str]]) -> None:
+    log = MessageLog()
+    expected: tuple[Message, ...] = ()
+    for operation, number, content in ops:
+        message_id = f"m{number}"
+        if operation == "append_pending":
+            if log.find(message_id) is not None:
+                continue  # the reducer never appends an id twice
+            message = pending(message_id, content)
+        elif operation == "replace_pending":
+            operation, message = "replace", pending(message_id, content)
+            current = log.find(message_id)
+            if current is not None and current.seq is not None:
+                continue  # the reducer never makes a confirmed message pending again
+        else:
+            message = confirmed(message_id, number * 2 + 1, content)
+        before = log
+        log = getattr(log, operation)(message if operation != "remove" else message_id)
+        expected = _reference(expected, operation, message)
+        assert tuple(log) == expected
+        assert log.items == expected and expected == log.items
+        assert len(log) == len(expected)
+        assert list(reversed(log.items)) == list(reversed(expected))
+        if expected:
+            assert log.items[-1] == expected[-1] and log.items[0] == expected[0]
+            middle = len(expected) // 2
+            assert log.items[middle] == expected[middle]
+            assert log.items[-middle - 1] == expected[-middle - 1]
+        for known in expected:
+            assert log.find(known.id) == known
+        assert log.find("absent") is None
+        confirmed_seqs = [m.seq for m in expected if m.seq is not None]
+        assert log.last_confirmed_seq == (confirmed_seqs[-1] if confirmed_seqs else 0)
+        if tuple(before) == expected:
+            assert before == log
+        assert log == MessageLog(expected)
+        assert hash(log.items) == hash(expected)
+
+
+@contextmanager
+def small_chunks() -> Iterator[None]:
+    """Chunks of 4 messages, so that a few dozen messages split and empty chunks."""
+    saved = model._CHUNK
+    model._CHUNK = 4
+    try:
+        yield
+    finally:
+        model._CHUNK = saved
+
+
+def test_message_sequence_behaves_like_a_tuple() -> None:
+    messages = tuple(confirmed(f"m{i}", i + 1) for i in range(600))
+    log = MessageLog(messages).append_pending(pending("p"))
+    items = log.items
+    expected = (*messages, pending("p"))
+    assert isinstance(items, Sequence)
+    assert items == expected and items != expected[:-1] and items != list(expected)
+    assert items[1:3] == expected[1:3] and items[-1] == pending("p")
+    assert items.index(messages[300]) == 300 and messages[299] in items
+    with pytest.raises(IndexError):
+        items[601]
+    assert repr(items).startswith("MessageSequence((Message(")
+    assert MessageSequence(expected) == items
+    other = log.confirm(confirmed("new", 1000))
+    assert other.items != items and len(other.items) == 602
+    assert items == log.items  # unchanged: the same object
+    with pytest.raises(AttributeError):
+        log.items = items  # type: ignore[misc]
+
+
+def test_a_long_history_shares_its_chunks_between_versions() -> None:
+    log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(10_000))
+    appended = log.confirm(confirmed("new", 20_000))
+    edited = log.replace(attrs.evolve(log.items[5_000], content="edited"))
+    removed = log.remove("m5000")
+    old_chunks = log.items._chunks
+    assert appended.items._chunks[:-1] == old_chunks[:-1]
+    assert all(a is b for a, b in zip(appended.items._chunks[:-1], old_chunks, strict=False))
+    shared = sum(a is b for a, b in zip(edited.items._chunks, old_chunks, strict=True))
+    assert shared == len(old_chunks) - 1
+    assert removed.find("m5000") is None and log.find("m5000") is not None
+    assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
+        log.items[5_000], content="edited"
+    )
 
 
 # The public strategies produce what they promise ------------------------------------------

@@ -1,0 +1,500 @@
+"""The workloads of issue 6 against their baselines, all in one run.
+
+1. Incoming message dispatched to a store of 100 chats x 10,000 messages with
+   S = 10 / 100 / 1,000 / 10,000 live getters: ours (the facade's getters),
+   python-redux 0.25.4 (``store.autorun`` per getter), naive reactivex (one
+   ``BehaviorSubject`` + ``map`` + ``distinct_until_changed`` per getter) and a
+   hand-written floor (plain callbacks keyed by chat id). Median and p99 per
+   dispatch; contenders interleaved in blocks, who goes first rotating.
+2. History growth: append, edit-in-the-middle and delete in one chat of 1,000 /
+   10,000 / 100,000 messages: the chunked ``MessageLog`` against the tuple it
+   replaced (``legacy_log.TupleLog``), interleaved.
+3. Join of a chat with 10,000 history messages: decode the join reply frame with
+   the protocol codec (``ClientProtocol``) and reduce it into a store.
+6. Client memory: bytes per stored message beyond its content (tracemalloc).
+
+Workloads 4 and 5 (network) are not measured here yet; ``load.py`` has a related
+loopback measurement. Every baseline runs on the same immutable state and
+reducer as ours (only the runtime differs), so they benefit from the chunked log
+too (see ``benchmarks/README.md``). The script asserts nothing about time.
+
+    python benchmarks/workloads.py           # the full run (a few minutes on 2 cores)
+    python benchmarks/workloads.py --quick   # a few seconds (CI)
+
+It writes the plot to ``benchmarks/dispatch_cost.png`` (``--plot PATH``, or
+``--plot ''`` for none) when matplotlib is installed (``pip install -e .[bench]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dispatch_getters import (
+    Contender,
+    actions_for,
+    build_chats,
+    chat_id_of,
+    grow,
+    message,
+    naive_contender,
+    placement,
+    reducer_contender,
+)
+from legacy_log import TupleLog
+
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatSnapshot,
+    JoinChat,
+    MessagePosted,
+)
+from chats_store.chats.commands import JoinRequest
+from chats_store.chats.model import ChatsState, MessageLog
+from chats_store.chats.reducer import reduce_chats
+from chats_store.protocol.client import ClientProtocol, ReplyReceived
+from chats_store.protocol.server import encode_reply
+
+PLOT = Path(__file__).resolve().parent / "dispatch_cost.png"
+
+
+def us(ns: float) -> float:
+    return ns / 1000.0
+
+
+def median(samples: Sequence[int]) -> float:
+    return us(statistics.median(samples)) if samples else float("nan")
+
+
+def p99(samples: Sequence[int]) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return us(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
+
+
+# Workload 1 ---------------------------------------------------------------------------
+
+
+def floor_contender(state: ChatsState, chat_ids: Sequence[str], live: int) -> Contender:
+    """Hand-written: per chat, a list of [projection, last value, callback]; no framework."""
+    contender = Contender("hand-written floor")
+    by_chat: dict[str, list[list[Any]]] = {}
+    for index in range(live):
+        chat_id, kind = placement(index, chat_ids)
+        value = kind.project(state.chats.get(chat_id))
+        contender.sink(value)
+        by_chat.setdefault(chat_id, []).append([kind.project, value, contender.sink])
+    current = state
+
+    def step(action: MessagePosted) -> None:
+        nonlocal current
+        before = current.chats.get(action.chat_id)
+        current = reduce_chats(current, action).state
+        chat = current.chats.get(action.chat_id)
+        if chat is before:
+            return
+        for entry in by_chat.get(action.chat_id, ()):
+            value = entry[0](chat)
+            last = entry[1]
+            if value is not last and value != last:
+                entry[1] = value
+                entry[2](value)
+
+    contender.step = step
+    contender.final_state = lambda: current
+    return contender
+
+
+def redux_contender(state: ChatsState, chat_ids: Sequence[str], live: int) -> Contender | None:
+    """python-redux: the same reducer; each getter is a ``store.autorun`` of its selector."""
+    try:
+        from redux import BaseAction, InitAction, Store, StoreOptions
+    except ImportError:
+        return None
+
+    class Post(BaseAction):  # type: ignore[misc]
+        action: MessagePosted
+
+    def reducer(current: ChatsState | None, action: Any) -> ChatsState:
+        if isinstance(action, InitAction):
+            return state
+        assert current is not None
+        if isinstance(action, Post):
+            return reduce_chats(current, action.action).state
+        return current
+
+    store: Any = Store(reducer, StoreOptions(auto_init=True, side_effect_threads=1))
+    contender = Contender("python-redux")
+    autoruns = []
+    for index in range(live):
+        chat_id, kind = placement(index, chat_ids)
+
+        def select(current: ChatsState, chat_id: str = chat_id, kind: Any = kind) -> object:
+            return kind.select(current, chat_id)
+
+        autoruns.append(store.autorun(select)(contender.sink))
+    contender.keep = autoruns
+
+    def step(action: MessagePosted) -> None:
+        store.dispatch(Post(action=action))
+
+    contender.step = step
+    contender.final_state = lambda: store._state
+    contender.close = lambda: store.clean_up()  # type: ignore[method-assign]
+    return contender
+
+
+def interleave(
+    contenders: Sequence[Contender],
+    quotas: dict[str, int],
+    actions: Sequence[MessagePosted],
+    block: int,
+) -> None:
+    """Feed ``actions`` in blocks; each contender stops after its quota; order rotates."""
+    perf = time.perf_counter_ns
+    for number, start in enumerate(range(0, len(actions), block)):
+        chunk = actions[start : start + block]
+        shift = number % len(contenders)
+        for contender in (*contenders[shift:], *contenders[:shift]):
+            if len(contender.samples) >= quotas[contender.name]:
+                continue
+            step = contender.step
+            samples = contender.samples
+            gc.disable()
+            try:
+                for action in chunk:
+                    began = perf()
+                    step(action)
+                    samples.append(perf() - began)
+            finally:
+                gc.enable()
+
+
+def workload_1(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    chat_ids = [chat_id_of(i) for i in range(args.chats)]
+    began = time.perf_counter()
+    chats = build_chats(chat_ids, args.messages)
+    gc.freeze()
+    print(
+        f"\n## Workload 1: incoming message, {args.chats} chats x {args.messages:,} messages"
+        f" (built in {time.perf_counter() - began:.1f} s), {args.dispatches} dispatches per S\n"
+    )
+    rows = []
+    ours_facade = Contender("ours")
+    ours_facade.step = chats.store.dispatch
+    ours_facade.final_state = lambda: chats.store.state
+    for live in args.sizes:
+        grow(ours_facade, chats, chat_ids, live)
+        # Our store advances with each size; the others start again from the built state.
+        start = chats.store.state
+        contenders: list[Contender] = [
+            ours_facade,
+            floor_contender(start, chat_ids, live),
+            reducer_contender(start),
+        ]
+        redux = redux_contender(start, chat_ids, live) if live <= args.baseline_max else None
+        if redux is not None:
+            contenders.append(redux)
+        if live <= args.baseline_max:
+            contenders.append(naive_contender(start, chat_ids, live))
+        # Baselines cost ~7 µs per getter: fewer dispatches for them at large S.
+        slow = max(args.block, min(args.dispatches, args.dispatches * 100 // live))
+        quotas = {
+            c.name: (slow if c.name in ("python-redux", "naive reactivex") else args.dispatches)
+            for c in contenders
+        }
+        for contender in contenders:
+            contender.samples = []
+        size_actions = actions_for(start, chat_ids, args.dispatches)
+        interleave(contenders, quotas, size_actions, args.block)
+        row: dict[str, Any] = {"S": live}
+        for contender in contenders:
+            row[contender.name] = (
+                median(contender.samples),
+                p99(contender.samples),
+                len(contender.samples),
+            )
+        rows.append(row)
+        for contender in contenders[1:]:
+            contender.close()
+    names = ["ours", "hand-written floor", "reducer alone", "python-redux", "naive reactivex"]
+    header = "| S | " + " | ".join(f"{n} median / p99 (n)" for n in names)
+    header += " | redux / ours | naive / ours | ours / floor |"
+    print(header)
+    print("|" + "---:|" * (len(names) + 4))
+    for row in rows:
+        cells = []
+        for name in names:
+            if name in row:
+                m, p, n = row[name]
+                cells.append(f"{m:,.1f} / {p:,.1f} ({n})")
+            else:
+                cells.append("not run")
+        ours = row["ours"][0]
+
+        def ratio(name: str, row: dict[str, Any] = row, ours: float = ours) -> str:
+            return f"{row[name][0] / ours:,.1f}x" if name in row else "-"
+
+        print(
+            f"| {row['S']:,} | " + " | ".join(cells) + f" | {ratio('python-redux')} | "
+            f"{ratio('naive reactivex')} | {ours / row['hand-written floor'][0]:.2f}x |"
+        )
+    flat = rows[-1]["ours"][0] / rows[0]["ours"][0]
+    print(f"\nflatness ours: median(S={rows[-1]['S']:,}) / median(S={rows[0]['S']:,}) = {flat:.2f}")
+    results["w1"] = rows
+    gc.unfreeze()
+
+
+# Workload 2 ---------------------------------------------------------------------------
+
+
+def chat_log(kind: type, size: int) -> Any:
+    return kind(tuple(message("c", seq) for seq in range(1, size + 1)))
+
+
+def workload_2(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    print(f"\n## Workload 2: history growth, one chat, {args.repeats} operations each\n")
+    print("| messages | op | chunked median / p99 | tuple median / p99 | tuple / chunked |")
+    print("|---:|---|---:|---:|---:|")
+    rows = []
+    for size in args.history:
+        logs = {"chunked": chat_log(MessageLog, size), "tuple": chat_log(TupleLog, size)}
+        middle = f"c/m{size // 2}"
+        edited = attrs.evolve(message("c", size // 2), content="edited", edited_at=1.0)
+        appended = message("c", size + 1)
+
+        def append(log: Any, appended: Any = appended) -> Any:
+            return log.confirm(appended)
+
+        def edit(log: Any, edited: Any = edited) -> Any:
+            assert log.find(edited.id) is not None  # what the reducer's message_edited does
+            return log.confirm(edited)
+
+        def delete(log: Any, middle: str = middle) -> Any:
+            return log.remove(middle)
+
+        for name, operation in (
+            ("append", append),
+            ("edit middle", edit),
+            ("delete middle", delete),
+        ):
+            samples: dict[str, list[int]] = {"chunked": [], "tuple": []}
+            perf = time.perf_counter_ns
+            for rep in range(args.repeats):
+                order = ("chunked", "tuple") if rep % 2 == 0 else ("tuple", "chunked")
+                for kind in order:
+                    log = logs[kind]
+                    began = perf()
+                    operation(log)
+                    samples[kind].append(perf() - began)
+            chunked, legacy = median(samples["chunked"]), median(samples["tuple"])
+            print(
+                f"| {size:,} | {name} | {chunked:,.2f} / {p99(samples['chunked']):,.2f} | "
+                f"{legacy:,.2f} / {p99(samples['tuple']):,.2f} | {legacy / chunked:,.1f}x |"
+            )
+            rows.append({"size": size, "op": name, "chunked": chunked, "tuple": legacy})
+    for name in ("append", "edit middle", "delete middle"):
+        cost = [r["chunked"] for r in rows if r["op"] == name]
+        print(
+            f"\n{name}: chunked cost at {args.history[-1]:,} / at {args.history[0]:,}"
+            f" = {cost[-1] / cost[0]:.2f}",
+            end="",
+        )
+    print()
+    results["w2"] = rows
+
+
+# Workload 3 ---------------------------------------------------------------------------
+
+
+def workload_3(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    size = args.join_messages
+    snapshot = ChatSnapshot(
+        messages=tuple(message("joined", seq) for seq in range(1, size + 1)),
+        members_amount=100,
+        member_metadata={"role": "member"},
+        restrictions=(),
+        last_seq=size,
+    )
+    frame = encode_reply(1, snapshot)
+    decode, reduce = [], []
+    for _ in range(args.join_repeats):
+        protocol = ClientProtocol()
+        request_id = protocol.send_request(JoinRequest("joined", "token"))
+        assert request_id == 1
+        chats = build_chats([], 0)
+        gc.collect()
+        began = time.perf_counter_ns()
+        protocol.receive_data(frame)
+        (reply,) = protocol.events_received()
+        assert isinstance(reply, ReplyReceived) and isinstance(reply.result, ChatSnapshot)
+        decoded = time.perf_counter_ns()
+        chats.store.dispatch(JoinChat(1, "joined", "token"))
+        chats.store.dispatch(ChatJoined(1, "joined", reply.result))
+        done = time.perf_counter_ns()
+        assert len(chats.get_chat_messages("joined").value or ()) == size
+        decode.append(decoded - began)
+        reduce.append(done - decoded)
+    total = [a + b for a, b in zip(decode, reduce, strict=True)]
+    print(
+        f"\n## Workload 3: join with {size:,} messages ({len(frame):,} bytes frame),"
+        f" {args.join_repeats} runs\n"
+    )
+    print("| step | median ms |\n|---|---:|")
+    print(f"| decode (codec) | {median(decode) / 1000:.1f} |")
+    print(f"| reduce (JoinChat + ChatJoined) | {median(reduce) / 1000:.1f} |")
+    print(f"| total | {median(total) / 1000:.1f} |")
+    results["w3"] = {
+        "decode": median(decode) / 1000,
+        "reduce": median(reduce) / 1000,
+        "total": median(total) / 1000,
+    }
+
+
+# Workload 6 ---------------------------------------------------------------------------
+
+
+def workload_6(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    size = args.memory_messages
+    print(f"\n## Workload 6: client memory, one chat of {size:,} messages\n")
+    chats = build_chats([], 0)
+    chats.store.dispatch(JoinChat(1, "mem", "token"))
+    empty = ChatSnapshot(
+        messages=(), members_amount=1, member_metadata={}, restrictions=(), last_seq=0
+    )
+    chats.store.dispatch(ChatJoined(1, "mem", empty))
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    # Everything a received message brings (its Message, id, author, content, times) is
+    # allocated under tracemalloc, as when the codec decodes it; what is left counts.
+    content = 0
+    for seq in range(1, size + 1):
+        item = message("mem", seq)
+        content += sys.getsizeof(item.content)
+        chats.store.dispatch(MessagePosted("mem", seq, item))
+    del item
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    stored = after - before
+    chat = chats.store.state.chats["mem"]
+    assert len(chat.messages) == size
+    per = stored / size
+    beyond = (stored - content) / size
+    print("| figure | bytes per message |\n|---|---:|")
+    print(
+        f"| everything the store holds per message (Message, id, author, times, log) | {per:,.0f} |"
+    )
+    print(f"| of which the content string | {content / size:,.0f} |")
+    print(f"| beyond the content | {beyond:,.0f} |")
+    results["w6"] = {"per": per, "beyond": beyond, "content": content / size}
+    del chat, chats
+
+
+# Plot ---------------------------------------------------------------------------------
+
+
+def plot(results: dict[str, Any], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("\n(matplotlib not installed: no plot; pip install -e .[bench])")
+        return
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    rows = results["w1"]
+    for name, style in (
+        ("ours", "o-"),
+        ("hand-written floor", "s--"),
+        ("python-redux", "^-"),
+        ("naive reactivex", "v-"),
+    ):
+        points = [(r["S"], r[name][0]) for r in rows if name in r]
+        if points:
+            left.plot(*zip(*points, strict=True), style, label=name)
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("live getters (S)")
+    left.set_ylabel("median µs per dispatch")
+    left.set_title("Workload 1: one incoming message")
+    left.legend()
+    for op, style in (("append", "o"), ("edit middle", "s"), ("delete middle", "^")):
+        for kind, line in (("chunked", "-"), ("tuple", "--")):
+            points = [(r["size"], r[kind]) for r in results["w2"] if r["op"] == op]
+            label = (
+                f"{op}, {'chunked MessageLog (ours)' if kind == 'chunked' else 'tuple (before)'}"
+            )
+            right.plot(*zip(*points, strict=True), style + line, label=label)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("messages in the chat")
+    right.set_ylabel("median µs per operation")
+    right.set_title("Workload 2: history growth")
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f"\nplot written to {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a few seconds (CI)")
+    parser.add_argument("--chats", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--dispatches", type=int, default=1_000)
+    parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--sizes", default="10,100,1000,10000")
+    parser.add_argument("--baseline-max", type=int, default=10_000)
+    parser.add_argument("--history", default="1000,10000,100000")
+    parser.add_argument("--repeats", type=int, default=400)
+    parser.add_argument("--join-messages", type=int, default=10_000)
+    parser.add_argument("--join-repeats", type=int, default=7)
+    parser.add_argument("--memory-messages", type=int, default=10_000)
+    parser.add_argument("--plot", default=str(PLOT))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.chats, args.messages, args.dispatches, args.block = 10, 1_000, 100, 25
+        args.sizes, args.baseline_max, args.history = "10,100", 100, "1000,10000"
+        args.repeats, args.join_messages, args.join_repeats = 50, 1_000, 2
+        args.memory_messages = 1_000
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.history = [int(s) for s in args.history.split(",")]
+    print(
+        f"# chats_store workloads ({'quick' if args.quick else 'full'} run)\n\n"
+        f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"CPython {platform.python_version()}"
+    )
+    results: dict[str, Any] = {}
+    workload_1(args, results)
+    workload_2(args, results)
+    workload_3(args, results)
+    workload_6(args, results)
+    if args.plot:
+        # The quick run's plot goes to a temporary directory: it must not replace the real one.
+        target = Path(tempfile.mkdtemp()) / "dispatch_cost.png" if args.quick else args.plot
+        plot(results, str(target))
+
+
+if __name__ == "__main__":
+    main()
