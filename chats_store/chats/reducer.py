@@ -446,6 +446,11 @@ def _receive(chat: ChatState, message: Message) -> ChatState:
     While an update or delete of it is in flight, the visible message keeps its
     in-flight status and the new version becomes what a failure rolls back to.
     """
+    existing = chat.messages.find(message.id)
+    if existing is not None and existing.seq is not None and existing.seq != message.seq:
+        # A message's seq never changes; a server saying otherwise must not make it
+        # show twice: the first seq stands.
+        message = attrs.evolve(message, seq=existing.seq)
     if message.id in chat.originals:
         if chat.originals[message.id] == message:
             return chat

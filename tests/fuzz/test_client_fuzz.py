@@ -102,8 +102,8 @@ FACADE_GETTERS: dict[str, Callable[[Chats, str], Getter[Any]]] = {
     "metadata": Chats.get_client_chat_member_metadata,
     "restrictions": Chats.get_client_chat_member_restrictions,
 }
-STRICT = os.environ.get("CHATS_STORE_FUZZ_STRICT") == "1"
-"""Also send the frames that break message identity (the known bugs): fails until fixed."""
+STRICT = os.environ.get("CHATS_STORE_FUZZ_STRICT", "1") == "1"
+"""Also send the frames that break message identity (on by default since bug 1 is fixed)."""
 SESSION_TOKEN = mint_session_token(SECRET, CLIENT_ID, ttl=10**8)
 
 

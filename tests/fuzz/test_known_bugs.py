@@ -1,9 +1,9 @@
 """Minimal reproductions of what the fuzzers found, each marked ``xfail(strict=True)``.
 
 When a bug is fixed its test starts passing, ``strict`` turns that into a failure,
-and the marker must go: the reproduction then guards the fix. The client-side
-fuzzer (``test_client_fuzz.py``) does not send the frames of the first class
-unless ``CHATS_STORE_FUZZ_STRICT=1``; with it, it finds them on its own.
+and the marker goes: the reproduction then guards the fix. Bug 1 is fixed (its
+tests guard it, and the client-side fuzzer sends identity-breaking frames unless
+``CHATS_STORE_FUZZ_STRICT=0``); bug 2 is documented and still marked.
 
 1. **The client trusts the server on message identity.** A well-formed server frame
    that pairs a message id the client holds with another ``seq`` (a push, or a
@@ -15,10 +15,9 @@ unless ``CHATS_STORE_FUZZ_STRICT=1``; with it, it finds them on its own.
    Fixed: the codec now refuses pages that break this (``check_messages`` in
    ``chats_store/protocol/mapping.py``: snapshot and history ids and seqs unique,
    every message of the requested chat, seqs below ``before_seq`` / ``last_seq``,
-   a ``message_posted`` message's seq equal to the event's), and an edit keeps the
-   seq the client holds. Still open: a ``message_posted`` of a known id with a new
-   seq; refusing it needs an id index in ``MessageLog`` (today finding an id is a
-   scan, too slow for every push).
+   a ``message_posted`` message's seq equal to the event's), and a reply or event
+   carrying a known id with another seq keeps the seq the client holds (``_receive``
+   in the reducer; ``MessageLog`` finds an id through its id index).
 2. **A close for an oversize frame overtakes the replies to the frames before it.**
    ``websockets`` enforces ``max_size`` while reading, so a client that pipelines a
    request and then a frame over 64 KiB gets the 1009 close without the reply to
@@ -126,11 +125,6 @@ def test_a_snapshot_listing_a_message_twice_shows_it_once() -> None:
     check_messages(client.messages(), "c1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug 1, open: a push may move a known message to a new seq; the fix needs an id "
-    "index in MessageLog (finding an id is a scan today, too slow for every push)",
-)
 def test_a_push_of_a_known_message_with_another_seq_does_not_duplicate_it() -> None:
     client = Client()
     client.join(message("a", 1), last_seq=1)
