@@ -6,10 +6,15 @@
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
                                      [--ttl 300] [--secret S]
-    chats-store demo [--pause 0.05]
+    chats-store demo [--pause 0.05] [--log FILE]
+    chats-store replay LOG [--at N]
+    chats-store tui --host HOST --session-token T --chat-token T [--chat-token T ...]
+    chats-store --version
 
 The secret is ``--secret`` or the ``CHATS_STORE_SECRET`` environment variable; it
 must be at least 32 bytes. Each subcommand is one ``_add_*`` function below.
+Exit status: 0 on success, 1 when the command failed (message on stderr), 2 for a
+usage error (argparse).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import (
@@ -192,14 +199,150 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=0.05,
         help="seconds between steps, for the pushes to arrive (default: 0.05)",
     )
+    parser.add_argument(
+        "--log",
+        default=None,
+        metavar="FILE",
+        help="write ann's action log to FILE (JSON lines; see 'chats-store replay')",
+    )
 
     def demo(args: argparse.Namespace) -> int:
         from chats_store.demo import run_demo
 
-        asyncio.run(run_demo(pause=args.pause))
+        try:
+            asyncio.run(run_demo(pause=args.pause, log=args.log))
+        except OSError as error:
+            print(f"chats-store demo: {error}", file=sys.stderr)
+            return 1
         return 0
 
     parser.set_defaults(command=demo)
+
+
+# replay ------------------------------------------------------------------------------
+
+
+def _render(value: Any) -> str:
+    """A getter value on one line: messages as ``author: 'content' (status)``."""
+    from collections.abc import Iterable, Mapping
+
+    from chats_store.chats.model import Message
+
+    if isinstance(value, Mapping):
+        return repr(dict(value))
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        items = list(value)
+        if items and all(isinstance(m, Message) for m in items):
+            return " | ".join(
+                f"{m.author_id}: {m.content!r}" + ("" if m.status == "ready" else f" ({m.status})")
+                for m in items
+            )
+        if not items and not isinstance(value, tuple):
+            return "(none)"
+    return repr(value)
+
+
+def _add_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="replay an action log through the reducer, printing getter changes",
+        description=(
+            "Read an action log (written by create_chats(..., action_log=FILE) or "
+            "'chats-store demo --log FILE'), reduce its actions in order with the pure "
+            "reducer (no server, nothing sent) and print, after each action, every getter "
+            "whose value changed."
+        ),
+    )
+    parser.add_argument("log", metavar="LOG", help="the action log (JSON lines)")
+    parser.add_argument(
+        "--at",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after action number N (numbered from 1)",
+    )
+
+    def replay_command(args: argparse.Namespace) -> int:
+        from chats_store.chats.action_log import (
+            ActionLogError,
+            getter_values,
+            read_action_log,
+            replay,
+        )
+
+        if args.at is not None and args.at < 0:
+            parser.error("--at must be 0 or more")
+        try:
+            with Path(args.log).open(encoding="utf-8") as file:
+                log = read_action_log(file)
+        except (OSError, ActionLogError) as error:
+            print(f"chats-store replay: {args.log}: {error}", file=sys.stderr)
+            return 1
+        previous = getter_values(log.initial_state)
+        seen: list[str] = []
+        start = log.entries[0].at if log.entries else 0.0
+        last = 0
+        for entry, state in replay(log, at=args.at):
+            last = entry.n
+            print(f"#{entry.n} +{entry.at - start:.3f}s {entry.action!r}")
+            seen.extend(chat_id for chat_id in state.chat_ids if chat_id not in seen)
+            values = getter_values(state, seen)
+            for key, value in values.items():
+                if key not in previous and value is None:
+                    continue
+                if key not in previous or previous[key] != value:
+                    print(f"    {key}: {_render(value)}")
+            previous = values
+        print(f"replayed {last} of {len(log.entries)} actions")
+        return 0
+
+    parser.set_defaults(command=replay_command)
+
+
+# tui ---------------------------------------------------------------------------------
+
+
+def _add_tui(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "tui",
+        help="a terminal chat client (needs the 'tui' extra: Textual)",
+        description=(
+            "A terminal chat client on the public API: chats, messages with their status, "
+            "members, own restrictions, connection status; e edits, d deletes, r resends the "
+            "selected message; /mute USER MINUTES [reason], /unmute, /block, /unblock, /kick "
+            "USER [reason], /leave and /help in the input. Ctrl-Q quits. "
+            "Needs Textual: pip install 'chats_store[tui]'."
+        ),
+    )
+    parser.add_argument("--host", required=True, help="the chat server, host:port")
+    parser.add_argument("--secure", action="store_true", help="use wss:// instead of ws://")
+    parser.add_argument("--session-token", required=True, metavar="T", help="your session token")
+    parser.add_argument(
+        "--chat-token",
+        required=True,
+        action="append",
+        dest="chat_tokens",
+        metavar="T",
+        help="a chat token: join its chat on start; repeatable",
+    )
+
+    def tui(args: argparse.Namespace) -> int:
+        from chats_store.errors import ChatsStoreError
+
+        try:
+            from chats_store.tui import run_tui
+        except ModuleNotFoundError as error:
+            if not (error.name or "").startswith(("textual", "rich")):
+                raise
+            print("chats-store tui: needs Textual: pip install 'chats_store[tui]'", file=sys.stderr)
+            return 1
+        try:
+            return run_tui(args.host, args.session_token, args.chat_tokens, secure=args.secure)
+        except ChatsStoreError as error:
+            print(f"chats-store tui: {error}", file=sys.stderr)
+            return 1
+
+    parser.set_defaults(command=tui)
 
 
 # main --------------------------------------------------------------------------------
@@ -207,13 +350,18 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``chats-store`` argument parser with every subcommand."""
+    from chats_store import __version__
+
     parser = argparse.ArgumentParser(
         prog="chats-store", description="The chats_store reference chat server and tools."
     )
+    parser.add_argument("--version", action="version", version=f"chats-store {__version__}")
     subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     _add_serve(subparsers)
     _add_token(subparsers)
     _add_demo(subparsers)
+    _add_replay(subparsers)
+    _add_tui(subparsers)
     return parser
 
 
@@ -221,7 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``chats-store`` with ``argv`` (default: the command line); returns the exit status."""
     args = build_parser().parse_args(argv)
     command: Command = args.command
-    return command(args)
+    try:
+        return command(args)
+    except BrokenPipeError:  # e.g. `chats-store replay LOG | head`: not an error
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - interpreter exit flushes it
+        return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ CHAT = "lobby"
 _MARKS = {"sending": " (sending…)", "updating": " (updating…)", "deleting": " (deleting…)"}
 
 
-def _messages(messages: tuple[Message, ...] | None) -> str:
+def _messages(messages: Sequence[Message] | None) -> str:
     if messages is None:
         return "—"
     if not messages:
@@ -71,8 +71,13 @@ class _Client:
         )
 
 
-async def run_demo(say: Callable[[str], None] = print, *, pause: float = 0.05) -> None:
-    """Play the demo conversation, reporting every getter emission through ``say``."""
+async def run_demo(
+    say: Callable[[str], None] = print, *, pause: float = 0.05, log: str | Path | None = None
+) -> None:
+    """Play the demo conversation, reporting every getter emission through ``say``.
+
+    ``log``: a file to write ann's action log to (for ``chats-store replay``).
+    """
     secret = secrets.token_urlsafe(32)
 
     async def step(title: str) -> None:
@@ -91,6 +96,7 @@ async def run_demo(say: Callable[[str], None] = print, *, pause: float = 0.05) -
                     user_module=create_user(mint_session_token(secret, name)),
                     websocket_module=websocket,
                     config=ChatsConfig(host=host),
+                    action_log=log if name == "ann" else None,
                 )
                 client = _Client(name, chats, websocket, say)
                 client.watch("connection", websocket.status)

@@ -37,8 +37,10 @@ RUNTIME_MODULES = frozenset(
         "chats_store.chats.transport",
         "chats_store.chats.effects",
         "chats_store.chats.facade",
+        "chats_store.chats.action_log",  # writes and reads files
         "chats_store.cli",
         "chats_store.demo",
+        "chats_store.tui",
     }
 )
 RUNTIME_PACKAGES = frozenset(
@@ -64,6 +66,7 @@ KNOWN_PURE = (
     "chats_store.chats.reducer",
     "chats_store.chats.selectors",
     "chats_store.chats.validation",
+    "chats_store.chats.serialization",
     "chats_store.errors",
 )
 

@@ -11,12 +11,14 @@ import itertools
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import attrs
 from reactivex.disposable import CompositeDisposable
 
+from chats_store.chats.action_log import ActionLogWriter
 from chats_store.chats.actions import (
     ChatJoined,
     ChatMemberModerated,
@@ -178,6 +180,7 @@ class Chats:
         *,
         clock: Callable[[], float] = time.time,
         new_message_id: Callable[[], str] = _new_message_id,
+        action_log: str | Path | None = None,
     ) -> None:
         self._user = user
         self._config = config
@@ -189,6 +192,13 @@ class Chats:
         )
         self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
         self._store.set_interpreter(self._effects.run)
+        self._action_log: ActionLogWriter | None = None
+        self._remove_action_log: Callable[[], None] | None = None
+        if action_log is not None:
+            self._action_log = ActionLogWriter(
+                action_log, auto_resend=config.auto_resend, clock=clock
+            )
+            self._remove_action_log = self._store.add_middleware(self._action_log)
         self._subscriptions = CompositeDisposable(
             transport.status.subscribe(
                 lambda status: self._store.dispatch(ConnectionStatusChanged(status))
@@ -206,9 +216,12 @@ class Chats:
         return self._config
 
     async def close(self) -> None:
-        """Stop listening to the transport and cancel requests in flight."""
+        """Stop listening to the transport, cancel requests in flight, close the action log."""
         self._subscriptions.dispose()
         await self._effects.close()
+        if self._action_log is not None and self._remove_action_log is not None:
+            self._remove_action_log()
+            self._action_log.close()
 
     # Getters ---------------------------------------------------------------------
 
@@ -226,8 +239,12 @@ class Chats:
         """``loading`` | ``ready`` | ``reloading``, or None for a chat not joined."""
         return self._chat_getter("status", chat_id, status_of)
 
-    def get_chat_messages(self, chat_id: str) -> Getter[tuple[Message, ...] | None]:
-        """The chat's messages in order (confirmed by ``seq``, then pending), or None."""
+    def get_chat_messages(self, chat_id: str) -> Getter[Sequence[Message] | None]:
+        """The chat's messages in order (confirmed by ``seq``, then pending), or None.
+
+        The value is an immutable :class:`~chats_store.chats.model.MessageSequence`:
+        it indexes, iterates and compares like a tuple of the messages.
+        """
         return self._chat_getter("messages", chat_id, messages_of)
 
     def get_chat_members_amount(self, chat_id: str) -> Getter[int | None]:
@@ -439,11 +456,24 @@ def create_chats(
     config: ChatsConfig,
     clock: Callable[[], float] = time.time,
     new_message_id: Callable[[], str] = _new_message_id,
+    action_log: str | Path | None = None,
 ) -> Chats:
     """The Chats module of ``user_module``'s user, connected through ``websocket_module``.
 
     ``clock`` (epoch seconds) and ``new_message_id`` are injectable for tests;
     message ids must be unique (UUID4 strings by default).
+
+    ``action_log``: a file path; every action the store dispatches is written
+    there as a JSON line with a time stamp (tokens and membership credentials
+    redacted; see :mod:`chats_store.chats.action_log`), for ``chats-store replay``.
+    The file is closed by :meth:`Chats.close`.
     """
     transport = websocket_module.chats_transport(config.url, user_module.session_token)
-    return Chats(user_module, transport, config, clock=clock, new_message_id=new_message_id)
+    return Chats(
+        user_module,
+        transport,
+        config,
+        clock=clock,
+        new_message_id=new_message_id,
+        action_log=action_log,
+    )

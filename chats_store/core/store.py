@@ -20,6 +20,9 @@ Cost model, which the rest of the package relies on:
   value really changed.
 * An emission calls each subscriber's own ``on_next`` straight from a cached
   tuple (no reactivex ``AutoDetachObserver`` in between, no copy).
+* Middleware (``Store.add_middleware``: action logs, recorders) costs one
+  truthiness test of an empty tuple per dispatch when none is set, and one call
+  per middleware and dispatched action otherwise.
 
 So a dispatch costs the reducer plus one input call per group of the changed
 scope, one projection per tracked getter of that scope and one call per value
@@ -44,7 +47,7 @@ from reactivex.scheduler import CurrentThreadScheduler
 
 from chats_store.core.reducer import Command, Reducer
 
-__all__ = ["Getter", "Store"]
+__all__ = ["Getter", "Middleware", "Store"]
 
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - the conventional name for a getter's input type
@@ -310,6 +313,10 @@ def _refresh_scope(scope: _Scope, state: Any) -> None:
         group.input = input_
 
 
+Middleware = Callable[[Any, Any], None]
+"""A function ``(action, state)`` called after each reduce (see ``Store.add_middleware``)."""
+
+
 class Store(Generic[S]):
     """A Redux-style store: one state, a pure reducer, commands run by an interpreter.
 
@@ -336,6 +343,7 @@ class Store(Generic[S]):
         self._interpreter = interpreter
         self._dispatching = False
         self._queue: deque[Any] = deque()
+        self._middleware: tuple[Middleware, ...] = ()
         self._unscoped = _Scope()
         self._scoped: dict[Hashable, _Scope] = {}
         # Weak: a getter nobody holds and nobody subscribes to may be collected.
@@ -351,6 +359,33 @@ class Store(Generic[S]):
     def set_interpreter(self, interpreter: Callable[[Command], None]) -> None:
         """Set the function that carries out the commands the reducer returns."""
         self._interpreter = interpreter
+
+    def add_middleware(self, middleware: Callable[[Any, S], None]) -> Callable[[], None]:
+        """Call ``middleware(action, state)`` after every reduce; returns its remover.
+
+        It observes, it does not intercept: it runs once per dispatched action
+        (queued ones included, in order), right after the reducer, with the new
+        state (the same object as before when the action changed nothing), before
+        the getters emit and the commands run. Middlewares run in the order they
+        were added. One that raises is logged on the ``chats_store.core`` logger and
+        removed; the store goes on. Calling the returned function removes it (again:
+        no effect). A store without middleware pays one test of an empty tuple per
+        dispatch.
+        """
+        self._middleware = (*self._middleware, middleware)
+
+        def remove() -> None:
+            self._middleware = tuple(m for m in self._middleware if m is not middleware)
+
+        return remove
+
+    def _run_middleware(self, action: Any, state: S) -> None:
+        for middleware in self._middleware:
+            try:
+                middleware(action, state)
+            except Exception:
+                logger.exception("a store middleware raised; it has been removed")
+                self._middleware = tuple(m for m in self._middleware if m is not middleware)
 
     def dispatch(self, action: Any) -> None:
         """Reduce ``action``, notify the getters that changed, run its commands."""
@@ -396,6 +431,8 @@ class Store(Generic[S]):
     def _apply(self, action: Any) -> None:
         step = self._reducer(self._state, action)
         state = step.state
+        if self._middleware:
+            self._run_middleware(action, state)
         if state is not self._state:
             self._state = state
             self._notify(state, self._scope_of(action))

@@ -1,0 +1,202 @@
+"""The terminal client, headless with Textual's pilot, against the real reference server.
+
+Two apps run side by side in the test's loop, each on its own public-API client
+(its own WebSocket connection to the server): what one types, the other's widgets show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+pytest.importorskip("textual")
+
+from textual.pilot import Pilot
+from textual.widgets import Input, RichLog, Static
+
+from chats_store import Message
+from chats_store.cli import main
+from chats_store.tui import ChatApp, MessageList, render_message
+from tests.e2e.conftest import Net, network
+
+CHAT = "lobby"
+WAIT = 5.0
+SIZE = (100, 24)
+
+
+async def until(check: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Wait until ``check()`` holds: pushes travel through real sockets."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still false after {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+def message_lines(app: ChatApp) -> list[str]:
+    """The message view as the user reads it (one plain line per message)."""
+    view = app.query_one("#messages", MessageList)
+    return [str(view.get_option_at_index(i).prompt) for i in range(view.option_count)]
+
+
+def static_text(app: ChatApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).content)
+
+
+def log_text(app: ChatApp) -> str:
+    return "\n".join(line.text for line in app.query_one("#log", RichLog).lines)
+
+
+async def type_text(pilot: Pilot[None], text: str) -> None:
+    await pilot.press(*("space" if char == " " else char for char in text))
+
+
+@contextlib.asynccontextmanager
+async def client_app(net: Net, user_id: str, **token: object) -> AsyncIterator[Pilot[None]]:
+    client = await net.client(user_id, connect=False)  # the app connects it
+    app = ChatApp(
+        client.chats,
+        client.websocket,
+        user_id,
+        [net.server.chat_token(user_id, CHAT, **token)],  # type: ignore[arg-type]
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: "members" in static_text(app, "#chat-header"))
+        yield pilot
+    assert app.subscriptions.is_disposed and app.chat_subscriptions.is_disposed
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[Net]:
+    async with network() as net:
+        yield net
+
+
+def moderator() -> dict[str, object]:
+    return {"permissions": ("send", "moderate"), "metadata": {"role": "moderator"}}
+
+
+async def test_a_message_typed_in_one_app_shows_in_the_other(net: Net) -> None:
+    async with client_app(net, "ann", **moderator()) as ann, client_app(net, "bob") as bob:
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        await until(lambda: "2 members" in static_text(ann.app, "#chat-header"))
+        assert "moderator" in static_text(ann.app, "#chat-header")
+        assert "connected" in static_text(bob.app, "#connection")
+        assert str(bob.app.query_one("#chats").get_option_at_index(0).prompt) == f"# {CHAT}"
+
+        await type_text(ann, "hello bob")
+        await ann.press("enter")
+
+        await until(lambda: message_lines(bob.app) == ["ann: hello bob"])
+        await until(lambda: message_lines(ann.app) == ["ann: hello bob"])  # ready, no mark
+
+        await type_text(bob, "hi ann")
+        await bob.press("enter")
+        await until(lambda: message_lines(ann.app) == ["ann: hello bob", "bob: hi ann"])
+
+
+async def test_edit_and_delete_own_message_with_key_bindings(net: Net) -> None:
+    async with client_app(net, "ann") as ann, client_app(net, "bob") as bob:
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        await type_text(ann, "helo")
+        await ann.press("enter")
+        await until(lambda: message_lines(bob.app) == ["ann: helo"])
+
+        await ann.press("shift+tab")  # the message list, last message highlighted
+        assert ann.app.focused is ann.app.query_one("#messages")
+        await ann.press("e")  # edit: the input holds the content
+        field = ann.app.query_one("#input", Input)
+        assert field.value == "helo" and ann.app.focused is field
+        await ann.press("end", "backspace", "backspace", *"llo")
+        await ann.press("enter")
+        await until(lambda: message_lines(bob.app) == ["ann: hello (edited)"])
+
+        await ann.press("shift+tab", "d")  # delete it
+        await until(lambda: message_lines(bob.app) == [] and message_lines(ann.app) == [])
+
+        await bob.press("shift+tab")  # bob cannot edit ann's messages (there are none left)
+        await bob.press("e")
+        assert "select one of your messages" in log_text(bob.app)
+
+
+async def test_a_mute_typed_by_a_moderator_disables_the_targets_input(net: Net) -> None:
+    async with client_app(net, "ann", **moderator()) as ann, client_app(net, "bob") as bob:
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        field = bob.app.query_one("#input", Input)
+        assert not field.disabled
+
+        await type_text(ann, "/mute bob 5 flooding")
+        await ann.press("enter")
+
+        await until(lambda: field.disabled)
+        restrictions = static_text(bob.app, "#restrictions")
+        assert (
+            "muted (flooding)" in restrictions and "min" in restrictions and "left" in restrictions
+        )
+        assert "muted bob for 5 min" in log_text(ann.app)
+
+        await type_text(ann, "/unmute bob")
+        await ann.press("enter")
+        await until(lambda: not field.disabled)
+
+        await type_text(bob, "/kick ann")  # bob is no moderator: the server refuses
+        await bob.press("enter")
+        await until(lambda: "does not grant the 'moderate' permission" in log_text(bob.app))
+
+
+async def test_a_kick_removes_the_chat_and_says_why(net: Net) -> None:
+    async with client_app(net, "ann", **moderator()) as ann, client_app(net, "bob") as bob:
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        await type_text(ann, "/kick bob spamming")
+        await ann.press("enter")
+        await until(lambda: bob.app.current_chat is None)
+        assert "kicked" in log_text(bob.app) and "spamming" in log_text(bob.app)
+        assert static_text(bob.app, "#chat-header") == "no chat"
+        await until(lambda: "1 members" in static_text(ann.app, "#chat-header"))
+
+
+def test_every_status_is_visible_in_the_message_line() -> None:
+    def line(status: str) -> str:
+        message = Message("m1", CHAT, "ann", "hi", status)  # type: ignore[arg-type]
+        return str(render_message(message, "ann"))
+
+    assert line("ready") == "ann: hi"
+    assert "sending" in line("sending")
+    assert "interrupted" in line("interrupted") and "r to resend" in line("interrupted")
+    assert "updating" in line("updating")
+    assert "deleting" in line("deleting")
+
+
+def test_tui_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tui", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--session-token" in out and "--chat-token" in out and "--host" in out
+
+
+def test_tui_without_textual_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delitem(sys.modules, "chats_store.tui")
+    for name in [name for name in sys.modules if name.split(".")[0] == "textual"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import textual fails
+    argv = ["tui", "--host", "h:1", "--session-token", "s", "--chat-token", "c"]
+    assert main(argv) == 1
+    assert "pip install 'chats_store[tui]'" in capsys.readouterr().err
+
+
+def test_tui_with_a_bad_session_token_fails_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["tui", "--host", "h:1", "--session-token", "not-a-jwt", "--chat-token", "c"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith("chats-store tui: ")
+
+
+def test_the_core_package_and_the_cli_do_not_import_textual() -> None:
+    code = "import sys, chats_store, chats_store.cli; sys.exit('textual' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
