@@ -536,12 +536,7 @@ class ChatService:
                 ErrorCode.PERMISSION_DENIED,
                 f"your chat token does not grant the 'send' permission in chat {chat_id!r}",
             )
-        mute = self._active_kind(chat_id, session.user_id, "mute")
-        if mute is not None:
-            raise RefusedError(
-                ErrorCode.MEMBER_MUTED,
-                f"you are muted in chat {chat_id!r} {self._describe_until(mute)}",
-            )
+        self._check_not_muted(chat_id, session.user_id)
         _check_content(request.content)
         with self._db.transaction():
             seq = self._db.next_seq(chat_id)
@@ -557,6 +552,14 @@ class ChatService:
             self._db.insert_message(message)
             event = self._log(MessagePosted(chat_id, seq, message))
         return _Done(message, ((self._members_online(chat_id), event),))
+
+    def _check_not_muted(self, chat_id: str, user_id: str) -> None:
+        mute = self._active_kind(chat_id, user_id, "mute")
+        if mute is not None:
+            raise RefusedError(
+                ErrorCode.MEMBER_MUTED,
+                f"you are muted in chat {chat_id!r} {self._describe_until(mute)}",
+            )
 
     def _live_message(self, chat_id: str, message_id: str) -> Message:
         _check_id(message_id, "message_id")
@@ -577,12 +580,7 @@ class ChatService:
                 ErrorCode.PERMISSION_DENIED,
                 f"only the author of a message can edit it; this one is by {message.author_id!r}",
             )
-        mute = self._active_kind(chat_id, session.user_id, "mute")
-        if mute is not None:
-            raise RefusedError(
-                ErrorCode.MEMBER_MUTED,
-                f"you are muted in chat {chat_id!r} {self._describe_until(mute)}",
-            )
+        self._check_not_muted(chat_id, session.user_id)
         _check_content(request.content)
         edited_at = self._clock()
         edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
