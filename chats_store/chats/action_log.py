@@ -4,6 +4,8 @@ A log is a text file of JSON lines. The first is a header::
 
     {"chats_store_action_log": 1, "auto_resend": false}
 
+(with ``"max_messages": N`` too when ``ChatsConfig.max_messages_in_memory`` is set)
+
 then one line per dispatched action, in dispatch order::
 
     {"n": 1, "at": 1718000000.123, "action": {"type": "ConnectionStatusChanged", ...}}
@@ -80,13 +82,20 @@ class ActionLogWriter:
         path: str | Path,
         *,
         auto_resend: bool = False,
+        max_messages: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
         self._count = 0
         self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
-        self._write({"chats_store_action_log": FORMAT_VERSION, "auto_resend": auto_resend})
+        header: dict[str, Any] = {
+            "chats_store_action_log": FORMAT_VERSION,
+            "auto_resend": auto_resend,
+        }
+        if max_messages is not None:
+            header["max_messages"] = max_messages
+        self._write(header)
         logger.info("writing the action log %s", self.path)
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -160,7 +169,12 @@ def read_action_log(lines: Iterable[str]) -> ActionLog:
             )
         except Exception as error:  # cattrs reports through several exception types
             raise ActionLogError(f"line {number}: not a logged action ({error!r})") from None
-    return ActionLog(ChatsState(auto_resend=bool(header.get("auto_resend", False))), tuple(entries))
+    limit = header.get("max_messages")
+    initial = ChatsState(
+        auto_resend=bool(header.get("auto_resend", False)),
+        max_messages=int(limit) if limit is not None else None,
+    )
+    return ActionLog(initial, tuple(entries))
 
 
 def replay(log: ActionLog, *, at: int | None = None) -> Iterator[tuple[LogEntry, ChatsState]]:

@@ -131,12 +131,23 @@ class ChatsConfig:
     ``auto_resend``: after a reconnect, once a chat has resynchronized, send its
     ``interrupted`` messages again, in order (off by default: the user decides
     with :meth:`Chats.resend_message`).
+    ``max_messages_in_memory``: when set (at least 1), each chat keeps only its
+    newest that many confirmed messages in memory (pending ones always stay), so
+    a long-running application's memory stays flat; older ones come back with
+    :meth:`Chats.load_older_messages`, which stay until the chat next changes.
+    None (the default) keeps every message.
     """
 
     host: str
     secure: bool = False
     request_timeout: float = 10.0
     auto_resend: bool = False
+    max_messages_in_memory: int | None = attrs.field(default=None)
+
+    @max_messages_in_memory.validator
+    def _check_max_messages(self, attribute: object, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise ValueError(f"max_messages_in_memory must be None or at least 1, not {value!r}")
 
     @property
     def url(self) -> str:
@@ -188,7 +199,9 @@ class Chats:
         self._new_message_id = new_message_id
         self._call_ids = itertools.count(1)
         self._store: Store[ChatsState] = Store(
-            reduce_chats, ChatsState(auto_resend=config.auto_resend), scope_of=_chat_scope
+            reduce_chats,
+            ChatsState(auto_resend=config.auto_resend, max_messages=config.max_messages_in_memory),
+            scope_of=_chat_scope,
         )
         self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
         self._store.set_interpreter(self._effects.run)
@@ -196,7 +209,10 @@ class Chats:
         self._remove_action_log: Callable[[], None] | None = None
         if action_log is not None:
             self._action_log = ActionLogWriter(
-                action_log, auto_resend=config.auto_resend, clock=clock
+                action_log,
+                auto_resend=config.auto_resend,
+                max_messages=config.max_messages_in_memory,
+                clock=clock,
             )
             self._remove_action_log = self._store.add_middleware(self._action_log)
         self._subscriptions = CompositeDisposable(

@@ -106,55 +106,77 @@ SYNC_LOADING = SyncStatuses(messages="loading", members="loading")
 _CHUNK = 256
 """Most messages per chunk of a :class:`MessageLog` (the unit an edit copies)."""
 
+_GROUP = 64
+"""Most chunks per group: the confirmed messages are a tuple of groups of chunks."""
+
+_Chunk = tuple[Message, ...]
+_Group = tuple[_Chunk, ...]
+_Groups = tuple[_Group, ...]
+
 
 def _message_seq(message: Message) -> int:
     assert message.seq is not None
     return message.seq
 
 
-def _first_seq(chunk: tuple[Message, ...]) -> int:
+def _first_seq(chunk: _Chunk) -> int:
     return _message_seq(chunk[0])
+
+
+def _group_first_seq(group: _Group) -> int:
+    return _message_seq(group[0][0])
 
 
 class MessageSequence(Sequence[Message]):
     """An immutable sequence of messages: what ``get_chat_messages`` emits.
 
-    It holds the confirmed messages as a tuple of tuples (chunks of at most
-    ``_CHUNK`` messages, shared between versions) followed by the pending ones, so
-    a new version of a long history copies one chunk and the tuple of chunks, not
-    every message. It behaves like a tuple of its messages: iteration, ``len``,
-    indexing (a slice gives a tuple), and it compares equal to, and hashes like,
-    a tuple or another ``MessageSequence`` with the same messages. ``==`` checks
-    identity, then length, then shared chunks by identity, so comparing two
-    versions of a long history does not walk it.
+    It holds the confirmed messages in two levels, groups of at most ``_GROUP``
+    chunks of at most ``_CHUNK`` messages (both shared between versions), followed
+    by the pending ones, so a new version of a long history copies one chunk, one
+    group and the (short) tuple of groups, not every message. It behaves like a
+    tuple of its messages: iteration, ``len``, indexing (a slice gives a tuple),
+    and it compares equal to, and hashes like, a tuple or another
+    ``MessageSequence`` with the same messages. ``==`` checks identity, then
+    length, then shared groups and chunks by identity, so comparing two versions
+    of a long history does not walk it.
     """
 
-    __slots__ = ("_chunks", "_confirmed", "_hash", "_pending", "_starts")
+    __slots__ = ("_confirmed", "_flat", "_groups", "_hash", "_pending", "_starts")
 
-    _chunks: tuple[tuple[Message, ...], ...]
+    _groups: _Groups
     _confirmed: int
     _pending: tuple[Message, ...]
+    _flat: tuple[_Chunk, ...] | None
     _starts: list[int] | None
     _hash: int | None
 
     def __new__(cls, messages: Iterable[Message] = ()) -> MessageSequence:
         """A sequence of ``messages`` as given (MessageLog builds its own)."""
         items = tuple(messages)
-        return _sequence(_chunked(items), len(items), ())
+        return _sequence(_grouped(_chunked(items)), len(items), ())
+
+    @property
+    def _chunks(self) -> tuple[_Chunk, ...]:
+        """Every chunk in order (computed once per version, for indexing)."""
+        flat = self._flat
+        if flat is None:
+            flat = self._flat = tuple(chain.from_iterable(self._groups))
+        return flat
 
     def __len__(self) -> int:
         return self._confirmed + len(self._pending)
 
     def __iter__(self) -> Iterator[Message]:
-        chunks = self._chunks
-        if len(chunks) == 1 and not self._pending:
-            return iter(chunks[0])
-        return chain(chain.from_iterable(chunks), self._pending)
+        groups = self._groups
+        if len(groups) == 1 and len(groups[0]) == 1 and not self._pending:
+            return iter(groups[0][0])
+        return chain(chain.from_iterable(chain.from_iterable(groups)), self._pending)
 
     def __reversed__(self) -> Iterator[Message]:
         yield from reversed(self._pending)
-        for chunk in reversed(self._chunks):
-            yield from reversed(chunk)
+        for group in reversed(self._groups):
+            for chunk in reversed(group):
+                yield from reversed(chunk)
 
     @overload
     def __getitem__(self, index: int) -> Message: ...
@@ -173,10 +195,10 @@ class MessageSequence(Sequence[Message]):
         confirmed = self._confirmed
         if index >= confirmed:
             return self._pending[index - confirmed]
-        chunks = self._chunks
-        last = chunks[-1]
+        last = self._groups[-1][-1]
         if index >= confirmed - len(last):
             return last[index - confirmed + len(last)]
+        chunks = self._chunks
         starts = self._starts
         if starts is None:
             starts = self._starts = [0, *accumulate(len(chunk) for chunk in chunks)]
@@ -189,17 +211,25 @@ class MessageSequence(Sequence[Message]):
         if isinstance(other, MessageSequence):
             if len(other) != len(self):
                 return False
-            mine, theirs = self._chunks, other._chunks
+            mine, theirs = self._groups, other._groups
             if mine is theirs:
                 return self._pending == other._pending
-            # Skip the chunks both share (the same objects), then compare message by message.
+            # Skip the groups, then the chunks, both share (the same objects), then
+            # compare message by message.
             start = 0
             for a, b in zip(mine, theirs, strict=False):
                 if a is not b:
                     break
                 start += 1
-            rest = chain(chain.from_iterable(mine[start:]), self._pending)
-            other_rest = chain(chain.from_iterable(theirs[start:]), other._pending)
+            my_chunks = tuple(chain.from_iterable(mine[start:]))
+            their_chunks = tuple(chain.from_iterable(theirs[start:]))
+            start = 0
+            for c, d in zip(my_chunks, their_chunks, strict=False):
+                if c is not d:
+                    break
+                start += 1
+            rest = chain(chain.from_iterable(my_chunks[start:]), self._pending)
+            other_rest = chain(chain.from_iterable(their_chunks[start:]), other._pending)
             return all(a is b or a == b for a, b in zip(rest, other_rest, strict=True))
         if isinstance(other, tuple):
             return len(other) == len(self) and tuple(self) == other
@@ -218,26 +248,47 @@ class MessageSequence(Sequence[Message]):
         return f"MessageSequence({tuple(self)!r})"
 
 
-def _sequence(
-    chunks: tuple[tuple[Message, ...], ...], confirmed: int, pending: tuple[Message, ...]
-) -> MessageSequence:
+def _sequence(groups: _Groups, confirmed: int, pending: tuple[Message, ...]) -> MessageSequence:
     sequence = object.__new__(MessageSequence)
-    sequence._chunks = chunks
+    sequence._groups = groups
     sequence._confirmed = confirmed
     sequence._pending = pending
+    sequence._flat = None
     sequence._starts = None
     sequence._hash = None
     return sequence
 
 
-def _chunked(items: tuple[Message, ...]) -> tuple[tuple[Message, ...], ...]:
-    if len(items) <= _CHUNK:
+def _chunked(items: tuple[Message, ...]) -> tuple[_Chunk, ...]:
+    size = _CHUNK
+    if len(items) <= size:
         return (items,) if items else ()
-    return tuple(items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK))
+    return tuple(items[start : start + size] for start in range(0, len(items), size))
+
+
+def _grouped(chunks: tuple[_Chunk, ...]) -> _Groups:
+    size = _GROUP
+    if len(chunks) <= size:
+        return (chunks,) if chunks else ()
+    return tuple(chunks[start : start + size] for start in range(0, len(chunks), size))
+
+
+def _splice(groups: _Groups, at: int, chunk_at: int, chunks: tuple[_Chunk, ...]) -> _Groups:
+    """``groups`` with the chunk at (``at``, ``chunk_at``) replaced by ``chunks`` (0 to 2)."""
+    group = groups[at]
+    new = (*group[:chunk_at], *chunks, *group[chunk_at + 1 :])
+    if not new:
+        return (*groups[:at], *groups[at + 1 :])
+    if len(new) > _GROUP:
+        half = len(new) // 2
+        return (*groups[:at], new[:half], new[half:], *groups[at + 1 :])
+    return (*groups[:at], new, *groups[at + 1 :])
 
 
 _Index = dict[str, int]
 """Message id -> ``seq``, shared by a log and the logs made from it (see MessageLog)."""
+
+_MISS = (-1, -1, -1)
 
 
 class MessageLog:
@@ -246,10 +297,11 @@ class MessageLog:
     Pending messages (``seq`` is None: sending, interrupted, or deleting one of
     those) always sit after every confirmed message, in creation order.
 
-    Persistent and chunked: the confirmed messages live in chunks of at most 256
-    (a new message at the end goes into the last chunk, or starts a new one), so
-    appending, editing or removing a message copies one chunk and the tuple of
-    chunks, whatever the history's length. ``items`` is an immutable
+    Persistent and chunked in two levels: the confirmed messages live in chunks
+    of at most 256, grouped by at most 64 (a new message at the end goes into the
+    last chunk, or starts a new one), so appending, editing or removing a message
+    copies one chunk, one group and the tuple of groups (a few references per
+    16,384 messages), whatever the history's length. ``items`` is an immutable
     :class:`MessageSequence` of all of them.
 
     Lookups by id check the (few) pending messages, then ask an index from id to
@@ -272,12 +324,10 @@ class MessageLog:
         while confirmed and items[confirmed - 1].seq is None:
             confirmed -= 1
         head = items[:confirmed]
-        seqs = {message.id: message.seq for message in head}
-        index: _Index | None = None  # the same id twice, or a pending one among them: scan
-        if len(seqs) == confirmed and None not in seqs.values():
-            index = cast(_Index, seqs)
-        object.__setattr__(self, "items", _sequence(_chunked(head), confirmed, items[confirmed:]))
-        object.__setattr__(self, "_index", index)
+        object.__setattr__(
+            self, "items", _sequence(_grouped(_chunked(head)), confirmed, items[confirmed:])
+        )
+        object.__setattr__(self, "_index", _index_of(head))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"MessageLog is immutable (cannot set {name!r})")
@@ -306,13 +356,13 @@ class MessageLog:
 
     @staticmethod
     def _make(
-        chunks: tuple[tuple[Message, ...], ...],
+        groups: _Groups,
         confirmed: int,
         pending: tuple[Message, ...],
         index: _Index | None,
     ) -> MessageLog:
         log = object.__new__(MessageLog)
-        object.__setattr__(log, "items", _sequence(chunks, confirmed, pending))
+        object.__setattr__(log, "items", _sequence(groups, confirmed, pending))
         object.__setattr__(log, "_index", index)
         return log
 
@@ -323,50 +373,58 @@ class MessageLog:
                 return index
         return -1
 
-    def _locate_seq(self, seq: int) -> tuple[int, int]:
-        """(chunk, offset) of the confirmed message with ``seq``, or (-1, -1)."""
-        chunks = self.items._chunks
-        if not chunks:
-            return -1, -1
-        at = len(chunks) - 1
-        if _first_seq(chunks[at]) > seq:
-            at = bisect_right(chunks, seq, key=_first_seq) - 1
-            if at < 0:
-                return -1, -1
-        chunk = chunks[at]
+    def _place(self, seq: int) -> tuple[int, int]:
+        """(group, chunk) where ``seq`` is or would go (the first chunk if before all)."""
+        groups = self.items._groups
+        at = len(groups) - 1
+        if _group_first_seq(groups[at]) > seq:
+            at = max(bisect_right(groups, seq, key=_group_first_seq) - 1, 0)
+        group = groups[at]
+        chunk_at = len(group) - 1
+        if _first_seq(group[chunk_at]) > seq:
+            chunk_at = max(bisect_right(group, seq, key=_first_seq) - 1, 0)
+        return at, chunk_at
+
+    def _locate_seq(self, seq: int) -> tuple[int, int, int]:
+        """(group, chunk, offset) of the confirmed message with ``seq``, or (-1, -1, -1)."""
+        if not self.items._groups:
+            return _MISS
+        at, chunk_at = self._place(seq)
+        chunk = self.items._groups[at][chunk_at]
         offset = bisect_left(chunk, seq, key=_message_seq)
         if offset < len(chunk) and chunk[offset].seq == seq:
-            return at, offset
-        return -1, -1
+            return at, chunk_at, offset
+        return _MISS
 
-    def _locate(self, message_id: str) -> tuple[int, int]:
-        """(chunk, offset) of the confirmed message ``message_id``, or (-1, -1)."""
+    def _locate(self, message_id: str) -> tuple[int, int, int]:
+        """(group, chunk, offset) of the confirmed message ``message_id``, or (-1, -1, -1)."""
+        groups = self.items._groups
         index = self._index
         if index is not None:
             seq = index.get(message_id)
             if seq is None:
-                return -1, -1
-            at, offset = self._locate_seq(seq)
-            if at >= 0 and self.items._chunks[at][offset].id == message_id:
-                return at, offset
-            return -1, -1
-        chunks = self.items._chunks
-        for at in range(len(chunks) - 1, -1, -1):
-            chunk = chunks[at]
-            for offset in range(len(chunk) - 1, -1, -1):
-                if chunk[offset].id == message_id:
-                    return at, offset
-        return -1, -1
+                return _MISS
+            at, chunk_at, offset = self._locate_seq(seq)
+            if at >= 0 and groups[at][chunk_at][offset].id == message_id:
+                return at, chunk_at, offset
+            return _MISS
+        for at in range(len(groups) - 1, -1, -1):
+            group = groups[at]
+            for chunk_at in range(len(group) - 1, -1, -1):
+                chunk = group[chunk_at]
+                for offset in range(len(chunk) - 1, -1, -1):
+                    if chunk[offset].id == message_id:
+                        return at, chunk_at, offset
+        return _MISS
 
-    def _with_chunk(self, at: int, chunk: tuple[Message, ...], index: _Index | None) -> MessageLog:
+    def _with_chunk(
+        self, at: int, chunk_at: int, chunk: _Chunk, index: _Index | None
+    ) -> MessageLog:
         items = self.items
-        chunks = items._chunks
-        size = items._confirmed + len(chunk) - len(chunks[at])
-        if chunk:
-            new_chunks = (*chunks[:at], chunk, *chunks[at + 1 :])
-        else:
-            new_chunks = (*chunks[:at], *chunks[at + 1 :])
-        return MessageLog._make(new_chunks, size, items._pending, index)
+        groups = items._groups
+        size = items._confirmed + len(chunk) - len(groups[at][chunk_at])
+        new_groups = _splice(groups, at, chunk_at, (chunk,) if chunk else ())
+        return MessageLog._make(new_groups, size, items._pending, index)
 
     # Public interface --------------------------------------------------------
 
@@ -375,20 +433,66 @@ class MessageLog:
         position = self._pending_position(message_id)
         if position >= 0:
             return self.items._pending[position]
-        at, offset = self._locate(message_id)
-        return self.items._chunks[at][offset] if at >= 0 else None
+        at, chunk_at, offset = self._locate(message_id)
+        return self.items._groups[at][chunk_at][offset] if at >= 0 else None
 
     @property
     def last_confirmed_seq(self) -> int:
         """The highest message ``seq`` held, 0 when there is none."""
-        chunks = self.items._chunks
-        return _message_seq(chunks[-1][-1]) if chunks else 0
+        groups = self.items._groups
+        return _message_seq(groups[-1][-1][-1]) if groups else 0
+
+    @property
+    def first_confirmed_seq(self) -> int | None:
+        """The lowest message ``seq`` held, None when there is none."""
+        groups = self.items._groups
+        return _message_seq(groups[0][0][0]) if groups else None
+
+    @property
+    def confirmed_count(self) -> int:
+        """How many confirmed messages the log holds (pending ones not counted)."""
+        return self.items._confirmed
+
+    def keep_newest(self, limit: int) -> MessageLog:
+        """The log without its oldest confirmed messages beyond ``limit`` (pending ones stay).
+
+        The same log when it holds at most ``limit`` confirmed messages. Costs one
+        chunk, one group and the tuple of groups, plus, now and then, a fresh id
+        index (when the shared one holds twice as many ids as the log), so the
+        memory of a long run stays bounded.
+        """
+        items = self.items
+        drop = items._confirmed - max(limit, 0)
+        if drop <= 0:
+            return self
+        kept = items._confirmed - drop
+        groups = items._groups
+        if kept == 0:
+            new_groups: _Groups = ()
+        else:
+            at = 0
+            while True:
+                group = groups[at]
+                size = sum(map(len, group))
+                if size > drop:
+                    break
+                drop -= size
+                at += 1
+            chunk_at = 0
+            while len(group[chunk_at]) <= drop:
+                drop -= len(group[chunk_at])
+                chunk_at += 1
+            new_groups = ((group[chunk_at][drop:], *group[chunk_at + 1 :]), *groups[at + 1 :])
+        index = self._index
+        if index is not None and len(index) > 2 * max(kept, _CHUNK):
+            index = _index_of(chain.from_iterable(chain.from_iterable(new_groups)))
+        return MessageLog._make(new_groups, kept, items._pending, index)
 
     def append_pending(self, message: Message) -> MessageLog:
         """Add a message not yet confirmed by the server at the end."""
         items = self.items
         return MessageLog._make(
-            items._chunks, items._confirmed, (*items._pending, message), self._index
+            items._groups, items._confirmed, (*items._pending, message), self._index
         )
 
     def replace(self, message: Message) -> MessageLog:
@@ -404,17 +508,19 @@ class MessageLog:
                 return self.confirm(message)
             pending = items._pending
             return MessageLog._make(
-                items._chunks,
+                items._groups,
                 items._confirmed,
                 (*pending[:position], message, *pending[position + 1 :]),
                 self._index,
             )
-        at, offset = self._locate(message.id)
+        at, chunk_at, offset = self._locate(message.id)
         if at < 0:
             return self
-        chunk = items._chunks[at]
+        chunk = items._groups[at][chunk_at]
         index = self._index if message.seq == chunk[offset].seq else None
-        return self._with_chunk(at, (*chunk[:offset], message, *chunk[offset + 1 :]), index)
+        return self._with_chunk(
+            at, chunk_at, (*chunk[:offset], message, *chunk[offset + 1 :]), index
+        )
 
     def remove(self, message_id: str) -> MessageLog:
         """Drop the message with ``message_id`` (the same log if it is absent)."""
@@ -423,16 +529,16 @@ class MessageLog:
         if position >= 0:
             pending = items._pending
             return MessageLog._make(
-                items._chunks,
+                items._groups,
                 items._confirmed,
                 (*pending[:position], *pending[position + 1 :]),
                 self._index,
             )
-        at, offset = self._locate(message_id)
+        at, chunk_at, offset = self._locate(message_id)
         if at < 0:
             return self
-        chunk = items._chunks[at]
-        return self._with_chunk(at, (*chunk[:offset], *chunk[offset + 1 :]), self._index)
+        chunk = items._groups[at][chunk_at]
+        return self._with_chunk(at, chunk_at, (*chunk[:offset], *chunk[offset + 1 :]), self._index)
 
     def confirm(self, message: Message) -> MessageLog:
         """Insert or replace a server-confirmed ``message`` at its ``seq`` position.
@@ -455,30 +561,45 @@ class MessageLog:
                 index[message.id] = seq
             elif known != seq:
                 index = None  # two seqs for one id: stop trusting the index
-        chunks = items._chunks
+        groups = items._groups
         size = items._confirmed
-        if not chunks:
-            return MessageLog._make(((message,),), 1, pending, index)
-        at = len(chunks) - 1
-        if _first_seq(chunks[at]) > seq:
-            at = max(bisect_right(chunks, seq, key=_first_seq) - 1, 0)
-        chunk = chunks[at]
+        if not groups:
+            return MessageLog._make((((message,),),), 1, pending, index)
+        at, chunk_at = self._place(seq)
+        group = groups[at]
+        chunk = group[chunk_at]
         offset = bisect_left(chunk, seq, key=_message_seq)
         if offset < len(chunk) and chunk[offset].seq == seq:
             if position < 0 and chunk[offset] == message:
                 return self  # the same message again (an ack after its push): unchanged
             new = (*chunk[:offset], message, *chunk[offset + 1 :])
-            return MessageLog._make((*chunks[:at], new, *chunks[at + 1 :]), size, pending, index)
+            return MessageLog._make(_splice(groups, at, chunk_at, (new,)), size, pending, index)
         size += 1
-        if offset == len(chunk) == _CHUNK and at == len(chunks) - 1:
-            return MessageLog._make((*chunks, (message,)), size, pending, index)
+        if offset == len(chunk) == _CHUNK and at == len(groups) - 1 and chunk_at == len(group) - 1:
+            if len(group) < _GROUP:
+                new_groups = (*groups[:at], (*group, (message,)))
+            else:
+                new_groups = (*groups, ((message,),))
+            return MessageLog._make(new_groups, size, pending, index)
         new = (*chunk[:offset], message, *chunk[offset:])
         if len(new) <= _CHUNK:
-            return MessageLog._make((*chunks[:at], new, *chunks[at + 1 :]), size, pending, index)
+            return MessageLog._make(_splice(groups, at, chunk_at, (new,)), size, pending, index)
         half = len(new) // 2
         return MessageLog._make(
-            (*chunks[:at], new[:half], new[half:], *chunks[at + 1 :]), size, pending, index
+            _splice(groups, at, chunk_at, (new[:half], new[half:])), size, pending, index
         )
+
+
+def _index_of(messages: Iterable[Message]) -> _Index | None:
+    """A fresh id -> seq index of confirmed ``messages`` (None if an id repeats)."""
+    seqs: dict[str, int | None] = {}
+    count = 0
+    for message in messages:
+        seqs[message.id] = message.seq
+        count += 1
+    if len(seqs) == count and None not in seqs.values():
+        return cast(_Index, seqs)
+    return None  # the same id twice, or a pending one among them: scan
 
 
 EMPTY_LOG = MessageLog()
@@ -543,7 +664,9 @@ class ChatsState:
 
     ``chats`` in join order (``chat_ids``); ``removed`` says why chats the client
     lost were removed (cleared when it joins that chat again); ``auto_resend`` is
-    the configuration flag that resends interrupted messages after a resync.
+    the configuration flag that resends interrupted messages after a resync;
+    ``max_messages`` (``ChatsConfig.max_messages_in_memory``), when set, is how many
+    confirmed messages each chat keeps, the newest (pending ones always stay).
     """
 
     connection: ConnectionStatus = "disconnected"
@@ -551,6 +674,7 @@ class ChatsState:
     chats: Mapping[str, ChatState] = attrs.field(factory=dict)
     auto_resend: bool = False
     removed: Mapping[str, ChatRemoval] = attrs.field(factory=dict)
+    max_messages: int | None = None
 
 
 @attrs.frozen

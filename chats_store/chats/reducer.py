@@ -129,6 +129,7 @@ def _evolve(
         state.chats if chats is None else chats,
         state.auto_resend,
         state.removed if removed is None else removed,
+        state.max_messages,
     )
 
 
@@ -300,12 +301,33 @@ def chat_resume_failed(
 # Single-chat cases -----------------------------------------------------------------
 
 
+def _ready(message: Message) -> Message:
+    return message if message.status == "ready" else attrs.evolve(message, status="ready")
+
+
+def _ready_in_order(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """A snapshot's confirmed messages by ``seq`` (the last one of a repeated ``seq``), ready.
+
+    One pass when they come as the server sends them (ascending ``seq``, all
+    ``ready``), which is what a join of a long history costs.
+    """
+    previous = 0
+    for message in messages:
+        seq = message.seq
+        if seq is None or seq <= previous or message.status != "ready":
+            break
+        previous = seq
+    else:
+        return messages
+    by_seq = {m.seq: m for m in messages if m.seq is not None}
+    return tuple(_ready(by_seq[seq]) for seq in sorted(by_seq))
+
+
 def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
     if chat.join_call_id != action.call_id or chat.status != "loading":
         return chat
     snapshot = action.snapshot
-    by_seq = {m.seq: m for m in snapshot.messages if m.seq is not None}
-    log = MessageLog(tuple(attrs.evolve(by_seq[seq], status="ready") for seq in sorted(by_seq)))
+    log = MessageLog(_ready_in_order(snapshot.messages))
     ready = attrs.evolve(
         chat,
         status="ready",
@@ -379,8 +401,21 @@ def chat_resumed(state: ChatsState, action: ChatResumed) -> ChatsState | Step[Ch
     if chat is None or chat.status != "reloading":
         return state
     resumed = _apply_resumption(chat, action.resumption)
+    if state.max_messages is not None:
+        resumed = _bounded(resumed, state.max_messages)
     step = resend_interrupted(resumed) if state.auto_resend else Step(resumed)
     return Step(_replace_chats(state, {**state.chats, chat.chat_id: step.state}), step.commands)
+
+
+def _bounded(chat: ChatState, limit: int) -> ChatState:
+    """``chat`` holding at most its newest ``limit`` confirmed messages (pending ones stay).
+
+    With ``max_messages_in_memory``, every change of a chat ends with this, except the
+    arrival of older messages the application asked for (``load_older_messages``):
+    those stay until the next change, then the oldest beyond ``limit`` go again.
+    """
+    messages = chat.messages.keep_newest(limit)
+    return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
 
 
 def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
@@ -695,6 +730,9 @@ def _in_chat(case: ChatCase) -> Callable[[ChatsState, Any], ChatsState | Step[Ch
             next_chat, commands = result.state, result.commands
         else:
             next_chat, commands = result, ()
+        limit = state.max_messages
+        if limit is not None and next_chat is not chat and case is not older_messages_loaded:
+            next_chat = _bounded(next_chat, limit)
         next_state = (
             state
             if next_chat is chat

@@ -10,6 +10,7 @@ import pytest
 
 from chats_store.chats.action_log import (
     ActionLogError,
+    ActionLogWriter,
     getter_values,
     read_action_log,
     replay,
@@ -86,3 +87,12 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("chats-store 0.1.0")
+
+
+def test_the_header_carries_max_messages_to_the_replay(tmp_path: Path) -> None:
+    path = tmp_path / "bounded.jsonl"
+    writer = ActionLogWriter(path, max_messages=500)
+    writer.close()
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["max_messages"] == 500
+    assert read_action_log(lines).initial_state.max_messages == 500

@@ -289,3 +289,13 @@ async def test_sends_reach_the_server_in_the_order_they_were_made(world: World) 
     sent = [await call for call in calls]
     assert [m.content for m in world.server.history("c1")] == ["n0", "n1", "n2"]
     assert [m.seq for m in sent] == sorted(m.seq or 0 for m in sent)
+
+
+def test_max_messages_in_memory_must_be_positive() -> None:
+    from chats_store import ChatsConfig
+
+    assert ChatsConfig(host="h").max_messages_in_memory is None
+    assert ChatsConfig(host="h", max_messages_in_memory=1).max_messages_in_memory == 1
+    for wrong in (0, -5, True):
+        with pytest.raises(ValueError, match="max_messages_in_memory"):
+            ChatsConfig(host="h", max_messages_in_memory=wrong)

@@ -249,7 +249,9 @@ def _reference(items: tuple[Message, ...], operation: str, message: Message) -> 
 
 chunked_operations = st.lists(
     st.tuples(
-        st.sampled_from(("confirm", "append_pending", "remove", "replace", "replace_pending")),
+        st.sampled_from(
+            ("confirm", "append_pending", "remove", "replace", "replace_pending", "keep_newest")
+        ),
         st.integers(min_value=0, max_value=59),
         st.sampled_from(("a", "b")),
     ),
@@ -281,8 +283,14 @@ def check_against_the_reference(ops: list[tuple[str, int, str]]) -> None:
         else:
             message = confirmed(message_id, number * 2 + 1, content)
         before = log
-        log = getattr(log, operation)(message if operation != "remove" else message_id)
-        expected = _reference(expected, operation, message)
+        if operation == "keep_newest":
+            log = log.keep_newest(number // 2)
+            expected = _keep_newest(expected, number // 2)
+            if tuple(before) == expected:
+                assert log is before
+        else:
+            log = getattr(log, operation)(message if operation != "remove" else message_id)
+            expected = _reference(expected, operation, message)
         assert tuple(log) == expected
         assert log.items == expected and expected == log.items
         assert len(log) == len(expected)
@@ -303,15 +311,22 @@ def check_against_the_reference(ops: list[tuple[str, int, str]]) -> None:
         assert hash(log.items) == hash(expected)
 
 
+def _keep_newest(items: tuple[Message, ...], limit: int) -> tuple[Message, ...]:
+    """The newest ``limit`` confirmed messages and every pending one (the specification)."""
+    confirmed_count = sum(1 for m in items if m.seq is not None)
+    return items[max(confirmed_count - limit, 0) :]
+
+
 @contextmanager
 def small_chunks() -> Iterator[None]:
-    """Chunks of 4 messages, so that a few dozen messages split and empty chunks."""
-    saved = model._CHUNK
-    model._CHUNK = 4
+    """Chunks of 4 messages in groups of 3 chunks, so that a few dozen messages split and
+    empty chunks and groups."""
+    saved = model._CHUNK, model._GROUP
+    model._CHUNK, model._GROUP = 4, 3
     try:
         yield
     finally:
-        model._CHUNK = saved
+        model._CHUNK, model._GROUP = saved
 
 
 def test_message_sequence_behaves_like_a_tuple() -> None:
@@ -348,6 +363,31 @@ def test_a_long_history_shares_its_chunks_between_versions() -> None:
     assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
         log.items[5_000], content="edited"
     )
+    # Two levels: an append copies the last group and the short tuple of groups.
+    groups = log.items._groups
+    assert len(groups) == 1 and appended.items._groups[0] is not groups[0]
+    big = MessageLog(confirmed(f"m{i}", i + 1) for i in range(100_000))
+    big_appended = big.confirm(confirmed("new", 200_000))
+    assert len(big.items._groups) == 7
+    assert all(
+        a is b for a, b in zip(big.items._groups[:-1], big_appended.items._groups, strict=False)
+    )
+
+
+def test_keep_newest_drops_the_oldest_confirmed_and_bounds_the_index() -> None:
+    log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(1_000)).append_pending(pending("p"))
+    trimmed = log.keep_newest(300)
+    assert len(trimmed) == 301 and trimmed.first_confirmed_seq == 701
+    assert trimmed.confirmed_count == 300 and trimmed.last_confirmed_seq == 1_000
+    assert trimmed.find("m699") is None and trimmed.find("m700") is not None
+    assert trimmed.find("p") == pending("p") and log.find("m0") is not None
+    assert trimmed.keep_newest(300) is trimmed
+    assert tuple(log.keep_newest(0)) == (pending("p"),)
+    # A long run through a bounded log: the shared id index does not grow without bound.
+    for seq in range(1_001, 5_001):
+        trimmed = trimmed.confirm(confirmed(f"m{seq - 1}", seq)).keep_newest(300)
+    assert trimmed.first_confirmed_seq == 4_701 and trimmed.find("m4700") is not None
+    assert trimmed._index is not None and len(trimmed._index) <= 2 * 300 + 256
 
 
 # The public strategies produce what they promise ------------------------------------------

@@ -670,6 +670,34 @@ def test_older_messages_load_failed_ends_the_sync(ready: ChatsState) -> None:
     assert chat(state).messages is chat(ready).messages
 
 
+def test_max_messages_keeps_the_newest_confirmed_and_every_pending_one(
+    connected: ChatsState,
+) -> None:
+    bounded = attrs.evolve(connected, max_messages=2)
+    history = attrs.evolve(
+        SNAPSHOT, messages=tuple(server_message(f"h{seq}", seq) for seq in range(1, 6)), last_seq=5
+    )
+    state = reduce(bounded, JoinChat(1, "c1", "tok"), ChatJoined(1, "c1", history))
+    assert [m.id for m in chat(state).messages] == ["h4", "h5"]
+    state = reduce(state, send(2, "p"), MessagePosted("c1", 6, server_message("h6", 6)))
+    assert statuses(state) == [("h5", 5, "ready"), ("h6", 6, "ready"), ("p", None, "sending")]
+    # Paging back asks before the oldest held; what it brings stays until the next change.
+    step = run(state, LoadOlderMessages(3, "c1", 2))
+    assert step.commands == (SendRequest(3, HistoryRequest("c1", before_seq=5, limit=2)),)
+    older = (server_message("h3", 3), server_message("h4", 4))
+    state = reduce(step.state, OlderMessagesLoaded(3, "c1", older))
+    assert [m.id for m in chat(state).messages] == ["h3", "h4", "h5", "h6", "p"]
+    state = reduce(state, MessageSent(2, "c1", acked("p", 7)))
+    assert statuses(state) == [("h6", 6, "ready"), ("p", 7, "ready")]
+
+
+def test_without_max_messages_nothing_is_dropped(ready: ChatsState) -> None:
+    state = reduce(
+        ready, *(MessagePosted("c1", s, server_message(f"n{s}", s)) for s in range(10, 20))
+    )
+    assert len(chat(state).messages) == 12
+
+
 # Moderation --------------------------------------------------------------------------
 
 

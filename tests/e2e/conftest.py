@@ -42,12 +42,12 @@ class Net:
     server: ChatServer
     clients: list[Client] = attrs.Factory(list)
 
-    async def client(self, user_id: str, *, connect: bool = True) -> Client:
+    async def client(self, user_id: str, *, connect: bool = True, **config: Any) -> Client:
         websocket = create_websocket(open_timeout=WAIT)
         chats = create_chats(
             user_module=create_user(self.server.session_token(user_id)),
             websocket_module=websocket,
-            config=ChatsConfig(host=self.server.address, request_timeout=WAIT),
+            config=ChatsConfig(host=self.server.address, request_timeout=WAIT, **config),
         )
         client = Client(user_id, chats, websocket)
         self.clients.append(client)

@@ -316,6 +316,27 @@ async def test_history_paging(bulk_net: Net) -> None:
     assert await bob.chats.load_older_messages("c1") == ()
 
 
+async def test_max_messages_in_memory_keeps_the_newest_and_pages_back(bulk_net: Net) -> None:
+    net = bulk_net
+    ann = await net.joined("ann")
+    for n in range(40):
+        await ann.chats.send_message("c1", f"m{n}")
+    bob = await net.client("bob", max_messages_in_memory=10)
+    await bob.chats.join_chat(net.server.chat_token("bob", "c1"))
+    assert [m.content for m in bob.messages()] == [f"m{n}" for n in range(30, 40)]
+    for n in range(40, 45):
+        await ann.chats.send_message("c1", f"m{n}")
+    await eventually(lambda: bob.messages()[-1].content == "m44")
+    assert [m.content for m in bob.messages()] == [f"m{n}" for n in range(35, 45)]
+    # The oldest held message moved up: paging back asks before it.
+    older = await bob.chats.load_older_messages("c1", limit=5)
+    assert [m.content for m in older] == [f"m{n}" for n in range(30, 35)]
+    assert [m.content for m in bob.messages()] == [f"m{n}" for n in range(30, 45)]
+    # Our own message is held while pending, then the next change trims back to 10.
+    await bob.chats.send_message("c1", "from bob")
+    assert [m.content for m in bob.messages()] == [*(f"m{n}" for n in range(36, 45)), "from bob"]
+
+
 async def test_history_survives_a_server_restart(tmp_path: Path) -> None:
     db = str(tmp_path / "chats.sqlite3")
     async with network(db=db) as first:

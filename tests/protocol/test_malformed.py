@@ -330,3 +330,59 @@ def test_a_late_reply_to_an_abandoned_request_is_dropped() -> None:
     assert protocol.abandon(request_id) is None
     with pytest.raises(ProtocolError):  # only once
         protocol.receive_data(encode_reply(request_id, None))
+
+
+_GOOD_MESSAGE = {
+    "id": "m1",
+    "chat_id": "c1",
+    "author_id": "ann",
+    "content": "héllo",
+    "seq": 3,
+    "created_at": 1.5,
+    "edited_at": None,
+}
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+    st.just("\ud800"),
+    st.lists(st.integers(), max_size=1),
+    st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from((*_GOOD_MESSAGE, "extra")),
+            st.one_of(st.just("drop"), _ODD_VALUES),
+        ),
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_the_fast_message_list_path_accepts_and_refuses_as_the_converter(
+    changes: list[tuple[str, object]], not_a_dict: bool
+) -> None:
+    """A snapshot's messages skip cattrs when well-formed; the outcome must not change."""
+    from chats_store.protocol import frames
+
+    entry: Any = dict(_GOOD_MESSAGE)
+    for key, value in changes:
+        if value == "drop":
+            entry.pop(key, None)
+        else:
+            entry[key] = value
+    data = [dict(_GOOD_MESSAGE), ["not a dict"] if not_a_dict else entry]
+    fast = frames._wire_messages(data)
+    try:
+        slow: Any = tuple(frames._converter.structure(item, frames.WireMessage) for item in data)
+    except Exception:
+        slow = None
+    if fast is None:
+        # Refused (or left to the converter): the converter reports it, or accepts it.
+        return
+    assert slow == fast
+    assert [type(m.created_at) for m in fast] == [float, float]
