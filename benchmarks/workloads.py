@@ -12,18 +12,24 @@
 3. Join of a chat with 10,000 history messages: decode the join reply frame with
    the protocol codec (``ClientProtocol``) and reduce it into a store.
 4. Send -> another client's getter emits over loopback, 100 clients in the chat
-   (the reference server in a subprocess, the clients in this process).
-6. Client memory: bytes per stored message beyond its content (tracemalloc).
+   (the reference server in a subprocess, the clients in this process, or the
+   receivers in ``--loopback-processes`` processes of their own).
+5. Server fan-out: messages delivered per second to 100 clients of one chat (the
+   server in a subprocess, 100 raw WebSocket readers in ``--fanout-processes``
+   processes that join then only count frames, one sender keeping
+   ``--fanout-window`` posts in flight); ``--fanout-profile`` profiles the server.
+6. Client memory: bytes per stored message beyond its content (tracemalloc), for
+   messages decoded by the codec from pushed frames and for messages built in Python.
 7. Bounded memory: 1,000,000 messages through one chat with
    ``ChatsConfig(max_messages_in_memory=1000)``: RSS and allocated blocks sampled.
 
-Workload 5 (server fan-out) is not measured here yet. Every baseline runs on the
-same immutable state and reducer as ours (only the runtime differs), so they
-benefit from the chunked log too (see ``benchmarks/README.md``). The script
-asserts nothing about time.
+Every baseline runs on the same immutable state and reducer as ours (only the
+runtime differs), so they benefit from the chunked log too (see
+``benchmarks/README.md``). The script asserts nothing about time.
 
     python benchmarks/workloads.py           # the full run (a few minutes on 2 cores)
     python benchmarks/workloads.py --quick   # a few seconds (CI)
+    python benchmarks/workloads.py --only 4,5  # some workloads only
 
 It writes the plot to ``benchmarks/dispatch_cost.png`` (``--plot PATH``, or
 ``--plot ''`` for none) when matplotlib is installed (``pip install -e .[bench]``).
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
@@ -71,8 +78,8 @@ from chats_store.chats.actions import (
 from chats_store.chats.commands import JoinRequest
 from chats_store.chats.model import ChatsState, MessageLog
 from chats_store.chats.reducer import reduce_chats
-from chats_store.protocol.client import ClientProtocol, ReplyReceived
-from chats_store.protocol.server import encode_reply
+from chats_store.protocol.client import ClientProtocol, EventReceived, ReplyReceived
+from chats_store.protocol.server import encode_event, encode_reply
 
 PLOT = Path(__file__).resolve().parent / "dispatch_cost.png"
 
@@ -383,15 +390,22 @@ def workload_3(args: argparse.Namespace, results: dict[str, Any]) -> None:
 # Workload 6 ---------------------------------------------------------------------------
 
 
-def workload_6(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    size = args.memory_messages
-    print(f"\n## Workload 6: client memory, one chat of {size:,} messages\n")
+def _stored_bytes(size: int, codec: bool) -> tuple[float, float]:
+    """(bytes the store holds per message, of which the content) for ``size`` messages
+    received into one chat: decoded from pushed event frames by the codec (``codec``),
+    or built in Python by ``message()``."""
     chats = build_chats([], 0)
     chats.store.dispatch(JoinChat(1, "mem", "token"))
     empty = ChatSnapshot(
         messages=(), members_amount=1, member_metadata={}, restrictions=(), last_seq=0
     )
     chats.store.dispatch(ChatJoined(1, "mem", empty))
+    frames = (
+        [encode_event(MessagePosted("mem", seq, message("mem", seq))) for seq in range(1, size + 1)]
+        if codec
+        else []
+    )
+    protocol = ClientProtocol()
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -399,26 +413,42 @@ def workload_6(args: argparse.Namespace, results: dict[str, Any]) -> None:
     # allocated under tracemalloc, as when the codec decodes it; what is left counts.
     content = 0
     for seq in range(1, size + 1):
-        item = message("mem", seq)
-        content += sys.getsizeof(item.content)
-        chats.store.dispatch(MessagePosted("mem", seq, item))
-    del item
+        if codec:
+            protocol.receive_data(frames[seq - 1])
+            (received,) = protocol.events_received()
+            assert isinstance(received, EventReceived)
+            action = received.event
+            del received
+        else:
+            action = MessagePosted("mem", seq, message("mem", seq))
+        assert isinstance(action, MessagePosted)
+        content += sys.getsizeof(action.message.content)
+        chats.store.dispatch(action)
+    del action
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     stored = after - before
-    chat = chats.store.state.chats["mem"]
-    assert len(chat.messages) == size
-    per = stored / size
-    beyond = (stored - content) / size
-    print("| figure | bytes per message |\n|---|---:|")
-    print(
-        f"| everything the store holds per message (Message, id, author, times, log) | {per:,.0f} |"
-    )
-    print(f"| of which the content string | {content / size:,.0f} |")
-    print(f"| beyond the content | {beyond:,.0f} |")
-    results["w6"] = {"per": per, "beyond": beyond, "content": content / size}
-    del chat, chats
+    assert len(chats.store.state.chats["mem"].messages) == size
+    return stored / size, content / size
+
+
+def workload_6(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    size = args.memory_messages
+    print(f"\n## Workload 6: client memory, one chat of {size:,} messages\n")
+    print("| messages | held per message | of which content | beyond the content |")
+    print("|---|---:|---:|---:|")
+    for codec, label in (
+        (True, "decoded from pushed frames by the codec (what a client receives)"),
+        (False, "built in Python (one author string per message, chat id shared)"),
+    ):
+        per, content = _stored_bytes(size, codec)
+        print(f"| {label} | {per:,.0f} | {content:,.0f} | {per - content:,.0f} |")
+        results["w6" if codec else "w6 built"] = {
+            "per": per,
+            "beyond": per - content,
+            "content": content,
+        }
 
 
 # Bounded memory (ChatsConfig.max_messages_in_memory) ---------------------------------------
@@ -499,16 +529,153 @@ def workload_bounded(args: argparse.Namespace, results: dict[str, Any]) -> None:
 # Workload 4: send -> another client's getter emits, over loopback ------------------------
 
 _SERVER = """
-import asyncio, sys
+import asyncio, signal, sys
 from chats_store.server import run_server
 
 async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with run_server(port=0, secret=sys.argv[1], rate_limit=None) as server:
         print(server.address, flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
+
+if len(sys.argv) > 2:  # profile the server: cProfile stats written to argv[2] on SIGTERM
+    import cProfile
+    profile = cProfile.Profile()
+    profile.enable()
+    asyncio.run(main())
+    profile.disable()
+    profile.dump_stats(sys.argv[2])
+else:
+    asyncio.run(main())
+"""
+
+
+_RECEIVERS = """
+import asyncio, json, sys, time
+from chats_store import create_chats, create_user, create_websocket
+from chats_store.chats.facade import ChatsConfig
+from chats_store.server import mint_chat_token, mint_session_token
+
+address, secret, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+async def main():
+    clients, seen, emitted = [], {}, []
+    clock = time.monotonic
+    for n in range(first, first + count):
+        websocket = create_websocket(open_timeout=30)
+        chats = create_chats(
+            user_module=create_user(mint_session_token(secret, f"u{n}")),
+            websocket_module=websocket,
+            config=ChatsConfig(host=address, request_timeout=30),
+        )
+        await websocket.connect()
+        await chats.join_chat(mint_chat_token(secret, f"u{n}", "bench"))
+        clients.append((chats, websocket))
+
+    def watcher():
+        last = [-1]
+
+        def on_messages(messages):
+            if not messages or not messages[-1].content.startswith("loopback "):
+                return
+            number = int(messages[-1].content.split()[1])
+            if number == last[0]:
+                return
+            last[0] = number
+            emitted.append((number, clock()))
+            seen[number] = seen.get(number, 0) + 1
+            if seen[number] == count:
+                print(number, flush=True)  # every client of this process has it
+
+        return on_messages
+
+    subscriptions = [
+        chats.get_chat_messages("bench").subscribe(watcher()) for chats, _ in clients
+    ]
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told
+    print(json.dumps(emitted), flush=True)
+    for subscription in subscriptions:
+        subscription.dispose()
+    for chats, websocket in clients:
+        await websocket.disconnect()
+        await chats.close()
 
 asyncio.run(main())
 """
+
+
+async def _loopback_spread(
+    args: argparse.Namespace, address: str, secret: str
+) -> dict[str, list[float]]:
+    """Workload 4 with the receivers in ``loopback_processes`` processes of their own (full
+    clients each); the sender in this process. Times: ``time.monotonic``, system-wide."""
+    import asyncio
+
+    from chats_store import create_chats, create_user, create_websocket
+    from chats_store.chats.facade import ChatsConfig
+    from chats_store.server import mint_chat_token, mint_session_token
+
+    receivers = args.loopback_clients - 1
+    per = -(-receivers // args.loopback_processes)
+    processes = []
+    for first in range(1, receivers + 1, per):
+        count = min(per, receivers + 1 - first)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _RECEIVERS,
+            address,
+            secret,
+            str(first),
+            str(count),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**26,  # the last line carries every emission time
+        )
+        processes.append(process)
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            assert (await process.stdout.readline()).strip() == b"ready"
+        websocket = create_websocket(open_timeout=30)
+        sender = create_chats(
+            user_module=create_user(mint_session_token(secret, "u0")),
+            websocket_module=websocket,
+            config=ChatsConfig(host=address, request_timeout=30),
+        )
+        await websocket.connect()
+        await sender.join_chat(mint_chat_token(secret, "u0", "bench"))
+        sent_at: list[float] = []
+        for n in range(args.loopback_messages):
+            sent_at.append(time.monotonic())
+            await sender.send_message("bench", f"loopback {n}")
+            for process in processes:
+                assert process.stdout is not None
+                line = await asyncio.wait_for(process.stdout.readline(), 30)
+                assert int(line) == n, line
+        await websocket.disconnect()
+        await sender.close()
+        emitted: list[tuple[int, float]] = []
+        for process in processes:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(b"done\n")
+            await process.stdin.drain()
+            emitted.extend(json.loads(await process.stdout.readline()))
+            await process.wait()
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    by_message: dict[int, list[float]] = {}
+    for number, at in emitted:
+        by_message.setdefault(number, []).append(at - sent_at[number])
+    return {
+        "first": [min(latencies) for latencies in by_message.values()],
+        "everyone": [latency for latencies in by_message.values() for latency in latencies],
+    }
 
 
 def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -582,7 +749,10 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
         return {"first": first, "everyone": everyone}
 
     try:
-        figures = asyncio.run(drive())
+        if args.loopback_processes:
+            figures = asyncio.run(_loopback_spread(args, address, secret))
+        else:
+            figures = asyncio.run(drive())
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -595,7 +765,12 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(
         f"\n## Workload 4: send -> another client's getter emits, {args.loopback_clients}"
         f" clients in the chat, {args.loopback_messages} messages one after the other"
-        " (server in a subprocess, clients in this process)\n"
+        " (server in a subprocess, "
+        + (
+            f"receivers in {args.loopback_processes} processes of their own)\n"
+            if args.loopback_processes
+            else "clients in this process)\n"
+        )
     )
     print("| figure | p50 ms | p99 ms |\n|---|---:|---:|")
     print(f"| first other client's getter | {pct(first, 0.5):.2f} | {pct(first, 0.99):.2f} |")
@@ -609,6 +784,195 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
         "all p50": pct(everyone, 0.5),
         "all p99": pct(everyone, 0.99),
     }
+
+
+# Workload 5: server fan-out ---------------------------------------------------------------
+
+_READERS = """
+import asyncio, json, sys, time
+from websockets.asyncio.client import connect
+from chats_store.chats.commands import JoinRequest
+from chats_store.protocol.client import encode_request
+from chats_store.protocol.frames import PROTOCOL_VERSION
+from chats_store.server import mint_chat_token, mint_session_token
+
+address, secret, first, count, chat_id, expected, deflate = sys.argv[1:8]
+first, count, expected = int(first), int(count), int(expected)
+compression = "deflate" if deflate == "deflate" else None
+
+async def reader(user_id, joined, results):
+    async with connect(
+        f"ws://{address}",
+        additional_headers={"Authorization": f"Bearer {mint_session_token(secret, user_id)}"},
+        subprotocols=[PROTOCOL_VERSION],
+        max_size=None,
+        open_timeout=60,
+        ping_interval=None,
+        compression=compression,
+    ) as websocket:
+        token = mint_chat_token(secret, user_id, chat_id)
+        await websocket.send(encode_request(1, JoinRequest(chat_id, token)))
+        while True:  # until the join's reply
+            frame = json.loads(await websocket.recv())
+            if frame.get("id") == 1:
+                assert frame["type"] == "ok", frame
+                break
+        joined.append(user_id)
+        if len(joined) == count:
+            print("ready", flush=True)
+        received, last = 0, 0.0
+        clock = time.monotonic
+        async for text in websocket:  # count the pushed messages, nothing else
+            if '"message_posted"' in text:
+                received += 1
+                if received == expected:
+                    last = clock()
+                    break
+        results.append((received, last))
+
+async def main():
+    joined, results = [], []
+    await asyncio.gather(
+        *(reader(f"r{n}", joined, results) for n in range(first, first + count))
+    )
+    print(json.dumps({"frames": sum(r for r, _ in results), "last": max(t for _, t in results)}),
+          flush=True)
+
+asyncio.run(main())
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """``fanout_readers`` raw WebSocket readers (joined, then only counting frames) in
+    ``fanout_processes`` processes; one sender posting ``fanout_messages`` with up to
+    ``fanout_window`` requests in flight; the reference server in its own process."""
+    import asyncio
+    import json
+    import secrets
+    import subprocess
+
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from chats_store.chats.commands import JoinRequest, PostMessageRequest
+    from chats_store.protocol.client import encode_request
+    from chats_store.protocol.frames import PROTOCOL_VERSION
+    from chats_store.server import mint_chat_token, mint_session_token
+
+    secret = secrets.token_urlsafe(32)
+    chat_id, total = "fanout", args.fanout_messages
+    command = [sys.executable, "-c", _SERVER, secret]
+    if args.fanout_profile:
+        command.append(args.fanout_profile)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    address = server.stdout.readline().strip()
+    readers: list[subprocess.Popen[str]] = []
+    try:
+        per = -(-args.fanout_readers // args.fanout_processes)
+        for first in range(0, args.fanout_readers, per):
+            count = min(per, args.fanout_readers - first)
+            readers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        _READERS,
+                        address,
+                        secret,
+                        str(first),
+                        str(count),
+                        chat_id,
+                        str(total),
+                        "none" if args.fanout_no_deflate else "deflate",
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for process in readers:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+
+        async def send() -> tuple[float, float, float]:
+            async with connect(
+                f"ws://{address}",
+                additional_headers={
+                    "Authorization": f"Bearer {mint_session_token(secret, 'sender')}"
+                },
+                subprotocols=[Subprotocol(PROTOCOL_VERSION)],
+                max_size=None,
+                ping_interval=None,
+            ) as websocket:
+                token = mint_chat_token(secret, "sender", chat_id)
+                await websocket.send(encode_request(1, JoinRequest(chat_id, token)))
+                while json.loads(await websocket.recv()).get("id") != 1:
+                    pass
+                window = asyncio.Semaphore(args.fanout_window)
+                replies = asyncio.Event()
+                answered = [0]
+
+                async def read() -> None:  # replies free the window; own pushes are dropped
+                    async for data in websocket:
+                        text = data if isinstance(data, str) else data.decode()
+                        if text.startswith('{"type":"ok"'):
+                            answered[0] += 1
+                            window.release()
+                            if answered[0] == total:
+                                replies.set()
+                                return
+                        elif text.startswith('{"type":"error"'):
+                            raise RuntimeError(text)
+
+                reading = asyncio.create_task(read())
+                began, cpu = time.monotonic(), cpu_seconds(server.pid)
+                for n in range(total):
+                    await window.acquire()
+                    request = PostMessageRequest(chat_id, f"m{n}", f"fan-out message {n}")
+                    await websocket.send(encode_request(n + 2, request))
+                await replies.wait()
+                await reading
+                return began, time.monotonic(), cpu
+
+        began, replied, cpu_before = asyncio.run(send())
+        reports = []
+        for process in readers:
+            assert process.stdout is not None
+            reports.append(json.loads(process.stdout.readline()))
+        cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        for process in readers:
+            process.kill()
+            process.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=30)
+    frames = sum(report["frames"] for report in reports)
+    assert frames == total * args.fanout_readers, (frames, total * args.fanout_readers)
+    wall = max(report["last"] for report in reports) - began
+    rate = frames / wall
+    print(
+        f"\n## Workload 5: server fan-out, {args.fanout_readers} readers in"
+        f" {len(readers)} process{'es' if len(readers) > 1 else ''}, {total:,} messages, 1 sender"
+        f" ({args.fanout_window} requests in flight),"
+        f" {'no compression' if args.fanout_no_deflate else 'permessage-deflate'}\n"
+    )
+    print("| figure | value |\n|---|---:|")
+    print(f"| deliveries (frames counted by the readers) | {frames:,} |")
+    print(f"| first send -> last delivery | {wall:.2f} s |")
+    print(f"| **deliveries per second** | **{rate:,.0f}** |")
+    print(f"| messages accepted per second (last reply) | {total / (replied - began):,.0f} |")
+    print(f"| server CPU over the run | {cpu:.2f} s ({cpu / wall:.0%} of one core) |")
+    results["w5"] = {"rate": rate, "wall": wall, "frames": frames, "server_cpu": cpu / wall}
 
 
 # Plot ---------------------------------------------------------------------------------
@@ -678,6 +1042,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bounded-limit", type=int, default=1_000)
     parser.add_argument("--loopback-clients", type=int, default=100)
     parser.add_argument("--loopback-messages", type=int, default=200)
+    parser.add_argument(
+        "--loopback-processes",
+        type=int,
+        default=0,
+        help="workload 4's receivers in this many processes (0: in this one)",
+    )
+    parser.add_argument("--fanout-readers", type=int, default=100)
+    parser.add_argument("--fanout-processes", type=int, default=2)
+    parser.add_argument("--fanout-messages", type=int, default=2_000)
+    parser.add_argument("--fanout-window", type=int, default=32)
+    parser.add_argument(
+        "--fanout-no-deflate",
+        action="store_true",
+        help="readers refuse permessage-deflate (the project's client accepts it)",
+    )
+    parser.add_argument(
+        "--fanout-profile", default="", help="write the server's cProfile stats to this file"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated workloads to run (1,2,3,4,5,6,bounded)"
+    )
     parser.add_argument("--plot", default=str(PLOT))
     args = parser.parse_args(argv)
     if args.quick:
@@ -686,6 +1071,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.repeats, args.join_messages, args.join_repeats = 50, 1_000, 2
         args.memory_messages, args.bounded_messages = 1_000, 5_000
         args.loopback_clients, args.loopback_messages = 5, 5
+        args.fanout_readers, args.fanout_processes, args.fanout_messages = 5, 1, 50
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.history = [int(s) for s in args.history.split(",")]
     print(
@@ -694,13 +1080,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"CPython {platform.python_version()}"
     )
     results: dict[str, Any] = {}
-    workload_1(args, results)
-    workload_2(args, results)
-    workload_3(args, results)
-    workload_4(args, results)
-    workload_6(args, results)
-    workload_bounded(args, results)
-    if args.plot:
+    workloads = {
+        "1": workload_1,
+        "2": workload_2,
+        "3": workload_3,
+        "4": workload_4,
+        "5": workload_5,
+        "6": workload_6,
+        "bounded": workload_bounded,
+    }
+    chosen = args.only.split(",") if args.only else list(workloads)
+    for name in chosen:
+        workloads[name](args, results)
+    if args.plot and "w1" in results and "w2" in results:
         # The quick run's plot goes to a temporary directory: it must not replace the real one.
         target = Path(tempfile.mkdtemp()) / "dispatch_cost.png" if args.quick else args.plot
         plot(results, str(target))

@@ -7,6 +7,7 @@ they get the status ``"ready"``; a message sent on the wire must have a ``seq``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from chats_store.chats.actions import (
@@ -99,17 +100,25 @@ def message_to_wire(message: Message) -> WireMessage:
 
 
 def message_from_wire(wire: WireMessage) -> Message:
-    """A message read from the wire: confirmed by the server, status ``ready``."""
+    """A message read from the wire: confirmed by the server, status ``ready``.
+
+    Its ``chat_id`` and ``author_id`` are interned: ``json.loads`` makes a new string
+    for each, and a store holding thousands of messages of a few chats and authors
+    would otherwise keep one copy of each per message (~50 bytes each).
+    """
     return Message(
         id=wire.id,
-        chat_id=wire.chat_id,
-        author_id=wire.author_id,
+        chat_id=_intern(wire.chat_id),
+        author_id=_intern(wire.author_id),
         content=wire.content,
         status="ready",
         seq=wire.seq,
         created_at=wire.created_at,
         edited_at=wire.edited_at,
     )
+
+
+_intern = sys.intern
 
 
 def restriction_to_wire(restriction: Restriction) -> WireRestriction:

@@ -269,6 +269,29 @@ def test_replies_and_events_come_out_in_arrival_order() -> None:
     assert protocol.events_received() == []
 
 
+def test_decoded_messages_share_their_chat_and_author_id_strings() -> None:
+    # json.loads makes new strings for every message; the codec interns these two so a
+    # store of many messages keeps one copy of each (workload 6 of benchmarks/README.md).
+    protocol = ClientProtocol()
+    for seq in (1, 2):
+        message = Message(
+            id=f"m{seq}",
+            chat_id="".join(["chat", "-1"]),
+            author_id="".join(["user", "-7"]),
+            content="hi",
+            status="ready",
+            seq=seq,
+            created_at=1.5,
+        )
+        protocol.receive_data(encode_event(MessagePosted("chat-1", seq, message)))
+    events = [item.event for item in protocol.events_received() if isinstance(item, EventReceived)]
+    first, second = events
+    assert isinstance(first, MessagePosted) and isinstance(second, MessagePosted)
+    assert first.message.chat_id == "chat-1" and first.message.author_id == "user-7"
+    assert first.message.chat_id is second.message.chat_id
+    assert first.message.author_id is second.message.author_id
+
+
 def test_the_frames_in_the_docs_are_what_the_codec_writes() -> None:
     message = Message("m1", "c1", "alice", "hello", "ready", 7, 1700000000.5)
 
