@@ -323,23 +323,28 @@ def run_interleaved(
     contenders: Sequence[Contender], actions: Sequence[MessagePosted], block: int
 ) -> None:
     """Feed ``actions`` to every contender, in blocks, rotating who goes first."""
-    perf = time.perf_counter_ns
     for contender in contenders:
         contender.reset_delivered()
     for number, start in enumerate(range(0, len(actions), block)):
         chunk = actions[start : start + block]
         shift = number % len(contenders)
         for contender in (*contenders[shift:], *contenders[:shift]):
-            step = contender.step
-            samples = contender.samples
-            gc.disable()
-            try:
-                for action in chunk:
-                    began = perf()
-                    step(action)
-                    samples.append(perf() - began)
-            finally:
-                gc.enable()
+            time_steps(contender, chunk)
+
+
+def time_steps(contender: Contender, actions: Sequence[MessagePosted]) -> None:
+    """Run ``actions`` through ``contender.step``, timing each alone, GC off."""
+    perf = time.perf_counter_ns
+    step = contender.step
+    samples = contender.samples
+    gc.disable()
+    try:
+        for action in actions:
+            began = perf()
+            step(action)
+            samples.append(perf() - began)
+    finally:
+        gc.enable()
 
 
 def median_us(samples: Sequence[int]) -> float:

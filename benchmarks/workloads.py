@@ -66,6 +66,7 @@ from dispatch_getters import (
     naive_contender,
     placement,
     reducer_contender,
+    time_steps,
 )
 from legacy_log import TupleLog
 
@@ -178,23 +179,12 @@ def interleave(
     block: int,
 ) -> None:
     """Feed ``actions`` in blocks; each contender stops after its quota; order rotates."""
-    perf = time.perf_counter_ns
     for number, start in enumerate(range(0, len(actions), block)):
         chunk = actions[start : start + block]
         shift = number % len(contenders)
         for contender in (*contenders[shift:], *contenders[:shift]):
-            if len(contender.samples) >= quotas[contender.name]:
-                continue
-            step = contender.step
-            samples = contender.samples
-            gc.disable()
-            try:
-                for action in chunk:
-                    began = perf()
-                    step(action)
-                    samples.append(perf() - began)
-            finally:
-                gc.enable()
+            if len(contender.samples) < quotas[contender.name]:
+                time_steps(contender, chunk)
 
 
 def workload_1(args: argparse.Namespace, results: dict[str, Any]) -> None:
