@@ -718,8 +718,13 @@ CHAT_CASES: Mapping[type, ChatCase] = {
 }
 
 
-def _in_chat(case: ChatCase) -> Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]:
-    """Lift a single-chat case to the whole state: only ``action.chat_id`` changes."""
+def _in_chat(
+    case: ChatCase, *, bounded: bool = True
+) -> Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]:
+    """Lift a single-chat case to the whole state: only ``action.chat_id`` changes.
+
+    With ``bounded``, a changed chat is then trimmed to ``max_messages_in_memory``.
+    """
 
     def lifted(state: ChatsState, action: Any) -> ChatsState | Step[ChatsState]:
         chat = state.chats.get(action.chat_id)
@@ -731,7 +736,7 @@ def _in_chat(case: ChatCase) -> Callable[[ChatsState, Any], ChatsState | Step[Ch
         else:
             next_chat, commands = result, ()
         limit = state.max_messages
-        if limit is not None and next_chat is not chat and case is not older_messages_loaded:
+        if bounded and limit is not None and next_chat is not chat:
             next_chat = _bounded(next_chat, limit)
         next_state = (
             state
@@ -743,7 +748,17 @@ def _in_chat(case: ChatCase) -> Callable[[ChatsState, Any], ChatsState | Step[Ch
     return lifted
 
 
+UNBOUNDED_CASES = frozenset({OlderMessagesLoaded})
+"""Chat cases not trimmed to ``max_messages_in_memory``: older messages the application
+asked for stay until the chat next changes."""
+
 reduce_chats = reducer_from_table(
-    {**CHATS_CASES, **{kind: _in_chat(case) for kind, case in CHAT_CASES.items()}}
+    {
+        **CHATS_CASES,
+        **{
+            kind: _in_chat(case, bounded=kind not in UNBOUNDED_CASES)
+            for kind, case in CHAT_CASES.items()
+        },
+    }
 )
 """The Chats module's reducer: ``(ChatsState, action) -> Step[ChatsState]``."""
