@@ -20,9 +20,11 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from chats_store import (
+    Chats,
     ChatsConfig,
     ConnectionLostError,
     ReconnectPolicy,
+    WebSocket,
     create_chats,
     create_user,
     create_websocket,
@@ -313,6 +315,20 @@ async def test_close_resets_what_is_open_and_stops_listening(echo: EchoServer) -
 # A real client through the proxy ---------------------------------------------------------
 
 
+async def proxied_client(
+    server: ChatServer, proxy: FaultProxy, user_id: str
+) -> tuple[WebSocket, Chats]:
+    """A connected public-API client of ``server`` whose traffic goes through ``proxy``."""
+    websocket = create_websocket(open_timeout=WAIT, reconnect=FAST)
+    chats = create_chats(
+        user_module=create_user(server.session_token(user_id)),
+        websocket_module=websocket,
+        config=ChatsConfig(host=proxy.address, request_timeout=WAIT),
+    )
+    await websocket.connect()
+    return websocket, chats
+
+
 async def test_a_cut_makes_the_client_reconnect(tmp_path: Path) -> None:
     async with (
         run_server(secret=SECRET, db=str(tmp_path / "chats.sqlite3")) as server,
@@ -344,13 +360,7 @@ async def test_a_cut_between_a_request_and_its_reply_interrupts_the_send() -> No
         run_server(secret=SECRET) as server,
         FaultProxy(server.host, server.port) as proxy,
     ):
-        websocket = create_websocket(open_timeout=WAIT, reconnect=FAST)
-        chats = create_chats(
-            user_module=create_user(server.session_token("ann")),
-            websocket_module=websocket,
-            config=ChatsConfig(host=proxy.address, request_timeout=WAIT),
-        )
-        await websocket.connect()
+        websocket, chats = await proxied_client(server, proxy, "ann")
         await chats.join_chat(server.chat_token("ann", "c1"))
         (connection,) = proxy.connections
         sent_before = connection.bytes_up
@@ -379,13 +389,7 @@ async def test_a_lost_reply_after_the_server_applied_the_send(tmp_path: Path) ->
         run_server(secret=SECRET, db=str(tmp_path / "chats.sqlite3")) as server,
         FaultProxy(server.host, server.port) as proxy,
     ):
-        websocket = create_websocket(open_timeout=WAIT, reconnect=FAST)
-        chats = create_chats(
-            user_module=create_user(server.session_token("ann")),
-            websocket_module=websocket,
-            config=ChatsConfig(host=proxy.address, request_timeout=WAIT),
-        )
-        await websocket.connect()
+        websocket, chats = await proxied_client(server, proxy, "ann")
         await chats.join_chat(server.chat_token("ann", "c1"))
         (connection,) = proxy.connections
         received_before = connection.bytes_down
