@@ -27,7 +27,9 @@ from chats_store.chats.model import (
 from chats_store.core.store import Getter
 from chats_store.errors import (
     ActionCallError,
+    ActionError,
     AuthenticationError,
+    CallCancelledError,
     ChatsStoreError,
     ConnectFailedError,
     ConnectionLostError,
@@ -45,7 +47,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActionCallError",
+    "ActionError",
     "AuthenticationError",
+    "CallCancelledError",
     "ChatContext",
     "ChatRemoval",
     "ChatStatus",

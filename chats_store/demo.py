@@ -156,7 +156,7 @@ async def run_demo(
             try:
                 await cat.chats.send_message(CHAT, "more spam")
             except ActionCallError as error:
-                say(f"  cat │ send_message refused: [{error.code}] {error.reason}")
+                say(f"  cat │ send_message refused: [{error.code}] {error.detail}")
 
             await step("ann unmutes cat, who behaves")
             await ann.chats.unmute_chat_member(CHAT, "cat")

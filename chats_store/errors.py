@@ -1,34 +1,45 @@
 """Every error ``chats_store`` raises, and the stable codes that identify them.
 
-The hierarchy separates three kinds of failure, so that a caller can handle each
-in one ``except`` clause::
+The hierarchy separates the kinds of failure, so that a caller can handle each in one
+``except`` clause. Like h11's ``LocalProtocolError`` and ``RemoteProtocolError``, the
+local and the remote refusal of a call are siblings, never parent and child::
 
     ChatsStoreError                    base of everything this package raises
-    ├── ActionCallError                the spec's ActionCallError: the call was refused
-    │   │                              (.code, .action); nothing was sent, nothing changed
-    │   └── ServerRefusedError         the server refused the request (bad token, no
-    │                                  permission, unknown member...); same .code scheme
+    ├── ActionError                    a call of an action did not succeed:
+    │   │                              .action, .code (an ErrorCode), .detail
+    │   ├── ActionCallError            local: refused before anything was sent;
+    │   │                              the state is exactly as it was
+    │   ├── ServerRefusedError         remote: sent, and the server refused it; what the
+    │   │                              call changed optimistically was rolled back
+    │   ├── CallCancelledError         the client gave the call up (the chat was left
+    │   │                              or lost, the module closed): its request may have
+    │   │                              been sent; the state says what became of it
+    │   └── TransportError             the outcome is unknown: the server may or may
+    │       │                          not have applied the request
+    │       ├── ConnectionLostError    the connection closed before the reply arrived
+    │       └── RequestTimeoutError    no reply arrived within the time-out
     ├── ProtocolError                  a frame broke the wire protocol (docs/protocol.md):
     │                                  not JSON, too large, unknown type, bad field;
     │                                  (.code, .request_id, .close_code)
-    ├── TransportError                 the request may not have reached the server
-    │   ├── ConnectionLostError        the connection closed before the reply arrived
-    │   └── RequestTimeoutError        no reply arrived within the time-out
     ├── ConnectFailedError             websocket.connect() could not open a connection
     │   └── AuthenticationError        the server refused the session token (no retry)
     └── TokenError (also ValueError)   a token given to a constructor is not a usable JWT
 
-``ActionCallError`` is local misuse: the facade checks every call against the
-current state *before* anything is dispatched or sent, so when it is raised the
-store is exactly as it was. ``ServerRefusedError`` is the remote counterpart: the
-request went out and the server said no; the store rolls back what the call had
-changed optimistically (an update's previous content comes back, a send becomes
-``interrupted`` so its content is never lost). ``TransportError`` means the outcome
-is unknown to the client; message actions leave the message in a state the user can
-act on (``interrupted`` for a send, the previous content for an update).
+``ActionCallError`` is local misuse: the facade checks every call against the current
+state *before* anything is dispatched or sent, so when it is raised the store is exactly
+as it was. ``ServerRefusedError`` is the remote counterpart: the request went out and the
+server said no; the store rolls back what the call had changed optimistically (an
+update's previous content comes back, a send becomes ``interrupted`` so its content is
+never lost). ``TransportError`` means the outcome is unknown to the client; message
+actions leave the message in a state the user can act on (``interrupted`` for a send,
+the previous content for an update). ``CallCancelledError`` ends a call the client
+stopped waiting for: ``leave_chat`` during a ``join_chat``, a send queued behind others
+when its chat goes away, every call in flight when the module is closed.
 
 Codes are members of :class:`ErrorCode`, a ``StrEnum``: they compare equal to their
-string values, which are part of the public contract and never change meaning.
+string values, which are part of the public contract and never change meaning. A code
+this version does not know (from a newer server) is still an ``ErrorCode``, made on the
+fly with its string value, so ``.code`` is always one.
 """
 
 from __future__ import annotations
@@ -37,7 +48,9 @@ from enum import StrEnum
 
 __all__ = [
     "ActionCallError",
+    "ActionError",
     "AuthenticationError",
+    "CallCancelledError",
     "ChatsStoreError",
     "ConnectFailedError",
     "ConnectionLostError",
@@ -91,37 +104,71 @@ class ErrorCode(StrEnum):
     NOT_A_MEMBER = "not_a_member"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    # Calls that end without a server's answer.
+    CONNECTION_LOST = "connection_lost"
+    TIMEOUT = "timeout"
+    MODULE_CLOSED = "module_closed"
+    MESSAGE_ID_TAKEN = "message_id_taken"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ErrorCode | None:
+        """A code this version does not know (a newer server's) as a pseudo-member."""
+        if not isinstance(value, str):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        return member
 
 
 class ChatsStoreError(Exception):
     """Base class of every error raised by ``chats_store``."""
 
 
-class ActionCallError(ChatsStoreError):
-    """An action of a module was called when it cannot be performed.
+class ActionError(ChatsStoreError):
+    """A call of a module's action did not succeed.
 
-    ``code`` says which rule was broken (an :class:`ErrorCode`, or for a server
-    refusal the server's code string), ``action`` is the spec's action name in
-    Python spelling (``"send_message"``), and the message says how to fix it.
+    ``action`` is the spec's action name in Python spelling (``"send_message"``),
+    ``code`` the :class:`ErrorCode` of the rule or refusal, ``detail`` the sentence that
+    says what happened and how to go on (the exception's message is
+    ``"<action>: <detail>"``). Catch this to handle every failed call at once; its
+    subclasses say whether anything was sent and what became of the state.
     """
 
-    def __init__(self, action: str, code: str, message: str) -> None:
-        super().__init__(f"{action}: {message}")
+    def __init__(self, action: str, code: str, detail: str) -> None:
+        super().__init__(f"{action}: {detail}")
         self.action = action
-        self.code = code
-        self.reason = message
+        self.code = ErrorCode(code)
+        self.detail = detail
 
 
-class ServerRefusedError(ActionCallError):
-    """The server received the request and refused it (``code`` is the server's)."""
+class ActionCallError(ActionError):
+    """The spec's ``ActionCallError``: the call was refused before anything was sent.
+
+    Nothing was dispatched or sent: the state is exactly as it was before the call.
+    """
 
 
-class TransportError(ChatsStoreError):
+class ServerRefusedError(ActionError):
+    """The server received the request and refused it (``code`` is the server's).
+
+    What the call had changed optimistically was rolled back.
+    """
+
+
+class CallCancelledError(ActionError):
+    """The client gave the call up before its outcome was known.
+
+    ``code`` says why: ``chat_left_during_join`` (``leave_chat`` while joining),
+    ``chat_not_joined`` (a queued send whose chat was left or lost),
+    ``message_not_found`` (a queued send whose message went away), ``module_closed``
+    (``Chats.close()`` with the call in flight). Its request may have been sent;
+    the state shows what became of it (a send stays ``interrupted``).
+    """
+
+
+class TransportError(ActionError):
     """The request's outcome is unknown: the server may or may not have applied it."""
-
-    def __init__(self, action: str, message: str) -> None:
-        super().__init__(f"{action}: {message}")
-        self.action = action
 
 
 class ConnectionLostError(TransportError):
@@ -169,6 +216,6 @@ class ProtocolError(ChatsStoreError):
         close_code: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
         self.request_id = request_id
         self.close_code = close_code

@@ -66,16 +66,17 @@ __all__ = [
 ]
 
 ModerationMeasure = Literal["block", "unblock", "mute", "unmute", "kick"]
-FailureKind = Literal["refused", "connection_lost", "timeout", "cancelled"]
+FailureKind = Literal["rejected", "refused", "connection_lost", "timeout", "cancelled"]
 
 
 @attrs.frozen
 class Failure:
     """Why a request did not succeed, as a value (exceptions are the facade's).
 
+    ``rejected``: the reducer refused the intent (nothing was sent, nothing changed);
     ``refused``: the server answered with an error ``code``; ``connection_lost``
     and ``timeout``: the outcome is unknown; ``cancelled``: the client gave up on
-    the request itself (``code`` says why, e.g. the chat was left during its join).
+    the call itself (``code`` says why, e.g. the chat was left during its join).
     """
 
     kind: FailureKind

@@ -25,6 +25,7 @@ from chats_store.chats.actions import (
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
+    FailureKind,
     JoinChat,
     LeaveChat,
     LoadOlderMessages,
@@ -76,6 +77,8 @@ from chats_store.chats.validation import (
 from chats_store.core.store import Getter, Store
 from chats_store.errors import (
     ActionCallError,
+    ActionError,
+    CallCancelledError,
     ConnectionLostError,
     ErrorCode,
     RequestTimeoutError,
@@ -162,14 +165,18 @@ def _failure_of(outcome: Outcome) -> Failure:
     return failure
 
 
+_FAILURE_ERRORS: Mapping[FailureKind, type[ActionError]] = {
+    "rejected": ActionCallError,
+    "refused": ServerRefusedError,
+    "cancelled": CallCancelledError,
+    "connection_lost": ConnectionLostError,
+    "timeout": RequestTimeoutError,
+}
+"""The exception each kind of :class:`Failure` raises from a facade call."""
+
+
 def _raise_failure(action: str, failure: Failure) -> NoReturn:
-    if failure.kind == "refused":
-        raise ServerRefusedError(action, failure.code, failure.detail)
-    if failure.kind == "connection_lost":
-        raise ConnectionLostError(action, f"the connection was lost: {failure.detail}")
-    if failure.kind == "timeout":
-        raise RequestTimeoutError(action, f"the server did not answer in time: {failure.detail}")
-    raise ActionCallError(action, failure.code, failure.detail)
+    raise _FAILURE_ERRORS[failure.kind](action, failure.code, failure.detail)
 
 
 class Chats:

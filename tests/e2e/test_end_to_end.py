@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 from chats_store import (
     ActionCallError,
     AuthenticationError,
+    CallCancelledError,
     ChatsConfig,
     ErrorCode,
     Message,
@@ -179,7 +180,7 @@ async def test_leave_during_loading_fails_the_join(net: Net) -> None:
     await asyncio.sleep(0)
     assert ann.chats.get_chat_status("c1").value == "loading"
     await ann.chats.leave_chat("c1")
-    with pytest.raises(ActionCallError) as raised:
+    with pytest.raises(CallCancelledError) as raised:
         await join
     assert raised.value.code == ErrorCode.CHAT_LEFT_DURING_JOIN
     assert ann.chats.chats_ids.value == ()
