@@ -312,6 +312,8 @@ def _delete_failed(call_id: int, request: DeleteMessageRequest, failure: Failure
     return MessageDeleteFailed(call_id, request.chat_id, request.message_id, failure)
 
 
+# Not annotated: mypy then infers each entry's types from its request class and reply
+# type, and checks its functions against them.
 _KINDS = (
     RequestKind(
         "join",
