@@ -1,14 +1,21 @@
 """Effects as data: the requests the Chats module sends, and their outcomes (pure).
 
 The reducer returns :class:`SendRequest` and :class:`SettleCall` commands; the
-effects interpreter (``chats.effects``) carries them out. What a reply or a
-failure *means* is decided here, by :func:`outcome_of`, a pure function, so the
-whole request -> outcome mapping is testable without any I/O.
+effects interpreter (``chats.effects``) carries them out.
 
-Requests are domain values; the wire protocol maps them to frames.
+Each kind of request is declared once, in :data:`REQUEST_KINDS`: its wire tag,
+its class, the domain type of its reply, the outcome actions that report its
+reply or its failure, and what a reply must be to answer it. Everything else
+looks the kind up: :func:`outcome_of` (what a reply or a failure *means*, a pure
+function, so the whole request -> outcome mapping is testable without any I/O),
+and the wire protocol, which writes a request as ``{"type": tag, "id": n,
+**fields}`` and reads its reply by the declared type.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar, get_origin
 
 import attrs
 
@@ -32,6 +39,7 @@ from chats_store.chats.actions import (
     ModerationMeasure,
     OlderMessagesLoaded,
     OlderMessagesLoadFailed,
+    RemovedFromChat,
     Resumption,
 )
 from chats_store.chats.model import Message
@@ -39,6 +47,7 @@ from chats_store.core.reducer import Command
 from chats_store.errors import ErrorCode
 
 __all__ = [
+    "REQUEST_KINDS",
     "ChatReply",
     "ChatRequest",
     "DeleteMessageRequest",
@@ -49,10 +58,13 @@ __all__ = [
     "ModerationRequest",
     "Outcome",
     "PostMessageRequest",
+    "RequestKind",
     "ResumeRequest",
     "SendRequest",
     "SettleCall",
+    "kind_of",
     "outcome_of",
+    "reply_class",
 ]
 
 
@@ -181,51 +193,225 @@ class SettleCall(Command):
     outcome: Outcome
 
 
-def outcome_of(call_id: int, request: ChatRequest, result: ChatReply | Failure) -> Outcome:
-    """The action that reports ``result`` (a reply or a failure) of ``request``.
+# The request registry ---------------------------------------------------------------
 
-    Deleting a message the server never received (an interrupted send) is
-    answered ``message_not_found``: the message is gone either way, so that
-    counts as success.
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def _any_reply_fits(request: object, reply: object) -> str | None:
+    return None
+
+
+@attrs.frozen
+class RequestKind(Generic[R, T]):
+    """One kind of request, declared once; requests of class ``request`` have replies of type ``T``.
+
+    * ``tag``: the ``type`` of the request's frame on the wire (``docs/protocol.md``);
+    * ``reply``: the domain type of its reply (``type(None)`` for an empty one): the
+      wire protocol reads and writes the reply by this type;
+    * ``succeeded`` and ``failed``: the outcome action reporting a reply or a
+      :class:`Failure`, given the call id and the request;
+    * ``mismatch``: why a reply cannot answer the request (None when it can). The
+      client checks each reply it decodes with it and refuses an inconsistent one
+      (``unexpected_reply``): the reducer relies on replies being about the chat and
+      the message it asked for.
     """
-    failure = result if isinstance(result, Failure) else None
-    match request:
-        case JoinRequest(chat_id=chat_id):
-            if failure is not None:
-                return ChatJoinFailed(call_id, chat_id, failure)
-            assert isinstance(result, ChatSnapshot), result
-            return ChatJoined(call_id, chat_id, result)
-        case LeaveRequest(chat_id=chat_id):
-            if failure is not None:
-                return ChatLeaveFailed(call_id, chat_id, failure)
-            return ChatLeft(call_id, chat_id)
-        case PostMessageRequest(chat_id=chat_id, message_id=message_id):
-            if failure is not None:
-                return MessageSendFailed(call_id, chat_id, message_id, failure)
-            assert isinstance(result, Message), result
-            return MessageSent(call_id, chat_id, result)
-        case EditMessageRequest(chat_id=chat_id, message_id=message_id):
-            if failure is not None:
-                return MessageUpdateFailed(call_id, chat_id, message_id, failure)
-            assert isinstance(result, Message), result
-            return MessageUpdated(call_id, chat_id, result)
-        case DeleteMessageRequest(chat_id=chat_id, message_id=message_id):
-            if failure is not None and not (
-                failure.kind == "refused" and failure.code == ErrorCode.MESSAGE_NOT_FOUND
-            ):
-                return MessageDeleteFailed(call_id, chat_id, message_id, failure)
-            return MessageDeleted(call_id, chat_id, message_id)
-        case ModerationRequest(chat_id=chat_id, member_id=member_id, measure=measure):
-            if failure is not None:
-                return ChatMemberModerationFailed(call_id, chat_id, member_id, failure)
-            return ChatMemberModerated(call_id, chat_id, member_id, measure)
-        case HistoryRequest(chat_id=chat_id):
-            if failure is not None:
-                return OlderMessagesLoadFailed(call_id, chat_id, failure)
-            assert isinstance(result, tuple), result
-            return OlderMessagesLoaded(call_id, chat_id, result)
-        case ResumeRequest(chat_id=chat_id):
-            if failure is not None:
-                return ChatResumeFailed(call_id, chat_id, failure)
-            assert isinstance(result, Resumption), result
-            return ChatResumed(call_id, chat_id, result)
+
+    tag: str
+    request: type[R]
+    reply: type[T]
+    succeeded: Callable[[int, R, T], Outcome]
+    failed: Callable[[int, R, Failure], Outcome]
+    mismatch: Callable[[R, T], str | None] = _any_reply_fits
+
+    def outcome(self, call_id: int, request: R, result: T | Failure) -> Outcome:
+        """The action that reports ``result`` (a reply or a failure) of ``request``."""
+        if isinstance(result, Failure):
+            return self.failed(call_id, request, result)
+        assert isinstance(result, reply_class(self.reply)), result
+        return self.succeeded(call_id, request, result)
+
+
+def reply_class(reply: type) -> type:
+    """The class of the values of the reply type ``reply`` (``tuple`` for ``tuple[X, ...]``)."""
+    return get_origin(reply) or reply
+
+
+def _message_mismatch(
+    request: PostMessageRequest | EditMessageRequest, message: Message
+) -> str | None:
+    if message.chat_id != request.chat_id or message.id != request.message_id:
+        return f"it is message {message.id!r} of chat {message.chat_id!r}, not the one requested"
+    return None
+
+
+def _page_mismatch(messages: tuple[Message, ...], chat_id: str, below_seq: int) -> str | None:
+    """What keeps ``messages`` (a snapshot, a history page) from being shown in chat ``chat_id``.
+
+    A page must hold messages of ``chat_id`` only, each with a ``seq`` below
+    ``below_seq``, no id or ``seq`` twice: the client relies on one message per id
+    and per ``seq``.
+    """
+    ids: set[str] = set()
+    seqs: set[int] = set()
+    for message in messages:
+        if message.chat_id != chat_id:
+            return (
+                f"a page of chat {chat_id!r} holds message {message.id!r} of chat "
+                f"{message.chat_id!r}"
+            )
+        if message.seq is None or message.seq >= below_seq:
+            return (
+                f"message {message.id!r} has seq {message.seq}; this page holds seqs below "
+                f"{below_seq}"
+            )
+        if message.id in ids or message.seq in seqs:
+            return f"message {message.id!r} (seq {message.seq}) appears twice in one page"
+        ids.add(message.id)
+        seqs.add(message.seq)
+    return None
+
+
+def _snapshot_mismatch(snapshot: ChatSnapshot, chat_id: str) -> str | None:
+    return _page_mismatch(snapshot.messages, chat_id, snapshot.last_seq + 1)
+
+
+def _resumption_mismatch(request: ResumeRequest, resumption: Resumption) -> str | None:
+    """What keeps ``resumption`` from being what chat ``request.chat_id`` missed.
+
+    Every event must be of the chat and not ``removed_from_chat``, their seqs must
+    grow strictly from above ``since_seq`` to at most ``last_seq``, a snapshot comes
+    with no events, and its messages are a page of the chat.
+    """
+    chat_id, since_seq, last_seq = request.chat_id, request.since_seq, resumption.last_seq
+    previous = since_seq
+    for event in resumption.events:
+        if event.chat_id != chat_id:
+            return f"the resumption of chat {chat_id!r} holds an event of chat {event.chat_id!r}"
+        if isinstance(event, RemovedFromChat):
+            return "a resumption cannot hold a removed_from_chat event"
+        if not previous < event.seq <= last_seq:
+            return (
+                f"the resumption of chat {chat_id!r} since seq {since_seq} holds an event "
+                f"with seq {event.seq} after seq {previous} (last_seq {last_seq})"
+            )
+        previous = event.seq
+    if resumption.snapshot is None:
+        return None
+    if resumption.events:
+        return "a resumption holds either events or a snapshot, not both"
+    return _snapshot_mismatch(resumption.snapshot, chat_id)
+
+
+def _delete_failed(call_id: int, request: DeleteMessageRequest, failure: Failure) -> Outcome:
+    """Deleting a message the server never received (an interrupted send) is answered
+    ``message_not_found``: the message is gone either way, so that counts as success."""
+    if failure.kind == "refused" and failure.code == ErrorCode.MESSAGE_NOT_FOUND:
+        return MessageDeleted(call_id, request.chat_id, request.message_id)
+    return MessageDeleteFailed(call_id, request.chat_id, request.message_id, failure)
+
+
+# Not annotated: mypy then infers each entry's types from its request class and reply
+# type, and checks its functions against them.
+_KINDS = (
+    RequestKind(
+        "join",
+        JoinRequest,
+        ChatSnapshot,
+        succeeded=lambda call_id, request, snapshot: ChatJoined(call_id, request.chat_id, snapshot),
+        failed=lambda call_id, request, failure: ChatJoinFailed(call_id, request.chat_id, failure),
+        mismatch=lambda request, snapshot: _snapshot_mismatch(snapshot, request.chat_id),
+    ),
+    RequestKind(
+        "leave",
+        LeaveRequest,
+        type(None),
+        succeeded=lambda call_id, request, _: ChatLeft(call_id, request.chat_id),
+        failed=lambda call_id, request, failure: ChatLeaveFailed(call_id, request.chat_id, failure),
+    ),
+    RequestKind(
+        "post",
+        PostMessageRequest,
+        Message,
+        succeeded=lambda call_id, request, message: MessageSent(call_id, request.chat_id, message),
+        failed=lambda call_id, request, failure: MessageSendFailed(
+            call_id, request.chat_id, request.message_id, failure
+        ),
+        mismatch=_message_mismatch,
+    ),
+    RequestKind(
+        "edit",
+        EditMessageRequest,
+        Message,
+        succeeded=lambda call_id, request, message: MessageUpdated(
+            call_id, request.chat_id, message
+        ),
+        failed=lambda call_id, request, failure: MessageUpdateFailed(
+            call_id, request.chat_id, request.message_id, failure
+        ),
+        mismatch=_message_mismatch,
+    ),
+    RequestKind(
+        "delete",
+        DeleteMessageRequest,
+        type(None),
+        succeeded=lambda call_id, request, _: MessageDeleted(
+            call_id, request.chat_id, request.message_id
+        ),
+        failed=_delete_failed,
+    ),
+    RequestKind(
+        "moderate",
+        ModerationRequest,
+        type(None),
+        succeeded=lambda call_id, request, _: ChatMemberModerated(
+            call_id, request.chat_id, request.member_id, request.measure
+        ),
+        failed=lambda call_id, request, failure: ChatMemberModerationFailed(
+            call_id, request.chat_id, request.member_id, failure
+        ),
+    ),
+    RequestKind(
+        "history",
+        HistoryRequest,
+        tuple[Message, ...],
+        succeeded=lambda call_id, request, page: OlderMessagesLoaded(
+            call_id, request.chat_id, page
+        ),
+        failed=lambda call_id, request, failure: OlderMessagesLoadFailed(
+            call_id, request.chat_id, failure
+        ),
+        mismatch=lambda request, page: _page_mismatch(page, request.chat_id, request.before_seq),
+    ),
+    RequestKind(
+        "resume",
+        ResumeRequest,
+        Resumption,
+        succeeded=lambda call_id, request, resumption: ChatResumed(
+            call_id, request.chat_id, resumption
+        ),
+        failed=lambda call_id, request, failure: ChatResumeFailed(
+            call_id, request.chat_id, failure
+        ),
+        mismatch=_resumption_mismatch,
+    ),
+)
+
+REQUEST_KINDS: Mapping[str, RequestKind[Any, Any]] = {kind.tag: kind for kind in _KINDS}
+"""Every kind of request, by wire tag, in the order of ``docs/protocol.md``."""
+
+_KIND_OF_CLASS: Mapping[type, RequestKind[Any, Any]] = {kind.request: kind for kind in _KINDS}
+
+
+def kind_of(request: ChatRequest) -> RequestKind[Any, Any]:
+    """The declaration of ``request``'s kind (``TypeError`` if it is not a chat request)."""
+    kind = _KIND_OF_CLASS.get(type(request))
+    if kind is None:
+        raise TypeError(f"not a chat request: {request!r}")
+    return kind
+
+
+def outcome_of(call_id: int, request: ChatRequest, result: ChatReply | Failure) -> Outcome:
+    """The action that reports ``result`` (a reply or a failure) of ``request``."""
+    return kind_of(request).outcome(call_id, request, result)

@@ -12,12 +12,11 @@ arrives and sends what it produces::
     for received in protocol.events_received():
         ...  # ReplyReceived(request_id, result, request) or EventReceived(event)
 
-Replies come back already decoded to the domain type the request calls for
-(:class:`ChatSnapshot` for a join, :class:`Message` for a post or an edit, a
-tuple of messages for history, a :class:`Resumption` for a resume, None for the
-others); an ``error`` frame becomes
-``Failure("refused", code, message)``. When the connection drops,
-:meth:`ClientProtocol.fail_pending` fails every request still in flight.
+Replies come back already decoded to the domain type the request's kind
+declares (:data:`~chats_store.chats.commands.REQUEST_KINDS`) and checked against
+the request; an ``error`` frame becomes ``Failure("refused", code, message)``.
+When the connection drops, :meth:`ClientProtocol.fail_pending` fails every
+request still in flight.
 
 Any frame that breaks the protocol raises :class:`ProtocolError` and changes
 nothing: the connection manager should then close the connection (with the
@@ -29,39 +28,18 @@ from __future__ import annotations
 import attrs
 
 from chats_store.chats.actions import Failure, FailureKind, ServerEvent
-from chats_store.chats.commands import (
-    ChatReply,
-    ChatRequest,
-    EditMessageRequest,
-    HistoryRequest,
-    JoinRequest,
-    PostMessageRequest,
-    ResumeRequest,
-)
+from chats_store.chats.commands import ChatReply, ChatRequest, kind_of
 from chats_store.errors import ErrorCode, ProtocolError
 from chats_store.protocol.frames import (
     MAX_FRAME_SIZE,
     ErrorFrame,
     OkFrame,
-    RequestFrame,
-    WireHistory,
-    WireMessage,
-    WireResumption,
-    WireSnapshot,
     dumps,
     parse_server_frame,
+    request_data,
     structure,
-    unstructure,
 )
-from chats_store.protocol.mapping import (
-    check_messages,
-    event_from_wire,
-    history_from_wire,
-    message_from_wire,
-    request_to_wire,
-    resumption_from_wire,
-    snapshot_of_chat,
-)
+from chats_store.protocol.mapping import REPLY_CODECS, event_from_wire
 
 __all__ = ["ClientProtocol", "EventReceived", "ReceivedItem", "ReplyReceived", "encode_request"]
 
@@ -93,36 +71,27 @@ _DETAILS: dict[str, str] = {
 
 def encode_request(request_id: int, request: ChatRequest) -> str:
     """The text frame of ``request`` with id ``request_id`` (what a client sends)."""
-    frame: RequestFrame = request_to_wire(request_id, request)
-    return dumps(unstructure(frame, RequestFrame))
+    return dumps(request_data(request_id, request))
 
 
 def _decode_result(request: ChatRequest, result: object, request_id: int) -> ChatReply:
-    if isinstance(request, JoinRequest):
-        return snapshot_of_chat(structure(result, WireSnapshot, request_id), request.chat_id)
-    if isinstance(request, PostMessageRequest | EditMessageRequest):
-        message = message_from_wire(structure(result, WireMessage, request_id))
-        if message.chat_id != request.chat_id or message.id != request.message_id:
-            raise ProtocolError(
-                f"the reply to request {request_id} is message {message.id!r} of chat "
-                f"{message.chat_id!r}, not the one requested",
-                code=ErrorCode.UNEXPECTED_REPLY,
-                request_id=request_id,
-            )
-        return message
-    if isinstance(request, HistoryRequest):
-        page = history_from_wire(structure(result, WireHistory, request_id))
-        return check_messages(page, request.chat_id, request.before_seq, request_id)
-    if isinstance(request, ResumeRequest):
-        wire: WireResumption = structure(result, WireResumption, request_id)
-        return resumption_from_wire(wire, request.chat_id, request.since_seq, request_id)
-    if result is not None:
+    """The reply to ``request`` read from ``result``, as the type its kind declares.
+
+    Raises :class:`ProtocolError`: ``invalid_frame`` if ``result`` is not of that
+    type, ``unexpected_reply`` if it is but cannot answer ``request`` (the kind's
+    ``mismatch``).
+    """
+    kind = kind_of(request)
+    codec = REPLY_CODECS[kind.reply]
+    reply: ChatReply = codec.from_wire(structure(result, codec.wire, request_id))
+    mismatch = kind.mismatch(request, reply)
+    if mismatch is not None:
         raise ProtocolError(
-            f"the reply to request {request_id} must have a null result",
-            code=ErrorCode.INVALID_FRAME,
+            f"the reply to request {request_id} ({kind.tag}) cannot answer it: {mismatch}",
+            code=ErrorCode.UNEXPECTED_REPLY,
             request_id=request_id,
         )
-    return None
+    return reply
 
 
 class ClientProtocol:

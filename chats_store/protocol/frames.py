@@ -1,8 +1,14 @@
-"""The wire model: one attrs class per frame, and the private cattrs converter (pure).
+"""The wire model: the frames' own classes, and the private cattrs converter (pure).
 
-These classes are the JSON frames of ``docs/protocol.md`` and nothing else; they
-are apart from the domain's values on purpose, so that either can change without
-the other. ``chats_store.protocol.mapping`` converts between the two.
+A value whose JSON shape is the domain's own travels as the domain class: a
+request is ``{"type": tag, "id": n, **fields}`` of its class in
+:data:`~chats_store.chats.commands.REQUEST_KINDS`, a restriction is a
+:class:`~chats_store.chats.model.Restriction`. The classes here exist where the
+shapes differ: a message on the wire has no client ``status`` (and must have a
+``seq``), so snapshots, history pages and resumptions hold :class:`WireMessage`;
+event bodies are tagged by ``kind`` apart from their frame; the server's frames
+wrap a result or an error. ``chats_store.protocol.mapping`` converts between
+these and the domain.
 
 Every frame is a JSON object tagged with ``type``; event bodies are tagged with
 ``kind``. The converter is strict: a string is never taken for a number or the
@@ -14,8 +20,8 @@ Unknown extra fields are ignored, so a newer peer may add fields.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from types import UnionType
+from collections.abc import Callable, Collection, Mapping
+from types import NoneType, UnionType
 from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
 import attrs
@@ -23,6 +29,8 @@ import cattrs
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
+from chats_store.chats.commands import REQUEST_KINDS, ChatRequest, kind_of
+from chats_store.chats.model import Restriction
 from chats_store.errors import ErrorCode, ProtocolError
 
 __all__ = [
@@ -30,35 +38,26 @@ __all__ = [
     "MAX_REQUEST_ID",
     "MAX_SERVER_FRAME_SIZE",
     "PROTOCOL_VERSION",
-    "DeleteFrame",
-    "EditFrame",
     "ErrorFrame",
     "EventFrame",
-    "HistoryFrame",
-    "JoinFrame",
-    "LeaveFrame",
     "MembersAmountChangedBody",
     "MessageEditedBody",
     "MessagePostedBody",
     "MessageRemovedBody",
-    "ModerateFrame",
     "OkFrame",
     "OwnMetadataChangedBody",
     "OwnRestrictionsChangedBody",
-    "PostFrame",
     "RemovedFromChatBody",
-    "RequestFrame",
-    "ResumeFrame",
     "ServerFrame",
     "WireEvent",
     "WireHistory",
     "WireMessage",
-    "WireRestriction",
     "WireResumption",
     "WireSnapshot",
     "dumps",
     "parse_request_frame",
     "parse_server_frame",
+    "request_data",
     "structure",
     "unstructure",
 ]
@@ -82,6 +81,9 @@ MAX_REQUEST_ID = 2**53 - 1
 
 @attrs.frozen
 class WireMessage:
+    """A confirmed message: a :class:`~chats_store.chats.model.Message` without the
+    client's ``status``, its ``seq`` required."""
+
     id: str
     chat_id: str
     author_id: str
@@ -92,116 +94,26 @@ class WireMessage:
 
 
 @attrs.frozen
-class WireRestriction:
-    kind: Literal["mute", "block"]
-    until: float | None = None
-    reason: str | None = None
-
-
-@attrs.frozen
 class WireSnapshot:
+    """A :class:`~chats_store.chats.actions.ChatSnapshot` whose messages are wire messages."""
+
     messages: tuple[WireMessage, ...]
     members_amount: int
     member_metadata: dict[str, str]
-    restrictions: tuple[WireRestriction, ...]
+    restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
 class WireHistory:
+    """A history page: ``{"messages": [...]}`` on the wire, a tuple of messages in the domain."""
+
     messages: tuple[WireMessage, ...]
 
 
-# Requests (client -> server), tagged by "type" --------------------------------------
-
-
-@attrs.frozen
-class JoinFrame:
-    id: int
-    chat_id: str
-    token: str = attrs.field(repr=False)
-
-
-@attrs.frozen
-class LeaveFrame:
-    id: int
-    chat_id: str
-
-
-@attrs.frozen
-class PostFrame:
-    id: int
-    chat_id: str
-    message_id: str
-    content: str
-
-
-@attrs.frozen
-class EditFrame:
-    id: int
-    chat_id: str
-    message_id: str
-    content: str
-
-
-@attrs.frozen
-class DeleteFrame:
-    id: int
-    chat_id: str
-    message_id: str
-
-
-@attrs.frozen
-class ModerateFrame:
-    id: int
-    chat_id: str
-    member_id: str
-    measure: Literal["block", "unblock", "mute", "unmute", "kick"]
-    duration: int | None = None
-    reason: str | None = None
-
-
-@attrs.frozen
-class HistoryFrame:
-    id: int
-    chat_id: str
-    before_seq: int
-    limit: int
-
-
-@attrs.frozen
-class ResumeFrame:
-    id: int
-    chat_id: str
-    membership: str = attrs.field(repr=False)
-    since_seq: int
-
-
-RequestFrame = (
-    JoinFrame
-    | LeaveFrame
-    | PostFrame
-    | EditFrame
-    | DeleteFrame
-    | ModerateFrame
-    | HistoryFrame
-    | ResumeFrame
-)
-
-REQUEST_TAGS: Mapping[type, str] = {
-    JoinFrame: "join",
-    LeaveFrame: "leave",
-    PostFrame: "post",
-    EditFrame: "edit",
-    DeleteFrame: "delete",
-    ModerateFrame: "moderate",
-    HistoryFrame: "history",
-    ResumeFrame: "resume",
-}
-
-
 # Event bodies, tagged by "kind" -------------------------------------------------------
+# The frame around a body holds the chat id and the seq; the domain's events hold them.
 
 
 @attrs.frozen
@@ -226,7 +138,7 @@ class MembersAmountChangedBody:
 
 @attrs.frozen
 class OwnRestrictionsChangedBody:
-    restrictions: tuple[WireRestriction, ...]
+    restrictions: tuple[Restriction, ...]
 
 
 @attrs.frozen
@@ -305,7 +217,7 @@ class WireResumption:
     snapshot: WireSnapshot | None
     members_amount: int
     member_metadata: dict[str, str]
-    restrictions: tuple[WireRestriction, ...]
+    restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str = attrs.field(repr=False)
 
@@ -346,6 +258,11 @@ def _structure_float(value: object, _: type) -> float:
 
 def _structure_any(value: object, _: type) -> object:
     return value
+
+
+def _structure_null(value: object, _: type) -> None:
+    if value is not None:
+        raise _MistypedError(f"expected null, got {_kind(value)}")
 
 
 def _is_variadic_tuple(kind: Any) -> bool:
@@ -453,14 +370,12 @@ def _build_converter() -> cattrs.Converter:
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(Any, _structure_any)
+    converter.register_structure_hook(NoneType, _structure_null)
     converter.register_structure_hook_func(lambda kind: kind == dict[str, str], _structure_str_dict)
     converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_hook)
     # Inner unions first: the hooks of the outer ones are built from them.
     configure_tagged_union(
         WireEvent, converter, tag_generator=EVENT_TAGS.__getitem__, tag_name="kind"
-    )
-    configure_tagged_union(
-        RequestFrame, converter, tag_generator=REQUEST_TAGS.__getitem__, tag_name="type"
     )
     configure_tagged_union(
         ServerFrame, converter, tag_generator=SERVER_TAGS.__getitem__, tag_name="type"
@@ -590,7 +505,7 @@ def _load_object(text: str) -> dict[str, Any]:
     return data
 
 
-def _tag_of(data: dict[str, Any], known: Mapping[type, str], request_id: int | None) -> str:
+def _tag_of(data: dict[str, Any], known: Collection[str], request_id: int | None) -> str:
     tag = data.get("type")
     if not isinstance(tag, str):
         raise ProtocolError(
@@ -598,9 +513,9 @@ def _tag_of(data: dict[str, Any], known: Mapping[type, str], request_id: int | N
             code=ErrorCode.INVALID_FRAME,
             request_id=request_id,
         )
-    if tag not in known.values():
+    if tag not in known:
         raise ProtocolError(
-            f"unknown frame type {tag!r}; expected one of {', '.join(known.values())}",
+            f"unknown frame type {tag!r}; expected one of {', '.join(known)}",
             code=ErrorCode.UNKNOWN_REQUEST,
             request_id=request_id,
         )
@@ -614,26 +529,31 @@ def _readable_id(data: dict[str, Any]) -> int | None:
     return None
 
 
-def parse_request_frame(data: str | bytes) -> RequestFrame:
-    """A client's frame as a request DTO; :class:`ProtocolError` when it is not one."""
+def request_data(request_id: int, request: ChatRequest) -> dict[str, Any]:
+    """The JSON object of the frame that carries ``request`` with id ``request_id``."""
+    return {"type": kind_of(request).tag, "id": request_id, **_converter.unstructure(request)}
+
+
+def parse_request_frame(data: str | bytes) -> tuple[int, ChatRequest]:
+    """A client's frame as its id and request; :class:`ProtocolError` when it is not one."""
     text = _check_size(data, MAX_FRAME_SIZE)
     obj = _load_object(text)
     request_id = _readable_id(obj)
-    _tag_of(obj, REQUEST_TAGS, request_id)
+    tag = _tag_of(obj, REQUEST_KINDS, request_id)
     if request_id is None:
         raise ProtocolError(
             f"a request needs an integer 'id' from 0 to {MAX_REQUEST_ID}",
             code=ErrorCode.INVALID_FRAME,
         )
-    frame: RequestFrame = structure(obj, RequestFrame, request_id)
-    return frame
+    request: ChatRequest = structure(obj, REQUEST_KINDS[tag].request, request_id)
+    return request_id, request
 
 
 def parse_server_frame(data: str | bytes) -> ServerFrame:
     """A server's frame as a DTO; :class:`ProtocolError` when it is not one."""
     text = _check_size(data, MAX_SERVER_FRAME_SIZE)
     obj = _load_object(text)
-    _tag_of(obj, SERVER_TAGS, None)
+    _tag_of(obj, SERVER_TAGS.values(), None)
     if "result" not in obj and obj.get("type") == "ok":
         raise ProtocolError("an 'ok' frame needs a 'result' field (null when empty)")
     frame: ServerFrame = structure(obj, ServerFrame)

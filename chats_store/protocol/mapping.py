@@ -3,12 +3,18 @@
 ``*_to_wire`` functions take domain values and build DTOs; ``*_from_wire``
 functions go the other way. Messages read from the wire are server-confirmed, so
 they get the status ``"ready"``; a message sent on the wire must have a ``seq``.
+:data:`REPLY_CODECS` says how each type of reply travels as the ``result`` of an
+``ok`` frame.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import NoneType
+from typing import Any, Generic, TypeVar
+
+import attrs
 
 from chats_store.chats.actions import (
     ChatSnapshot,
@@ -22,61 +28,38 @@ from chats_store.chats.actions import (
     Resumption,
     ServerEvent,
 )
-from chats_store.chats.commands import (
-    ChatRequest,
-    DeleteMessageRequest,
-    EditMessageRequest,
-    HistoryRequest,
-    JoinRequest,
-    LeaveRequest,
-    ModerationRequest,
-    PostMessageRequest,
-    ResumeRequest,
-)
-from chats_store.chats.model import Message, Restriction
+from chats_store.chats.commands import reply_class
+from chats_store.chats.model import Message
 from chats_store.errors import ErrorCode, ProtocolError
 from chats_store.protocol.frames import (
-    DeleteFrame,
-    EditFrame,
     EventFrame,
-    HistoryFrame,
-    JoinFrame,
-    LeaveFrame,
     MembersAmountChangedBody,
     MessageEditedBody,
     MessagePostedBody,
     MessageRemovedBody,
-    ModerateFrame,
     OwnMetadataChangedBody,
     OwnRestrictionsChangedBody,
-    PostFrame,
     RemovedFromChatBody,
-    RequestFrame,
-    ResumeFrame,
     WireEvent,
     WireHistory,
     WireMessage,
-    WireRestriction,
     WireResumption,
     WireSnapshot,
 )
 
 __all__ = [
-    "check_messages",
+    "REPLY_CODECS",
+    "ReplyCodec",
     "event_from_wire",
     "event_to_wire",
     "history_from_wire",
     "history_to_wire",
     "message_from_wire",
     "message_to_wire",
-    "request_from_wire",
-    "request_to_wire",
-    "restriction_from_wire",
-    "restriction_to_wire",
+    "reply_codec_of",
     "resumption_from_wire",
     "resumption_to_wire",
     "snapshot_from_wire",
-    "snapshot_of_chat",
     "snapshot_to_wire",
 ]
 
@@ -121,14 +104,6 @@ def message_from_wire(wire: WireMessage) -> Message:
 _intern = sys.intern
 
 
-def restriction_to_wire(restriction: Restriction) -> WireRestriction:
-    return WireRestriction(restriction.kind, restriction.until, restriction.reason)
-
-
-def restriction_from_wire(wire: WireRestriction) -> Restriction:
-    return Restriction(wire.kind, wire.until, wire.reason)
-
-
 def _metadata(mapping: Mapping[str, str]) -> dict[str, str]:
     return dict(mapping)
 
@@ -138,7 +113,7 @@ def snapshot_to_wire(snapshot: ChatSnapshot) -> WireSnapshot:
         messages=tuple(message_to_wire(m) for m in snapshot.messages),
         members_amount=snapshot.members_amount,
         member_metadata=_metadata(snapshot.member_metadata),
-        restrictions=tuple(restriction_to_wire(r) for r in snapshot.restrictions),
+        restrictions=snapshot.restrictions,
         last_seq=snapshot.last_seq,
         membership=snapshot.membership,
     )
@@ -149,7 +124,7 @@ def snapshot_from_wire(wire: WireSnapshot) -> ChatSnapshot:
         messages=tuple(message_from_wire(m) for m in wire.messages),
         members_amount=wire.members_amount,
         member_metadata=dict(wire.member_metadata),
-        restrictions=tuple(restriction_from_wire(r) for r in wire.restrictions),
+        restrictions=wire.restrictions,
         last_seq=wire.last_seq,
         membership=wire.membership,
     )
@@ -161,65 +136,6 @@ def history_to_wire(messages: tuple[Message, ...]) -> WireHistory:
 
 def history_from_wire(wire: WireHistory) -> tuple[Message, ...]:
     return tuple(message_from_wire(m) for m in wire.messages)
-
-
-# Requests ---------------------------------------------------------------------------
-
-
-def request_to_wire(request_id: int, request: ChatRequest) -> RequestFrame:
-    """The frame that carries ``request`` with id ``request_id``."""
-    match request:
-        case JoinRequest(chat_id=chat_id, token=token):
-            return JoinFrame(request_id, chat_id, token)
-        case LeaveRequest(chat_id=chat_id):
-            return LeaveFrame(request_id, chat_id)
-        case PostMessageRequest(chat_id=chat_id, message_id=message_id, content=content):
-            return PostFrame(request_id, chat_id, message_id, content)
-        case EditMessageRequest(chat_id=chat_id, message_id=message_id, content=content):
-            return EditFrame(request_id, chat_id, message_id, content)
-        case DeleteMessageRequest(chat_id=chat_id, message_id=message_id):
-            return DeleteFrame(request_id, chat_id, message_id)
-        case ModerationRequest():
-            return ModerateFrame(
-                request_id,
-                request.chat_id,
-                request.member_id,
-                request.measure,
-                request.duration,
-                request.reason,
-            )
-        case HistoryRequest(chat_id=chat_id, before_seq=before_seq, limit=limit):
-            return HistoryFrame(request_id, chat_id, before_seq, limit)
-        case ResumeRequest(chat_id=chat_id, membership=membership, since_seq=since_seq):
-            return ResumeFrame(request_id, chat_id, membership, since_seq)
-    raise TypeError(f"not a chat request: {request!r}")
-
-
-def request_from_wire(frame: RequestFrame) -> tuple[int, ChatRequest]:
-    """The request id and the domain request carried by ``frame``."""
-    request: ChatRequest
-    match frame:
-        case JoinFrame():
-            request = JoinRequest(frame.chat_id, frame.token)
-        case LeaveFrame():
-            request = LeaveRequest(frame.chat_id)
-        case PostFrame():
-            request = PostMessageRequest(frame.chat_id, frame.message_id, frame.content)
-        case EditFrame():
-            request = EditMessageRequest(frame.chat_id, frame.message_id, frame.content)
-        case DeleteFrame():
-            request = DeleteMessageRequest(frame.chat_id, frame.message_id)
-        case ModerateFrame():
-            request = ModerationRequest(
-                frame.chat_id, frame.member_id, frame.measure, frame.duration, frame.reason
-            )
-        case HistoryFrame():
-            request = HistoryRequest(frame.chat_id, frame.before_seq, frame.limit)
-        case ResumeFrame():
-            request = ResumeRequest(frame.chat_id, frame.membership, frame.since_seq)
-        case _:
-            raise TypeError(f"not a request frame: {frame!r}")
-    return frame.id, request
 
 
 # Events -----------------------------------------------------------------------------
@@ -243,7 +159,7 @@ def event_to_wire(event: ServerEvent, seq: int | None = None) -> EventFrame:
         case MembersAmountChanged(members_amount=amount):
             body = MembersAmountChangedBody(amount)
         case OwnRestrictionsChanged(restrictions=restrictions):
-            body = OwnRestrictionsChangedBody(tuple(restriction_to_wire(r) for r in restrictions))
+            body = OwnRestrictionsChangedBody(restrictions)
         case OwnMetadataChanged(member_metadata=metadata):
             body = OwnMetadataChangedBody(_metadata(metadata))
         case RemovedFromChat(reason=reason, detail=detail):
@@ -285,9 +201,7 @@ def event_from_wire(frame: EventFrame) -> ServerEvent:
         case MembersAmountChangedBody(members_amount=amount):
             return MembersAmountChanged(chat_id, seq, amount)
         case OwnRestrictionsChangedBody(restrictions=restrictions):
-            return OwnRestrictionsChanged(
-                chat_id, seq, tuple(restriction_from_wire(r) for r in restrictions)
-            )
+            return OwnRestrictionsChanged(chat_id, seq, restrictions)
         case OwnMetadataChangedBody(member_metadata=metadata):
             return OwnMetadataChanged(chat_id, seq, dict(metadata))
         case RemovedFromChatBody(reason=reason, detail=detail):
@@ -305,97 +219,65 @@ def resumption_to_wire(resumption: Resumption) -> WireResumption:
         snapshot=None if resumption.snapshot is None else snapshot_to_wire(resumption.snapshot),
         members_amount=resumption.members_amount,
         member_metadata=_metadata(resumption.member_metadata),
-        restrictions=tuple(restriction_to_wire(r) for r in resumption.restrictions),
+        restrictions=resumption.restrictions,
         last_seq=resumption.last_seq,
         membership=resumption.membership,
     )
 
 
-def _refuse(message: str, request_id: int | None) -> ProtocolError:
-    return ProtocolError(message, code=ErrorCode.UNEXPECTED_REPLY, request_id=request_id)
-
-
-def check_messages(
-    messages: tuple[Message, ...], chat_id: str, below_seq: int, request_id: int | None
-) -> tuple[Message, ...]:
-    """``messages`` if they can all be shown in chat ``chat_id``, else :class:`ProtocolError`.
-
-    A page of messages (a snapshot, a history page) must hold messages of
-    ``chat_id`` only, each with a ``seq`` below ``below_seq``, no id or ``seq``
-    twice: the client relies on one message per id and per ``seq``.
-    """
-    ids: set[str] = set()
-    seqs: set[int] = set()
-    for message in messages:
-        if message.chat_id != chat_id:
-            raise _refuse(
-                f"a page of chat {chat_id!r} holds message {message.id!r} of chat "
-                f"{message.chat_id!r}",
-                request_id,
-            )
-        if message.seq is None or message.seq >= below_seq:
-            raise _refuse(
-                f"message {message.id!r} has seq {message.seq}; this page holds seqs below "
-                f"{below_seq}",
-                request_id,
-            )
-        if message.id in ids or message.seq in seqs:
-            raise _refuse(
-                f"message {message.id!r} (seq {message.seq}) appears twice in one page",
-                request_id,
-            )
-        ids.add(message.id)
-        seqs.add(message.seq)
-    return messages
-
-
-def snapshot_of_chat(
-    wire: WireSnapshot, chat_id: str, request_id: int | None = None
-) -> ChatSnapshot:
-    """The snapshot of chat ``chat_id``, its messages checked by :func:`check_messages`."""
-    snapshot = snapshot_from_wire(wire)
-    check_messages(snapshot.messages, chat_id, snapshot.last_seq + 1, request_id)
-    return snapshot
-
-
-def resumption_from_wire(
-    wire: WireResumption, chat_id: str, since_seq: int, request_id: int | None = None
-) -> Resumption:
-    """The resumption of chat ``chat_id`` since ``since_seq``, checked for consistency.
-
-    Raises :class:`ProtocolError` (``unexpected_reply``) unless every event is of
-    ``chat_id``, none is ``removed_from_chat``, their seqs grow strictly from above
-    ``since_seq`` to at most ``last_seq``, and a snapshot comes with no events.
-    """
-    events: list[ServerEvent] = []
-    previous = since_seq
-    for frame in wire.events:
-        if frame.chat_id != chat_id:
-            raise _refuse(
-                f"the resumption of chat {chat_id!r} holds an event of chat {frame.chat_id!r}",
-                request_id,
-            )
-        if not previous < frame.seq <= wire.last_seq:
-            raise _refuse(
-                f"the resumption of chat {chat_id!r} since seq {since_seq} holds an event "
-                f"with seq {frame.seq} after seq {previous} (last_seq {wire.last_seq})",
-                request_id,
-            )
-        event = event_from_wire(frame)
-        if isinstance(event, RemovedFromChat):
-            raise _refuse("a resumption cannot hold a removed_from_chat event", request_id)
-        events.append(event)
-        previous = frame.seq
-    if wire.snapshot is not None and events:
-        raise _refuse("a resumption holds either events or a snapshot, not both", request_id)
+def resumption_from_wire(wire: WireResumption) -> Resumption:
+    """The resumption carried by ``wire``; each event is read by :func:`event_from_wire`."""
     return Resumption(
-        events=tuple(events),
-        snapshot=None
-        if wire.snapshot is None
-        else snapshot_of_chat(wire.snapshot, chat_id, request_id),
+        events=tuple(event_from_wire(frame) for frame in wire.events),
+        snapshot=None if wire.snapshot is None else snapshot_from_wire(wire.snapshot),
         members_amount=wire.members_amount,
         member_metadata=dict(wire.member_metadata),
-        restrictions=tuple(restriction_from_wire(r) for r in wire.restrictions),
+        restrictions=wire.restrictions,
         last_seq=wire.last_seq,
         membership=wire.membership,
     )
+
+
+# Replies ----------------------------------------------------------------------------
+
+T = TypeVar("T")
+W = TypeVar("W")
+
+
+@attrs.frozen
+class ReplyCodec(Generic[T, W]):
+    """How a reply of domain type ``T`` travels as the ``result`` of an ``ok`` frame.
+
+    ``wire`` is the type the converter reads the result as; ``to_wire`` and
+    ``from_wire`` map between it and the domain value.
+    """
+
+    wire: type[W]
+    to_wire: Callable[[T], W]
+    from_wire: Callable[[W], T]
+
+
+def _empty(value: None) -> None:
+    return value
+
+
+REPLY_CODECS: Mapping[type, ReplyCodec[Any, Any]] = {
+    ChatSnapshot: ReplyCodec(WireSnapshot, snapshot_to_wire, snapshot_from_wire),
+    Message: ReplyCodec(WireMessage, message_to_wire, message_from_wire),
+    tuple[Message, ...]: ReplyCodec(WireHistory, history_to_wire, history_from_wire),
+    Resumption: ReplyCodec(WireResumption, resumption_to_wire, resumption_from_wire),
+    NoneType: ReplyCodec(NoneType, _empty, _empty),
+}
+"""The codec of each reply type a :class:`~chats_store.chats.commands.RequestKind` declares."""
+
+_CODEC_OF_CLASS: Mapping[type, ReplyCodec[Any, Any]] = {
+    reply_class(reply): codec for reply, codec in REPLY_CODECS.items()
+}
+
+
+def reply_codec_of(reply: object) -> ReplyCodec[Any, Any]:
+    """The codec of the reply value ``reply`` (``TypeError`` if it is not a chat reply)."""
+    codec = _CODEC_OF_CLASS.get(type(reply))
+    if codec is None:
+        raise TypeError(f"not a chat reply: {reply!r}")
+    return codec

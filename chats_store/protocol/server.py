@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 
-from chats_store.chats.actions import ChatSnapshot, Resumption, ServerEvent
+from chats_store.chats.actions import ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
-from chats_store.chats.model import Message
 from chats_store.errors import ProtocolError
 from chats_store.protocol.frames import (
     MAX_FRAME_SIZE,
@@ -26,15 +25,7 @@ from chats_store.protocol.frames import (
     parse_server_frame,
     unstructure,
 )
-from chats_store.protocol.mapping import (
-    event_from_wire,
-    event_to_wire,
-    history_to_wire,
-    message_to_wire,
-    request_from_wire,
-    resumption_to_wire,
-    snapshot_to_wire,
-)
+from chats_store.protocol.mapping import event_from_wire, event_to_wire, reply_codec_of
 
 __all__ = [
     "decode_event",
@@ -56,31 +47,16 @@ def decode_request(data: str | bytes) -> tuple[int, ChatRequest]:
     Only the frame's shape is checked here; the server checks the values
     (content length, limits...) and refuses them with an ``error`` reply.
     """
-    return request_from_wire(parse_request_frame(data))
-
-
-def _result_json(result: ChatReply) -> object:
-    if result is None:
-        return None
-    if isinstance(result, ChatSnapshot):
-        return unstructure(snapshot_to_wire(result))
-    if isinstance(result, Message):
-        return unstructure(message_to_wire(result))
-    if isinstance(result, tuple):
-        return unstructure(history_to_wire(result))
-    if isinstance(result, Resumption):
-        return unstructure(resumption_to_wire(result))
-    raise TypeError(f"not a chat reply: {result!r}")
+    return parse_request_frame(data)
 
 
 def encode_reply(request_id: int, result: ChatReply) -> str:
     """The ``ok`` frame answering request ``request_id`` with ``result``.
 
-    ``result`` is what the request calls for: a :class:`ChatSnapshot` for a
-    join, the :class:`Message` for a post or an edit, a tuple of messages for a
-    history request, a :class:`Resumption` for a resume, None for the others.
+    ``result`` is of the reply type the request's kind declares
+    (:data:`~chats_store.chats.commands.REQUEST_KINDS`; ``TypeError`` otherwise).
     """
-    frame: ServerFrame = OkFrame(request_id, _result_json(result))
+    frame: ServerFrame = OkFrame(request_id, unstructure(reply_codec_of(result).to_wire(result)))
     return dumps(unstructure(frame, ServerFrame))
 
 
