@@ -39,6 +39,7 @@ from chats_store.errors import (
     ServerRefusedError,
     TokenError,
     TransportError,
+    WrongThreadError,
 )
 from chats_store.user.module import User, create_user
 from chats_store.websocket.module import ReconnectPolicy, WebSocket, create_websocket
@@ -73,6 +74,7 @@ __all__ = [
     "TransportError",
     "User",
     "WebSocket",
+    "WrongThreadError",
     "create_chats",
     "create_user",
     "create_websocket",

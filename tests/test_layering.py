@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 RUNTIME_MODULES = frozenset(
     {
         "chats_store",  # chats_store/__init__.py: the public API, imports the facade
+        "chats_store.core.affinity",
         "chats_store.core.store",
         "chats_store.chats.transport",
         "chats_store.chats.effects",
@@ -45,6 +46,7 @@ RUNTIME_MODULES = frozenset(
 )
 RUNTIME_PACKAGES = frozenset(
     {
+        "chats_store.gui",
         "chats_store.testing",
         "chats_store.server",
         "chats_store.websocket",

@@ -183,7 +183,10 @@ class Chats:
     """The Chats module: actions (async methods) and getters (reactive values).
 
     Use :func:`create_chats` to make one. All methods must be called from the
-    asyncio loop that runs it. Actions raise :class:`ActionCallError` for every
+    asyncio loop that runs it (the loop running when it was created, or else the
+    loop of its first action): an action awaited elsewhere raises
+    :class:`~chats_store.errors.WrongThreadError`; GUI threads go through
+    :mod:`chats_store.gui`. Actions raise :class:`ActionCallError` for every
     misuse the spec lists (nothing is sent or changed then),
     :class:`ServerRefusedError` when the server refuses, and
     :class:`ConnectionLostError` / :class:`RequestTimeoutError` when the outcome is
@@ -305,6 +308,7 @@ class Chats:
     # Actions ---------------------------------------------------------------------
 
     async def _call(self, make_intent: Callable[[int], Any]) -> Outcome:
+        self._store.affinity.check_loop("a Chats action")
         call_id = next(self._call_ids)
         outcome = self._effects.expect(call_id)
         self._store.dispatch(make_intent(call_id))
