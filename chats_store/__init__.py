@@ -1,6 +1,6 @@
 """chats_store: the state layer of chat clients, a Redux-style reactive store.
 
-The public API, in the spec's terms (``../shared/spec/chats-module.txt``)::
+The public API, the Chats module of a chat SDK (inside a coroutine)::
 
     user = create_user(session_token)
     websocket = create_websocket()
@@ -10,20 +10,26 @@ The public API, in the spec's terms (``../shared/spec/chats-module.txt``)::
     context = await chats.join_chat(chat_token)
     chats.get_chat_messages(context.chat_id).subscribe(print)
 
-See ``docs/api.md`` for every name.
+Every name, the state's shape, GUI embedding and the testing kit are documented in
+the project's documentation (the ``Documentation`` URL of the package metadata, and
+``docs/`` in the source distribution).
 """
 
 from chats_store.chats.facade import Chats, ChatsConfig, create_chats
 from chats_store.chats.model import (
     ChatContext,
     ChatRemoval,
+    ChatsState,
+    ChatState,
     ChatStatus,
     ConnectionStatus,
     Message,
+    MessageSequence,
     MessageStatus,
     Restriction,
     SyncStatuses,
 )
+from chats_store.chats.selectors import ChatSummary
 from chats_store.core.store import Getter
 from chats_store.errors import (
     ActionCallError,
@@ -53,9 +59,12 @@ __all__ = [
     "CallCancelledError",
     "ChatContext",
     "ChatRemoval",
+    "ChatState",
     "ChatStatus",
+    "ChatSummary",
     "Chats",
     "ChatsConfig",
+    "ChatsState",
     "ChatsStoreError",
     "ConnectFailedError",
     "ConnectionLostError",
@@ -63,6 +72,7 @@ __all__ = [
     "ErrorCode",
     "Getter",
     "Message",
+    "MessageSequence",
     "MessageStatus",
     "ProtocolError",
     "ReconnectPolicy",

@@ -38,6 +38,7 @@ RUNTIME_MODULES = frozenset(
         "chats_store.chats.transport",
         "chats_store.chats.effects",
         "chats_store.chats.facade",
+        "chats_store.chats.derived",  # getters built on the store
         "chats_store.chats.action_log",  # writes and reads files
         "chats_store.cli",
         "chats_store.demo",

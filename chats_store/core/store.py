@@ -382,6 +382,8 @@ class Store(Generic[S]):
     after, in order, so subscribers always see states in dispatch order.
     A reducer or interpreter that raises is a bug: the error propagates to the
     caller of the outermost ``dispatch`` and actions queued meanwhile are dropped.
+    ``affinity``: the loop the store belongs to; by default its own, bound to the
+    loop running when it is created (if any).
     """
 
     def __init__(
@@ -391,6 +393,7 @@ class Store(Generic[S]):
         *,
         scope_of: Callable[[Any], Hashable | None] = lambda action: None,
         interpreter: Callable[[Command], None] = _refuse_commands,
+        affinity: LoopAffinity | None = None,
     ) -> None:
         self._reducer = reducer
         self._state = initial_state
@@ -410,8 +413,8 @@ class Store(Generic[S]):
         self._custom: weakref.WeakValueDictionary[Hashable, Getter[Any]] = (
             weakref.WeakValueDictionary()
         )
-        self.affinity = LoopAffinity("this store")
-        """The asyncio loop the store belongs to (see :class:`LoopAffinity`)."""
+        self.affinity = LoopAffinity("this store") if affinity is None else affinity
+        """The asyncio loop the store belongs to (shared by stores passed the same one)."""
 
     @property
     def state(self) -> S:

@@ -19,7 +19,7 @@ def python_blocks(page: str) -> list[str]:
     return BLOCK.findall((DOCS / page).read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("page", ["embedding.md", "testing.md"])
+@pytest.mark.parametrize("page", ["embedding.md", "state.md", "testing.md"])
 def test_the_code_samples_run(page: str) -> None:
     blocks = python_blocks(page)
     assert len(blocks) >= 3
