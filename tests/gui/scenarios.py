@@ -2,7 +2,7 @@
 
 A ``Toolkit`` drives one toolkit's real event loop on the test's main thread (the GUI
 thread); every scenario has ann's store on its own loop and bob posting through the
-real server (``tests/gui/conftest.py``).
+real server (``tests/gui/network.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 from chats_store import ChatSummary, Message, WrongThreadError
 from chats_store.gui.bridge import GuiBridge
 from chats_store.gui.loop import StoreLoop
-from tests.gui.conftest import CHAT, ChatNet, LagProbe, Predicate
+from tests.gui.network import CHAT, ChatNet, LagProbe
+from tests.gui.toolkits import Predicate
 
 T = TypeVar("T")
 
