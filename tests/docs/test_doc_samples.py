@@ -8,12 +8,16 @@ page drives a real Qt bridge: it runs with the session's QApplication (offscreen
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
@@ -37,3 +41,23 @@ def test_the_code_samples_run(page: str) -> None:
 
 def test_the_embedding_samples_run_with_a_real_qt_bridge(qt_app: object) -> None:
     run_page("embedding.md")
+
+
+def test_the_hypothesis_sample_passes_on_a_cold_database(tmp_path: Path) -> None:
+    """Run alone, in a fresh directory: an empty ``.hypothesis`` (a fresh clone, CI)."""
+    [sample] = [block for block in python_blocks("testing.md") if "@given" in block]
+    (tmp_path / "sample.py").write_text(sample, encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "sample.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".hypothesis").is_dir()  # it built its database there, from nothing
