@@ -567,7 +567,16 @@ class Store(Generic[S]):
 
     @overload
     def derive(
-        self, *sources: Getter[Any], project: Callable[..., T], key: Hashable | None = None
+        self,
+        a: Getter[Any],
+        b: Getter[Any],
+        c: Getter[Any],
+        d: Getter[Any],
+        e: Getter[Any],
+        /,
+        *sources: Getter[Any],
+        project: Callable[..., T],
+        key: Hashable | None = None,
     ) -> Getter[T]: ...
 
     def derive(
@@ -586,7 +595,9 @@ class Store(Generic[S]):
         its sources, never with a mix of old and new values. ``key``: memoize it
         under that key, in the application's key space (see :meth:`select`).
 
-        Raises ``TypeError`` when a source is not a :class:`Getter`.
+        Typed for up to four sources (``project``'s parameters are checked against
+        their values); five or more are accepted untyped. Raises ``TypeError`` when
+        a source is not a :class:`Getter`.
         """
         if key is not None:
             existing = self._custom.get(key)
