@@ -8,26 +8,15 @@ real server; each picture is ann's window: Qt on its offscreen platform
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from tests.docs.test_examples import load_example
 from tests.gui.display import virtual_display
 from tests.gui.network import CHAT, ChatNet, chat_net
 from tests.gui.toolkits import QtToolkit, TkToolkit
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
-
-
-def load_example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def converse(net: ChatNet, toolkit: Any, window: Any, type_and_send: Any) -> None:
