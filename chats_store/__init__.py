@@ -1,6 +1,6 @@
 """chats_store: the state layer of chat clients, a Redux-style reactive store.
 
-The public API::
+The public API, the Chats module of a chat SDK (inside a coroutine)::
 
     user = create_user(session_token)
     websocket = create_websocket()
@@ -10,7 +10,9 @@ The public API::
     context = await chats.join_chat(chat_token)
     chats.get_chat_messages(context.chat_id).subscribe(print)
 
-See ``docs/api.md`` for every name.
+Every name, the state's shape, GUI embedding and the testing kit are documented in
+the project's documentation (the ``Documentation`` URL of the package metadata, and
+``docs/`` in the source distribution).
 
 The names are imported when first used (as ``websockets`` does), so that importing
 a pure module (``chats_store.chats.reducer``, ``chats_store.protocol``...) does not
@@ -26,13 +28,17 @@ if TYPE_CHECKING:
     from chats_store.chats.model import (
         ChatContext,
         ChatRemoval,
+        ChatsState,
+        ChatState,
         ChatStatus,
         ConnectionStatus,
         Message,
+        MessageSequence,
         MessageStatus,
         Restriction,
         SyncStatuses,
     )
+    from chats_store.chats.selectors import ChatSummary
     from chats_store.core.store import Getter
     from chats_store.errors import (
         ActionCallError,
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
         ServerRefusedError,
         TokenError,
         TransportError,
+        WrongThreadError,
     )
     from chats_store.user.module import User, create_user
     from chats_store.websocket.module import ReconnectPolicy, WebSocket, create_websocket
@@ -61,9 +68,12 @@ __all__ = [
     "CallCancelledError",
     "ChatContext",
     "ChatRemoval",
+    "ChatState",
     "ChatStatus",
+    "ChatSummary",
     "Chats",
     "ChatsConfig",
+    "ChatsState",
     "ChatsStoreError",
     "ConnectFailedError",
     "ConnectionLostError",
@@ -71,6 +81,7 @@ __all__ = [
     "ErrorCode",
     "Getter",
     "Message",
+    "MessageSequence",
     "MessageStatus",
     "ProtocolError",
     "ReconnectPolicy",
@@ -82,6 +93,7 @@ __all__ = [
     "TransportError",
     "User",
     "WebSocket",
+    "WrongThreadError",
     "create_chats",
     "create_user",
     "create_websocket",
@@ -92,13 +104,17 @@ _LAZY_EXPORTS = {
     "chats_store.chats.model": (
         "ChatContext",
         "ChatRemoval",
+        "ChatsState",
+        "ChatState",
         "ChatStatus",
         "ConnectionStatus",
         "Message",
+        "MessageSequence",
         "MessageStatus",
         "Restriction",
         "SyncStatuses",
     ),
+    "chats_store.chats.selectors": ("ChatSummary",),
     "chats_store.core.store": ("Getter",),
     "chats_store.errors": (
         "ActionCallError",
@@ -114,6 +130,7 @@ _LAZY_EXPORTS = {
         "ServerRefusedError",
         "TokenError",
         "TransportError",
+        "WrongThreadError",
     ),
     "chats_store.user.module": ("User", "create_user"),
     "chats_store.websocket.module": ("ReconnectPolicy", "WebSocket", "create_websocket"),

@@ -18,12 +18,14 @@ local and the remote refusal of a call are siblings, never parent and child::
     │       │                          not have applied the request
     │       ├── ConnectionLostError    the connection closed before the reply arrived
     │       └── RequestTimeoutError    no reply arrived within the time-out
-    ├── ProtocolError                  a frame broke the wire protocol (docs/protocol.md):
+    ├── ProtocolError                  a frame broke the wire protocol (chats_store.protocol):
     │                                  not JSON, too large, unknown type, bad field;
     │                                  (.code, .request_id, .close_code)
     ├── ConnectFailedError             websocket.connect() could not open a connection
     │   └── AuthenticationError        the server refused the session token (no retry)
-    └── TokenError (also ValueError)   a token given to a constructor is not a usable JWT
+    ├── TokenError (also ValueError)   a token given to a constructor is not a usable JWT
+    └── WrongThreadError               a call from a thread or asyncio loop that does not
+        (also RuntimeError)            own the object (a GUI thread calling the store)
 
 ``ActionCallError`` is local misuse: the facade checks every call against the current
 state *before* anything is dispatched or sent, so when it is raised the store is exactly
@@ -60,6 +62,7 @@ __all__ = [
     "ServerRefusedError",
     "TokenError",
     "TransportError",
+    "WrongThreadError",
 ]
 
 
@@ -93,7 +96,7 @@ class ErrorCode(StrEnum):
     MEMBER_NOT_FOUND = "member_not_found"
     MEMBER_BLOCKED = "member_blocked"
     INVALID_REQUEST = "invalid_request"
-    # Wire protocol violations (docs/protocol.md); see ProtocolError.
+    # Wire protocol violations; see ProtocolError.
     INVALID_JSON = "invalid_json"
     INVALID_FRAME = "invalid_frame"
     UNKNOWN_REQUEST = "unknown_request"
@@ -195,8 +198,17 @@ class TokenError(ChatsStoreError, ValueError):
     """A token is not a well-formed JWT carrying the claims this package needs."""
 
 
+class WrongThreadError(ChatsStoreError, RuntimeError):
+    """A call came from a thread or asyncio loop that does not own the object called.
+
+    A ``Chats`` module, its store and its getters belong to the asyncio loop that runs
+    them; a GUI bridge belongs to the GUI thread that created it. The message names
+    the owner, the caller and the way to make the call from where it was made.
+    """
+
+
 class ProtocolError(ChatsStoreError):
-    """A frame broke the wire protocol (``docs/protocol.md``); raised by ``chats_store.protocol``.
+    """A frame broke the wire protocol; raised by :mod:`chats_store.protocol`.
 
     ``code`` says what was wrong (an :class:`ErrorCode`: ``invalid_json``,
     ``invalid_frame``, ``unknown_request``, ``frame_too_large``,

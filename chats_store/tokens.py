@@ -20,7 +20,13 @@ import jwt
 
 from chats_store.errors import TokenError
 
-__all__ = ["CHAT_AUDIENCE", "MEMBERSHIP_AUDIENCE", "SESSION_AUDIENCE", "read_unverified_claims"]
+__all__ = [
+    "CHAT_AUDIENCE",
+    "MEMBERSHIP_AUDIENCE",
+    "SESSION_AUDIENCE",
+    "chat_grant",
+    "read_unverified_claims",
+]
 
 SESSION_AUDIENCE = "chats_store:session"
 CHAT_AUDIENCE = "chats_store:chat"
@@ -60,3 +66,18 @@ def read_unverified_claims(
         elif not isinstance(value, str) or not value:
             raise TokenError(f"the token has no {name!r} claim")
     return claims
+
+
+def chat_grant(token: object) -> tuple[str, tuple[str, ...]]:
+    """The chat a chat token is for and the permissions it grants (``send``, ``moderate``).
+
+    Read from the claims without verifying them, as the client reads its user id from
+    its session token: to show what the client may do (a moderator's commands). The
+    server checks the grant on every request. Raises :class:`TokenError` for a token
+    that is not a chat token, or whose ``permissions`` claim is not a list of strings.
+    """
+    claims = read_unverified_claims(token, CHAT_AUDIENCE, ("sub", "chat"))
+    permissions = claims.get("permissions", [])
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise TokenError("the token's 'permissions' claim is not a list of strings")
+    return claims["chat"], tuple(permissions)

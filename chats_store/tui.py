@@ -5,20 +5,25 @@ module only when the ``tui`` command runs, so the core package works without Tex
 
 Every view is fed by a getter subscription (no polling): the chat list by
 ``chats_ids``, the connection line by ``websocket.status``, and, for the chat shown,
-its header by ``get_chat_status`` / ``get_chat_members_amount`` /
-``get_client_chat_member_metadata``, the messages by ``get_chat_messages`` and the
-restriction line by ``get_client_chat_member_restrictions``. The subscriptions of the
-chat shown are disposed when another chat is shown, all of them when the app
-unmounts. A one-second timer only re-renders the time left of a mute from the last
-restrictions received.
+its header by ``get_chat_status`` / ``get_chat_members_amount``, the messages by
+``get_chat_messages`` and the restriction line by
+``get_client_chat_member_restrictions``. The header says "moderator" when the chat
+token the client joined with grants ``moderate`` (read from its claims, as the
+client reads its user id). The subscriptions of the chat shown are disposed when
+another chat is shown, all of them when the app unmounts. A one-second timer only
+re-renders the time left of a mute from the last restrictions received.
 
-Keys: ``tab`` / ``shift+tab`` move between the chat list, the messages and the
-input (``shift+tab`` from the input selects the messages); on a
-selected message ``e`` edits it, ``d`` deletes it (own messages), ``r`` resends it
-(``interrupted``); ``escape`` cancels an edit; ``ctrl+o`` loads older messages;
-``ctrl+q`` quits. Moderation is typed in the input: ``/mute USER MINUTES [reason]``,
-``/unmute USER``, ``/block USER MINUTES [reason]``, ``/unblock USER``,
-``/kick USER [reason]``, ``/leave``, ``/help``.
+Keys: ``tab`` / ``shift+tab`` move between the chat list, the messages, the input
+and the notice log (``shift+tab`` from the input selects the messages; the log
+scrolls with the arrows, ``page up``/``page down``, ``home``/``end``). On a selected
+message ``e`` edits it, ``r`` resends it (``interrupted``) and ``delete`` deletes it
+(own messages) after a confirmation: no letter deletes anything, so a word typed
+while the list has the focus is harmless. ``escape`` cancels an edit; ``ctrl+o``
+loads older messages; ``ctrl+q`` quits. Commands are typed in the input:
+``/join TOKEN``, ``/leave``, ``/mute USER MINUTES [reason]``, ``/unmute USER``,
+``/block USER MINUTES [reason]``, ``/unblock USER``, ``/kick USER [reason]``,
+``/help``. While muted the input is disabled (an edit waits, ``e`` says why); a send
+or edit refused before it left (not connected, too long) gives the typed text back.
 """
 
 from __future__ import annotations
@@ -26,23 +31,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from reactivex.disposable import CompositeDisposable
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from chats_store.chats.facade import Chats, ChatsConfig, create_chats
 from chats_store.chats.model import ChatStatus, ConnectionStatus, Message, Restriction
-from chats_store.errors import ChatsStoreError
+from chats_store.errors import ActionCallError, ChatsStoreError
+from chats_store.tokens import chat_grant
 from chats_store.user.module import create_user
 from chats_store.websocket.module import WebSocket, create_websocket
 
-__all__ = ["ChatApp", "render_message", "run_tui"]
+__all__ = ["ChatApp", "ConfirmDelete", "render_message", "run_tui"]
+
+W = TypeVar("W", bound=Widget)
 
 _STATUS_MARKS: Mapping[str, tuple[str, str]] = {
     "sending": ("  ⧗ sending…", "yellow"),
@@ -57,10 +67,14 @@ _CONNECTION_STYLES: Mapping[str, str] = {
 }
 _PAST = {"mute": "muted", "block": "blocked", "unmute": "unmuted", "unblock": "unblocked"}
 HELP = (
-    "Type a message and press enter. Commands: /mute USER MINUTES [reason], /unmute USER, "
-    "/block USER MINUTES [reason] (0 = permanent), /unblock USER, /kick USER [reason], "
-    "/leave, /help. On a selected message: e edit, d delete, r resend."
+    "Type a message and press enter. Commands: /join TOKEN, /leave, "
+    "/mute USER MINUTES [reason], /unmute USER, /block USER MINUTES [reason] "
+    "(0 = permanent), /unblock USER, /kick USER [reason], /help. On a selected message: "
+    "e edit, r resend, delete delete (after a confirmation)."
 )
+_TYPE_HERE = "Message - /help for commands"
+_EDITING = "Editing - enter saves, escape cancels"
+_MUTED = "Muted: you can read but not send"
 
 
 def render_message(message: Message, own_id: str) -> Text:
@@ -101,13 +115,44 @@ class ChatList(OptionList):
 
 
 class MessageList(OptionList):
-    """The messages of the chat shown; key bindings act on the highlighted one."""
+    """The messages of the chat shown; key bindings act on the highlighted one.
+
+    Deleting takes the ``delete`` key and a confirmation, never a letter: a word typed
+    while the list has the focus must not delete anything.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "app.edit_message", "Edit"),
-        Binding("d", "app.delete_message", "Delete"),
         Binding("r", "app.resend_message", "Resend"),
+        Binding("delete", "app.delete_message", "Delete"),
     ]
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """ "Delete this message?": ``y`` deletes, ``n`` or ``escape`` keeps it."""
+
+    CSS = """
+    ConfirmDelete { align: center middle; }
+    #question { width: 60; height: auto; padding: 1 2; border: thick $error; background: $panel; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Delete"),
+        Binding("n", "answer(False)", "Keep"),
+        Binding("escape", "answer(False)", "Keep", show=False),
+    ]
+
+    def __init__(self, message: Message) -> None:
+        super().__init__()
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        question = Text("Delete your message\n", style="bold")
+        question.append(f"“{self.message.content}”", style="italic")
+        question.append("?\n\ny: delete   n / escape: keep")
+        yield Static(question, id="question")
+
+    def action_answer(self, delete: bool) -> None:
+        self.dismiss(delete)
 
 
 class ChatApp(App[None]):
@@ -126,7 +171,8 @@ class ChatApp(App[None]):
     #restrictions { height: auto; padding: 0 1; color: $error; text-style: bold; }
     #restrictions.none { display: none; }
     ChatList, MessageList { border: none; height: 1fr; }
-    #log { height: 5; border-top: solid $primary; padding: 0 1; scrollbar-size-vertical: 1; }
+    #log { height: 7; border-top: solid $primary; padding: 0 1; scrollbar-size-vertical: 1; }
+    #log:focus { border-top: solid $accent; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -157,7 +203,7 @@ class ChatApp(App[None]):
         self._connection: ConnectionStatus = "disconnected"
         self._status: ChatStatus | None = None
         self._members: int | None = None
-        self._moderator = False
+        self._grants: dict[str, tuple[str, ...]] = {}  # chat id -> permissions joined with
         self.subscriptions = CompositeDisposable()  # for the app's whole life
         self.chat_subscriptions = CompositeDisposable()  # for the chat shown
 
@@ -173,16 +219,15 @@ class ChatApp(App[None]):
                 yield Static("no chat", id="chat-header")
                 yield Static(id="restrictions", classes="none")
                 yield MessageList(id="messages")
+                yield Input(placeholder=_TYPE_HERE, id="input")
                 yield RichLog(id="log", wrap=True, markup=False)
-                yield Input(placeholder="Message - /help for commands", id="input")
         yield Footer()
 
     def on_mount(self) -> None:
         self.subscriptions.add(self.websocket.status.subscribe(self._show_connection))
         self.subscriptions.add(self.chats.chats_ids.subscribe(self._show_chat_ids))
         self.set_interval(1.0, self._show_restrictions)  # the time left of a mute
-        self.query_one("#log", RichLog).can_focus = False  # shift+tab: input -> messages
-        self.query_one("#input", Input).focus()
+        self._widget("#input", Input).focus()
         self.run_worker(self._start(), name="start", group="start")
 
     def on_unmount(self) -> None:
@@ -197,18 +242,28 @@ class ChatApp(App[None]):
                 self.say(f"cannot connect: {error}", style="bold red")
                 return
         for token in self.chat_tokens:
-            try:
-                context = await self.chats.join_chat(token)
-            except ChatsStoreError as error:
-                self.say(f"cannot join: {error}", style="bold red")
-            else:
-                self.say(f"joined {context.chat_id} ({context.members_amount} members)")
+            await self.join(token)
+
+    async def join(self, token: str) -> None:
+        """Join the chat of ``token``; remember what the token grants (for the header)."""
+        try:
+            context = await self.chats.join_chat(token)
+        except ChatsStoreError as error:
+            self.say(f"cannot join: {error}", style="bold red")
+            return
+        self._grants[context.chat_id] = chat_grant(token)[1]
+        self._render_header()
+        self.say(f"joined {context.chat_id} ({context.members_amount} members)")
 
     # Views: each one is a getter subscriber ------------------------------------------
 
+    def _widget(self, selector: str, kind: type[W]) -> W:
+        """A widget of the main screen (also while a confirmation is shown over it)."""
+        return self.screen_stack[0].query_one(selector, kind)
+
     def say(self, line: str, *, style: str = "") -> None:
-        """Add a line to the notice log under the messages."""
-        self.query_one("#log", RichLog).write(Text(line, style=style))
+        """Add a line to the notice log under the input."""
+        self._widget("#log", RichLog).write(Text(line, style=style))
 
     def _show_connection(self, status: ConnectionStatus) -> None:
         self._connection = status
@@ -217,7 +272,7 @@ class ChatApp(App[None]):
         line.append(status, style=_CONNECTION_STYLES[status])
         line.append(f"   {self.user_id}", style="bold")
         line.append(f" @ {self.chats.config.host}", style="dim")
-        self.query_one("#connection", Static).update(line)
+        self._widget("#connection", Static).update(line)
 
     def _show_chat_ids(self, chat_ids: tuple[str, ...]) -> None:
         for gone in set(self._chat_ids) - set(chat_ids):
@@ -226,7 +281,7 @@ class ChatApp(App[None]):
                 detail = f" ({removal.detail})" if removal.detail else ""
                 self.say(f"{gone}: {removal.reason.replace('_', ' ')}{detail}", style="bold red")
         self._chat_ids = chat_ids
-        chat_list = self.query_one("#chats", ChatList)
+        chat_list = self._widget("#chats", ChatList)
         chat_list.set_options(Option(f"# {chat_id}", id=chat_id) for chat_id in chat_ids)
         if self.current_chat not in chat_ids:
             self.show_chat(chat_ids[0] if chat_ids else None)
@@ -240,9 +295,10 @@ class ChatApp(App[None]):
         self.editing = None
         self._messages = ()
         self._restrictions = ()
-        self._status, self._members, self._moderator = None, None, False
+        self._status, self._members = None, None
+        self._show_input_state()
         if chat_id in self._chat_ids:
-            self.query_one("#chats", ChatList).highlighted = self._chat_ids.index(chat_id)
+            self._widget("#chats", ChatList).highlighted = self._chat_ids.index(chat_id)
         if chat_id is None:
             self._show_messages(None)
             self._show_restrictions()
@@ -252,7 +308,6 @@ class ChatApp(App[None]):
         self.chat_subscriptions = CompositeDisposable(
             chats.get_chat_status(chat_id).subscribe(self._set_status),
             chats.get_chat_members_amount(chat_id).subscribe(self._set_members),
-            chats.get_client_chat_member_metadata(chat_id).subscribe(self._set_metadata),
             chats.get_chat_messages(chat_id).subscribe(self._show_messages),
             chats.get_client_chat_member_restrictions(chat_id).subscribe(self._set_restrictions),
         )
@@ -265,12 +320,8 @@ class ChatApp(App[None]):
         self._members = members
         self._render_header()
 
-    def _set_metadata(self, metadata: Mapping[str, str] | None) -> None:
-        self._moderator = metadata is not None and "moderator" in metadata.values()
-        self._render_header()
-
     def _render_header(self) -> None:
-        header = self.query_one("#chat-header", Static)
+        header = self._widget("#chat-header", Static)
         if self.current_chat is None:
             header.update("no chat")
             return
@@ -279,12 +330,12 @@ class ChatApp(App[None]):
         line.append(f"   {members} members")
         if self._status is not None and self._status != "ready":
             line.append(f"   {self._status}…", style="yellow")
-        if self._moderator:
+        if "moderate" in self._grants.get(self.current_chat, ()):
             line.append("   moderator", style="bold green")
         header.update(line)
 
     def _show_messages(self, messages: Sequence[Message] | None) -> None:
-        view = self.query_one("#messages", MessageList)
+        view = self._widget("#messages", MessageList)
         selected = view.highlighted_option
         at_end = view.highlighted is None or view.highlighted >= view.option_count - 1
         self._messages = tuple(messages or ())
@@ -308,16 +359,24 @@ class ChatApp(App[None]):
     def _show_restrictions(self) -> None:
         now = self._clock()
         active = [r for r in self._restrictions if r.is_active(now)]
-        line = self.query_one("#restrictions", Static)
+        line = self._widget("#restrictions", Static)
         line.set_class(not active, "none")
         line.update("You are " + "; ".join(describe_restriction(r, now) for r in active))
-        muted = any(r.kind == "mute" for r in active)
-        field = self.query_one("#input", Input)
+        self._show_input_state()
+
+    @property
+    def muted(self) -> bool:
+        """Whether the client has an active mute in the chat shown."""
+        now = self._clock()
+        return any(r.kind == "mute" and r.is_active(now) for r in self._restrictions)
+
+    def _show_input_state(self) -> None:
+        """The input's one rule: disabled while muted; its placeholder says why or what."""
+        field = self._widget("#input", Input)
+        muted = self.muted
+        field.placeholder = _MUTED if muted else _EDITING if self.editing else _TYPE_HERE
         if muted != field.disabled:
             field.disabled = muted
-            field.placeholder = (
-                "Muted: you can read but not send" if muted else "Message - /help for commands"
-            )
             if not muted:
                 field.focus()
 
@@ -329,22 +388,33 @@ class ChatApp(App[None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        event.input.clear()
         if not text:
             return
+        event.input.clear()
         if text.startswith("/"):
             self.run_command(text)
             return
         chat_id = self.current_chat
         if chat_id is None:
             self.say("no chat to send to", style="bold red")
+            event.input.value = text
             return
-        if self.editing is not None:
-            message_id, self.editing = self.editing, None
-            event.input.placeholder = "Message - /help for commands"
-            self._attempt(self.chats.update_message(chat_id, message_id, text))
+        editing, self.editing = self.editing, None
+        self._show_input_state()
+        if editing is not None:
+            call: Awaitable[object] = self.chats.update_message(chat_id, editing, text)
         else:
-            self._attempt(self.chats.send_message(chat_id, text))
+            call = self.chats.send_message(chat_id, text)
+        self._attempt(call, given_back=(text, editing))
+
+    def _give_back(self, text: str, editing: str | None) -> None:
+        """A send or edit refused before it left: put its text (and edit) back in the input."""
+        field = self._widget("#input", Input)
+        if field.value:
+            return  # the user typed something else meanwhile: keep it
+        field.value = text
+        self.editing = editing
+        self._show_input_state()
 
     def run_command(self, text: str) -> None:
         """Run a ``/command`` typed in the input (moderation, ``/leave``, ``/help``)."""
@@ -353,6 +423,12 @@ class ChatApp(App[None]):
         chat_id = self.current_chat
         if name == "help":
             self.say(HELP)
+            return
+        if name == "join":
+            if not args:
+                self.say("usage: /join TOKEN (a chat token)", style="bold red")
+                return
+            self.run_worker(self.join(args[0].strip()), group="actions")
             return
         if chat_id is None:
             self.say("join a chat first", style="bold red")
@@ -381,14 +457,27 @@ class ChatApp(App[None]):
         except (IndexError, ValueError):
             self.say(f"usage: {HELP}", style="bold red")
 
-    def _attempt(self, call: Awaitable[object], done: str | None = None) -> None:
-        """Run an action in a worker; report its failure (or ``done``) in the log."""
+    def _attempt(
+        self,
+        call: Awaitable[object],
+        done: str | None = None,
+        *,
+        given_back: tuple[str, str | None] | None = None,
+    ) -> None:
+        """Run an action in a worker; report its failure (or ``done``) in the log.
+
+        ``given_back``: the text (and the message being edited) to put back in the
+        input if the call is refused before anything was sent (``ActionCallError``);
+        when it was sent, the message itself keeps its content (``interrupted``).
+        """
 
         async def attempt() -> None:
             try:
                 await call
             except ChatsStoreError as error:
                 self.say(str(error), style="bold red")
+                if given_back is not None and isinstance(error, ActionCallError):
+                    self._give_back(*given_back)
             else:
                 if done is not None:
                     self.say(done, style="green")
@@ -398,7 +487,7 @@ class ChatApp(App[None]):
     # Message key bindings -------------------------------------------------------------
 
     def _selected(self) -> Message | None:
-        view = self.query_one("#messages", MessageList)
+        view = self._widget("#messages", MessageList)
         option = view.highlighted_option
         return next((m for m in self._messages if option and m.id == option.id), None)
 
@@ -407,25 +496,35 @@ class ChatApp(App[None]):
         if message is None or message.author_id != self.user_id:
             self.say("select one of your messages to edit it", style="bold red")
             return
+        if self.muted:
+            self.say(
+                "you are muted: you can read but not edit until the mute ends", style="bold red"
+            )
+            return
         self.editing = message.id
-        field = self.query_one("#input", Input)
+        field = self._widget("#input", Input)
         field.value = message.content
-        field.placeholder = "Editing - enter saves, escape cancels"
+        self._show_input_state()
         field.focus()
 
     def action_cancel_edit(self) -> None:
         if self.editing is not None:
             self.editing = None
-            field = self.query_one("#input", Input)
-            field.clear()
-            field.placeholder = "Message - /help for commands"
+            self._widget("#input", Input).clear()
+            self._show_input_state()
 
     def action_delete_message(self) -> None:
         message = self._selected()
-        if message is None or message.author_id != self.user_id or self.current_chat is None:
+        chat_id = self.current_chat
+        if message is None or message.author_id != self.user_id or chat_id is None:
             self.say("select one of your messages to delete it", style="bold red")
             return
-        self._attempt(self.chats.delete_message(self.current_chat, message.id))
+
+        def answered(delete: bool | None) -> None:
+            if delete:
+                self._attempt(self.chats.delete_message(chat_id, message.id))
+
+        self.push_screen(ConfirmDelete(message), answered)
 
     def action_resend_message(self) -> None:
         message = self._selected()

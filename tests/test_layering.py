@@ -54,10 +54,12 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # package prefixes (everything below them).
 RUNTIME_MODULES = frozenset(
     {
+        "chats_store.core.affinity",
         "chats_store.core.store",
         "chats_store.chats.transport",
         "chats_store.chats.effects",
         "chats_store.chats.facade",
+        "chats_store.chats.derived",  # getters built on the store
         "chats_store.chats.action_log",  # writes and reads files
         "chats_store.cli",
         "chats_store.demo",
@@ -66,6 +68,7 @@ RUNTIME_MODULES = frozenset(
 )
 RUNTIME_PACKAGES = frozenset(
     {
+        "chats_store.gui",
         "chats_store.testing",
         "chats_store.server",
         "chats_store.websocket",

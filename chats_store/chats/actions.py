@@ -1,6 +1,6 @@
 """Every action of the Chats module (pure: attrs only).
 
-Three families, named as DESIGN.md asks:
+Three families, each named by what it is:
 
 * **intents** (imperative), dispatched by the facade after validation; each
   carries the ``call_id`` of the facade call waiting for its outcome, and every

@@ -207,7 +207,7 @@ def _any_reply_fits(request: object, reply: object) -> str | None:
 class RequestKind(Generic[R, T]):
     """One kind of request, declared once; requests of class ``request`` have replies of type ``T``.
 
-    * ``tag``: the ``type`` of the request's frame on the wire (``docs/protocol.md``);
+    * ``tag``: the ``type`` of the request's frame on the wire (the protocol documentation);
     * ``reply``: the domain type of its reply (``type(None)`` for an empty one): the
       wire protocol reads and writes the reply by this type;
     * ``succeeded`` and ``failed``: the outcome action reporting a reply or a
@@ -399,7 +399,7 @@ _KINDS = (
 )
 
 REQUEST_KINDS: Mapping[str, RequestKind[Any, Any]] = {kind.tag: kind for kind in _KINDS}
-"""Every kind of request, by wire tag, in the order of ``docs/protocol.md``."""
+"""Every kind of request, by wire tag, in the order the protocol documentation lists them."""
 
 _KIND_OF_CLASS: Mapping[type, RequestKind[Any, Any]] = {kind.request: kind for kind in _KINDS}
 

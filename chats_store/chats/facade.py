@@ -7,6 +7,7 @@ the intent, await its outcome. Every getter is memoized by its arguments.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 import uuid
@@ -40,6 +41,13 @@ from chats_store.chats.actions import (
     UpdateMessage,
 )
 from chats_store.chats.commands import Outcome
+from chats_store.chats.derived import (
+    ReadMarkers,
+    chat_last_message,
+    chat_summary,
+    chat_unread_count,
+    mark_chat_read,
+)
 from chats_store.chats.effects import ChatsEffects
 from chats_store.chats.model import (
     ChatContext,
@@ -53,6 +61,7 @@ from chats_store.chats.model import (
 )
 from chats_store.chats.reducer import reduce_chats
 from chats_store.chats.selectors import (
+    ChatSummary,
     chat_context,
     is_syncing_of,
     members_amount_of,
@@ -183,7 +192,10 @@ class Chats:
     """The Chats module: actions (async methods) and getters (reactive values).
 
     Use :func:`create_chats` to make one. All methods must be called from the
-    asyncio loop that runs it. Actions raise :class:`ActionCallError` for every
+    asyncio loop that runs it (the loop running when it was created, or else the
+    loop of its first action): an action awaited elsewhere raises
+    :class:`~chats_store.errors.WrongThreadError`; GUI threads go through
+    :mod:`chats_store.gui`. Actions raise :class:`ActionCallError` for every
     misuse the spec lists (nothing is sent or changed then),
     :class:`ServerRefusedError` when the server refuses, and
     :class:`ConnectionLostError` / :class:`RequestTimeoutError` when the outcome is
@@ -302,9 +314,33 @@ class Chats:
         """The client's own restrictions in the chat (mutes), or None."""
         return self._chat_getter("restrictions", chat_id, restrictions_of)
 
+    # Derived getters (chats_store.chats.derived) ---------------------------------
+
+    @functools.cached_property
+    def read_markers(self) -> ReadMarkers:
+        """The application's read marker per chat, which unread counts start from."""
+        return ReadMarkers(self._store.affinity)
+
+    def get_chat_last_message(self, chat_id: str) -> Getter[Message | None]:
+        """The last message of the chat shown (pending ones last), or None."""
+        return chat_last_message(self, chat_id)
+
+    def get_chat_unread_count(self, chat_id: str) -> Getter[int]:
+        """How many messages others wrote after the chat's read marker (all if none)."""
+        return chat_unread_count(self, chat_id, self._user.user_id)
+
+    def get_chat_summary(self, chat_id: str) -> Getter[ChatSummary]:
+        """One chat-list row: status, members, last message, unread count."""
+        return chat_summary(self, chat_id, self._user.user_id)
+
+    def mark_chat_read(self, chat_id: str, message_id: str | None = None) -> int:
+        """Mark the chat read up to ``message_id`` (default: its last confirmed message)."""
+        return mark_chat_read(self, chat_id, message_id)
+
     # Actions ---------------------------------------------------------------------
 
     async def _call(self, make_intent: Callable[[int], Any]) -> Outcome:
+        self._store.affinity.check_loop("a Chats action")
         call_id = next(self._call_ids)
         outcome = self._effects.expect(call_id)
         self._store.dispatch(make_intent(call_id))

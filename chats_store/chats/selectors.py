@@ -5,12 +5,18 @@ Each chat getter is split in two for speed (see ``core.store``): the *input*
 chat is unchanged) and a *projection* ``*_of(chat)`` of that chat, which also
 accepts None (a chat not joined). ``select_*(state, chat_id)`` compose the two
 and are what tests compare getters against.
+
+The projections of the derived getters every chat UI needs (``last_message_of``,
+``unread_count_of``) and their value type :class:`ChatSummary` are here too; they
+are wired to getters in :mod:`chats_store.chats.derived`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
+
+import attrs
 
 from chats_store.chats.model import (
     ChatContext,
@@ -23,9 +29,11 @@ from chats_store.chats.model import (
 )
 
 __all__ = [
+    "ChatSummary",
     "chat_context",
     "context_of",
     "is_syncing_of",
+    "last_message_of",
     "members_amount_of",
     "messages_of",
     "metadata_of",
@@ -42,6 +50,7 @@ __all__ = [
     "select_is_chat_syncing",
     "status_of",
     "sync_statuses_of",
+    "unread_count_of",
 ]
 
 T = TypeVar("T")
@@ -117,3 +126,46 @@ select_is_chat_syncing = _composed(is_syncing_of)
 select_client_chat_member_metadata = _composed(metadata_of)
 select_client_chat_member_restrictions = _composed(restrictions_of)
 select_chat_context = _composed(context_of)
+
+
+# The derived getters' projections ------------------------------------------------------
+
+
+def last_message_of(messages: Sequence[Message] | None) -> Message | None:
+    """The last message shown (pending ones come last), or None."""
+    return messages[-1] if messages else None
+
+
+def unread_count_of(messages: Sequence[Message] | None, read_seq: int | None, own_id: str) -> int:
+    """How many confirmed messages after ``read_seq`` others wrote (all held when None).
+
+    Walks the messages from the newest and stops at the read marker, so it costs the
+    number of unread messages (all those held when no marker is set). Pending
+    messages are the client's own, never unread.
+    """
+    count = 0
+    for message in reversed(messages or ()):
+        seq = message.seq
+        if seq is None:
+            continue
+        if read_seq is not None and seq <= read_seq:
+            break
+        if message.author_id != own_id:
+            count += 1
+    return count
+
+
+@attrs.frozen
+class ChatSummary:
+    """One row of a chat list: what ``get_chat_summary`` emits.
+
+    ``status`` and ``members_amount`` are None for a chat not joined;
+    ``last_message`` is the last message shown; ``unread_count`` counts the
+    messages others wrote after the chat's read marker (see ``mark_chat_read``).
+    """
+
+    chat_id: str
+    status: ChatStatus | None
+    members_amount: int | None
+    last_message: Message | None
+    unread_count: int

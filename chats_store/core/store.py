@@ -23,28 +23,40 @@ Cost model, which the rest of the package relies on:
 * Middleware (``Store.add_middleware``: action logs, recorders) costs one
   truthiness test of an empty tuple per dispatch when none is set, and one call
   per middleware and dispatched action otherwise.
+* A derived getter (``Store.derive``) is tracked, like the getters it reads, in
+  the scopes of its sources (in each of their stores); its input function reads
+  its sources' values and returns the previous tuple of them when every one is
+  the same object, so its projection runs only when a source's value changed.
 
 So a dispatch costs the reducer plus one input call per group of the changed
 scope, one projection per tracked getter of that scope and one call per value
 delivered, whatever the total number of live getters. For the Chats module that
 is 1 input call and at most 7 projections; ``benchmarks/README.md`` has figures.
 
-Threading: a Store belongs to one thread (in practice the asyncio loop that runs
-its effects). Views on another thread use ``observe_on`` with their scheduler.
+A projection that raises never reaches the code that dispatched: it is logged on
+the ``chats_store.core`` logger, that getter keeps its previous value (and is
+tried again when its input next changes), and every other getter is refreshed.
+
+Threading: a Store belongs to one asyncio loop, the one that runs its effects
+(``Store.affinity``, a :class:`~chats_store.core.affinity.LoopAffinity`);
+subscribing from another thread raises :class:`~chats_store.errors.WrongThreadError`.
+GUI threads reach the store through :mod:`chats_store.gui`.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar, cast, overload
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import CurrentThreadScheduler
 
+from chats_store.core.affinity import LoopAffinity
 from chats_store.core.reducer import Command, Reducer
 
 __all__ = ["Getter", "Middleware", "Store"]
@@ -52,6 +64,11 @@ __all__ = ["Getter", "Middleware", "Store"]
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - the conventional name for a getter's input type
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
 
 logger = logging.getLogger("chats_store.core")
 
@@ -102,7 +119,11 @@ class _Subscriber(Generic[T]):
         self.on_next = on_next
 
 
-class Getter(Observable[T], Generic[T]):
+Home = tuple["Store[Any]", Hashable | None]
+"""Where a getter is tracked while it has subscribers: a store and a scope of it."""
+
+
+class Getter(Observable[T_co], Generic[T_co]):
     """The spec's ``IGetter<T>``: an observable of one selected value.
 
     Contract:
@@ -114,19 +135,26 @@ class Getter(Observable[T], Generic[T]):
       emitted objects are stable for views that compare by identity.
     * An exception raised by a subscriber is logged on the ``chats_store.core``
       logger and detaches that subscriber; it never breaks the store or other views.
+      One raised by the projection during a dispatch is logged too; the getter keeps
+      its previous value (reading ``value`` raises it again) and tries again when
+      its input next changes.
     * Disposing a subscription stops its emissions at once, even in the middle of
       an emission to several subscribers.
+    * Covariant: a ``Getter[Literal["a"] | None]`` is a ``Getter[str | None]``.
 
     Getters are created by their module (``chats.get_chat_status(chat_id)``), which
-    memoizes them: the same arguments give the same object.
+    memoizes them: the same arguments give the same object. Applications build
+    their own with :meth:`Store.select` and :meth:`Store.derive`.
 
     ``subscribe`` is overridden to call the subscriber's ``on_next`` directly
     rather than through reactivex's ``AutoDetachObserver`` (a Python call and an
     object to load per delivered value). Getters never complete nor fail, so
-    ``on_error`` and ``on_completed`` are never called.
+    ``on_error`` and ``on_completed`` are never called. Subscribe on the thread of
+    the store's loop (:class:`~chats_store.errors.WrongThreadError` otherwise).
     """
 
     __slots__ = (
+        "_homes",
         "_input",
         "_input_of",
         "_project",
@@ -142,25 +170,28 @@ class Getter(Observable[T], Generic[T]):
         self,
         store: Store[Any],
         input_of: Callable[[Any], Any],
-        project: Callable[[Any], T],
+        project: Callable[[Any], T_co],
         scope: Hashable | None,
+        *,
+        homes: tuple[Home, ...] | None = None,
     ) -> None:
         super().__init__()
         self._store = store
         self._input_of = input_of
         self._project = project
         self.scope = scope
+        self._homes: tuple[Home, ...] = ((store, scope),) if homes is None else homes
         # Ordered, removal in O(1). ``_targets`` caches the subscribers' functions as
         # a tuple, ``_records`` the matching records; both are rebuilt on the first
         # emission after a change (``_targets`` is None then), never copied per emission.
-        self._subscribers: dict[_Subscriber[T], None] = {}
-        self._records: tuple[_Subscriber[T], ...] = ()
-        self._targets: tuple[Callable[[T], None], ...] | None = ()
+        self._subscribers: dict[_Subscriber[Any], None] = {}
+        self._records: tuple[_Subscriber[Any], ...] = ()
+        self._targets: tuple[Callable[[Any], None], ...] | None = ()
         self._input: Any = _UNSET
-        self._value: T = _UNSET
+        self._value: T_co = _UNSET
 
     @property
-    def value(self) -> T:
+    def value(self) -> T_co:
         """The current value (always that of the store's current state)."""
         self._refresh()
         return self._value
@@ -171,9 +202,13 @@ class Getter(Observable[T], Generic[T]):
             self._update(input_)
 
     def _update(self, input_: Any) -> None:
-        """Project a new input; keep the old value if equal, else store and emit it."""
-        self._input = input_
+        """Project a new input; keep the old value if equal, else store and emit it.
+
+        A projection that raises leaves the getter as it was (its error reaches
+        the reader of ``value``, or the store's refresh, which logs it).
+        """
         value = self._project(input_)
+        self._input = input_
         current = self._value
         if value is current or _equal(value, current):
             return
@@ -181,7 +216,7 @@ class Getter(Observable[T], Generic[T]):
         if self._subscribers:
             self._emit(value)
 
-    def _emit(self, value: T) -> None:
+    def _emit(self, value: Any) -> None:
         targets = self._targets
         if targets is None:
             subscribers = self._records = tuple(self._subscribers)
@@ -199,7 +234,7 @@ class Getter(Observable[T], Generic[T]):
                 self._emit_rest(value, records[done:])
                 return
 
-    def _emit_rest(self, value: T, subscribers: tuple[_Subscriber[T], ...]) -> None:
+    def _emit_rest(self, value: Any, subscribers: tuple[_Subscriber[Any], ...]) -> None:
         """Emit to ``subscribers`` that are still attached (a detached one has a no-op)."""
         for subscriber in subscribers:
             try:
@@ -208,10 +243,11 @@ class Getter(Observable[T], Generic[T]):
                 logger.exception("a getter subscriber raised; it has been detached")
                 self._detach(subscriber)
 
-    def _attach(self, subscriber: _Subscriber[T]) -> None:
+    def _attach(self, subscriber: _Subscriber[Any]) -> None:
         if not self._subscribers:
             self._refresh()
-            self._store._track(self)
+            for store, scope in self._homes:
+                store._track(self, scope)
         self._subscribers[subscriber] = None
         self._targets = None
         try:
@@ -220,18 +256,23 @@ class Getter(Observable[T], Generic[T]):
             logger.exception("a getter subscriber raised; it has been detached")
             self._detach(subscriber)
 
-    def _detach(self, subscriber: _Subscriber[T]) -> None:
+    def _detach(self, subscriber: _Subscriber[Any]) -> None:
         if subscriber not in self._subscribers:
             return
         del self._subscribers[subscriber]
         subscriber.on_next = _ignore
         self._targets = None
         if not self._subscribers:
-            self._store._untrack(self)
+            for store, scope in self._homes:
+                store._untrack(self, scope)
+
+    def _check_thread(self) -> None:
+        for store, _scope in self._homes:
+            store.affinity.check_thread("subscribing to a getter")
 
     def subscribe(
         self,
-        on_next: abc.ObserverBase[T] | abc.OnNext[T] | None = None,
+        on_next: abc.ObserverBase[T_co] | abc.OnNext[T_co] | None = None,
         on_error: abc.OnError | None = None,
         on_completed: abc.OnCompleted | None = None,
         *,
@@ -240,10 +281,12 @@ class Getter(Observable[T], Generic[T]):
         """Subscribe an observer or an ``on_next`` callback (see ``Observable.subscribe``).
 
         Like reactivex, the subscription runs on the current thread's trampoline.
+        Raises :class:`~chats_store.errors.WrongThreadError` off the store's thread.
         """
+        self._check_thread()
         if isinstance(on_next, abc.ObserverBase) or callable(getattr(on_next, "on_next", None)):
-            on_next = cast(abc.ObserverBase[T], on_next).on_next
-        subscriber = _Subscriber(on_next or _ignore)
+            on_next = cast(abc.ObserverBase[T_co], on_next).on_next
+        subscriber: _Subscriber[Any] = _Subscriber(on_next or _ignore)
         trampoline = CurrentThreadScheduler.singleton()
         if trampoline.schedule_required():
             trampoline.schedule(lambda _scheduler, _state: self._attach(subscriber))
@@ -252,9 +295,10 @@ class Getter(Observable[T], Generic[T]):
         return Disposable(lambda: self._detach(subscriber))
 
     def _subscribe_core(
-        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+        self, observer: abc.ObserverBase[T_co], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        subscriber = _Subscriber(observer.on_next)
+        self._check_thread()
+        subscriber: _Subscriber[Any] = _Subscriber(observer.on_next)
         self._attach(subscriber)
         return Disposable(lambda: self._detach(subscriber))
 
@@ -287,12 +331,20 @@ class _Scope:
 
 
 def _refresh_scope(scope: _Scope, state: Any) -> None:
-    """Bring every tracked getter of ``scope`` up to date with ``state``; emit changes."""
+    """Bring every tracked getter of ``scope`` up to date with ``state``; emit changes.
+
+    An input function or projection that raises is logged and skipped: the getters it
+    feeds keep their previous values, the others are refreshed, the dispatch goes on.
+    """
     groups = scope.targets
     if groups is None:
         groups = scope.targets = tuple(scope.groups.values())
     for group in groups:
-        input_ = group.input_of(state)
+        try:
+            input_ = group.input_of(state)
+        except Exception:
+            logger.exception("a getter's input raised; its getters keep their previous values")
+            continue
         if input_ is group.input:
             continue
         getters = group.targets
@@ -302,14 +354,17 @@ def _refresh_scope(scope: _Scope, state: Any) -> None:
             # Already current if a subscriber read its ``.value`` earlier in this dispatch.
             if input_ is getter._input:
                 continue
+            try:
+                value = getter._project(input_)
+            except Exception:
+                logger.exception("a getter's projection raised; it keeps its previous value")
+                continue
             getter._input = input_
-            value = getter._project(input_)
             current = getter._value
             if value is current or _equal(value, current):
                 continue
             getter._value = value
             getter._emit(value)  # a tracked getter has subscribers
-        # Last, so that a projection that raises leaves the group to be redone.
         group.input = input_
 
 
@@ -327,6 +382,8 @@ class Store(Generic[S]):
     after, in order, so subscribers always see states in dispatch order.
     A reducer or interpreter that raises is a bug: the error propagates to the
     caller of the outermost ``dispatch`` and actions queued meanwhile are dropped.
+    ``affinity``: the loop the store belongs to; by default its own, bound to the
+    loop running when it is created (if any).
     """
 
     def __init__(
@@ -336,6 +393,7 @@ class Store(Generic[S]):
         *,
         scope_of: Callable[[Any], Hashable | None] = lambda action: None,
         interpreter: Callable[[Command], None] = _refuse_commands,
+        affinity: LoopAffinity | None = None,
     ) -> None:
         self._reducer = reducer
         self._state = initial_state
@@ -346,10 +404,17 @@ class Store(Generic[S]):
         self._middleware: tuple[Middleware, ...] = ()
         self._unscoped = _Scope()
         self._scoped: dict[Hashable, _Scope] = {}
-        # Weak: a getter nobody holds and nobody subscribes to may be collected.
+        # Weak: a getter nobody holds and nobody subscribes to may be collected. The
+        # keys of ``getter`` (the module's own) and of ``select``/``derive`` (the
+        # application's) live apart, so neither can replace the other's getters.
         self._getters: weakref.WeakValueDictionary[Hashable, Getter[Any]] = (
             weakref.WeakValueDictionary()
         )
+        self._custom: weakref.WeakValueDictionary[Hashable, Getter[Any]] = (
+            weakref.WeakValueDictionary()
+        )
+        self.affinity = LoopAffinity("this store") if affinity is None else affinity
+        """The asyncio loop the store belongs to (shared by stores passed the same one)."""
 
     @property
     def state(self) -> S:
@@ -409,7 +474,11 @@ class Store(Generic[S]):
         *,
         scope: Hashable | None = None,
     ) -> Getter[T]:
-        """The getter for ``key``, created on first use and memoized afterwards.
+        """The module's getter for ``key``, created on first use and memoized afterwards.
+
+        This is the key space of the module that owns the store (the Chats facade,
+        the WebSocket module); applications build their getters with :meth:`select`
+        and :meth:`derive`, whose keys live apart and can never replace these.
 
         Memoized while alive: as long as anyone holds or subscribes to the getter,
         the same ``key`` returns the same object.
@@ -427,6 +496,131 @@ class Store(Generic[S]):
             getter = Getter(self, input_of, project, scope)
             self._getters[key] = getter
         return cast(Getter[T], getter)
+
+    def select(
+        self,
+        input_of: Callable[[S], I],
+        project: Callable[[I], T],
+        *,
+        scope: Hashable | None = None,
+        key: Hashable | None = None,
+    ) -> Getter[T]:
+        """A getter of the state: reselect's ``createSelector`` over one input selector.
+
+        ``input_of(state)`` picks the input (cheap, and the same object while that
+        part of the state is unchanged: ``state.chats.get(chat_id)``); ``project``
+        turns it into the value, and runs only when the input is another object.
+        ``scope``: which actions can change the input (for the Chats module, a chat
+        id: then changes in other chats cost this getter nothing); None means any
+        action. ``key``: memoize the getter under it (while anyone holds it), in the
+        application's key space, apart from the module's (:meth:`getter`).
+        """
+        if key is not None:
+            existing = self._custom.get(key)
+            if existing is not None:
+                return cast(Getter[T], existing)
+        getter: Getter[T] = Getter(self, input_of, project, scope)
+        if key is not None:
+            self._custom[key] = getter
+        return getter
+
+    @overload
+    def derive(
+        self, a: Getter[A], /, *, project: Callable[[A], T], key: Hashable | None = None
+    ) -> Getter[T]: ...
+
+    @overload
+    def derive(
+        self,
+        a: Getter[A],
+        b: Getter[B],
+        /,
+        *,
+        project: Callable[[A, B], T],
+        key: Hashable | None = None,
+    ) -> Getter[T]: ...
+
+    @overload
+    def derive(
+        self,
+        a: Getter[A],
+        b: Getter[B],
+        c: Getter[C],
+        /,
+        *,
+        project: Callable[[A, B, C], T],
+        key: Hashable | None = None,
+    ) -> Getter[T]: ...
+
+    @overload
+    def derive(
+        self,
+        a: Getter[A],
+        b: Getter[B],
+        c: Getter[C],
+        d: Getter[D],
+        /,
+        *,
+        project: Callable[[A, B, C, D], T],
+        key: Hashable | None = None,
+    ) -> Getter[T]: ...
+
+    @overload
+    def derive(
+        self,
+        a: Getter[Any],
+        b: Getter[Any],
+        c: Getter[Any],
+        d: Getter[Any],
+        e: Getter[Any],
+        /,
+        *sources: Getter[Any],
+        project: Callable[..., T],
+        key: Hashable | None = None,
+    ) -> Getter[T]: ...
+
+    def derive(
+        self, *sources: Getter[Any], project: Callable[..., T], key: Hashable | None = None
+    ) -> Getter[T]:
+        """A getter computed from other getters: ``project(*their values)``, memoized.
+
+        reselect's ``createSelector`` over getters: ``project`` runs only when one of
+        the sources' values is another object than last time (getters keep their old
+        object when a new value is equal, so "changed" means changed), the result is
+        compared like any getter's (it emits only on change), and ``value`` works
+        with or without subscribers. Sources may be any getters, of this store or of
+        another (the WebSocket module's ``status``, another derived getter): while
+        subscribed, the derived getter is tracked in each source's scope, so a change
+        in another chat costs it nothing, and it is refreshed once per dispatch after
+        its sources, never with a mix of old and new values. ``key``: memoize it
+        under that key, in the application's key space (see :meth:`select`).
+
+        Typed for up to four sources (``project``'s parameters are checked against
+        their values); five or more are accepted untyped. Raises ``TypeError`` when
+        a source is not a :class:`Getter`.
+        """
+        if key is not None:
+            existing = self._custom.get(key)
+            if existing is not None:
+                return cast(Getter[T], existing)
+        if not sources:
+            raise TypeError("derive() needs at least one source getter, then project=")
+        for source in sources:
+            if not isinstance(source, Getter):
+                raise TypeError(
+                    f"derive() takes getters as sources, not {type(source).__name__}; "
+                    "to compute a value from the state, use Store.select(input_of, project)"
+                )
+        homes = _homes_of(sources)
+        if len(sources) == 1:
+            getter: Getter[T] = Getter(
+                self, _value_of(sources[0]), project, homes[0][1], homes=homes
+            )
+        else:
+            getter = Getter(self, _values_of(sources), _spread(project), homes[0][1], homes=homes)
+        if key is not None:
+            self._custom[key] = getter
+        return getter
 
     def _apply(self, action: Any) -> None:
         step = self._reducer(self._state, action)
@@ -450,8 +644,7 @@ class Store(Generic[S]):
         if self._unscoped.groups:
             _refresh_scope(self._unscoped, state)
 
-    def _track(self, getter: Getter[Any]) -> None:
-        scope = getter.scope
+    def _track(self, getter: Getter[Any], scope: Hashable | None) -> None:
         if scope is None:
             entry = self._unscoped
         elif scope in self._scoped:
@@ -466,8 +659,7 @@ class Store(Generic[S]):
         group.getters[getter] = None
         group.targets = None
 
-    def _untrack(self, getter: Getter[Any]) -> None:
-        scope = getter.scope
+    def _untrack(self, getter: Getter[Any], scope: Hashable | None) -> None:
         entry = self._unscoped if scope is None else self._scoped.get(scope)
         if entry is None:
             return
@@ -482,3 +674,63 @@ class Store(Generic[S]):
             entry.targets = None
             if not entry.groups and scope is not None:
                 del self._scoped[scope]
+
+
+def _homes_of(sources: Sequence[Getter[Any]]) -> tuple[Home, ...]:
+    """Where a getter derived from ``sources`` must be tracked: every source's homes.
+
+    A store's unscoped home covers its scoped ones (unscoped getters are refreshed
+    by every dispatch), so those are dropped.
+    """
+    homes: dict[tuple[int, Hashable | None], Home] = {}
+    for source in sources:
+        for store, scope in source._homes:
+            homes.setdefault((id(store), scope), (store, scope))
+    unscoped = {id(store) for store, scope in homes.values() if scope is None}
+    return tuple(
+        (store, scope)
+        for store, scope in homes.values()
+        if scope is None or id(store) not in unscoped
+    )
+
+
+def _value_of(source: Getter[T]) -> Callable[[object], T]:
+    """The input of a getter derived from one source: that source's current value."""
+
+    def input_of(_state: object) -> T:
+        source._refresh()
+        return source._value
+
+    return input_of
+
+
+def _values_of(sources: Sequence[Getter[Any]]) -> Callable[[object], tuple[Any, ...]]:
+    """The input of a getter derived from several: their values, the same tuple if unchanged.
+
+    reselect's argument memoization: a new tuple only when some value is another
+    object, so the store's identity check on the input skips the projection.
+    """
+    sources = tuple(sources)
+    last: list[tuple[Any, ...]] = []
+
+    def input_of(_state: object) -> tuple[Any, ...]:
+        for source in sources:
+            source._refresh()
+        values = tuple([source._value for source in sources])
+        if last:
+            previous = last[0]
+            if all(map(operator.is_, values, previous)):
+                return previous
+            last[0] = values
+        else:
+            last.append(values)
+        return values
+
+    return input_of
+
+
+def _spread(project: Callable[..., T]) -> Callable[[tuple[Any, ...]], T]:
+    def spread(values: tuple[Any, ...]) -> T:
+        return project(*values)
+
+    return spread

@@ -1,60 +1,37 @@
 """A small Tkinter chat window on chats_store.
 
-    python docs/examples/tk_chat.py HOST:PORT SESSION_TOKEN CHAT_TOKEN
+    pip install chats_store
+    python tk_chat.py HOST:PORT SESSION_TOKEN CHAT_TOKEN
 
-The store runs on an asyncio loop in a background thread (``StoreThread``); the
-window lives on Tk's main thread. Getter values cross over with
-``observe_on(TkinterScheduler(root))``; actions go the other way with
-``asyncio.run_coroutine_threadsafe``. Closing the window disposes its
-subscriptions on the store's thread. See docs/embedding.md.
+The store runs on its own asyncio loop thread (``StoreLoop``); the window lives on
+Tk's thread. A ``TkBridge`` carries getter values to the window (the Tk thread drains
+a queue with ``after``: Tk is never called from another thread) and actions to the
+store (``bridge.call``, never blocking). Destroying the window disposes its bindings.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import sys
-import threading
 import tkinter as tk
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from reactivex import operators as ops
-from reactivex.abc import DisposableBase
-from reactivex.disposable import CompositeDisposable
-from reactivex.scheduler.mainloop import TkinterScheduler
-
-from chats_store import Chats, ChatsConfig, Message, create_chats, create_user, create_websocket
-from chats_store.websocket.module import WebSocket
-
-
-class StoreThread:
-    """An asyncio loop in a daemon thread: the thread the store belongs to."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="chats-store", daemon=True
-        )
-        self.thread.start()
-
-    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        """Run ``coroutine`` on the store's loop (from any thread); returns a future."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def call_soon(self, function: Callable[[], Any]) -> None:
-        """Run ``function`` on the store's thread, without waiting."""
-        self.loop.call_soon_threadsafe(function)
-
-    def stop(self) -> None:
-        """Stop the loop, wait for the thread, close the loop."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
+from chats_store import (
+    Chats,
+    ChatsConfig,
+    ChatSummary,
+    Message,
+    WebSocket,
+    create_chats,
+    create_user,
+    create_websocket,
+)
+from chats_store.gui.bridge import CallFuture
+from chats_store.gui.loop import StoreLoop
+from chats_store.gui.tk import TkBridge
 
 
 async def connect(host: str, session_token: str, chat_token: str) -> tuple[Chats, WebSocket, str]:
-    """Create, connect and join (on the store's loop)."""
+    """Create, connect and join, on the store's loop (so that the modules belong to it)."""
     websocket = create_websocket()
     chats = create_chats(
         user_module=create_user(session_token),
@@ -66,91 +43,83 @@ async def connect(host: str, session_token: str, chat_token: str) -> tuple[Chats
     return chats, websocket, context.chat_id
 
 
-class ChatWindow:
-    """A message list, an entry and a send button for one chat."""
+async def disconnect(chats: Chats, websocket: WebSocket) -> None:
+    await websocket.disconnect()
+    await chats.close()
 
-    def __init__(self, root: tk.Tk, store: StoreThread, chats: Chats, chat_id: str) -> None:
-        self.root, self.store, self.chats, self.chat_id = root, store, chats, chat_id
-        self.closed = False
-        self.received = 0  # emissions delivered to this view (the tests read it)
-        self.status = tk.Label(root, text="…", anchor="w")
-        self.status.pack(fill="x")
-        self.messages = tk.Listbox(root, width=60, height=15)
-        self.messages.pack(fill="both", expand=True)
-        self.entry = tk.Entry(root)
+
+def describe(message: Message) -> str:
+    """One line of the message list: author, content and, unless ``ready``, the status."""
+    mark = "" if message.status == "ready" else f"  ({message.status}…)"
+    return f"{message.author_id}: {message.content}{mark}"
+
+
+class ChatWindow:
+    """A header, the messages, an entry and a send button for one chat, in ``window``."""
+
+    def __init__(self, window: tk.Misc, bridge: TkBridge, chats: Chats, chat_id: str) -> None:
+        self.window, self.bridge, self.chats, self.chat_id = window, bridge, chats, chat_id
+        self.header = tk.Label(window, text="…", anchor="w", font=("TkDefaultFont", 11, "bold"))
+        self.header.pack(fill="x", padx=6, pady=(6, 2))
+        self.messages = tk.Listbox(window, width=56, height=14, activestyle="none")
+        self.messages.pack(fill="both", expand=True, padx=6)
+        row = tk.Frame(window)
+        row.pack(fill="x", padx=6, pady=4)
+        self.entry = tk.Entry(row)
         self.entry.pack(side="left", fill="x", expand=True)
         self.entry.bind("<Return>", lambda _event: self.send())
-        self.send_button = tk.Button(root, text="Send", command=self.send)
-        self.send_button.pack(side="right")
-        root.protocol("WM_DELETE_WINDOW", self.close)
-        self._subscription: DisposableBase | None = None
-        scheduler = TkinterScheduler(root)
+        self.send_button = tk.Button(row, text="Send", command=self.send)
+        self.send_button.pack(side="right", padx=(4, 0))
+        self.notice = tk.Label(window, text="", anchor="w", fg="#b00020")
+        self.notice.pack(fill="x", padx=6, pady=(0, 6))
+        # Values arrive on Tk's thread; destroying the window disposes both bindings.
+        bridge.bind(chats.get_chat_summary(chat_id), self.show_summary, owner=window)
+        bridge.bind(chats.get_chat_messages(chat_id), self.show_messages, owner=window)
 
-        def subscribe() -> None:  # on the store's thread: the store is not thread-safe
-            on_tk = ops.observe_on(scheduler)
-            self._subscription = CompositeDisposable(
-                chats.get_chat_messages(chat_id).pipe(on_tk).subscribe(self.show_messages),
-                chats.get_chat_status(chat_id).pipe(on_tk).subscribe(self.show_status),
-            )
-
-        store.call_soon(subscribe)
-
-    # Called on Tk's thread (observe_on) ------------------------------------------------
+    def show_summary(self, summary: ChatSummary) -> None:
+        members = "?" if summary.members_amount is None else summary.members_amount
+        status = "" if summary.status == "ready" else f" · {summary.status}"
+        self.header.config(text=f"# {summary.chat_id} · {members} members{status}")
 
     def show_messages(self, messages: Sequence[Message] | None) -> None:
-        if self.closed:
-            return
-        self.received += 1
         self.messages.delete(0, "end")
         for message in messages or ():
-            mark = "" if message.status == "ready" else f"  ({message.status})"
-            self.messages.insert("end", f"{message.author_id}: {message.content}{mark}")
-
-    def show_status(self, status: str | None) -> None:
-        if not self.closed:
-            self.received += 1
-            self.status.config(text=f"{self.chat_id}: {status}")
+            self.messages.insert("end", describe(message))
+        self.messages.see("end")
 
     def shown(self) -> list[str]:
         return list(self.messages.get(0, "end"))
-
-    # GUI callbacks -----------------------------------------------------------------------
 
     def send(self) -> None:
         text = self.entry.get().strip()
         if not text:
             return
         self.entry.delete(0, "end")
-        future = self.store.submit(self.chats.send_message(self.chat_id, text))
-        future.add_done_callback(self._sent)
+        self.notice.config(text="")
+        call = self.bridge.call(self.chats.send_message(self.chat_id, text))
+        call.add_done_callback(lambda done: self.sent(done, text))
 
-    def _sent(self, future: concurrent.futures.Future[Any]) -> None:
-        error = future.exception()  # on the store's thread; show it on Tk's
+    def sent(self, call: CallFuture[Message], text: str) -> None:
+        """On Tk's thread, once the send finished: say why it failed, keep the text."""
+        error = call.exception()
         if error is not None:
-            self.root.after(0, lambda: self.status.config(text=f"not sent: {error}"))
-
-    def close(self) -> None:
-        """Dispose the subscriptions (on the store's thread), then destroy the window."""
-        self.closed = True
-        subscription = self._subscription
-        if subscription is not None:
-            self.store.call_soon(subscription.dispose)
-        self.root.destroy()
+            self.notice.config(text=f"not sent: {error}")
+            if not self.entry.get():
+                self.entry.insert(0, text)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    store = StoreThread()
-    chats, websocket, chat_id = store.submit(connect(*argv)).result(timeout=15)
-    root = tk.Tk()
-    root.title(f"chats_store · {chat_id}")
-    ChatWindow(root, store, chats, chat_id)
-    root.mainloop()
-    store.submit(websocket.disconnect()).result(timeout=5)
-    store.submit(chats.close()).result(timeout=5)
-    store.stop()
+    with StoreLoop() as store_loop:
+        chats, websocket, chat_id = store_loop.run(connect(*argv), timeout=15)
+        root = tk.Tk()
+        root.title(f"chats_store · {chat_id}")
+        ChatWindow(root, TkBridge(root, store_loop), chats, chat_id)
+        root.mainloop()  # returns once the window is closed (its bridge closes with it)
+        store_loop.run(disconnect(chats, websocket), timeout=5)
+    # ``root`` is freed here, on Tk's thread, after the store's thread has stopped.
     return 0
 
 

@@ -861,3 +861,225 @@ def test_a_message_in_chat_a_runs_no_selector_of_chat_b() -> None:
     assert messages.value == select_chat_messages(store.state, "a")
     assert messages.value is not None
     assert [m.seq for m in messages.value] == [1, 2, 3, 4, 5]
+
+
+# Projection errors are isolated ----------------------------------------------------------
+
+
+def raising_probe(store: Store[State], scope: str, key: str) -> Probe:
+    """A getter of ``scope``'s ``key`` whose projection raises for the value 0."""
+    input_of: Counted[State, Scope | None] = Counted(lambda state: state.scopes.get(scope))
+
+    def project_value(values: Scope | None) -> object:
+        value = None if values is None else values.get(key)
+        return 1 / value if isinstance(value, int) else value
+
+    project: Counted[Scope | None, object] = Counted(project_value)
+    getter = store.getter(("raising", scope, key), input_of, project, scope=scope)
+    return Probe(getter, input_of, project)
+
+
+def test_a_raising_projection_is_logged_and_never_reaches_the_dispatcher(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = make_store()
+    bad = raising_probe(store, "A", "x")
+    same_scope = probe(store, "A", "y")
+    same_group = store.getter(  # the same input function: refreshed in the same group
+        ("sibling", "A"), bad.input_of, lambda values: values and values.get("y"), scope="A"
+    )
+    sibling_seen: list[object] = []
+    for p in (bad, same_scope):
+        p.subscribe()
+    same_group.subscribe(sibling_seen.append)
+
+    with caplog.at_level(logging.ERROR, logger="chats_store.core"):
+        store.dispatch(Both("A", 0))  # 1 / 0 in bad's projection
+
+    assert same_scope.seen == [1, 0] and sibling_seen == [1, 0]  # not left stale
+    assert bad.seen == [1.0]  # keeps its previous value
+    [record] = [r for r in caplog.records if r.name == "chats_store.core"]
+    assert "projection raised" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ZeroDivisionError)
+    with pytest.raises(ZeroDivisionError):
+        read(bad)  # a reader sees the error
+
+    store.dispatch(Put("A", "x", 4))  # its input changed again: tried again
+    assert bad.seen == [1.0, 0.25]
+
+
+def test_a_raising_source_leaves_its_derived_getter_as_it_was(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = make_store()
+    bad = raising_probe(store, "A", "x")
+    derived = store.derive(bad.getter, project=lambda value: f"<{value}>")
+    seen: list[str] = []
+    derived.subscribe(seen.append)
+    other = probe(store, "A", "y")
+    other.subscribe()
+
+    with caplog.at_level(logging.ERROR, logger="chats_store.core"):
+        store.dispatch(Both("A", 0))
+
+    assert seen == ["<1.0>"]
+    assert other.seen == [1, 0]
+    assert any("input raised" in r.getMessage() for r in caplog.records)
+    store.dispatch(Put("A", "x", 2))
+    assert seen == ["<1.0>", "<0.5>"]
+
+
+# Derived getters --------------------------------------------------------------------------
+
+
+def counted_derive(
+    store: Store[State], *sources: Getter[object]
+) -> tuple[Getter[Any], Counted[Any, Any]]:
+    project: Counted[Any, Any] = Counted(lambda values: values)
+
+    def spread(*values: object) -> object:
+        return project(values)
+
+    return store.derive(*sources, project=spread), project
+
+
+def test_a_derived_getter_recomputes_only_when_a_source_value_changed() -> None:
+    store = make_store()
+    a_x = probe(store, "A", "x").getter
+    derived, project = counted_derive(store, a_x)
+    seen: list[object] = []
+    derived.subscribe(seen.append)
+    assert project.calls == 1
+
+    for value in range(2, 12):
+        store.dispatch(Put("B", "x", value))  # another scope
+    assert project.calls == 1
+    store.dispatch(Put("A", "y", 5))  # the same scope, the source's value unchanged
+    store.dispatch(Copy("A"))  # a new but equal input for the source
+    assert project.calls == 1
+    store.dispatch(Put("A", "x", 2))
+    assert project.calls == 2
+    assert seen == [(1,), (2,)]
+
+
+def test_a_derived_getter_of_two_sources_changed_in_one_dispatch_runs_once() -> None:
+    store = make_store()
+    derived, project = counted_derive(
+        store, probe(store, "A", "x").getter, probe(store, "A", "y").getter
+    )
+    seen: list[object] = []
+    derived.subscribe(seen.append)
+
+    store.dispatch(Both("A", 7))
+
+    assert seen == [(1, 1), (7, 7)]  # never a mix of old and new values
+    assert project.calls == 2
+
+
+def test_a_derived_getter_emits_only_on_change_and_keeps_equal_values() -> None:
+    store = make_store()
+    parity = store.derive(probe(store, "A", "x").getter, project=lambda x: [x % 2])
+    seen: list[object] = []
+    parity.subscribe(seen.append)
+    first = parity.value
+
+    store.dispatch(Put("A", "x", 3))  # odd again: equal, a new list
+
+    assert seen == [[1]]
+    assert parity.value is first
+
+
+def test_a_derived_getter_of_derived_getters_and_its_value_without_subscribers() -> None:
+    store = make_store()
+    x = probe(store, "A", "x").getter
+    double = store.derive(x, project=lambda value: 2 * cast_int(value))
+    both = store.derive(x, double, project=lambda a, b: (a, b))
+
+    assert both.value == (1, 2)
+    store.dispatch(Put("A", "x", 5))
+    assert both.value == (5, 10)
+    assert double.value == 10
+
+
+def cast_int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def test_a_derived_getter_is_tracked_in_its_sources_scopes_and_untracked_on_disposal() -> None:
+    store = make_store()
+    derived, project = counted_derive(
+        store, probe(store, "A", "x").getter, probe(store, "B", "x").getter
+    )
+    seen: list[object] = []
+    subscription = derived.subscribe(seen.append)
+
+    store.dispatch(Put("B", "x", 3))
+    store.dispatch(Put("C", "x", 3))  # no source in C: nothing runs
+    assert seen == [(1, 1), (1, 3)]
+    assert project.calls == 2
+
+    subscription.dispose()
+    assert not store._scoped  # no scope keeps a group once nobody subscribes
+    store.dispatch(Put("A", "x", 4))
+    assert project.calls == 2
+
+
+def test_a_derived_getter_follows_getters_of_another_store() -> None:
+    chats, settings = make_store(), make_store()
+    derived, project = counted_derive(
+        chats, probe(chats, "A", "x").getter, probe(settings, "A", "x").getter
+    )
+    seen: list[object] = []
+    derived.subscribe(seen.append)
+
+    settings.dispatch(Put("A", "x", "dark"))
+    chats.dispatch(Put("A", "x", 2))
+    settings.dispatch(Put("B", "x", "ignored"))
+
+    assert seen == [(1, 1), (1, "dark"), (2, "dark")]
+    assert project.calls == 3
+
+
+def test_select_builds_a_getter_of_the_state_that_recomputes_on_input_change() -> None:
+    store = make_store()
+    project: Counted[Any, Any] = Counted(lambda scope: sorted(scope or ()))
+    keys = store.select(lambda state: state.scopes.get("A"), project, scope="A")
+    seen: list[object] = []
+    keys.subscribe(seen.append)
+
+    store.dispatch(Put("B", "z", 1))
+    store.dispatch(Put("A", "z", 1))
+
+    assert seen == [["x", "y"], ["x", "y", "z"]]
+    assert project.calls == 2
+
+
+def test_application_keys_never_collide_with_the_modules_keys() -> None:
+    store = make_store()
+    module = store.getter("chats_ids", lambda state: state.scopes, lambda scopes: "module")
+    mine = store.select(lambda state: state.scopes, lambda scopes: "mine", key="chats_ids")
+    derived = store.derive(module, project=lambda value: value + "!", key=("derived", "A"))
+
+    assert module.value == "module" and mine.value == "mine"
+    assert store.getter("chats_ids", lambda state: None, lambda _: "other") is module
+    assert store.select(lambda state: None, lambda _: "other", key="chats_ids") is mine
+    assert store.derive(mine, project=str, key=("derived", "A")) is derived
+    assert derived.value == "module!"
+
+
+def test_derive_refuses_what_is_not_a_getter() -> None:
+    store = make_store()
+    with pytest.raises(TypeError, match="at least one source getter"):
+        store.derive(project=lambda: None)
+    with pytest.raises(TypeError, match=r"use Store\.select"):
+        store.derive(lambda state: state, project=lambda value: value)  # type: ignore[call-overload]
+
+
+def test_a_getter_is_covariant() -> None:
+    from typing import Literal
+
+    store = make_store()
+    narrow: Getter[Literal["a"] | None] = store.select(lambda state: state, lambda _: "a")
+    wide: Getter[str | None] = narrow  # accepted by mypy --strict: Getter is covariant
+    assert wide.value == "a"

@@ -21,7 +21,7 @@ from textual.widgets import Input, RichLog, Static
 
 from chats_store import Message
 from chats_store.cli import main
-from chats_store.tui import ChatApp, MessageList, render_message
+from chats_store.tui import ChatApp, ConfirmDelete, MessageList, render_message
 from tests.e2e.conftest import Net, network
 
 CHAT = "lobby"
@@ -57,16 +57,17 @@ async def type_text(pilot: Pilot[None], text: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def client_app(net: Net, user_id: str, **token: object) -> AsyncIterator[Pilot[None]]:
+async def client_app(
+    net: Net, user_id: str, *, join: bool = True, **token: object
+) -> AsyncIterator[Pilot[None]]:
     client = await net.client(user_id, connect=False)  # the app connects it
-    app = ChatApp(
-        client.chats,
-        client.websocket,
-        user_id,
-        [net.server.chat_token(user_id, CHAT, **token)],  # type: ignore[arg-type]
-    )
+    tokens = [net.server.chat_token(user_id, CHAT, **token)] if join else []  # type: ignore[arg-type]
+    app = ChatApp(client.chats, client.websocket, user_id, tokens)
     async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: "members" in static_text(app, "#chat-header"))
+        if join:
+            await until(lambda: "members" in static_text(app, "#chat-header"))
+        else:
+            await until(lambda: "connected" in static_text(app, "#connection"))
         yield pilot
     assert app.subscriptions.is_disposed and app.chat_subscriptions.is_disposed
 
@@ -78,7 +79,7 @@ async def net() -> AsyncIterator[Net]:
 
 
 def moderator() -> dict[str, object]:
-    return {"permissions": ("send", "moderate"), "metadata": {"role": "moderator"}}
+    return {"permissions": ("send", "moderate")}
 
 
 async def test_a_message_typed_in_one_app_shows_in_the_other(net: Net) -> None:
@@ -116,7 +117,7 @@ async def test_edit_and_delete_own_message_with_key_bindings(net: Net) -> None:
         await ann.press("enter")
         await until(lambda: message_lines(bob.app) == ["ann: hello (edited)"])
 
-        await ann.press("shift+tab", "d")  # delete it
+        await ann.press("shift+tab", "delete", "y")  # delete it, confirmed
         await until(lambda: message_lines(bob.app) == [] and message_lines(ann.app) == [])
 
         await bob.press("shift+tab")  # bob cannot edit ann's messages (there are none left)
@@ -200,3 +201,100 @@ def test_tui_with_a_bad_session_token_fails_on_stderr(capsys: pytest.CaptureFixt
 def test_the_core_package_and_the_cli_do_not_import_textual() -> None:
     code = "import sys, chats_store, chats_store.cli; sys.exit('textual' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_a_word_typed_on_the_message_list_deletes_nothing(net: Net) -> None:
+    async with client_app(net, "ann") as ann:
+        assert isinstance(ann.app, ChatApp)
+        await type_text(ann, "keep me")
+        await ann.press("enter")
+        await until(lambda: message_lines(ann.app) == ["ann: keep me"])
+
+        await ann.press("shift+tab", *"dad")  # a word typed with the list focused
+        await ann.pause(0.2)
+        assert message_lines(ann.app) == ["ann: keep me"]
+
+        await ann.press("delete")  # the delete key asks first
+        assert isinstance(ann.app.screen, ConfirmDelete)
+        await ann.press("n")
+        await ann.pause(0.2)
+        assert message_lines(ann.app) == ["ann: keep me"]
+
+        await ann.press("delete", "y")
+        await until(lambda: message_lines(ann.app) == [])
+
+
+async def test_join_command_joins_and_the_header_shows_the_tokens_grant(net: Net) -> None:
+    async with client_app(net, "ann", join=False) as ann:
+        assert isinstance(ann.app, ChatApp)
+        assert static_text(ann.app, "#chat-header") == "no chat"
+        token = net.server.chat_token("ann", "dev", permissions=("send", "moderate"))
+        ann.app.query_one("#input", Input).value = f"/join {token}"  # pasted
+        await ann.press("enter")
+        await until(lambda: "# dev" in static_text(ann.app, "#chat-header"))
+        await until(lambda: "joined dev" in log_text(ann.app))
+        assert "moderator" in static_text(ann.app, "#chat-header")
+        assert ann.app.query_one("#input", Input).value == ""
+
+        await type_text(ann, "/join not-a-token")
+        await ann.press("enter")
+        await until(lambda: "cannot join" in log_text(ann.app))
+
+
+async def test_the_moderator_label_comes_from_the_grant_not_the_metadata(net: Net) -> None:
+    async with client_app(net, "bob", metadata={"role": "moderator"}) as bob:
+        assert isinstance(bob.app, ChatApp)
+        assert "moderator" not in static_text(bob.app, "#chat-header")
+
+
+async def test_the_notice_log_takes_the_focus_and_scrolls(net: Net) -> None:
+    async with client_app(net, "ann") as ann:
+        assert isinstance(ann.app, ChatApp)
+        for number in range(40):
+            ann.app.say(f"notice {number}")
+        log = ann.app.query_one("#log", RichLog)
+        await ann.press("tab")  # input -> log
+        assert ann.app.focused is log
+        await ann.pause(0.1)
+        assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y  # follows the end
+        await ann.press("home")
+        await until(lambda: log.scroll_y == 0)
+        await ann.press("pagedown")
+        await until(lambda: log.scroll_y > 0)
+
+
+async def test_while_muted_e_does_not_fill_the_disabled_input(net: Net) -> None:
+    async with client_app(net, "ann", **moderator()) as ann, client_app(net, "bob") as bob:
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        await type_text(bob, "before the mute")
+        await bob.press("enter")
+        await until(lambda: message_lines(bob.app) == ["bob: before the mute"])
+        field = bob.app.query_one("#input", Input)
+
+        await type_text(ann, "/mute bob 5")
+        await ann.press("enter")
+        await until(lambda: field.disabled)
+        bob.app.query_one("#messages", MessageList).focus()  # the input cannot have it
+        await bob.press("e")
+        assert field.value == "" and field.disabled and bob.app.editing is None
+        assert "you are muted" in log_text(bob.app)
+
+        await type_text(ann, "/unmute bob")
+        await ann.press("enter")
+        await until(lambda: not field.disabled)
+        await bob.press("shift+tab", "e")  # now it edits
+        assert field.value == "before the mute" and bob.app.editing is not None
+
+
+async def test_a_send_refused_before_it_left_gives_the_text_back(net: Net) -> None:
+    async with client_app(net, "ann") as ann:
+        assert isinstance(ann.app, ChatApp)
+        field = ann.app.query_one("#input", Input)
+        await ann.app.websocket.disconnect()
+        await until(lambda: "disconnected" in static_text(ann.app, "#connection"))
+
+        await type_text(ann, "typed while offline")
+        await ann.press("enter")
+        await until(lambda: "not connected" in log_text(ann.app))
+        assert field.value == "typed while offline"
+        assert message_lines(ann.app) == []

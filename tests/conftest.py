@@ -1,0 +1,45 @@
+"""Fixtures shared by the GUI tests (tests/gui) and the examples' tests (tests/docs).
+
+One Tk root and one QApplication for the whole session: Tk aborts the process when
+its interpreter is freed on another thread than its own, and the garbage collector
+runs on whatever thread allocates (the store's loop thread, in these tests), so the
+root must stay alive until the session ends; Qt allows one QApplication per process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.gui.display import NoDisplayError, virtual_display
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """An X display for Tk: ``$DISPLAY``, or Xvfb started for the session."""
+    try:
+        with virtual_display() as name:
+            yield name
+    except NoDisplayError as reason:
+        pytest.skip(str(reason))
+
+
+@pytest.fixture(scope="session")
+def tk_root(display: str) -> Iterator[Any]:
+    """The session's Tk root (hidden); tests open ``Toplevel`` windows on it."""
+    tkinter = pytest.importorskip("tkinter", reason="this Python has no tkinter")
+    root = tkinter.Tk()
+    root.withdraw()
+    yield root
+    root.destroy()
+
+
+@pytest.fixture(scope="session")
+def qt_app() -> Any:
+    """The session's QApplication, on Qt's offscreen platform unless one is set."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    widgets = pytest.importorskip("PySide6.QtWidgets", reason="PySide6 is not installed")
+    return widgets.QApplication.instance() or widgets.QApplication([])
