@@ -129,16 +129,22 @@ class ChatDatabase:
     """Synchronous access to the chat tables; ``path`` is a file or ``":memory:"``.
 
     ``keep_events``: how many events the log keeps per chat, at least.
+    ``check_same_thread`` False lets the connection be used by another thread than
+    the one that opened it (by one thread at a time: the caller serializes).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, keep_events: int = DEFAULT_KEEP_EVENTS
+        self,
+        path: str | os.PathLike[str],
+        *,
+        keep_events: int = DEFAULT_KEEP_EVENTS,
+        check_same_thread: bool = True,
     ) -> None:
         if isinstance(keep_events, bool) or not isinstance(keep_events, int) or keep_events < 1:
             raise ValueError(f"keep_events must be a positive integer, not {keep_events!r}")
         self._keep = keep_events
         self._trim_every = max(1, min(1000, keep_events // 10))
-        self._conn = sqlite3.connect(os.fspath(path))
+        self._conn = sqlite3.connect(os.fspath(path), check_same_thread=check_same_thread)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
