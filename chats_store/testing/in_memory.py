@@ -150,7 +150,9 @@ class InMemoryChatServer:
         """
         reply = self._backstage.act(author_id, PostMessageRequest(chat_id, message_id, content))
         if isinstance(reply, Failure):
-            raise RefusedError(ErrorCode(reply.code), f"the post of {author_id!r} was refused: {reply.detail}")
+            raise RefusedError(
+                ErrorCode(reply.code), f"the post of {author_id!r} was refused: {reply.detail}"
+            )
         assert isinstance(reply, Message), reply
         return reply
 
