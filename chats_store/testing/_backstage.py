@@ -7,10 +7,12 @@ the Hypothesis server model). It holds no rule: every request goes through
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from chats_store.chats.actions import Failure
 from chats_store.chats.commands import ChatReply, ChatRequest, JoinRequest, ResumeRequest
+from chats_store.chats.model import Message
 from chats_store.server.service import ChatService, Publish, Session
 from chats_store.server.storage import ChatStorage
 from chats_store.server.tokens import mint_chat_token, mint_membership_token
@@ -41,6 +43,10 @@ class Backstage:
         self._clock = clock
         self._publish = publish
         self._sessions: dict[str, Session] = {}
+
+    def history(self, chat_id: str) -> tuple[Message, ...]:
+        """Every live message of the chat, in ``seq`` order, as the storage holds it."""
+        return self._storage.messages_before(chat_id, sys.maxsize, sys.maxsize)
 
     def session(self, user_id: str) -> Session:
         """The session that acts for ``user_id`` (made on first use)."""

@@ -32,7 +32,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -138,7 +137,7 @@ class InMemoryChatServer:
 
     def history(self, chat_id: str) -> tuple[Message, ...]:
         """The chat's live messages as the server stores them, in ``seq`` order."""
-        return self._database.messages_before(chat_id, sys.maxsize, -1)  # -1: no limit
+        return self._backstage.history(chat_id)
 
     def post(self, chat_id: str, author_id: str, content: str, message_id: str) -> Message:
         """Post a message as ``author_id``, who need not be connected.
