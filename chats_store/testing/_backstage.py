@@ -17,7 +17,12 @@ from chats_store.server.service import ChatService, Publish, Session
 from chats_store.server.storage import ChatStorage
 from chats_store.server.tokens import mint_chat_token, mint_membership_token
 
-__all__ = ["Backstage"]
+__all__ = ["Backstage", "live_messages"]
+
+
+def live_messages(storage: ChatStorage, chat_id: str) -> tuple[Message, ...]:
+    """Every live message of the chat, in ``seq`` order, as the storage holds it."""
+    return storage.messages_before(chat_id, sys.maxsize, sys.maxsize)
 
 
 class Backstage:
@@ -43,10 +48,6 @@ class Backstage:
         self._clock = clock
         self._publish = publish
         self._sessions: dict[str, Session] = {}
-
-    def history(self, chat_id: str) -> tuple[Message, ...]:
-        """Every live message of the chat, in ``seq`` order, as the storage holds it."""
-        return self._storage.messages_before(chat_id, sys.maxsize, sys.maxsize)
 
     def session(self, user_id: str) -> Session:
         """The session that acts for ``user_id`` (made on first use)."""

@@ -47,7 +47,7 @@ from chats_store.server.database import ChatDatabase
 from chats_store.server.refusal import RefusedError
 from chats_store.server.service import ChatService, Push, Session, Timer
 from chats_store.server.tokens import mint_chat_token, mint_session_token, verify_session_token
-from chats_store.testing._backstage import Backstage
+from chats_store.testing._backstage import Backstage, live_messages
 from chats_store.user.module import User, create_user
 
 __all__ = ["InMemoryChatServer", "InMemoryTransport", "InMemoryWebSocket"]
@@ -137,7 +137,7 @@ class InMemoryChatServer:
 
     def history(self, chat_id: str) -> tuple[Message, ...]:
         """The chat's live messages as the server stores them, in ``seq`` order."""
-        return self._backstage.history(chat_id)
+        return live_messages(self._database, chat_id)
 
     def post(self, chat_id: str, author_id: str, content: str, message_id: str) -> Message:
         """Post a message as ``author_id``, who need not be connected.

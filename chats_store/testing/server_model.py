@@ -59,7 +59,7 @@ from chats_store.server.service import (
     Timer,
 )
 from chats_store.server.tokens import mint_chat_token
-from chats_store.testing._backstage import Backstage
+from chats_store.testing._backstage import Backstage, live_messages
 
 __all__ = [
     "CLIENT_ID",
@@ -102,30 +102,29 @@ class ServerChat:
     delivered yet, in ``seq`` order.
     """
 
-    def __init__(self, model: ChatServerModel, chat_id: str) -> None:
+    def __init__(self, database: ChatDatabase, chat_id: str) -> None:
         self.chat_id = chat_id
         self.outbox: list[ServerEvent] = []
-        self._model = model
+        self._database = database
 
     @property
     def seq(self) -> int:
         """The chat's last event seq."""
-        return self._model._database.last_seq(self.chat_id)
+        return self._database.last_seq(self.chat_id)
 
     @property
     def messages(self) -> dict[str, Message]:
         """The live messages by id, in ``seq`` order."""
-        return {message.id: message for message in self._model._backstage.history(self.chat_id)}
+        return {message.id: message for message in live_messages(self._database, self.chat_id)}
 
     @property
     def members_amount(self) -> int:
-        return self._model._database.members_amount(self.chat_id)
+        return self._database.members_amount(self.chat_id)
 
     def next_seq(self) -> int:
         """Take the chat's next seq for no event (for frames the test makes itself)."""
-        database = self._model._database
-        with database.transaction():
-            return database.next_seq(self.chat_id)
+        with self._database.transaction():
+            return self._database.next_seq(self.chat_id)
 
     def __repr__(self) -> str:
         return f"<ServerChat {self.chat_id!r} seq={self.seq} outbox={self.outbox!r}>"
@@ -197,7 +196,7 @@ class ChatServerModel:
     def chat(self, chat_id: str) -> ServerChat:
         chat = self.chats.get(chat_id)
         if chat is None:
-            chat = self.chats[chat_id] = ServerChat(self, chat_id)
+            chat = self.chats[chat_id] = ServerChat(self._database, chat_id)
         return chat
 
     def snapshot(self, chat_id: str) -> ChatSnapshot | None:
