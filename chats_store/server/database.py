@@ -19,8 +19,8 @@ events (at most 1,000) it drops the older ones and raises the chat's ``log_floor
 ``message_posted`` and ``message_edited`` events from the log (its content must not
 outlive it; ``secure_delete`` zeroes it on disk); its ``message_removed`` event stays.
 
-One connection, used by one thread: each request of the core is one transaction
-(:meth:`ChatDatabase.transaction`), and nothing interleaves. Within one process,
+One connection, used by one thread at a time: each request of the core is one
+transaction (:meth:`ChatDatabase.transaction`), and nothing interleaves. Within one process,
 ``next_seq``'s upsert is the per-chat order. A deleted message keeps its row
 (``deleted`` = 1, content erased) so that its id stays taken: a re-post of it is
 recognised, never stored twice.
