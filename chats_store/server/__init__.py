@@ -2,8 +2,10 @@
 
 ``run_server`` starts it (an async context manager), ``mint_session_token`` and
 ``mint_chat_token`` make the JWTs it accepts (``mint_membership_token`` the
-membership credentials it issues on join). The wire protocol is
-``docs/protocol.md``; the rules are in :mod:`chats_store.server.service`.
+membership credentials it issues on join); a refused token raises
+:class:`RefusedError` (``TokenRefusedError`` is its former name). The wire protocol
+is ``docs/protocol.md``; the rules are in :mod:`chats_store.server.service`, the
+storage interface in :mod:`chats_store.server.storage`.
 This package never imports reactivex or the client's facade.
 """
 
@@ -15,6 +17,7 @@ from chats_store.server.app import (
     ChatServer,
     run_server,
 )
+from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
     MIN_SECRET_BYTES,
@@ -38,6 +41,7 @@ __all__ = [
     "SECRET_ENV",
     "ChatGrant",
     "ChatServer",
+    "RefusedError",
     "TokenRefusedError",
     "check_secret",
     "mint_chat_token",

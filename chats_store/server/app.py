@@ -1,5 +1,9 @@
 """The reference chat server: a ``websockets`` asyncio server around :class:`ChatService`.
 
+This module is the core's frame adapter: it decodes each request frame, hands the
+domain request to :meth:`ChatService.handle`, and encodes what comes back, the
+reply first, then each push once (the same text queued for every recipient).
+
 :func:`run_server` is an async context manager::
 
     async with run_server(db="chats.sqlite3", secret=secret) as server:
@@ -43,14 +47,24 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from chats_store.errors import ErrorCode
-from chats_store.protocol import MAX_FRAME_SIZE, PROTOCOL_VERSION, encode_error, peek_request_id
+from chats_store.chats.actions import Failure
+from chats_store.chats.commands import ChatReply
+from chats_store.errors import ErrorCode, ProtocolError
+from chats_store.protocol import (
+    MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    decode_request,
+    encode_error,
+    encode_event,
+    encode_reply,
+    peek_request_id,
+)
 from chats_store.server.database import DEFAULT_KEEP_EVENTS, ChatDatabase
 from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
-from chats_store.server.service import MAX_RESUME_EVENTS, ChatService, Session, Timer
+from chats_store.server.refusal import RefusedError
+from chats_store.server.service import MAX_RESUME_EVENTS, ChatService, Push, Session, Timer
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
-    TokenRefusedError,
     check_secret,
     mint_chat_token,
     mint_membership_token,
@@ -165,6 +179,34 @@ class _Outbox:
             return
 
 
+class _Outboxes:
+    """The outbox of each open connection's session: where the core's pushes go."""
+
+    def __init__(self) -> None:
+        self._by_session: dict[Session, _Outbox] = {}
+
+    def open(self, session: Session, outbox: _Outbox) -> None:
+        self._by_session[session] = outbox
+
+    def close(self, session: Session) -> None:
+        self._by_session.pop(session, None)
+
+    def send(self, session: Session, text: str) -> None:
+        outbox = self._by_session.get(session)
+        if outbox is not None:
+            outbox.send(text)
+
+    def publish(self, pushes: tuple[Push, ...]) -> None:
+        """Encode each push once and queue the text for each of its recipients."""
+        by_session = self._by_session
+        for push in pushes:
+            text = encode_event(push.event, seq=push.seq)
+            for recipient in push.recipients:
+                outbox = by_session.get(recipient)
+                if outbox is not None:
+                    outbox.send(text)
+
+
 def _unauthorized(connection: ServerConnection, reason: str) -> Response:
     response = connection.respond(HTTPStatus.UNAUTHORIZED, reason + "\n")
     response.headers["WWW-Authenticate"] = 'Bearer realm="chats_store"'
@@ -177,6 +219,7 @@ class _Gateway:
     def __init__(
         self,
         service: ChatService,
+        outboxes: _Outboxes,
         secret: bytes,
         clock: Callable[[], float],
         *,
@@ -185,6 +228,7 @@ class _Gateway:
         max_connections_per_user: int | None,
     ) -> None:
         self._service = service
+        self._outboxes = outboxes
         self._secret = secret
         self._clock = clock
         self._rate_limit = rate_limit
@@ -217,7 +261,7 @@ class _Gateway:
             )
         try:
             user_id = verify_session_token(self._secret, token.strip(), self._clock)
-        except TokenRefusedError as error:
+        except RefusedError as error:
             return _unauthorized(connection, f"{error.code}: {error.message}")
         if self._at_capacity(user_id):
             return connection.respond(
@@ -250,17 +294,18 @@ class _Gateway:
             return
         self._open[user_id] = self._open.get(user_id, 0) + 1
         outbox = _Outbox(connection)
-        session = Session(user_id, outbox.send)
+        session = Session(user_id)
+        self._outboxes.open(session, outbox)
         writer = asyncio.create_task(outbox.run())
         limiter = self._limiter()
         try:
             async for data in connection:
                 verdict = Verdict.ACCEPT if limiter is None else limiter.admit(time.monotonic())
                 if verdict is Verdict.ACCEPT:
-                    close = self._service.receive(session, data)
+                    close = self.receive(session, data)
                 elif verdict is Verdict.REFUSE:
                     assert limiter is not None
-                    session.send(_rate_limited(peek_request_id(data), limiter))
+                    outbox.send(_rate_limited(peek_request_id(data), limiter))
                     continue
                 else:
                     close = (1008, "request flood: too many requests refused as rate_limited")
@@ -278,8 +323,41 @@ class _Gateway:
             else:
                 del self._open[user_id]
             self._service.disconnect(session)
+            self._outboxes.close(session)
             writer.cancel()
             await asyncio.wait([writer])
+
+    def receive(self, session: Session, data: str | bytes) -> tuple[int, str] | None:
+        """Handle one frame of ``session``: its reply, then the pushes it caused.
+
+        Returns ``(close code, reason)`` when the frame cannot be answered and the
+        connection must be closed (binary 1003, not JSON 1007, too large 1009);
+        every other frame gets exactly one reply.
+        """
+        try:
+            request_id, request = decode_request(data)
+        except ProtocolError as error:
+            if error.close_code is not None:
+                reason = str(error).encode("utf-8")[:120].decode("utf-8", "ignore")
+                return error.close_code, reason
+            self._outboxes.send(session, encode_error(error.request_id, error.code, str(error)))
+            return None
+        answer = self._service.handle(session, request)
+        self._outboxes.send(session, _reply_text(request_id, answer.reply, session))
+        self._outboxes.publish(answer.pushes)
+        return None
+
+
+def _reply_text(request_id: int, reply: ChatReply | Failure, session: Session) -> str:
+    if isinstance(reply, Failure):
+        return encode_error(request_id, reply.code, reply.detail)
+    try:
+        return encode_reply(request_id, reply)
+    except Exception:
+        logger.exception("the reply to request %d of %r failed", request_id, session.user_id)
+        return encode_error(
+            request_id, ErrorCode.INTERNAL_ERROR, "the server failed to encode the reply"
+        )
 
 
 async def _close(connection: ServerConnection, code: int, reason: str) -> None:
@@ -371,12 +449,14 @@ async def run_server(
         return loop.call_later(delay, callback)
 
     database = ChatDatabase(db, keep_events=keep_events)
+    outboxes = _Outboxes()
     try:
         service = ChatService(
             database,
             key,
             clock=clock,
             schedule=schedule,
+            publish=outboxes.publish,
             seconds_per_minute=seconds_per_minute,
             membership_ttl=membership_ttl,
             max_resume_events=max_resume_events,
@@ -388,6 +468,7 @@ async def run_server(
         service.start()
         gateway = _Gateway(
             service,
+            outboxes,
             key,
             clock,
             rate_limit=rate_limit,

@@ -1,25 +1,29 @@
 """The reference server's storage: stdlib ``sqlite3`` in WAL mode.
 
-Everything that must survive a restart lives here: each chat's event counter
-(``last_seq``), messages (edits and deletions included), memberships with the
-permissions and metadata of the token they joined with, restrictions, and the
-**event log** a resume reads.
+:class:`ChatDatabase` implements :class:`~chats_store.server.storage.ChatStorage`,
+the interface of the server core. Everything that must survive a restart lives
+here: each chat's event counter (``last_seq``), messages (edits and deletions
+included), memberships with the permissions and metadata of the token they joined
+with, restrictions, and the **event log** a resume reads.
 
-The event log holds every chat event as the text of its ``event`` frame, with its
-``seq`` and, for a private event (``own_restrictions_changed``,
-``own_metadata_changed``), the user it is for. Trim policy: per chat, the log
-keeps at least the last ``keep_events`` events (10,000 by default); every
-``keep_events // 10`` events (at most 1,000) it drops the older ones and raises
-the chat's ``log_floor`` (every event with ``seq > log_floor`` is in the log). A
-resume from before ``log_floor`` gets a full snapshot instead. Deleting a message
-also erases its ``message_posted`` and ``message_edited`` events from the log (its
-content must not outlive it; ``secure_delete`` zeroes it on disk); its
-``message_removed`` event stays.
+The event log holds every chat event as the text of its ``event`` frame (so that a
+resume could be served from the stored text as it is), with its ``seq`` and, for a
+private event (``own_restrictions_changed``, ``own_metadata_changed``), the user it
+is for: :meth:`ChatDatabase.append_event` encodes, :meth:`ChatDatabase.events_for`
+decodes; :meth:`~ChatDatabase.log_event` and :meth:`~ChatDatabase.events_since` are
+the same log at the level of frames. Trim policy: per chat, the log keeps at least
+the last ``keep_events`` events (10,000 by default); every ``keep_events // 10``
+events (at most 1,000) it drops the older ones and raises the chat's ``log_floor``
+(every event with ``seq > log_floor`` is in the log). A resume from before
+``log_floor`` gets a full snapshot instead. Deleting a message also erases its
+``message_posted`` and ``message_edited`` events from the log (its content must not
+outlive it; ``secure_delete`` zeroes it on disk); its ``message_removed`` event stays.
 
-The server runs every request synchronously on its event loop, so each change is
-one short transaction (:meth:`ChatDatabase.transaction`) and nothing interleaves.
-A deleted message keeps its row (``deleted`` = 1, content erased) so that its id
-stays taken: a re-post of it is recognised, never stored twice.
+One connection, used by one thread at a time: each request of the core is one
+transaction (:meth:`ChatDatabase.transaction`), and nothing interleaves. Within one process,
+``next_seq``'s upsert is the per-chat order. A deleted message keeps its row
+(``deleted`` = 1, content erased) so that its id stays taken: a re-post of it is
+recognised, never stored twice.
 """
 
 from __future__ import annotations
@@ -32,15 +36,15 @@ from contextlib import contextmanager
 
 import attrs
 
+from chats_store.chats.actions import MessageEdited, MessagePosted, ServerEvent
 from chats_store.chats.model import Message, Restriction, RestrictionKind
+from chats_store.protocol import decode_event, encode_event
+from chats_store.server.storage import LoggedEvent, Membership, StoredMessage, TimedRestriction
 
 __all__ = [
     "DEFAULT_KEEP_EVENTS",
     "ChatDatabase",
     "LoggedEvents",
-    "Membership",
-    "StoredMessage",
-    "TimedRestriction",
 ]
 
 _SCHEMA = """
@@ -92,34 +96,12 @@ DEFAULT_KEEP_EVENTS = 10_000
 
 
 @attrs.frozen
-class Membership:
-    chat_id: str
-    user_id: str
-    permissions: frozenset[str]
-    metadata: dict[str, str]
-
-
-@attrs.frozen
-class StoredMessage:
-    message: Message
-    deleted: bool
-
-
-@attrs.frozen
 class LoggedEvents:
     """Event frames read from the log, oldest first; ``complete`` is False when the
     log could not give all of them (trimmed, or more than the limit asked)."""
 
     frames: tuple[str, ...]
     complete: bool
-
-
-@attrs.frozen
-class TimedRestriction:
-    chat_id: str
-    user_id: str
-    kind: RestrictionKind
-    until: float
 
 
 def _kind(value: str) -> RestrictionKind:
@@ -147,16 +129,22 @@ class ChatDatabase:
     """Synchronous access to the chat tables; ``path`` is a file or ``":memory:"``.
 
     ``keep_events``: how many events the log keeps per chat, at least.
+    ``check_same_thread`` False lets the connection be used by another thread than
+    the one that opened it (by one thread at a time: the caller serializes).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, keep_events: int = DEFAULT_KEEP_EVENTS
+        self,
+        path: str | os.PathLike[str],
+        *,
+        keep_events: int = DEFAULT_KEEP_EVENTS,
+        check_same_thread: bool = True,
     ) -> None:
         if isinstance(keep_events, bool) or not isinstance(keep_events, int) or keep_events < 1:
             raise ValueError(f"keep_events must be a positive integer, not {keep_events!r}")
         self._keep = keep_events
         self._trim_every = max(1, min(1000, keep_events // 10))
-        self._conn = sqlite3.connect(os.fspath(path))
+        self._conn = sqlite3.connect(os.fspath(path), check_same_thread=check_same_thread)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -203,6 +191,26 @@ class ChatDatabase:
         return int(row["last_seq"])
 
     # Event log ----------------------------------------------------------------
+
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> None:
+        """Log ``event`` as its frame text (inside the transaction that took its seq).
+
+        ``target``: the only user who may read it back (None: every member).
+        """
+        message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
+        self.log_event(
+            event.chat_id, event.seq, encode_event(event), target=target, message_id=message_id
+        )
+
+    def events_for(
+        self, chat_id: str, user_id: str, since_seq: int, limit: int
+    ) -> tuple[ServerEvent, ...] | None:
+        """The logged events ``user_id`` may read with ``seq > since_seq``, oldest first;
+        None if the log was trimmed past ``since_seq`` or holds more than ``limit``."""
+        logged = self.events_since(chat_id, since_seq, user_id, limit)
+        if not logged.complete:
+            return None
+        return tuple(decode_event(frame) for frame in logged.frames)
 
     def log_event(
         self,

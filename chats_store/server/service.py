@@ -1,23 +1,24 @@
-"""The reference server's rules: joins, messages, moderation, fan-out (no sockets).
+"""The reference server's core: every chat rule, over domain values (no sockets, no frames).
 
-:class:`ChatService` receives each client frame of a :class:`Session` and
-answers it through ``session.send`` (a function that queues one text frame for
-that connection). It runs each request to completion synchronously, so requests
-never interleave, and for each request it sends, in this order:
-
-1. exactly one reply (``ok`` or ``error``) to the requesting session;
-2. the events the request caused, each encoded once and queued for every
-   recipient, in ``seq`` order.
-
-Since every session's frames are written in the order they were queued, a join
-reply always reaches its connection before any event of that chat, and every
-member sees a chat's events in ``seq`` order.
+:class:`ChatService` takes a domain request of a :class:`Session` and returns an
+:class:`Answer`: the ``reply`` (a :data:`~chats_store.chats.commands.ChatReply`, or
+a :class:`~chats_store.chats.actions.Failure` of kind ``refused`` with an
+:class:`~chats_store.errors.ErrorCode` and a message saying which rule was broken)
+and the ``pushes`` the request caused, each a domain event with its recipients,
+in ``seq`` order. Whoever runs the core (the asyncio server of
+:mod:`chats_store.server.app`, the test doubles of :mod:`chats_store.testing`)
+hands the reply over first, then each push, encoding each event once if it
+encodes at all. So, as long as a connection's frames are written in the order
+they were handed over, a join reply reaches its connection before any event of
+that chat, and every member sees a chat's events in ``seq`` order. The core runs
+one request at a time, to completion, in one storage transaction: requests never
+interleave, and a refused (or failed) request changes nothing.
 
 Every change a member can observe (message posted, edited or deleted; member
 joined or left; a member's restrictions or metadata) takes the chat's next
 ``seq`` and is stored, with the event itself in the event log, before it is
-pushed. Only connected sessions that have joined (or resumed) the chat receive
-pushes; a membership lasts until leave, kick or block, not until a disconnect.
+pushed. Only sessions that have joined (or resumed) the chat receive pushes; a
+membership lasts until leave, kick or block, not until a disconnect.
 
 A join reply carries a **membership credential** (a JWT, audience
 ``chats_store:membership``); a resume request gives it back with the last ``seq``
@@ -27,20 +28,24 @@ far), without a new chat token and without counting a new member.
 
 Time comes from the injected ``clock`` (epoch seconds); moderation durations are
 minutes of ``seconds_per_minute`` seconds (60, or less in tests); expiry timers
-are armed with the injected ``schedule`` (``loop.call_later`` in the server).
+are armed with the injected ``schedule`` (``loop.call_later`` in the server), and
+the pushes of an expiry go to the injected ``publish``. The storage is any
+:class:`~chats_store.server.storage.ChatStorage`. Nothing here imports asyncio,
+so the core and its storage can run on a thread of their own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
 from chats_store.chats.actions import (
     ChatSnapshot,
+    Failure,
     MembersAmountChanged,
     MessageEdited,
     MessagePosted,
@@ -65,19 +70,12 @@ from chats_store.chats.commands import (
 )
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 from chats_store.chats.validation import MAX_CONTENT_LENGTH, MAX_HISTORY_PAGE
-from chats_store.errors import ErrorCode, ProtocolError
-from chats_store.protocol import (
-    decode_event,
-    decode_request,
-    encode_error,
-    encode_event,
-    encode_reply,
-)
-from chats_store.server.database import ChatDatabase, Membership
+from chats_store.errors import ErrorCode
+from chats_store.server.refusal import RefusedError
+from chats_store.server.storage import ChatStorage, LoggedEvent, Membership
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
     ChatGrant,
-    TokenRefusedError,
     mint_membership_token,
     verify_chat_token,
     verify_membership_token,
@@ -89,15 +87,19 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "MAX_RESUME_EVENTS",
     "SNAPSHOT_MESSAGES",
+    "Answer",
     "ChatService",
-    "RefusedError",
+    "Publish",
+    "Push",
+    "Scheduler",
     "Session",
+    "Timer",
 ]
 
 logger = logging.getLogger("chats_store.server")
 
 SNAPSHOT_MESSAGES = 100
-"""How many of the latest messages a join reply carries."""
+"""How many of the latest messages a join reply carries (default)."""
 
 MAX_RESUME_EVENTS = 1000
 """A resume reply carries at most this many events; further behind, it is a snapshot."""
@@ -116,48 +118,67 @@ class Timer(Protocol):
 
 
 Scheduler = Callable[[float, Callable[[], None]], Timer]
-
-
-class RefusedError(Exception):
-    """A request is refused with ``code``; nothing was changed."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+"""``schedule(delay, callback)``: call ``callback`` in ``delay`` seconds; cancellable."""
 
 
 class Session:
-    """One client connection: its user, how to send it a frame, the chats it joined."""
+    """One client connection as the core sees it: its user, the chats it receives.
 
-    __slots__ = ("chats", "send", "user_id")
+    Whoever runs the core makes one per connection and keeps what it needs to reach
+    that connection (its outbox) next to it; :meth:`ChatService.disconnect` ends it.
+    """
 
-    def __init__(self, user_id: str, send: Callable[[str], None]) -> None:
+    __slots__ = ("chats", "user_id")
+
+    def __init__(self, user_id: str) -> None:
         self.user_id = user_id
-        self.send = send
         self.chats: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Session({self.user_id!r}, chats={sorted(self.chats)!r})"
 
 
-Push = tuple[tuple[Session, ...], str]
+@attrs.frozen
+class Push:
+    """``event`` for each of ``recipients``.
 
-_Logged = (
-    MessagePosted
-    | MessageEdited
-    | MessageRemoved
-    | MembersAmountChanged
-    | OwnRestrictionsChanged
-    | OwnMetadataChanged
-)
-"""The events the log keeps (``removed_from_chat`` is told only to those online)."""
+    ``seq`` is the wire seq of a :class:`~chats_store.chats.actions.RemovedFromChat`
+    (which has none in the domain): the seq of the membership change that removed
+    the member. None for every other event, which carries its own.
+    """
+
+    event: ServerEvent
+    recipients: tuple[Session, ...]
+    seq: int | None = None
 
 
 @attrs.frozen
-class _Done:
-    result: ChatReply
+class Answer:
+    """What a request produced: its reply (or refusal), then its pushes in ``seq`` order."""
+
+    reply: ChatReply | Failure
     pushes: tuple[Push, ...] = ()
+
+
+Publish = Callable[[tuple[Push, ...]], None]
+"""Where the pushes the core makes on its own (restriction expiry) go."""
+
+_HANDLERS: Final[Mapping[type[Any], str]] = {
+    JoinRequest: "_join",
+    LeaveRequest: "_leave",
+    PostMessageRequest: "_post",
+    EditMessageRequest: "_edit",
+    DeleteMessageRequest: "_delete",
+    ModerationRequest: "_moderate",
+    HistoryRequest: "_history",
+    ResumeRequest: "_resume",
+}
+"""The method of :class:`ChatService` that answers each kind of request (looked up by
+name on each call, so a handler can be replaced on the class, as a test does)."""
+
+_INTERNAL_ERROR = Failure(
+    "refused", ErrorCode.INTERNAL_ERROR, "the server failed to handle the request"
+)
 
 
 def _check_id(value: str, what: str) -> None:
@@ -181,31 +202,48 @@ def _check_content(content: str) -> None:
         )
 
 
+def _describe_until(restriction: Restriction) -> str:
+    if restriction.until is None:
+        return "permanently"
+    until = datetime.fromtimestamp(restriction.until, UTC)
+    return f"until {until.isoformat(sep=' ', timespec='seconds')} UTC"
+
+
 class ChatService:
-    """The chat rules over a :class:`ChatDatabase`, for any number of sessions."""
+    """The chat rules over a :class:`~chats_store.server.storage.ChatStorage`.
+
+    ``secret`` verifies chat tokens and signs membership credentials;
+    ``snapshot_messages``: how many of the latest messages a snapshot carries.
+    """
 
     def __init__(
         self,
-        database: ChatDatabase,
+        storage: ChatStorage,
         secret: bytes,
         *,
         clock: Callable[[], float],
         schedule: Scheduler,
+        publish: Publish,
         seconds_per_minute: float = 60.0,
         membership_ttl: float = MEMBERSHIP_TTL,
         max_resume_events: int = MAX_RESUME_EVENTS,
+        snapshot_messages: int = SNAPSHOT_MESSAGES,
     ) -> None:
         if isinstance(membership_ttl, bool) or not membership_ttl > 0:
             raise ValueError(f"membership_ttl must be a positive number, not {membership_ttl!r}")
         if isinstance(max_resume_events, bool) or max_resume_events < 0:
             raise ValueError(f"max_resume_events must be 0 or more, not {max_resume_events!r}")
-        self._db = database
+        if isinstance(snapshot_messages, bool) or snapshot_messages < 0:
+            raise ValueError(f"snapshot_messages must be 0 or more, not {snapshot_messages!r}")
+        self._db = storage
         self._secret = secret
         self._clock = clock
         self._schedule = schedule
+        self._publish = publish
         self._minute = seconds_per_minute
         self._membership_ttl = membership_ttl
         self._max_resume_events = max_resume_events
+        self._snapshot_messages = snapshot_messages
         self._subscribers: dict[str, dict[Session, None]] = {}
         self._timers: dict[tuple[str, str, RestrictionKind], Timer] = {}
 
@@ -217,7 +255,7 @@ class ChatService:
             self._arm(timed.chat_id, timed.user_id, timed.kind, timed.until)
 
     def close(self) -> None:
-        """Cancel every timer (the database is closed by its owner)."""
+        """Cancel every timer (the storage is closed by its owner)."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -227,74 +265,30 @@ class ChatService:
         for chat_id in tuple(session.chats):
             self._unsubscribe(session, chat_id)
 
-    # Frames -----------------------------------------------------------------------
+    # Requests -------------------------------------------------------------------
 
-    def receive(self, session: Session, data: str | bytes) -> tuple[int, str] | None:
-        """Handle one frame of ``session``.
+    def handle(self, session: Session, request: ChatRequest) -> Answer:
+        """Apply ``request`` of ``session``, in one transaction; never raises.
 
-        Returns ``(close code, reason)`` when the frame cannot be answered and the
-        connection must be closed (binary 1003, not JSON 1007, too large 1009);
-        every other frame gets exactly one reply.
+        A broken rule is a refusal with its code; anything else that goes wrong is
+        logged and answered ``internal_error``. Either way nothing was changed.
         """
         try:
-            request_id, request = decode_request(data)
-        except ProtocolError as error:
-            if error.close_code is not None:
-                reason = str(error).encode("utf-8")[:120].decode("utf-8", "ignore")
-                return error.close_code, reason
-            session.send(encode_error(error.request_id, error.code, str(error)))
-            return None
-        self.handle(session, request_id, request)
-        return None
-
-    def handle(self, session: Session, request_id: int, request: ChatRequest) -> None:
-        """Answer ``request``, then push the events it caused."""
-        try:
-            done = self._dispatch(session, request)
+            handler: Callable[[Session, Any], Answer] = getattr(self, _HANDLERS[type(request)])
+            with self._db.transaction():
+                return handler(session, request)
         except RefusedError as refusal:
-            session.send(encode_error(request_id, refusal.code, refusal.message))
-            return
+            return Answer(refusal.failure)
         except Exception:
-            logger.exception(
-                "request %d of user %r failed: %r", request_id, session.user_id, request
-            )
-            session.send(
-                encode_error(
-                    request_id, ErrorCode.INTERNAL_ERROR, "the server failed to handle the request"
-                )
-            )
-            return
-        try:
-            reply = encode_reply(request_id, done.result)
-        except Exception:
-            logger.exception("the reply to request %d of %r failed", request_id, session.user_id)
-            reply = encode_error(
-                request_id, ErrorCode.INTERNAL_ERROR, "the server failed to encode the reply"
-            )
-        session.send(reply)
-        for recipients, text in done.pushes:
-            for recipient in recipients:
-                recipient.send(text)
+            logger.exception("a request of user %r failed: %r", session.user_id, request)
+            return Answer(_INTERNAL_ERROR)
 
-    def _dispatch(self, session: Session, request: ChatRequest) -> _Done:
-        match request:
-            case JoinRequest():
-                return self._join(session, request)
-            case LeaveRequest():
-                return self._leave(session, request)
-            case PostMessageRequest():
-                return self._post(session, request)
-            case EditMessageRequest():
-                return self._edit(session, request)
-            case DeleteMessageRequest():
-                return self._delete(session, request)
-            case ModerationRequest():
-                return self._moderate(session, request)
-            case HistoryRequest():
-                return self._history(session, request)
-            case ResumeRequest():
-                return self._resume(session, request)
-        raise TypeError(f"unknown request {request!r}")
+    def snapshot(self, chat_id: str, user_id: str) -> ChatSnapshot | None:
+        """The chat as a join by ``user_id`` would return it now; None for a non-member."""
+        membership = self._db.membership(chat_id, user_id)
+        if membership is None:
+            return None
+        return self._snapshot(membership, self._credential(membership))
 
     # Subscriptions --------------------------------------------------------------
 
@@ -336,21 +330,21 @@ class ChatService:
     def _active_kind(self, chat_id: str, user_id: str, kind: str) -> Restriction | None:
         return next((r for r in self._active(chat_id, user_id) if r.kind == kind), None)
 
-    def _describe_until(self, restriction: Restriction) -> str:
-        if restriction.until is None:
-            return "permanently"
-        until = datetime.fromtimestamp(restriction.until, UTC)
-        return f"until {until.isoformat(sep=' ', timespec='seconds')} UTC"
+    def _check_not_blocked(self, chat_id: str, user_id: str) -> None:
+        block = self._active_kind(chat_id, user_id, "block")
+        if block is not None:
+            raise RefusedError(
+                ErrorCode.MEMBER_BLOCKED,
+                f"you are blocked from chat {chat_id!r} {_describe_until(block)}",
+            )
 
-    def _log(self, event: _Logged, *, target: str | None = None) -> str:
-        """Store ``event`` in the event log (in a transaction); its frame, to push.
+    def _log(self, event: LoggedEvent, *, target: str | None = None) -> LoggedEvent:
+        """Store ``event`` in the event log; the event, to push.
 
         ``target``: the only user who may read it back (private ``own_*`` events).
         """
-        text = encode_event(event)
-        message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
-        self._db.log_event(event.chat_id, event.seq, text, target=target, message_id=message_id)
-        return text
+        self._db.append_event(event, target=target)
+        return event
 
     def _credential(self, membership: Membership) -> str:
         return mint_membership_token(
@@ -366,7 +360,7 @@ class ChatService:
     def _snapshot(self, membership: Membership, credential: str) -> ChatSnapshot:
         chat_id = membership.chat_id
         return ChatSnapshot(
-            messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, SNAPSHOT_MESSAGES),
+            messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, self._snapshot_messages),
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
             restrictions=self._active(chat_id, membership.user_id),
@@ -376,13 +370,10 @@ class ChatService:
 
     # Join, resume and leave -------------------------------------------------------
 
-    def _join(self, session: Session, request: JoinRequest) -> _Done:
+    def _join(self, session: Session, request: JoinRequest) -> Answer:
         chat_id = request.chat_id
         _check_id(chat_id, "chat_id")
-        try:
-            grant = verify_chat_token(self._secret, request.token, self._clock)
-        except TokenRefusedError as error:
-            raise RefusedError(error.code, error.message) from None
+        grant = verify_chat_token(self._secret, request.token, self._clock)
         if grant.user_id != session.user_id:
             raise RefusedError(
                 ErrorCode.INVALID_TOKEN,
@@ -394,40 +385,31 @@ class ChatService:
                 ErrorCode.INVALID_TOKEN,
                 f"the chat token is for chat {grant.chat_id!r}, not {chat_id!r}",
             )
-        block = self._active_kind(chat_id, session.user_id, "block")
-        if block is not None:
-            raise RefusedError(
-                ErrorCode.MEMBER_BLOCKED,
-                f"you are blocked from chat {chat_id!r} {self._describe_until(block)}",
-            )
+        self._check_not_blocked(chat_id, session.user_id)
         pushes: list[Push] = []
         membership = Membership(chat_id, session.user_id, grant.permissions, dict(grant.metadata))
-        with self._db.transaction():
-            previous = self._db.membership(chat_id, session.user_id)
-            self._db.save_membership(membership, self._clock())
-            if previous is None:
-                seq = self._db.next_seq(chat_id)
-                amount = self._db.members_amount(chat_id)
-                event = self._log(MembersAmountChanged(chat_id, seq, amount))
-                pushes.append((self._members_online(chat_id, but=session), event))
-            elif previous.metadata != membership.metadata:
-                # Logged even with no other connection online: one that resumes later
-                # learns of it then.
-                others = tuple(
-                    s for s in self._sessions_of(chat_id, session.user_id) if s is not session
-                )
-                seq = self._db.next_seq(chat_id)
-                metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
-                pushes.append((others, self._log(metadata_event, target=session.user_id)))
-            snapshot = self._snapshot(membership, self._credential(membership))
+        previous = self._db.membership(chat_id, session.user_id)
+        self._db.save_membership(membership, self._clock())
+        if previous is None:
+            seq = self._db.next_seq(chat_id)
+            amount = self._db.members_amount(chat_id)
+            event = self._log(MembersAmountChanged(chat_id, seq, amount))
+            pushes.append(Push(event, self._members_online(chat_id, but=session)))
+        elif previous.metadata != membership.metadata:
+            # Logged even with no other connection online: one that resumes later
+            # learns of it then.
+            others = tuple(
+                s for s in self._sessions_of(chat_id, session.user_id) if s is not session
+            )
+            seq = self._db.next_seq(chat_id)
+            metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
+            pushes.append(Push(self._log(metadata_event, target=session.user_id), others))
+        snapshot = self._snapshot(membership, self._credential(membership))
         self._subscribe(session, chat_id)
-        return _Done(snapshot, tuple(pushes))
+        return Answer(snapshot, tuple(pushes))
 
     def _verified_membership(self, session: Session, request: ResumeRequest) -> ChatGrant:
-        try:
-            grant = verify_membership_token(self._secret, request.membership, self._clock)
-        except TokenRefusedError as error:
-            raise RefusedError(error.code, error.message) from None
+        grant = verify_membership_token(self._secret, request.membership, self._clock)
         if grant.user_id != session.user_id:
             raise RefusedError(
                 ErrorCode.INVALID_TOKEN,
@@ -441,18 +423,13 @@ class ChatService:
             )
         return grant
 
-    def _resume(self, session: Session, request: ResumeRequest) -> _Done:
+    def _resume(self, session: Session, request: ResumeRequest) -> Answer:
         chat_id, since_seq = request.chat_id, request.since_seq
         _check_id(chat_id, "chat_id")
         if since_seq < 0:
             raise RefusedError(ErrorCode.INVALID_REQUEST, "since_seq must be 0 or more")
         self._verified_membership(session, request)
-        block = self._active_kind(chat_id, session.user_id, "block")
-        if block is not None:
-            raise RefusedError(
-                ErrorCode.MEMBER_BLOCKED,
-                f"you are blocked from chat {chat_id!r} {self._describe_until(block)}",
-            )
+        self._check_not_blocked(chat_id, session.user_id)
         # The stored membership, not the credential, says what the member may do now
         # (a later join may have changed it).
         membership = self._db.membership(chat_id, session.user_id)
@@ -464,22 +441,16 @@ class ChatService:
             )
         credential = self._credential(membership)
         last_seq = self._db.last_seq(chat_id)
-        snapshot: ChatSnapshot | None = None
-        events: tuple[ServerEvent, ...] = ()
         # since_seq > last_seq: the client is ahead of the server (a database restored
         # from a backup); it starts over from a snapshot.
-        logged = None
+        missed = None
         if since_seq <= last_seq:
-            logged = self._db.events_since(
-                chat_id, since_seq, session.user_id, self._max_resume_events
+            missed = self._db.events_for(
+                chat_id, session.user_id, since_seq, self._max_resume_events
             )
-        if logged is None or not logged.complete:
-            snapshot = self._snapshot(membership, credential)
-        else:
-            events = tuple(decode_event(frame) for frame in logged.frames)
         resumption = Resumption(
-            events=events,
-            snapshot=snapshot,
+            events=() if missed is None else missed,
+            snapshot=self._snapshot(membership, credential) if missed is None else None,
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
             restrictions=self._active(chat_id, session.user_id),
@@ -487,12 +458,12 @@ class ChatService:
             membership=credential,
         )
         self._subscribe(session, chat_id)
-        return _Done(resumption)
+        return Answer(resumption)
 
     def _remove_member(
         self, chat_id: str, user_id: str, removed: RemovedFromChat | None
     ) -> list[Push]:
-        """End a membership (in a transaction): the others learn the new members amount."""
+        """End a membership: the others learn the new members amount."""
         self._db.delete_membership(chat_id, user_id)
         seq = self._db.next_seq(chat_id)
         amount = self._db.members_amount(chat_id)
@@ -501,20 +472,18 @@ class ChatService:
         for target in targets:
             self._unsubscribe(target, chat_id)
         if removed is not None and targets:
-            pushes.append((targets, encode_event(removed, seq=seq)))
+            pushes.append(Push(removed, targets, seq=seq))
         event = self._log(MembersAmountChanged(chat_id, seq, amount))
-        pushes.append((self._members_online(chat_id), event))
+        pushes.append(Push(event, self._members_online(chat_id)))
         return pushes
 
-    def _leave(self, session: Session, request: LeaveRequest) -> _Done:
+    def _leave(self, session: Session, request: LeaveRequest) -> Answer:
         self._membership(session, request.chat_id)
-        with self._db.transaction():
-            pushes = self._remove_member(request.chat_id, session.user_id, None)
-        return _Done(None, tuple(pushes))
+        return Answer(None, tuple(self._remove_member(request.chat_id, session.user_id, None)))
 
     # Messages -------------------------------------------------------------------
 
-    def _post(self, session: Session, request: PostMessageRequest) -> _Done:
+    def _post(self, session: Session, request: PostMessageRequest) -> Answer:
         chat_id, message_id = request.chat_id, request.message_id
         membership = self._membership(session, chat_id)
         _check_id(message_id, "message_id")
@@ -530,7 +499,7 @@ class ChatService:
                 raise RefusedError(
                     ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id!r} was posted and deleted"
                 )
-            return _Done(stored.message)  # a repeated post: the original, no new event
+            return Answer(stored.message)  # a repeated post: the original, no new event
         if SEND not in membership.permissions:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
@@ -538,27 +507,26 @@ class ChatService:
             )
         self._check_not_muted(chat_id, session.user_id)
         _check_content(request.content)
-        with self._db.transaction():
-            seq = self._db.next_seq(chat_id)
-            message = Message(
-                id=message_id,
-                chat_id=chat_id,
-                author_id=session.user_id,
-                content=request.content,
-                status="ready",
-                seq=seq,
-                created_at=self._clock(),
-            )
-            self._db.insert_message(message)
-            event = self._log(MessagePosted(chat_id, seq, message))
-        return _Done(message, ((self._members_online(chat_id), event),))
+        seq = self._db.next_seq(chat_id)
+        message = Message(
+            id=message_id,
+            chat_id=chat_id,
+            author_id=session.user_id,
+            content=request.content,
+            status="ready",
+            seq=seq,
+            created_at=self._clock(),
+        )
+        self._db.insert_message(message)
+        event = self._log(MessagePosted(chat_id, seq, message))
+        return Answer(message, (Push(event, self._members_online(chat_id)),))
 
     def _check_not_muted(self, chat_id: str, user_id: str) -> None:
         mute = self._active_kind(chat_id, user_id, "mute")
         if mute is not None:
             raise RefusedError(
                 ErrorCode.MEMBER_MUTED,
-                f"you are muted in chat {chat_id!r} {self._describe_until(mute)}",
+                f"you are muted in chat {chat_id!r} {_describe_until(mute)}",
             )
 
     def _live_message(self, chat_id: str, message_id: str) -> Message:
@@ -571,7 +539,7 @@ class ChatService:
             )
         return stored.message
 
-    def _edit(self, session: Session, request: EditMessageRequest) -> _Done:
+    def _edit(self, session: Session, request: EditMessageRequest) -> Answer:
         chat_id = request.chat_id
         self._membership(session, chat_id)
         message = self._live_message(chat_id, request.message_id)
@@ -584,13 +552,12 @@ class ChatService:
         _check_content(request.content)
         edited_at = self._clock()
         edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
-        with self._db.transaction():
-            seq = self._db.next_seq(chat_id)
-            self._db.edit_message(chat_id, message.id, edited.content, edited_at)
-            event = self._log(MessageEdited(chat_id, seq, edited))
-        return _Done(edited, ((self._members_online(chat_id), event),))
+        seq = self._db.next_seq(chat_id)
+        self._db.edit_message(chat_id, message.id, edited.content, edited_at)
+        event = self._log(MessageEdited(chat_id, seq, edited))
+        return Answer(edited, (Push(event, self._members_online(chat_id)),))
 
-    def _delete(self, session: Session, request: DeleteMessageRequest) -> _Done:
+    def _delete(self, session: Session, request: DeleteMessageRequest) -> Answer:
         chat_id = request.chat_id
         membership = self._membership(session, chat_id)
         message = self._live_message(chat_id, request.message_id)
@@ -600,14 +567,13 @@ class ChatService:
                 "only the author of a message or a member with the 'moderate' permission "
                 "can delete it",
             )
-        with self._db.transaction():
-            seq = self._db.next_seq(chat_id)
-            self._db.delete_message(chat_id, message.id)
-            self._db.erase_message_events(chat_id, message.id)
-            event = self._log(MessageRemoved(chat_id, seq, message.id))
-        return _Done(None, ((self._members_online(chat_id), event),))
+        seq = self._db.next_seq(chat_id)
+        self._db.delete_message(chat_id, message.id)
+        self._db.erase_message_events(chat_id, message.id)
+        event = self._log(MessageRemoved(chat_id, seq, message.id))
+        return Answer(None, (Push(event, self._members_online(chat_id)),))
 
-    def _history(self, session: Session, request: HistoryRequest) -> _Done:
+    def _history(self, session: Session, request: HistoryRequest) -> Answer:
         self._membership(session, request.chat_id)
         if not 1 <= request.limit <= MAX_HISTORY_PAGE:
             raise RefusedError(
@@ -618,12 +584,11 @@ class ChatService:
         if request.before_seq < 0:
             raise RefusedError(ErrorCode.INVALID_REQUEST, "before_seq must be 0 or more")
         before_seq = min(request.before_seq, _NO_LIMIT_SEQ)  # SQLite integers are 64-bit
-        messages = self._db.messages_before(request.chat_id, before_seq, request.limit)
-        return _Done(messages)
+        return Answer(self._db.messages_before(request.chat_id, before_seq, request.limit))
 
     # Moderation -----------------------------------------------------------------
 
-    def _moderate(self, session: Session, request: ModerationRequest) -> _Done:
+    def _moderate(self, session: Session, request: ModerationRequest) -> Answer:
         chat_id, target = request.chat_id, request.member_id
         membership = self._membership(session, chat_id)
         if MODERATE not in membership.permissions:
@@ -650,11 +615,8 @@ class ChatService:
                 ErrorCode.MEMBER_NOT_FOUND, f"{target!r} is not a member of chat {chat_id!r}"
             )
         if measure == "kick":
-            with self._db.transaction():
-                pushes = self._remove_member(
-                    chat_id, target, RemovedFromChat(chat_id, "kicked", reason)
-                )
-            return _Done(None, tuple(pushes))
+            removed = RemovedFromChat(chat_id, "kicked", reason)
+            return Answer(None, tuple(self._remove_member(chat_id, target, removed)))
         if measure in ("mute", "block"):
             kind: RestrictionKind = "mute" if measure == "mute" else "block"
             duration = 0 if request.duration is None else request.duration
@@ -665,17 +627,17 @@ class ChatService:
                     f"{MAX_DURATION_MINUTES}, not {duration}",
                 )
             until = None if duration == 0 else self._clock() + duration * self._minute
-            return _Done(None, tuple(self._restrict(chat_id, target, kind, until, reason)))
+            return Answer(None, tuple(self._restrict(chat_id, target, kind, until, reason)))
         kind = "mute" if measure == "unmute" else "block"
-        return _Done(None, tuple(self._lift(chat_id, target, kind)))
+        return Answer(None, tuple(self._lift(chat_id, target, kind)))
 
     def _restrictions_changed(self, chat_id: str, user_id: str) -> list[Push]:
-        """Tell a member (in a transaction) about its new restrictions, if it is one."""
+        """Tell a member about its new restrictions, if it is one."""
         if self._db.membership(chat_id, user_id) is None:
             return []
         seq = self._db.next_seq(chat_id)
         event = OwnRestrictionsChanged(chat_id, seq, self._active(chat_id, user_id))
-        return [(self._sessions_of(chat_id, user_id), self._log(event, target=user_id))]
+        return [Push(self._log(event, target=user_id), self._sessions_of(chat_id, user_id))]
 
     def _restrict(
         self,
@@ -685,12 +647,11 @@ class ChatService:
         until: float | None,
         reason: str | None,
     ) -> list[Push]:
-        with self._db.transaction():
-            self._db.save_restriction(chat_id, user_id, Restriction(kind, until, reason))
-            pushes = self._restrictions_changed(chat_id, user_id)
-            if kind == "block" and self._db.membership(chat_id, user_id) is not None:
-                removed = RemovedFromChat(chat_id, "blocked", reason)
-                pushes += self._remove_member(chat_id, user_id, removed)
+        self._db.save_restriction(chat_id, user_id, Restriction(kind, until, reason))
+        pushes = self._restrictions_changed(chat_id, user_id)
+        if kind == "block" and self._db.membership(chat_id, user_id) is not None:
+            removed = RemovedFromChat(chat_id, "blocked", reason)
+            pushes += self._remove_member(chat_id, user_id, removed)
         if until is None:
             self._disarm(chat_id, user_id, kind)
         else:
@@ -699,10 +660,9 @@ class ChatService:
 
     def _lift(self, chat_id: str, user_id: str, kind: RestrictionKind) -> list[Push]:
         self._disarm(chat_id, user_id, kind)
-        with self._db.transaction():
-            if not self._db.delete_restriction(chat_id, user_id, kind):
-                return []
-            return self._restrictions_changed(chat_id, user_id)
+        if not self._db.delete_restriction(chat_id, user_id, kind):
+            return []
+        return self._restrictions_changed(chat_id, user_id)
 
     # Expiry -----------------------------------------------------------------------
 
@@ -719,20 +679,20 @@ class ChatService:
             timer.cancel()
 
     def _expire(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
-        """A timer fired: lift the restriction if it is still the one armed, and push."""
+        """A timer fired: lift the restriction if it is still the one armed, and publish."""
         self._timers.pop((chat_id, user_id, kind), None)
         try:
-            stored = next(
-                (r for r in self._db.restrictions(chat_id, user_id) if r.kind == kind), None
-            )
-            if stored is None or stored.until != until:
-                return
-            if stored.is_active(self._clock()):  # the timer ran early: wait for the clock
-                self._arm(chat_id, user_id, kind, until)
-                return
-            pushes = self._lift(chat_id, user_id, kind)
-            for recipients, text in pushes:
-                for recipient in recipients:
-                    recipient.send(text)
+            with self._db.transaction():
+                stored = next(
+                    (r for r in self._db.restrictions(chat_id, user_id) if r.kind == kind), None
+                )
+                if stored is None or stored.until != until:
+                    return
+                if stored.is_active(self._clock()):  # the timer ran early: wait for the clock
+                    self._arm(chat_id, user_id, kind, until)
+                    return
+                pushes = self._lift(chat_id, user_id, kind)
         except Exception:
             logger.exception("the expiry of a %s of %r in %r failed", kind, user_id, chat_id)
+            return
+        self._publish(tuple(pushes))

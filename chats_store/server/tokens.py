@@ -15,7 +15,9 @@ Three kinds of token, told apart by their audience (``chats_store.tokens``):
 
 Verification pins ``algorithms=["HS256"]`` and the audience, so a token of one
 kind is never accepted as the other, and a token signed with ``none`` or another
-algorithm is refused. Expiry is checked against the server's clock.
+algorithm is refused. Expiry is checked against the server's clock. A refused
+token raises the server's one refusal, :class:`~chats_store.server.refusal.RefusedError`,
+with ``invalid_token`` or ``expired_token``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import attrs
 import jwt
 
 from chats_store.errors import ErrorCode
+from chats_store.server.refusal import RefusedError
 from chats_store.tokens import CHAT_AUDIENCE, MEMBERSHIP_AUDIENCE, SESSION_AUDIENCE
 
 __all__ = [
@@ -51,13 +54,11 @@ MEMBERSHIP_TTL = 7 * 24 * 3600
 """How long a membership credential is valid by default (seconds): 7 days."""
 
 
-class TokenRefusedError(Exception):
-    """A token was refused; ``code`` is ``invalid_token`` or ``expired_token``."""
+TokenRefusedError = RefusedError
+"""The former name of :class:`~chats_store.server.refusal.RefusedError` (the same class).
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+A refused token raises it with ``code`` ``invalid_token`` or ``expired_token``.
+"""
 
 
 @attrs.frozen
@@ -202,7 +203,7 @@ def _verify(
     secret: bytes, token: object, audience: str, kind: str, clock: Callable[[], float]
 ) -> dict[str, Any]:
     if not isinstance(token, str) or not token:
-        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token is missing")
+        raise RefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token is missing")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -212,49 +213,49 @@ def _verify(
             options={"require": ["sub", "exp", "aud"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.InvalidAudienceError:
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.INVALID_TOKEN,
             f"this is not a {kind} token (its audience is wrong): session tokens, chat "
             "tokens and membership credentials are not interchangeable",
         ) from None
     except jwt.InvalidAlgorithmError:
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.INVALID_TOKEN,
             f"the {kind} token is signed with the algorithm {_algorithm_of(token)!r}; "
             f"this server accepts {ALGORITHM} only",
         ) from None
     except jwt.InvalidSignatureError:
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.INVALID_TOKEN,
             f"the {kind} token's signature does not match: it was not issued by this server",
         ) from None
     except jwt.PyJWTError as error:
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.INVALID_TOKEN, f"the {kind} token is not valid ({error})"
         ) from None
     exp = claims["exp"]
     if isinstance(exp, bool) or not isinstance(exp, int | float):
-        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token's exp is not a number")
+        raise RefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token's exp is not a number")
     if exp <= clock():
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.EXPIRED_TOKEN, f"the {kind} token has expired - ask for a new one"
         )
     if not isinstance(claims["sub"], str) or not claims["sub"]:
-        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token has no user (sub)")
+        raise RefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token has no user (sub)")
     return claims
 
 
 def verify_session_token(
     secret: bytes, token: object, clock: Callable[[], float] = time.time
 ) -> str:
-    """The user id of a valid session token; :class:`TokenRefusedError` otherwise."""
+    """The user id of a valid session token; :class:`RefusedError` otherwise."""
     return str(_verify(secret, token, SESSION_AUDIENCE, "session", clock)["sub"])
 
 
 def verify_chat_token(
     secret: bytes, token: object, clock: Callable[[], float] = time.time
 ) -> ChatGrant:
-    """What a valid chat token grants; :class:`TokenRefusedError` otherwise."""
+    """What a valid chat token grants; :class:`RefusedError` otherwise."""
     return _grant(_verify(secret, token, CHAT_AUDIENCE, "chat", clock), "chat token")
 
 
@@ -263,7 +264,7 @@ def verify_membership_token(
 ) -> ChatGrant:
     """Who a valid membership credential says is a member of which chat.
 
-    :class:`TokenRefusedError` otherwise (``expired_token`` past ``exp``,
+    :class:`RefusedError` otherwise (``expired_token`` past ``exp``,
     ``invalid_token`` for anything else). Whether the membership still exists is
     the caller's to check.
     """
@@ -274,17 +275,17 @@ def verify_membership_token(
 def _grant(claims: Mapping[str, Any], what: str) -> ChatGrant:
     chat_id = claims.get("chat")
     if not isinstance(chat_id, str) or not chat_id:
-        raise TokenRefusedError(ErrorCode.INVALID_TOKEN, f"the {what} names no chat")
+        raise RefusedError(ErrorCode.INVALID_TOKEN, f"the {what} names no chat")
     permissions = claims.get("permissions", [])
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.INVALID_TOKEN, f"the {what}'s permissions are not a list of strings"
         )
     metadata = claims.get("metadata", {})
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
-        raise TokenRefusedError(
+        raise RefusedError(
             ErrorCode.INVALID_TOKEN, f"the {what}'s metadata does not map strings to strings"
         )
     return ChatGrant(claims["sub"], chat_id, frozenset(permissions), dict(metadata))

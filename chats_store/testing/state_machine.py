@@ -3,12 +3,14 @@
 :class:`ChatsStateMachine` drives random action sequences through a real
 :class:`~chats_store.core.store.Store` built on :func:`reduce_chats`, whose
 interpreter only records the commands. The "world" around the client is
-simulated by :class:`~chats_store.testing.strategies.ChatServerModel`: requests
-in flight are processed by the server, then answered (or time out, possibly
-after the server applied them); the server's pushes are delivered in ``seq``
-order at any time; the connection drops and comes back. Next to the store runs
-:class:`ClientModel`, a plain-Python model of what the client should show,
-written from DESIGN.md's lifecycles and independent of the reducer.
+simulated by :class:`~chats_store.testing.strategies.ChatServerModel` (the
+reference server's core): requests in flight are processed by the server, then
+answered (or time out, possibly after the server applied them); the server's
+pushes are delivered in ``seq`` order at any time; the connection drops and comes
+back, and the joined chats go ``reloading`` until the server answers their resume.
+Next to the store runs :class:`ClientModel`, a plain-Python model of what the
+client should show, written from DESIGN.md's lifecycles and independent of the
+reducer.
 
 After every dispatch the machine checks that each message status change is an
 allowed lifecycle edge (:data:`ALLOWED_EDGES`); after every step, that:
@@ -44,6 +46,8 @@ from reactivex import abc
 from chats_store.chats.actions import (
     ChatJoined,
     ChatJoinFailed,
+    ChatResumed,
+    ChatResumeFailed,
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
@@ -66,6 +70,7 @@ from chats_store.chats.actions import (
     OwnRestrictionsChanged,
     RemovedFromChat,
     ResendMessage,
+    Resumption,
     SendMessage,
     UpdateMessage,
 )
@@ -79,6 +84,7 @@ from chats_store.chats.commands import (
     LeaveRequest,
     Outcome,
     PostMessageRequest,
+    ResumeRequest,
     SendRequest,
     SettleCall,
     outcome_of,
@@ -92,7 +98,7 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
-from chats_store.chats.reducer import reduce_chats
+from chats_store.chats.reducer import INTERNAL_CALL, reduce_chats
 from chats_store.chats.selectors import (
     is_syncing_of,
     members_amount_of,
@@ -154,10 +160,12 @@ ALLOWED_EDGES: Mapping[type, frozenset[Edge]] = {
             ("deleting", "interrupted"),
         }
     ),
+    # What a resume brings back may hold the client's interrupted message.
+    ChatResumed: frozenset({("interrupted", "ready")}),
 }
 """For each action class, the message status changes it may cause (old, new)."""
 
-REMOVING_ACTIONS: tuple[type, ...] = (MessageDeleted, MessageRemoved)
+REMOVING_ACTIONS: tuple[type, ...] = (MessageDeleted, MessageRemoved, ChatResumed)
 """The actions after which a message may be gone (its chat still there)."""
 
 CHAT_GETTERS: Mapping[str, tuple[Callable[[Any], Any], Callable[[ChatsState, str], Any]]] = {
@@ -229,6 +237,7 @@ class ModelChat:
     metadata: dict[str, str] | None = None
     restrictions: tuple[Restriction, ...] | None = None
     history_loading: bool = False
+    resumable: bool = False  # the join gave a membership credential
 
     def visible(self) -> list[ModelMessage]:
         """Confirmed messages by seq, then pending ones in creation order."""
@@ -239,7 +248,7 @@ class ModelChat:
 
     @property
     def sync_statuses(self) -> SyncStatuses:
-        if self.status == "loading":
+        if self.status in ("loading", "reloading"):
             return SyncStatuses("loading", "loading")
         return SyncStatuses("loading" if self.history_loading else "idle", "idle")
 
@@ -260,8 +269,28 @@ class ModelChat:
         self.messages.pop(message_id, None)
         self.originals.pop(message_id, None)
 
+    def resume(self, resumption: Resumption) -> None:
+        """What the chat missed (or a snapshot, keeping pending messages), then what was
+        buffered meanwhile."""
+        self.status = "ready"
+        if resumption.snapshot is not None:
+            confirmed = {m.id: ModelMessage.confirmed(m) for m in resumption.snapshot.messages}
+            pending = {
+                message_id: message
+                for message_id, message in self.messages.items()
+                if message.seq is None and message_id not in confirmed
+            }
+            self.messages = {**confirmed, **pending}
+        buffered, self.buffered = self.buffered, []
+        for event in (*resumption.events, *buffered):
+            self.apply_event(event)
+        self.members_amount = resumption.members_amount
+        self.metadata = dict(resumption.member_metadata)
+        self.restrictions = resumption.restrictions
+        self.last_seq = max(self.last_seq, resumption.last_seq)
+
     def apply_event(self, event: Any) -> None:
-        if self.status == "loading":
+        if self.status in ("loading", "reloading"):
             self.buffered.append(event)
             return
         if event.seq <= self.last_seq:
@@ -320,9 +349,16 @@ class ClientModel:
                     chat.members_amount = snapshot.members_amount
                     chat.metadata = dict(snapshot.member_metadata)
                     chat.restrictions = snapshot.restrictions
+                    chat.resumable = snapshot.membership is not None
                     buffered, chat.buffered = chat.buffered, []
                     for event in buffered:
                         chat.apply_event(event)
+            case ChatResumed(resumption=resumption):
+                if chat is not None and chat.status == "reloading":
+                    chat.resume(resumption)
+            case ChatResumeFailed(chat_id=chat_id, failure=failure):
+                if chat is not None and chat.status == "reloading" and failure.kind == "refused":
+                    del self.chats[chat_id]
             case (
                 MessagePosted()
                 | MessageEdited()
@@ -342,6 +378,9 @@ class ClientModel:
             return
         self.connection = status
         if status == "connected":
+            for chat in self.chats.values():
+                if chat.status != "loading" and chat.resumable:
+                    chat.status = "reloading"
             return
         for chat in self.chats.values():
             for message in chat.messages.values():
@@ -418,12 +457,14 @@ class ChatsStateMachine(RuleBasedStateMachine):
 
     Class attributes to tune in a subclass: ``CHAT_IDS`` (the chats the client may
     join), ``USER_ID`` (the client's member id), ``SNAPSHOT_SIZE`` (how many recent
-    messages a join returns; older ones come with ``LoadOlderMessages``).
+    messages a join returns; older ones come with ``LoadOlderMessages``),
+    ``MAX_RESUME_EVENTS`` (past that many missed events, a resume gets a snapshot).
     """
 
     CHAT_IDS: ClassVar[tuple[str, ...]] = ("c1", "c2")
     USER_ID: ClassVar[str] = CLIENT_ID
     SNAPSHOT_SIZE: ClassVar[int] = 3
+    MAX_RESUME_EVENTS: ClassVar[int] = 3
 
     def __init__(self) -> None:
         super().__init__()
@@ -434,9 +475,15 @@ class ChatsStateMachine(RuleBasedStateMachine):
             scope_of=lambda action: getattr(action, "chat_id", None),
             interpreter=self.commands.append,
         )
-        self.server = ChatServerModel(self.USER_ID, snapshot_size=self.SNAPSHOT_SIZE)
+        self.server = ChatServerModel(
+            self.USER_ID,
+            snapshot_size=self.SNAPSHOT_SIZE,
+            max_resume_events=self.MAX_RESUME_EVENTS,
+        )
         self.model = ClientModel()
         self.in_flight: dict[int, SendRequest] = {}
+        self.resumes: dict[str, SendRequest] = {}
+        """The resume requests in flight (the module's own: call id 0), by chat."""
         self.processed: dict[int, ChatReply | Failure] = {}
         self.settled: dict[int, Outcome] = {}
         self.dispatched: list[Any] = []
@@ -484,7 +531,10 @@ class ChatsStateMachine(RuleBasedStateMachine):
         self.dispatched.append(action)
         self.check_edges(before, self.store.state, action)
         for command in self.commands[first_command:]:
-            if isinstance(command, SendRequest):
+            if isinstance(command, SendRequest) and command.call_id == INTERNAL_CALL:
+                assert isinstance(command.request, ResumeRequest), command
+                self.resumes[command.request.chat_id] = command
+            elif isinstance(command, SendRequest):
                 assert command.call_id not in self.in_flight, command
                 request = command.request
                 if isinstance(request, PostMessageRequest):
@@ -608,7 +658,8 @@ class ChatsStateMachine(RuleBasedStateMachine):
         assert self.sent(call_id) == JoinRequest(chat_id, "token")
         if answer:
             self.answer(call_id)
-            assert self.model.chats[chat_id].status == "ready"
+            chat = self.model.chats.get(chat_id)  # None: refused (the client is blocked)
+            assert chat is None or chat.status == "ready"
 
     @precondition(lambda self: any(c not in self.model.chats for c in self.CHAT_IDS))
     @rule(data=st.data(), answer=st.booleans())
@@ -656,6 +707,8 @@ class ChatsStateMachine(RuleBasedStateMachine):
             if call_id not in self.processed:
                 self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
             self.deliver_pushes(self.in_flight[call_id].request.chat_id)
+            if call_id not in self.in_flight:  # a push removed the client from the chat
+                return
         self.answer(call_id)
 
     @precondition(lambda self: bool(self.in_flight))
@@ -772,6 +825,17 @@ class ChatsStateMachine(RuleBasedStateMachine):
         """Dispatch the server's next ``count`` pushes for ``chat_id`` (all by default)."""
         for event in self.server.take_events(chat_id, count):
             self.dispatch(event)
+            if isinstance(event, RemovedFromChat):
+                self._end_membership(chat_id)
+                return
+
+    @precondition(lambda self: bool(self.resumes))
+    @rule(data=st.data())
+    def resume_reply_arrives(self, data: st.DataObject) -> None:
+        """The server answers a chat's resume after a reconnection."""
+        command = self.resumes.pop(data.draw(st.sampled_from(sorted(self.resumes))))
+        result = self.server.reply(command.request)
+        self.dispatch(outcome_of(INTERNAL_CALL, command.request, result))
 
     # Rules: the connection ------------------------------------------------------------------
 
@@ -791,6 +855,8 @@ class ChatsStateMachine(RuleBasedStateMachine):
         # a failure started before the status change arrived.
         while self.in_flight:
             self.fail(min(self.in_flight), LOST)
+        for chat_id in sorted(self.resumes):
+            self.dispatch(outcome_of(INTERNAL_CALL, self.resumes.pop(chat_id).request, LOST))
         if failures_first:
             self.dispatch(ConnectionStatusChanged("disconnected"))
         if via_connecting:

@@ -14,10 +14,13 @@ States: :func:`chats_states` builds a :class:`ChatsState` the only way the
 application can: by dispatching a valid sequence of actions (intents the facade
 would accept, replies the server model :class:`ChatServerModel` would give, its
 pushes, connection changes) through :func:`reduce_chats`. :func:`chats_scenarios`
-gives the same with the actions and the requests still in flight.
+gives the same with the actions and the requests still in flight. The server model
+(in :mod:`chats_store.testing.server_model`, re-exported here with
+:class:`ServerChat`) runs the reference server's core, so the states reached include
+resumed chats and chats still ``reloading``.
 
-Everything here is pure and synchronous; use ``chats_store.testing.in_memory``
-for tests that need the effects and the facade.
+Everything here is synchronous; use ``chats_store.testing.in_memory`` for tests
+that need the effects and the facade.
 """
 
 from __future__ import annotations
@@ -69,13 +72,6 @@ from chats_store.chats.actions import (
 from chats_store.chats.commands import (
     ChatReply,
     ChatRequest,
-    DeleteMessageRequest,
-    EditMessageRequest,
-    HistoryRequest,
-    JoinRequest,
-    LeaveRequest,
-    ModerationRequest,
-    PostMessageRequest,
     SendRequest,
     outcome_of,
 )
@@ -89,6 +85,7 @@ from chats_store.chats.model import (
 from chats_store.chats.reducer import reduce_chats
 from chats_store.chats.validation import MAX_CONTENT_LENGTH
 from chats_store.errors import ErrorCode
+from chats_store.testing.server_model import CLIENT_ID, ChatServerModel, ServerChat
 
 __all__ = [
     "CLIENT_ID",
@@ -114,9 +111,6 @@ __all__ = [
     "server_events",
     "timestamps",
 ]
-
-CLIENT_ID = "me"
-"""The user id of the client in generated states (the author of its own messages)."""
 
 OTHER_MEMBERS = ("alice", "bob")
 """Other members who post in generated chats."""
@@ -351,166 +345,6 @@ def server_events(
             )
         )
     return draw(st.one_of(options))
-
-
-# A reference server ------------------------------------------------------------------
-
-
-@attrs.define
-class ServerChat:
-    """The server's side of one chat (mutable: it is the test's model of the world).
-
-    ``seq`` is the last chat event number; ``messages`` the live messages in ``seq``
-    order; ``deleted`` the ids of removed ones; ``outbox`` the events not delivered
-    to the client yet, in ``seq`` order.
-    """
-
-    chat_id: str
-    seq: int = 0
-    messages: dict[str, Message] = attrs.Factory(dict)
-    deleted: set[str] = attrs.Factory(set)
-    members_amount: int = 2
-    member_metadata: dict[str, str] = attrs.Factory(dict)
-    restrictions: tuple[Restriction, ...] = ()
-    outbox: list[ServerEvent] = attrs.Factory(list)
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-
-class ChatServerModel:
-    """A synchronous, pure-Python model of the chat server's replies and pushes.
-
-    :meth:`reply` answers a request as the reference server would (posts are
-    deduplicated on the client-generated id; deleting an unknown message is
-    refused with ``message_not_found``) and queues the events it causes in the
-    chat's ``outbox``; :meth:`post`, :meth:`edit`, :meth:`remove` and the
-    ``set_*`` methods are what other members and moderators do. Timestamps are the
-    event ``seq`` as a float, so everything is deterministic.
-    """
-
-    def __init__(self, user_id: str = CLIENT_ID, *, snapshot_size: int = 5) -> None:
-        self.user_id = user_id
-        self.snapshot_size = snapshot_size
-        self.chats: dict[str, ServerChat] = {}
-
-    def chat(self, chat_id: str) -> ServerChat:
-        chat = self.chats.get(chat_id)
-        if chat is None:
-            chat = self.chats[chat_id] = ServerChat(chat_id)
-        return chat
-
-    def snapshot(self, chat_id: str) -> ChatSnapshot:
-        chat = self.chat(chat_id)
-        recent = tuple(chat.messages.values())[-self.snapshot_size :] if self.snapshot_size else ()
-        return ChatSnapshot(
-            messages=recent,
-            members_amount=chat.members_amount,
-            member_metadata=dict(chat.member_metadata),
-            restrictions=chat.restrictions,
-            last_seq=chat.seq,
-        )
-
-    def post(self, chat_id: str, message_id: str, author_id: str, content: str) -> Message:
-        """A new message (or the existing one with that id: posts are idempotent)."""
-        chat = self.chat(chat_id)
-        existing = chat.messages.get(message_id)
-        if existing is not None:
-            return existing
-        seq = chat.next_seq()
-        message = Message(
-            id=message_id,
-            chat_id=chat_id,
-            author_id=author_id,
-            content=content,
-            status="ready",
-            seq=seq,
-            created_at=float(seq),
-        )
-        chat.messages[message_id] = message
-        chat.outbox.append(MessagePosted(chat_id, seq, message))
-        return message
-
-    def edit(self, chat_id: str, message_id: str, content: str) -> Message | None:
-        chat = self.chat(chat_id)
-        message = chat.messages.get(message_id)
-        if message is None:
-            return None
-        seq = chat.next_seq()
-        edited = attrs.evolve(message, content=content, edited_at=float(seq))
-        chat.messages[message_id] = edited
-        chat.outbox.append(MessageEdited(chat_id, seq, edited))
-        return edited
-
-    def remove(self, chat_id: str, message_id: str) -> bool:
-        chat = self.chat(chat_id)
-        if chat.messages.pop(message_id, None) is None:
-            return False
-        chat.deleted.add(message_id)
-        chat.outbox.append(MessageRemoved(chat_id, chat.next_seq(), message_id))
-        return True
-
-    def set_members_amount(self, chat_id: str, amount: int) -> None:
-        chat = self.chat(chat_id)
-        chat.members_amount = amount
-        chat.outbox.append(MembersAmountChanged(chat_id, chat.next_seq(), amount))
-
-    def set_restrictions(self, chat_id: str, restrictions_: tuple[Restriction, ...]) -> None:
-        chat = self.chat(chat_id)
-        chat.restrictions = restrictions_
-        chat.outbox.append(OwnRestrictionsChanged(chat_id, chat.next_seq(), restrictions_))
-
-    def set_metadata(self, chat_id: str, metadata: Mapping[str, str]) -> None:
-        chat = self.chat(chat_id)
-        chat.member_metadata = dict(metadata)
-        chat.outbox.append(OwnMetadataChanged(chat_id, chat.next_seq(), dict(metadata)))
-
-    def take_events(self, chat_id: str, count: int | None = None) -> list[ServerEvent]:
-        """Remove and return the first ``count`` undelivered events (all by default)."""
-        outbox = self.chat(chat_id).outbox
-        count = len(outbox) if count is None else count
-        taken = outbox[:count]
-        del outbox[:count]
-        return taken
-
-    def drop_events(self, chat_id: str | None = None) -> None:
-        """Forget undelivered events (the connection dropped or the membership ended)."""
-        for chat in self.chats.values() if chat_id is None else (self.chat(chat_id),):
-            chat.outbox.clear()
-
-    def reply(self, request: ChatRequest) -> ChatReply | Failure:
-        """Apply ``request`` as the server would; the reply or the refusal."""
-        match request:
-            case JoinRequest(chat_id=chat_id):
-                return self.snapshot(chat_id)
-            case LeaveRequest():
-                return None
-            case PostMessageRequest(chat_id=chat_id, message_id=message_id, content=content):
-                if message_id in self.chat(chat_id).deleted:
-                    return _refused(ErrorCode.MESSAGE_NOT_FOUND)
-                return self.post(chat_id, message_id, self.user_id, content)
-            case EditMessageRequest(chat_id=chat_id, message_id=message_id, content=content):
-                edited = self.edit(chat_id, message_id, content)
-                return edited if edited is not None else _refused(ErrorCode.MESSAGE_NOT_FOUND)
-            case DeleteMessageRequest(chat_id=chat_id, message_id=message_id):
-                if not self.remove(chat_id, message_id):
-                    return _refused(ErrorCode.MESSAGE_NOT_FOUND)
-                return None
-            case HistoryRequest(chat_id=chat_id, before_seq=before_seq, limit=limit):
-                older = [
-                    m
-                    for m in self.chat(chat_id).messages.values()
-                    if m.seq is not None and m.seq < before_seq
-                ]
-                return tuple(older[-limit:])
-            case ModerationRequest():
-                return None
-        raise TypeError(f"unknown request {request!r}")
-
-
-def _refused(code: ErrorCode) -> Failure:
-    return Failure("refused", code.value, f"refused by the server model: {code.value}")
 
 
 # Valid states ------------------------------------------------------------------------

@@ -43,8 +43,8 @@ async def test_join_returns_ready_context_with_history(world: World) -> None:
     assert isinstance(context, ChatContext)
     assert context.status == "ready"
     assert [m.content for m in context.messages] == ["hello 0", "hello 1", "hello 2"]
-    assert [m.seq for m in context.messages] == [1, 2, 3]
-    assert context.members_amount == 1
+    assert [m.seq for m in context.messages] == [2, 3, 4]  # bob's join to post took seq 1
+    assert context.members_amount == 2
     assert dict(context.member_metadata or {}) == {"role": "guest"}
     assert context.restrictions == ()
     assert context.sync_statuses == SyncStatuses("idle", "idle")

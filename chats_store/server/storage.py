@@ -1,0 +1,179 @@
+"""What the server core needs from its storage: :class:`ChatStorage`, and its records.
+
+The core (:mod:`chats_store.server.service`) holds the rules; a storage only keeps
+and reads back what the core decided. :class:`~chats_store.server.database.ChatDatabase`
+implements it on SQLite; another engine implements the same methods.
+
+Contract, for every engine:
+
+* **One transaction per request.** The core runs each request, and each expiry of a
+  restriction, inside one :meth:`ChatStorage.transaction`: what it reads there is
+  consistent with what it writes, and if the block raises, nothing it wrote stays.
+* **Per-chat order.** :meth:`ChatStorage.next_seq` takes the chat's next event
+  number inside that transaction, and the number is committed with the event it
+  numbers. An engine shared by several processes allocates it on a per-chat row
+  (``UPDATE ... SET last_seq = last_seq + 1 ... RETURNING``), so concurrent writers of
+  one chat are serialized by that row's lock and every chat has one total order.
+* **The event log** keeps every event :data:`LoggedEvent` with its ``seq``, in the
+  form the engine likes (SQLite keeps the text of its ``event`` frame); a private
+  event (``own_*``) is stored with the one user who may read it back. Reading gives
+  domain events in ``seq`` order, or None when the log cannot give all of them
+  (trimmed, or more than asked): the core then sends a snapshot instead. Deleting a
+  message erases the logged events that carry its content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import attrs
+
+from chats_store.chats.actions import (
+    MembersAmountChanged,
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    OwnMetadataChanged,
+    OwnRestrictionsChanged,
+    ServerEvent,
+)
+from chats_store.chats.model import Message, Restriction, RestrictionKind
+
+__all__ = [
+    "ChatStorage",
+    "LoggedEvent",
+    "Membership",
+    "StoredMessage",
+    "TimedRestriction",
+]
+
+LoggedEvent = (
+    MessagePosted
+    | MessageEdited
+    | MessageRemoved
+    | MembersAmountChanged
+    | OwnRestrictionsChanged
+    | OwnMetadataChanged
+)
+"""The events the log keeps (``removed_from_chat`` is told only to those online)."""
+
+
+@attrs.frozen
+class Membership:
+    """A member of a chat, with the permissions and metadata of the token it joined with."""
+
+    chat_id: str
+    user_id: str
+    permissions: frozenset[str]
+    metadata: Mapping[str, str]
+
+
+@attrs.frozen
+class StoredMessage:
+    """A message as stored; a deleted one keeps its row (content erased) so its id stays taken."""
+
+    message: Message
+    deleted: bool
+
+
+@attrs.frozen
+class TimedRestriction:
+    """A restriction with an expiry time, to arm its timer when the server starts."""
+
+    chat_id: str
+    user_id: str
+    kind: RestrictionKind
+    until: float
+
+
+class ChatStorage(Protocol):
+    """The operations the server core performs on its storage (see the module's contract)."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Commit what the block wrote, or roll all of it back if it raises."""
+        ...
+
+    # Chats: the event counter.
+
+    def last_seq(self, chat_id: str) -> int:
+        """The chat's last event seq (0 for a chat nothing happened in)."""
+        ...
+
+    def next_seq(self, chat_id: str) -> int:
+        """Take the chat's next event seq (inside the transaction that stores the event)."""
+        ...
+
+    # Memberships.
+
+    def membership(self, chat_id: str, user_id: str) -> Membership | None: ...
+
+    def save_membership(self, membership: Membership, joined_at: float) -> None:
+        """Create the membership, or replace its permissions and metadata."""
+        ...
+
+    def delete_membership(self, chat_id: str, user_id: str) -> bool:
+        """End the membership; False if there was none."""
+        ...
+
+    def members_amount(self, chat_id: str) -> int: ...
+
+    # Messages.
+
+    def message(self, chat_id: str, message_id: str) -> StoredMessage | None: ...
+
+    def insert_message(self, message: Message) -> None: ...
+
+    def edit_message(
+        self, chat_id: str, message_id: str, content: str, edited_at: float
+    ) -> None: ...
+
+    def delete_message(self, chat_id: str, message_id: str) -> None:
+        """Mark the message deleted and erase its content (its id stays taken)."""
+        ...
+
+    def messages_before(self, chat_id: str, before_seq: int, limit: int) -> tuple[Message, ...]:
+        """The newest ``limit`` live messages with ``seq < before_seq``, oldest first."""
+        ...
+
+    # Restrictions.
+
+    def restrictions(self, chat_id: str, user_id: str) -> tuple[Restriction, ...]:
+        """Every stored restriction of the member, expired ones included, mute first."""
+        ...
+
+    def save_restriction(self, chat_id: str, user_id: str, restriction: Restriction) -> None:
+        """Store the restriction, replacing the member's one of the same kind."""
+        ...
+
+    def delete_restriction(self, chat_id: str, user_id: str, kind: RestrictionKind) -> bool:
+        """Lift the member's restriction of ``kind``; False if there was none."""
+        ...
+
+    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
+        """Every restriction with an expiry time, of every chat."""
+        ...
+
+    # The event log.
+
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> None:
+        """Log ``event`` (inside the transaction that took its seq).
+
+        ``target``: the only user who may read it back (None: every member).
+        """
+        ...
+
+    def events_for(
+        self, chat_id: str, user_id: str, since_seq: int, limit: int
+    ) -> tuple[ServerEvent, ...] | None:
+        """The logged events ``user_id`` may read with ``seq > since_seq``, oldest first.
+
+        None if the log cannot give every one of them: it was trimmed past
+        ``since_seq``, or there are more than ``limit``.
+        """
+        ...
+
+    def erase_message_events(self, chat_id: str, message_id: str) -> None:
+        """Drop the logged events that carry a message's content (it was deleted)."""
+        ...

@@ -1,0 +1,189 @@
+"""The server core alone: domain requests in, an Answer (reply and pushes) out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, get_args
+
+import attrs
+import pytest
+
+from chats_store.chats.actions import (
+    ChatSnapshot,
+    Failure,
+    MembersAmountChanged,
+    MessagePosted,
+    OwnRestrictionsChanged,
+    RemovedFromChat,
+)
+from chats_store.chats.commands import (
+    ChatRequest,
+    HistoryRequest,
+    JoinRequest,
+    ModerationRequest,
+    PostMessageRequest,
+)
+from chats_store.chats.model import Message
+from chats_store.errors import ErrorCode
+from chats_store.server import RefusedError, TokenRefusedError, mint_chat_token
+from chats_store.server.database import ChatDatabase
+from chats_store.server.service import _HANDLERS, Answer, ChatService, Push, Session
+from chats_store.testing.clock import FakeClock
+
+SECRET = b"service-test-secret-that-is-long-enough"
+
+
+@attrs.define
+class _Timer:
+    delay: float
+    callback: Callable[[], None]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@attrs.define
+class Core:
+    service: ChatService
+    database: ChatDatabase
+    clock: FakeClock
+    timers: list[_Timer]
+    published: list[Push]
+
+    def join(self, user_id: str, chat_id: str = "c1", *permissions: str) -> Session:
+        session = Session(user_id)
+        token = mint_chat_token(
+            SECRET, user_id, chat_id, permissions or ("send",), now=self.clock()
+        )
+        answer = self.service.handle(session, JoinRequest(chat_id, token))
+        assert isinstance(answer.reply, ChatSnapshot), answer
+        return session
+
+
+@pytest.fixture
+def core() -> Iterator[Core]:
+    database = ChatDatabase(":memory:")
+    clock = FakeClock()
+    timers: list[_Timer] = []
+    published: list[Push] = []
+
+    def schedule(delay: float, callback: Callable[[], None]) -> _Timer:
+        timers.append(_Timer(delay, callback))
+        return timers[-1]
+
+    service = ChatService(
+        database, SECRET, clock=clock, schedule=schedule, publish=published.extend
+    )
+    yield Core(service, database, clock, timers, published)
+    service.close()
+    database.close()
+
+
+def test_every_request_has_a_handler() -> None:
+    assert set(_HANDLERS) == set(get_args(ChatRequest))
+    for name in _HANDLERS.values():
+        assert callable(getattr(ChatService, name)), name
+
+
+def test_a_join_answers_a_snapshot_and_pushes_the_new_amount_to_the_others(core: Core) -> None:
+    ann = core.join("ann")
+    bob = Session("bob")
+    token = mint_chat_token(SECRET, "bob", "c1", now=core.clock())
+
+    answer = core.service.handle(bob, JoinRequest("c1", token))
+
+    assert isinstance(answer.reply, ChatSnapshot)
+    assert answer.reply.membership is not None and answer.reply.members_amount == 2
+    assert answer.pushes == (Push(MembersAmountChanged("c1", 2, 2), (ann,)),)
+    assert bob.chats == {"c1"}
+
+
+def test_a_post_answers_the_message_and_pushes_it_to_every_member_online(core: Core) -> None:
+    ann, bob = core.join("ann"), core.join("bob")
+
+    answer = core.service.handle(ann, PostMessageRequest("c1", "m1", "hello"))
+
+    message = answer.reply
+    assert isinstance(message, Message) and (message.seq, message.author_id) == (3, "ann")
+    assert answer.pushes == (Push(MessagePosted("c1", 3, message), (ann, bob)),)
+
+
+def test_a_refusal_is_a_failure_value_and_changes_nothing(core: Core) -> None:
+    ann = core.join("ann")
+    last_seq = core.database.last_seq("c1")
+
+    answer = core.service.handle(ann, PostMessageRequest("c1", "m1", "   "))
+
+    assert answer == Answer(
+        Failure(
+            "refused", ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
+        )
+    )
+    assert core.database.last_seq("c1") == last_seq
+
+
+def test_a_failure_inside_a_request_rolls_it_back_and_answers_internal_error(
+    core: Core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ann = core.join("ann")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(core.database, "append_event", broken)
+    answer = core.service.handle(ann, PostMessageRequest("c1", "m1", "hello"))
+
+    assert isinstance(answer.reply, Failure) and answer.reply.code == ErrorCode.INTERNAL_ERROR
+    assert answer.pushes == ()
+    assert core.database.message("c1", "m1") is None  # the insert was rolled back
+    assert core.database.last_seq("c1") == 1
+    assert "disk full" in caplog.text
+
+
+def test_a_kick_pushes_the_removal_with_the_seq_of_the_membership_change(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    ann = core.join("ann")
+
+    answer = core.service.handle(moderator, ModerationRequest("c1", "ann", "kick", reason="out"))
+
+    assert answer.pushes == (
+        Push(RemovedFromChat("c1", "kicked", "out"), (ann,), seq=3),
+        Push(MembersAmountChanged("c1", 3, 1), (moderator,)),
+    )
+    assert ann.chats == set()
+    refused = core.service.handle(ann, HistoryRequest("c1", 10, 10)).reply
+    assert isinstance(refused, Failure) and refused.code == ErrorCode.CHAT_NOT_JOINED
+
+
+def test_an_expiry_is_published_through_the_callback(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    ann = core.join("ann")
+    core.service.handle(moderator, ModerationRequest("c1", "ann", "mute", duration=2))
+    (timer,) = core.timers
+    assert timer.delay == 120
+
+    core.clock.advance(120)
+    timer.callback()
+
+    assert core.published == [Push(OwnRestrictionsChanged("c1", 4, ()), (ann,))]
+    posted = core.service.handle(ann, PostMessageRequest("c1", "m1", "free again")).reply
+    assert isinstance(posted, Message)
+
+
+def test_an_early_timer_waits_for_the_clock(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    core.join("ann")
+    core.service.handle(moderator, ModerationRequest("c1", "ann", "mute", duration=1))
+
+    core.timers[0].callback()  # the clock has not reached the expiry
+
+    assert core.published == []
+    assert [t.delay for t in core.timers] == [60, 60]  # armed again
+
+
+def test_tokens_and_rules_refuse_with_one_exception() -> None:
+    assert TokenRefusedError is RefusedError
+    refusal = RefusedError(ErrorCode.MEMBER_MUTED, "you are muted")
+    assert refusal.failure == Failure("refused", ErrorCode.MEMBER_MUTED, "you are muted")
+    assert str(refusal) == "you are muted"
