@@ -357,9 +357,12 @@ class ChatApp(App[None]):
         self._show_restrictions()
 
     def _show_restrictions(self) -> None:
+        lines = self.screen_stack[0].query("#restrictions").results(Static)
+        line = next(lines, None)
+        if line is None:
+            return  # the app is closing: its widgets went before the mute countdown stopped
         now = self._clock()
         active = [r for r in self._restrictions if r.is_active(now)]
-        line = self._widget("#restrictions", Static)
         line.set_class(not active, "none")
         line.update("You are " + "; ".join(describe_restriction(r, now) for r in active))
         self._show_input_state()
