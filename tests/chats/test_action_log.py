@@ -95,4 +95,4 @@ def test_the_header_carries_max_messages_to_the_replay(tmp_path: Path) -> None:
     writer.close()
     lines = path.read_text().splitlines()
     assert json.loads(lines[0])["max_messages"] == 500
-    assert read_action_log(lines).initial_state.max_messages == 500
+    assert read_action_log(lines).max_messages == 500
