@@ -30,6 +30,7 @@ reducer of the default configuration.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
@@ -93,11 +94,13 @@ from chats_store.chats.model import (
     ChatRemoval,
     ChatsState,
     ChatState,
+    ChatStatus,
     ConnectionStatus,
     Message,
     MessageLog,
     QueuedSend,
     RemovalReason,
+    Restriction,
     SyncStatus,
     SyncStatuses,
     read_only,
@@ -135,6 +138,48 @@ def _evolve(
         chat_ids=state.chat_ids if chat_ids is None else chat_ids,
         chats=state.chats if chats is None else chats,
         removed=state.removed if removed is None else removed,
+    )
+
+
+class _Keep(enum.Enum):
+    KEEP = enum.auto()
+
+
+_KEEP = _Keep.KEEP
+"""The value of an :func:`_evolve_chat` keyword that keeps the chat's field."""
+
+
+def _evolve_chat(
+    chat: ChatState,
+    *,
+    status: ChatStatus | _Keep = _KEEP,
+    messages: MessageLog | _Keep = _KEEP,
+    members_amount: int | _Keep | None = _KEEP,
+    sync_statuses: SyncStatuses | _Keep = _KEEP,
+    member_metadata: Mapping[str, str] | _Keep | None = _KEEP,
+    restrictions: tuple[Restriction, ...] | _Keep | None = _KEEP,
+    last_seq: int | _Keep = _KEEP,
+    originals: Map[str, Message] | _Keep = _KEEP,
+    buffered_events: tuple[object, ...] | _Keep = _KEEP,
+    send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
+    membership: str | _Keep | None = _KEEP,
+) -> ChatState:
+    """``chat`` with the given fields replaced (twice as fast as ``attrs.evolve``, which
+    looks the fields up on every call: this is the reducer's hot path)."""
+    return ChatState(
+        chat_id=chat.chat_id,
+        status=chat.status if status is _KEEP else status,
+        join_call_id=chat.join_call_id,
+        messages=chat.messages if messages is _KEEP else messages,
+        members_amount=chat.members_amount if members_amount is _KEEP else members_amount,
+        sync_statuses=chat.sync_statuses if sync_statuses is _KEEP else sync_statuses,
+        member_metadata=chat.member_metadata if member_metadata is _KEEP else member_metadata,
+        restrictions=chat.restrictions if restrictions is _KEEP else restrictions,
+        last_seq=chat.last_seq if last_seq is _KEEP else last_seq,
+        originals=chat.originals if originals is _KEEP else originals,
+        buffered_events=chat.buffered_events if buffered_events is _KEEP else buffered_events,
+        send_queue=chat.send_queue if send_queue is _KEEP else send_queue,
+        membership=chat.membership if membership is _KEEP else membership,
     )
 
 
@@ -245,7 +290,7 @@ def _interrupt_in_flight(chat: ChatState) -> Step[ChatState]:
     cancelled = _cancel_queued_sends(
         chat, "connection_lost", "connection_lost", "the connection was lost before it was sent"
     )
-    return Step(attrs.evolve(chat, messages=log, originals=Map(), send_queue=()), cancelled)
+    return Step(_evolve_chat(chat, messages=log, originals=Map(), send_queue=()), cancelled)
 
 
 def connection_status_changed(
@@ -270,7 +315,7 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     if chat.status == "loading" or chat.membership is None:
         return Step(chat)
     request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq)
-    reloading = attrs.evolve(chat, status="reloading", sync_statuses=SYNC_LOADING)
+    reloading = _evolve_chat(chat, status="reloading", sync_statuses=SYNC_LOADING)
     return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
 
 
@@ -334,7 +379,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         return chat
     snapshot = action.snapshot
     log = MessageLog(_ready_in_order(snapshot.messages))
-    ready = attrs.evolve(
+    ready = _evolve_chat(
         chat,
         status="ready",
         messages=log,
@@ -361,7 +406,7 @@ def _post(chat: ChatState, entry: QueuedSend) -> SendRequest | None:
 def _enqueue_send(chat: ChatState, call_id: int, message_id: str) -> Step[ChatState]:
     """Queue a send (its message already ``sending``); start it if none is in flight."""
     entry = QueuedSend(call_id, message_id)
-    chat = attrs.evolve(chat, send_queue=(*chat.send_queue, entry))
+    chat = _evolve_chat(chat, send_queue=(*chat.send_queue, entry))
     request = _post(chat, entry) if len(chat.send_queue) == 1 else None
     return Step(chat, (request,) if request is not None else ())
 
@@ -386,14 +431,12 @@ def _send_finished(chat: ChatState, message_id: str) -> ChatState | Step[ChatSta
                 MessageSendFailed(entry.call_id, chat.chat_id, entry.message_id, gone),
             )
         )
-    return Step(attrs.evolve(chat, send_queue=queue), tuple(commands))
+    return Step(_evolve_chat(chat, send_queue=queue), tuple(commands))
 
 
 def _confirmed_from(snapshot: ChatSnapshot, chat: ChatState) -> MessageLog:
     """The snapshot's messages, keeping the client's pending ones and those in flight."""
-    by_seq = {
-        m.seq: attrs.evolve(m, status="ready") for m in snapshot.messages if m.seq is not None
-    }
+    by_seq = {m.seq: _ready(m) for m in snapshot.messages if m.seq is not None}
     snapshot_ids = {m.id for m in by_seq.values()}
     in_flight = {m.seq: m for m in chat.messages if m.seq is not None and m.id in chat.originals}
     confirmed = {**by_seq, **in_flight}
@@ -427,17 +470,17 @@ def _bounded(chat: ChatState, limit: int) -> ChatState:
     those stay until the next change, then the oldest beyond ``limit`` go again.
     """
     messages = chat.messages.keep_newest(limit)
-    return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
+    return chat if messages is chat.messages else _evolve_chat(chat, messages=messages)
 
 
 def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
     """The missed events (or a snapshot when too far behind), then those pushed meanwhile."""
-    ready = attrs.evolve(chat, status="ready", buffered_events=())
+    ready = _evolve_chat(chat, status="ready", buffered_events=())
     if resumption.snapshot is not None:
-        ready = attrs.evolve(ready, messages=_confirmed_from(resumption.snapshot, chat))
+        ready = _evolve_chat(ready, messages=_confirmed_from(resumption.snapshot, chat))
     for event in (*resumption.events, *chat.buffered_events):
         ready = EVENT_CASES[type(event)](ready, event)
-    return attrs.evolve(
+    return _evolve_chat(
         ready,
         members_amount=resumption.members_amount,
         member_metadata=read_only(resumption.member_metadata),
@@ -457,7 +500,7 @@ def resend_interrupted(chat: ChatState) -> Step[ChatState]:
             sending = attrs.evolve(
                 step.state.messages.find(message.id) or message, status="sending"
             )
-            queued = attrs.evolve(step.state, messages=step.state.messages.replace(sending))
+            queued = _evolve_chat(step.state, messages=step.state.messages.replace(sending))
             step = _enqueue_send(queued, INTERNAL_CALL, message.id)
             commands.extend(step.commands)
     return Step(step.state, tuple(commands))
@@ -472,14 +515,14 @@ def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatS
         status="sending",
         created_at=action.created_at,
     )
-    with_message = attrs.evolve(chat, messages=chat.messages.append_pending(message))
+    with_message = _evolve_chat(chat, messages=chat.messages.append_pending(message))
     return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
 def resend_message(chat: ChatState, action: ResendMessage) -> ChatState | Step[ChatState]:
     message = _named(chat, action.message_id)
     sending = attrs.evolve(message, status="sending")
-    with_message = attrs.evolve(chat, messages=chat.messages.replace(sending))
+    with_message = _evolve_chat(chat, messages=chat.messages.replace(sending))
     return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
@@ -497,16 +540,16 @@ def _receive(chat: ChatState, message: Message) -> ChatState:
     if message.id in chat.originals:
         if chat.originals[message.id] == message:
             return chat
-        return attrs.evolve(chat, originals=chat.originals.set(message.id, message))
+        return _evolve_chat(chat, originals=chat.originals.set(message.id, message))
     messages = chat.messages.confirm(message)
-    return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
+    return chat if messages is chat.messages else _evolve_chat(chat, messages=messages)
 
 
 def message_sent(chat: ChatState, action: MessageSent) -> ChatState | Step[ChatState]:
     # A message removed since it was sent (a removal pushed, or its delete acked,
     # before this ack was dispatched) must not come back.
     if chat.messages.find(action.message.id) is not None:
-        chat = _receive(chat, attrs.evolve(action.message, status="ready"))
+        chat = _receive(chat, _ready(action.message))
     return _send_finished(chat, action.message.id)
 
 
@@ -514,7 +557,7 @@ def message_send_failed(chat: ChatState, action: MessageSendFailed) -> ChatState
     message = chat.messages.find(action.message_id)
     if message is not None and message.status == "sending":
         interrupted = attrs.evolve(message, status="interrupted")
-        chat = attrs.evolve(chat, messages=chat.messages.replace(interrupted))
+        chat = _evolve_chat(chat, messages=chat.messages.replace(interrupted))
     return _send_finished(chat, action.message_id)
 
 
@@ -523,7 +566,7 @@ def update_message(chat: ChatState, action: UpdateMessage) -> Step[ChatState]:
     updating = attrs.evolve(message, content=action.content, status="updating")
     request = EditMessageRequest(action.chat_id, action.message_id, action.content)
     return Step(
-        attrs.evolve(
+        _evolve_chat(
             chat,
             messages=chat.messages.replace(updating),
             originals=chat.originals.set(message.id, message),
@@ -537,9 +580,9 @@ def message_updated(chat: ChatState, action: MessageUpdated) -> ChatState:
     current = chat.messages.find(message_id)
     if current is None or current.status != "updating":
         return chat
-    return attrs.evolve(
+    return _evolve_chat(
         chat,
-        messages=chat.messages.replace(attrs.evolve(action.message, status="ready")),
+        messages=chat.messages.replace(_ready(action.message)),
         originals=_without(chat.originals, message_id),
     )
 
@@ -548,7 +591,7 @@ def _roll_back(chat: ChatState, message_id: str) -> ChatState:
     original = chat.originals.get(message_id)
     if original is None:
         return chat
-    return attrs.evolve(
+    return _evolve_chat(
         chat,
         messages=chat.messages.replace(original),
         originals=_without(chat.originals, message_id),
@@ -563,7 +606,7 @@ def delete_message(chat: ChatState, action: DeleteMessage) -> Step[ChatState]:
     message = _named(chat, action.message_id)
     request = DeleteMessageRequest(action.chat_id, action.message_id)
     return Step(
-        attrs.evolve(
+        _evolve_chat(
             chat,
             messages=chat.messages.replace(attrs.evolve(message, status="deleting")),
             originals=chat.originals.set(message.id, message),
@@ -577,7 +620,7 @@ def message_deleted(chat: ChatState, action: MessageDeleted) -> ChatState:
     originals = _without(chat.originals, action.message_id)
     if messages is chat.messages and originals is chat.originals:
         return chat
-    return attrs.evolve(chat, messages=messages, originals=originals)
+    return _evolve_chat(chat, messages=messages, originals=originals)
 
 
 def message_delete_failed(chat: ChatState, action: MessageDeleteFailed) -> ChatState:
@@ -589,7 +632,7 @@ def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[Chat
     request = HistoryRequest(action.chat_id, before_seq=oldest, limit=action.limit)
     sync_statuses = _messages_sync(chat, "loading")
     if sync_statuses is not chat.sync_statuses:
-        chat = attrs.evolve(chat, sync_statuses=sync_statuses)
+        chat = _evolve_chat(chat, sync_statuses=sync_statuses)
     return Step(chat, (SendRequest(action.call_id, request),))
 
 
@@ -603,18 +646,18 @@ def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatS
     log = chat.messages
     for message in action.messages:
         if message.seq is not None and log.find(message.id) is None:
-            log = log.confirm(attrs.evolve(message, status="ready"))
+            log = log.confirm(_ready(message))
     sync_statuses = _messages_sync(chat, "idle")
     if log is chat.messages and sync_statuses is chat.sync_statuses:
         return chat
-    return attrs.evolve(chat, messages=log, sync_statuses=sync_statuses)
+    return _evolve_chat(chat, messages=log, sync_statuses=sync_statuses)
 
 
 def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed) -> ChatState:
     sync_statuses = _messages_sync(chat, "idle")
     if sync_statuses is chat.sync_statuses:
         return chat
-    return attrs.evolve(chat, sync_statuses=sync_statuses)
+    return _evolve_chat(chat, sync_statuses=sync_statuses)
 
 
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:
@@ -631,11 +674,11 @@ def _server_event(
 
     def case(chat: ChatState, action: A) -> ChatState:
         if chat.status != "ready":
-            return attrs.evolve(chat, buffered_events=(*chat.buffered_events, action))
+            return _evolve_chat(chat, buffered_events=(*chat.buffered_events, action))
         seq: int = action.seq  # type: ignore[attr-defined]
         if seq <= chat.last_seq:
             return chat
-        return attrs.evolve(apply(chat, action), last_seq=seq)
+        return _evolve_chat(apply(chat, action), last_seq=seq)
 
     case.__name__ = apply.__name__
     return case
@@ -643,7 +686,7 @@ def _server_event(
 
 @_server_event
 def message_posted(chat: ChatState, action: MessagePosted) -> ChatState:
-    return _receive(chat, attrs.evolve(action.message, status="ready"))
+    return _receive(chat, _ready(action.message))
 
 
 @_server_event
@@ -659,7 +702,7 @@ def message_edited(chat: ChatState, action: MessageEdited) -> ChatState:
 
 @_server_event
 def message_removed(chat: ChatState, action: MessageRemoved) -> ChatState:
-    return attrs.evolve(
+    return _evolve_chat(
         chat,
         messages=chat.messages.remove(action.message_id),
         originals=_without(chat.originals, action.message_id),
@@ -668,17 +711,17 @@ def message_removed(chat: ChatState, action: MessageRemoved) -> ChatState:
 
 @_server_event
 def members_amount_changed(chat: ChatState, action: MembersAmountChanged) -> ChatState:
-    return attrs.evolve(chat, members_amount=action.members_amount)
+    return _evolve_chat(chat, members_amount=action.members_amount)
 
 
 @_server_event
 def own_restrictions_changed(chat: ChatState, action: OwnRestrictionsChanged) -> ChatState:
-    return attrs.evolve(chat, restrictions=action.restrictions)
+    return _evolve_chat(chat, restrictions=action.restrictions)
 
 
 @_server_event
 def own_metadata_changed(chat: ChatState, action: OwnMetadataChanged) -> ChatState:
-    return attrs.evolve(chat, member_metadata=read_only(action.member_metadata))
+    return _evolve_chat(chat, member_metadata=read_only(action.member_metadata))
 
 
 EVENT_CASES: Mapping[type, Callable[[ChatState, Any], ChatState]] = {

@@ -387,7 +387,7 @@ class ClientModel:
                 chat.restore(message_id)
 
     def _message_action(self, chat: ModelChat, action: Any) -> None:
-        # DESIGN.md: a chat accepts its user's intents once loaded, during a resync too.
+        # A chat accepts its user's intents once loaded, during a resync too.
         ready = chat.status in ("ready", "reloading")
         message = chat.messages.get(getattr(action, "message_id", ""))
         match action:
@@ -923,7 +923,8 @@ class ChatsStateMachine(RuleBasedStateMachine):
 
         @st.composite
         def intents(draw: st.DrawFn) -> Any:
-            if held and draw(st.booleans()):
+            about_a_held_message = draw(st.booleans())
+            if held and about_a_held_message:
                 chat_id, message_id = draw(st.sampled_from(held))
                 return message_intent(
                     draw, draw(st.sampled_from(message_kinds)), chat_id, message_id
