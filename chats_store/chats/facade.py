@@ -189,9 +189,11 @@ class Chats:
     Use :func:`create_chats` to make one. All methods must be called from the
     asyncio loop that runs it. Actions raise :class:`ActionCallError` for every
     misuse the spec lists (nothing is sent or changed then),
-    :class:`ServerRefusedError` when the server refuses, and
+    :class:`ServerRefusedError` when the server refuses,
     :class:`ConnectionLostError` / :class:`RequestTimeoutError` when the outcome is
-    unknown.
+    unknown, and :class:`CallCancelledError` when the client gave the call up (the
+    chat was left or lost, the module closed). Close it with :meth:`close` or
+    ``async with chats:``.
     """
 
     def __init__(
