@@ -34,7 +34,7 @@ from typing import IO, Any
 import attrs
 
 from chats_store.chats.model import ChatsState
-from chats_store.chats.reducer import reduce_chats
+from chats_store.chats.reducer import chats_reducer
 from chats_store.chats.selectors import (
     is_syncing_of,
     members_amount_of,
@@ -132,10 +132,14 @@ class LogEntry:
 
 @attrs.frozen
 class ActionLog:
-    """A log read back: the state to start from and the entries in order."""
+    """A log read back: the state to start from, the entries in order, and the
+    configuration of the module that wrote it (``auto_resend``, ``max_messages``:
+    the reducer's, see :func:`~chats_store.chats.reducer.chats_reducer`)."""
 
     initial_state: ChatsState
     entries: tuple[LogEntry, ...]
+    auto_resend: bool = False
+    max_messages: int | None = None
 
 
 def _parse(line: str, number: int) -> Any:
@@ -170,24 +174,27 @@ def read_action_log(lines: Iterable[str]) -> ActionLog:
         except Exception as error:  # cattrs reports through several exception types
             raise ActionLogError(f"line {number}: not a logged action ({error!r})") from None
     limit = header.get("max_messages")
-    initial = ChatsState(
+    return ActionLog(
+        ChatsState(),
+        tuple(entries),
         auto_resend=bool(header.get("auto_resend", False)),
         max_messages=int(limit) if limit is not None else None,
     )
-    return ActionLog(initial, tuple(entries))
 
 
 def replay(log: ActionLog, *, at: int | None = None) -> Iterator[tuple[LogEntry, ChatsState]]:
     """Reduce the log's actions in order; yield each entry with the state after it.
 
     ``at`` stops after the entry numbered ``at``. Commands the reducer returns are
-    ignored: nothing is sent anywhere, the outcomes are in the log already.
+    ignored: nothing is sent anywhere, the outcomes are in the log already. The reducer
+    is configured as the module that wrote the log was.
     """
+    reduce = chats_reducer(auto_resend=log.auto_resend, max_messages=log.max_messages)
     state = log.initial_state
     for entry in log.entries:
         if at is not None and entry.n > at:
             return
-        state = reduce_chats(state, entry.action).state
+        state = reduce(state, entry.action).state
         yield entry, state
 
 

@@ -4,7 +4,15 @@
 :class:`SendRequest` becomes a task that sends the request through the
 transport, turns the reply or failure into an outcome action with the pure
 :func:`outcome_of`, dispatches it, and then settles the facade call waiting for
-it. :class:`SettleCall` settles a call without sending anything.
+it. :class:`SettleCall` settles a call without sending anything. A call is settled
+once, by the first of the two that comes.
+
+Closing is done the Elm way: each request still in flight is cancelled, and its
+cancellation comes back as an outcome (``Failure("cancelled", "module_closed", ...)``)
+that is dispatched like any other, so the reducer rolls back what the call changed
+optimistically (a send becomes ``interrupted``, an update restores the content) and
+releases what waited behind it (the next queued send is cancelled the same way).
+A call still waiting after that is settled with :class:`CallCancelledError`.
 """
 
 from __future__ import annotations
@@ -15,13 +23,22 @@ from collections.abc import Callable
 from typing import Any
 
 from chats_store.chats.actions import Failure
-from chats_store.chats.commands import Outcome, SendRequest, SettleCall, outcome_of
+from chats_store.chats.commands import ChatReply, Outcome, SendRequest, SettleCall, outcome_of
 from chats_store.chats.transport import ChatsTransport
 from chats_store.core.reducer import Command
+from chats_store.errors import CallCancelledError, ErrorCode
 
-__all__ = ["ChatsEffects"]
+__all__ = ["CLOSED", "ChatsEffects"]
 
 logger = logging.getLogger("chats_store.chats.effects")
+
+CLOSED = Failure(
+    "cancelled",
+    ErrorCode.MODULE_CLOSED,
+    "the Chats module was closed (Chats.close()) before this call finished - its request "
+    "may or may not have reached the server",
+)
+"""The failure of every call still in flight when the module closes."""
 
 
 class ChatsEffects:
@@ -36,22 +53,28 @@ class ChatsEffects:
         self._transport = transport
         self._dispatch = dispatch
         self._request_timeout = request_timeout
-        self._calls: dict[int, asyncio.Future[Outcome]] = {}
+        self._calls: dict[int, tuple[str, asyncio.Future[Outcome]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
-    def expect(self, call_id: int) -> asyncio.Future[Outcome]:
-        """A future settled with the outcome of call ``call_id``.
+    def expect(self, call_id: int, action: str) -> asyncio.Future[Outcome]:
+        """A future settled with the outcome of call ``call_id`` of facade ``action``.
 
         Must be called before the intent carrying ``call_id`` is dispatched.
         """
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._calls[call_id] = future
+        self._calls[call_id] = (action, future)
         future.add_done_callback(lambda _: self._calls.pop(call_id, None))
         return future
 
     def run(self, command: Command) -> None:
         """Carry out ``command`` (the store's interpreter)."""
         if isinstance(command, SendRequest):
+            if self._closed:
+                # Closing: a request released by a cancelled one (the next queued send)
+                # is cancelled too, without being sent.
+                self._report(command, CLOSED)
+                return
             task = asyncio.get_running_loop().create_task(self._send(command))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -61,20 +84,35 @@ class ChatsEffects:
             raise TypeError(f"the Chats effects cannot run {command!r}")
 
     async def close(self) -> None:
-        """Cancel every request in flight and wait for them to stop."""
+        """Cancel every request in flight, report each as cancelled, settle every call.
+
+        Idempotent. After it, requests are never sent: each comes back cancelled.
+        """
+        self._closed = True
         tasks = tuple(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for call_id, (action, future) in tuple(self._calls.items()):
+            if not future.done():
+                future.set_exception(CallCancelledError(action, CLOSED.code, CLOSED.detail))
+            self._calls.pop(call_id, None)
 
     async def _send(self, command: SendRequest) -> None:
+        result: ChatReply | Failure
         try:
             result = await self._transport.request(command.request, self._request_timeout)
         except asyncio.CancelledError:
-            raise
+            if not self._closed:
+                raise  # cancelled from outside (the loop shutting down): nothing to report
+            result = CLOSED
         except Exception as error:
             logger.exception("the transport raised instead of returning a Failure")
             result = Failure("connection_lost", "transport_error", str(error))
+        self._report(command, result)
+
+    def _report(self, command: SendRequest, result: ChatReply | Failure) -> None:
+        """Dispatch the outcome of ``command`` for ``result``, then settle its call."""
         outcome = outcome_of(command.call_id, command.request, result)
         try:
             self._dispatch(outcome)
@@ -82,6 +120,6 @@ class ChatsEffects:
             self._settle(command.call_id, outcome)
 
     def _settle(self, call_id: int, outcome: Outcome) -> None:
-        future = self._calls.pop(call_id, None)
-        if future is not None and not future.done():
-            future.set_result(outcome)
+        entry = self._calls.pop(call_id, None)
+        if entry is not None and not entry[1].done():
+            entry[1].set_result(outcome)

@@ -2,7 +2,10 @@
 
 Every action method follows the same three steps: check the call against the
 current state (raising :class:`ActionCallError` with nothing changed), dispatch
-the intent, await its outcome. Every getter is memoized by its arguments.
+the intent, await its outcome. Every call settles exactly once: with its outcome,
+with the reducer's refusal, or, when the module is closed under it, with
+:class:`CallCancelledError` (``module_closed``). Every getter is memoized by its
+arguments.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -59,7 +63,7 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
-from chats_store.chats.reducer import reduce_chats
+from chats_store.chats.reducer import chats_reducer
 from chats_store.chats.selectors import (
     ChatSummary,
     chat_context,
@@ -197,9 +201,11 @@ class Chats:
     :class:`~chats_store.errors.WrongThreadError`; GUI threads go through
     :mod:`chats_store.gui`. Actions raise :class:`ActionCallError` for every
     misuse the spec lists (nothing is sent or changed then),
-    :class:`ServerRefusedError` when the server refuses, and
+    :class:`ServerRefusedError` when the server refuses,
     :class:`ConnectionLostError` / :class:`RequestTimeoutError` when the outcome is
-    unknown.
+    unknown, and :class:`CallCancelledError` when the client gave the call up (the
+    chat was left or lost, the module closed). Close it with :meth:`close` or
+    ``async with chats:``.
     """
 
     def __init__(
@@ -217,9 +223,12 @@ class Chats:
         self._clock = clock
         self._new_message_id = new_message_id
         self._call_ids = itertools.count(1)
+        self._closed = False
         self._store: Store[ChatsState] = Store(
-            reduce_chats,
-            ChatsState(auto_resend=config.auto_resend, max_messages=config.max_messages_in_memory),
+            chats_reducer(
+                auto_resend=config.auto_resend, max_messages=config.max_messages_in_memory
+            ),
+            ChatsState(),
             scope_of=_chat_scope,
         )
         self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
@@ -251,12 +260,36 @@ class Chats:
         return self._config
 
     async def close(self) -> None:
-        """Stop listening to the transport, cancel requests in flight, close the action log."""
+        """Stop listening to the transport, end every pending call, close the action log.
+
+        Every call still pending (a request in flight, a send queued behind another,
+        a join waiting for its snapshot) raises :class:`CallCancelledError` with code
+        ``module_closed``, and what it changed optimistically is rolled back as for a
+        failed request: a send stays ``interrupted``, an update's previous content
+        comes back (``leave_chat`` still returns: the chat was left locally). Calls
+        made afterwards raise :class:`ActionCallError` (``module_closed``). The
+        WebSocket module is not closed: it may serve other modules. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
         self._subscriptions.dispose()
         await self._effects.close()
         if self._action_log is not None and self._remove_action_log is not None:
             self._remove_action_log()
             self._action_log.close()
+
+    async def __aenter__(self) -> Chats:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """``async with chats:`` closes the module on the way out (see :meth:`close`)."""
+        await self.close()
 
     # Getters ---------------------------------------------------------------------
 
@@ -339,10 +372,24 @@ class Chats:
 
     # Actions ---------------------------------------------------------------------
 
-    async def _call(self, make_intent: Callable[[int], Any]) -> Outcome:
+    def _state_for(self, action: str) -> ChatsState:
+        """The state to check ``action`` against (every action starts here).
+
+        Raises ``WrongThreadError`` off the module's loop, ``module_closed`` once closed.
+        """
         self._store.affinity.check_loop("a Chats action")
+        if self._closed:
+            raise ActionCallError(
+                action,
+                ErrorCode.MODULE_CLOSED,
+                "the Chats module is closed (Chats.close() was called) - create a new one "
+                "with create_chats",
+            )
+        return self._store.state
+
+    async def _call(self, action: str, make_intent: Callable[[int], Any]) -> Outcome:
         call_id = next(self._call_ids)
-        outcome = self._effects.expect(call_id)
+        outcome = self._effects.expect(call_id, action)
         self._store.dispatch(make_intent(call_id))
         return await outcome
 
@@ -358,9 +405,10 @@ class Chats:
         server says so), ``already_joined``, and ``chat_left_during_join`` when
         :meth:`leave_chat` is called before the join finished.
         """
-        claims = check_join_chat(self._store.state, token, self._user.user_id, self._clock())
+        state = self._state_for("join_chat")
+        claims = check_join_chat(state, token, self._user.user_id, self._clock())
         chat_id: str = claims["chat"]
-        outcome = await self._call(lambda call_id: JoinChat(call_id, chat_id, token))
+        outcome = await self._call("join_chat", lambda call_id: JoinChat(call_id, chat_id, token))
         if not isinstance(outcome, ChatJoined):
             _raise_failure("join_chat", _failure_of(outcome))
         chat = self._store.state.chats.get(chat_id)
@@ -379,8 +427,8 @@ class Chats:
         server has answered. A failed leave request is not an error: the server
         ends a membership whose client is gone.
         """
-        context = chat_context(check_leave_chat(self._store.state, chat_id))
-        await self._call(lambda call_id: LeaveChat(call_id, chat_id))
+        context = chat_context(check_leave_chat(self._state_for("leave_chat"), chat_id))
+        await self._call("leave_chat", lambda call_id: LeaveChat(call_id, chat_id))
         return context
 
     async def send_message(self, chat_id: str, content: str) -> Message:
@@ -390,12 +438,14 @@ class Chats:
         fails it stays, ``interrupted``, for :meth:`resend_message`, and the call
         raises.
         """
+        state = self._state_for("send_message")
         now = self._clock()
-        checked = check_send_message(self._store.state, chat_id, content, now)
         message_id = self._new_message_id()
+        checked = check_send_message(state, chat_id, content, now, message_id=message_id)
         author_id = self._user.user_id
         outcome = await self._call(
-            lambda call_id: SendMessage(call_id, chat_id, message_id, author_id, checked, now)
+            "send_message",
+            lambda call_id: SendMessage(call_id, chat_id, message_id, author_id, checked, now),
         )
         if not isinstance(outcome, MessageSent):
             _raise_failure("send_message", _failure_of(outcome))
@@ -403,8 +453,10 @@ class Chats:
 
     async def resend_message(self, chat_id: str, message_id: str) -> Message:
         """Send an ``interrupted`` message again, with the same id (never a duplicate)."""
-        check_resend_message(self._store.state, chat_id, message_id, self._clock())
-        outcome = await self._call(lambda call_id: ResendMessage(call_id, chat_id, message_id))
+        check_resend_message(self._state_for("resend_message"), chat_id, message_id, self._clock())
+        outcome = await self._call(
+            "resend_message", lambda call_id: ResendMessage(call_id, chat_id, message_id)
+        )
         if not isinstance(outcome, MessageSent):
             _raise_failure("resend_message", _failure_of(outcome))
         return self._current(chat_id, outcome.message)
@@ -416,10 +468,10 @@ class Chats:
         fails, the previous content comes back and the call raises.
         """
         checked = check_update_message(
-            self._store.state, chat_id, message_id, content, self._user.user_id
+            self._state_for("update_message"), chat_id, message_id, content, self._user.user_id
         )
         outcome = await self._call(
-            lambda call_id: UpdateMessage(call_id, chat_id, message_id, checked)
+            "update_message", lambda call_id: UpdateMessage(call_id, chat_id, message_id, checked)
         )
         if not isinstance(outcome, MessageUpdated):
             _raise_failure("update_message", _failure_of(outcome))
@@ -431,10 +483,13 @@ class Chats:
         It shows ``deleting`` meanwhile; if the delete fails it comes back as it was
         and the call raises.
         """
-        check_delete_message(self._store.state, chat_id, message_id)
-        message = self._store.state.chats[chat_id].messages.find(message_id)
+        state = self._state_for("delete_message")
+        check_delete_message(state, chat_id, message_id)
+        message = state.chats[chat_id].messages.find(message_id)
         assert message is not None
-        outcome = await self._call(lambda call_id: DeleteMessage(call_id, chat_id, message_id))
+        outcome = await self._call(
+            "delete_message", lambda call_id: DeleteMessage(call_id, chat_id, message_id)
+        )
         if not isinstance(outcome, MessageDeleted):
             _raise_failure("delete_message", _failure_of(outcome))
         return message
@@ -446,8 +501,10 @@ class Chats:
         statuses show messages ``loading`` meanwhile. An empty result means the
         start of the history was reached.
         """
-        checked = check_load_older_messages(self._store.state, chat_id, limit)
-        outcome = await self._call(lambda call_id: LoadOlderMessages(call_id, chat_id, checked))
+        checked = check_load_older_messages(self._state_for("load_older_messages"), chat_id, limit)
+        outcome = await self._call(
+            "load_older_messages", lambda call_id: LoadOlderMessages(call_id, chat_id, checked)
+        )
         if not isinstance(outcome, OlderMessagesLoaded):
             _raise_failure("load_older_messages", _failure_of(outcome))
         return outcome.messages
@@ -462,7 +519,7 @@ class Chats:
         reason: str | None = None,
     ) -> None:
         check_moderation(
-            self._store.state,
+            self._state_for(action),
             action,
             chat_id,
             member_id,
@@ -470,9 +527,10 @@ class Chats:
             0 if duration is None else duration,
         )
         outcome = await self._call(
+            action,
             lambda call_id: ModerateChatMember(
                 call_id, chat_id, member_id, measure, duration, reason
-            )
+            ),
         )
         if not isinstance(outcome, ChatMemberModerated):
             _raise_failure(action, _failure_of(outcome))

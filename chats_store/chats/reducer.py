@@ -5,33 +5,44 @@ Two tables, like Redux Toolkit slices:
 * ``CHATS_CASES`` act on the whole :class:`ChatsState` (joining, leaving,
   removal, connection changes): they add or remove chats;
 * ``CHAT_CASES`` act on one :class:`ChatState`, the one named by the action's
-  ``chat_id``; an action for a chat that is not there changes nothing.
+  ``chat_id``; an outcome or event for a chat that is not there changes nothing.
 
-Message lifecycle (DESIGN.md), enforced here and checked by the state-machine
-test: ``sending -> ready | interrupted``; ``ready -> updating -> ready``;
-``ready | interrupted -> deleting -> gone`` (or back on failure);
-``interrupted -> sending`` on resend. Intents that do not fit the current state
-(the facade validates before dispatching, so only a buggy caller sends them)
-leave the state unchanged.
+Every intent first goes through the lifecycle tables of
+:mod:`chats_store.chats.lifecycle`, the same ones the facade's checks raise from:
+an intent they refuse (the facade validates first, so only an intent dispatched
+after the state changed under it, or by a buggy caller, gets here) leaves the state
+unchanged and settles its call at once with a ``SettleCall`` whose outcome carries
+``Failure("rejected", code, detail)``. The cases below only run for intents the
+tables accept, so they hold no guards of their own; the message status edges each
+case may cause are listed in ``lifecycle.MESSAGE_EDGES``.
 
 Server events carry the chat event ``seq``; an event at or below the chat's
 ``last_seq`` was already applied and is ignored. Events for a chat still
-``loading`` are buffered and applied on top of the join's snapshot (those the
-snapshot already includes are then skipped by the same ``seq`` rule), so the
-order in which a transport hands over the join reply and the chat's first
+``loading`` or ``reloading`` are buffered and applied on top of the join's snapshot
+or the resume's missed events (those already included are then skipped by the same
+``seq`` rule), so the order in which a transport hands over a reply and the chat's
 events does not matter.
+
+The configuration (``auto_resend``, ``max_messages``) is given to
+:func:`chats_reducer`, which builds a reducer for it; :data:`reduce_chats` is the
+reducer of the default configuration.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import attrs
+from immutables import Map
 
 from chats_store.chats.actions import (
     ChatJoined,
     ChatJoinFailed,
+    ChatLeaveFailed,
+    ChatMemberModerationFailed,
     ChatResumed,
     ChatResumeFailed,
     ChatSnapshot,
@@ -70,30 +81,34 @@ from chats_store.chats.commands import (
     JoinRequest,
     LeaveRequest,
     ModerationRequest,
+    Outcome,
     PostMessageRequest,
     ResumeRequest,
     SendRequest,
     SettleCall,
 )
+from chats_store.chats.lifecycle import INTENTS, action_of, refusal
 from chats_store.chats.model import (
     SYNC_IDLE,
     SYNC_LOADING,
     ChatRemoval,
     ChatsState,
     ChatState,
+    ChatStatus,
     ConnectionStatus,
     Message,
     MessageLog,
     QueuedSend,
     RemovalReason,
+    Restriction,
     SyncStatus,
     SyncStatuses,
     read_only,
 )
-from chats_store.core.reducer import Command, Step, reducer_from_table
+from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
 from chats_store.errors import ErrorCode
 
-__all__ = ["CHATS_CASES", "CHAT_CASES", "reduce_chats"]
+__all__ = ["CHATS_CASES", "CHAT_CASES", "chats_reducer", "reduce_chats"]
 
 A = TypeVar("A")
 V = TypeVar("V")
@@ -102,16 +117,11 @@ INTERNAL_CALL = 0
 """The call id of requests the module makes by itself (resumes, automatic resends):
 no facade call waits for them (facade call ids start at 1)."""
 ChatCase = Callable[[ChatState, Any], "ChatState | Step[ChatState]"]
+WholeCase = Callable[[ChatsState, Any], "ChatsState | Step[ChatsState]"]
 
 
-def _without(mapping: Mapping[str, V], key: str) -> Mapping[str, V]:
-    if key not in mapping:
-        return mapping
-    return {k: v for k, v in mapping.items() if k != key}
-
-
-def _with(mapping: Mapping[str, Message], key: str, value: Message) -> Mapping[str, Message]:
-    return {**mapping, key: value}
+def _without(mapping: Map[str, V], key: str) -> Map[str, V]:
+    return mapping.delete(key) if key in mapping else mapping
 
 
 def _evolve(
@@ -119,38 +129,71 @@ def _evolve(
     *,
     connection: ConnectionStatus | None = None,
     chat_ids: tuple[str, ...] | None = None,
-    chats: Mapping[str, ChatState] | None = None,
-    removed: Mapping[str, ChatRemoval] | None = None,
+    chats: Map[str, ChatState] | None = None,
+    removed: Map[str, ChatRemoval] | None = None,
 ) -> ChatsState:
     """``state`` with some fields replaced (faster than ``attrs.evolve`` on the hot path)."""
     return ChatsState(
-        state.connection if connection is None else connection,
-        state.chat_ids if chat_ids is None else chat_ids,
-        state.chats if chats is None else chats,
-        state.auto_resend,
-        state.removed if removed is None else removed,
-        state.max_messages,
+        connection=state.connection if connection is None else connection,
+        chat_ids=state.chat_ids if chat_ids is None else chat_ids,
+        chats=state.chats if chats is None else chats,
+        removed=state.removed if removed is None else removed,
     )
 
 
-def _replace_chats(state: ChatsState, chats: Mapping[str, ChatState]) -> ChatsState:
-    return _evolve(state, chats=chats)
+class _Keep(enum.Enum):
+    KEEP = enum.auto()
+
+
+_KEEP = _Keep.KEEP
+"""The value of an :func:`_evolve_chat` keyword that keeps the chat's field."""
+
+
+def _evolve_chat(
+    chat: ChatState,
+    *,
+    status: ChatStatus | _Keep = _KEEP,
+    messages: MessageLog | _Keep = _KEEP,
+    members_amount: int | _Keep | None = _KEEP,
+    sync_statuses: SyncStatuses | _Keep = _KEEP,
+    member_metadata: Mapping[str, str] | _Keep | None = _KEEP,
+    restrictions: tuple[Restriction, ...] | _Keep | None = _KEEP,
+    last_seq: int | _Keep = _KEEP,
+    originals: Map[str, Message] | _Keep = _KEEP,
+    buffered_events: tuple[object, ...] | _Keep = _KEEP,
+    send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
+    membership: str | _Keep | None = _KEEP,
+) -> ChatState:
+    """``chat`` with the given fields replaced (twice as fast as ``attrs.evolve``, which
+    looks the fields up on every call: this is the reducer's hot path)."""
+    return ChatState(
+        chat_id=chat.chat_id,
+        status=chat.status if status is _KEEP else status,
+        join_call_id=chat.join_call_id,
+        messages=chat.messages if messages is _KEEP else messages,
+        members_amount=chat.members_amount if members_amount is _KEEP else members_amount,
+        sync_statuses=chat.sync_statuses if sync_statuses is _KEEP else sync_statuses,
+        member_metadata=chat.member_metadata if member_metadata is _KEEP else member_metadata,
+        restrictions=chat.restrictions if restrictions is _KEEP else restrictions,
+        last_seq=chat.last_seq if last_seq is _KEEP else last_seq,
+        originals=chat.originals if originals is _KEEP else originals,
+        buffered_events=chat.buffered_events if buffered_events is _KEEP else buffered_events,
+        send_queue=chat.send_queue if send_queue is _KEEP else send_queue,
+        membership=chat.membership if membership is _KEEP else membership,
+    )
 
 
 def _remove_chat(state: ChatsState, chat_id: str) -> ChatsState:
-    chats = {k: v for k, v in state.chats.items() if k != chat_id}
     chat_ids = tuple(k for k in state.chat_ids if k != chat_id)
-    return _evolve(state, chat_ids=chat_ids, chats=chats)
+    return _evolve(state, chat_ids=chat_ids, chats=_without(state.chats, chat_id))
 
 
 # Whole-state cases -----------------------------------------------------------------
 
 
 def join_chat(state: ChatsState, action: JoinChat) -> ChatsState | Step[ChatsState]:
-    if action.chat_id in state.chats:
-        return state
     chat = ChatState(chat_id=action.chat_id, status="loading", join_call_id=action.call_id)
-    chats = {**state.chats, action.chat_id: chat}
+    chats = state.chats.set(action.chat_id, chat)
     removed = _without(state.removed, action.chat_id)
     next_state = _evolve(
         state, chat_ids=(*state.chat_ids, action.chat_id), chats=chats, removed=removed
@@ -183,9 +226,7 @@ def _cancel_queued_sends(
 
 
 def leave_chat(state: ChatsState, action: LeaveChat) -> ChatsState | Step[ChatsState]:
-    chat = state.chats.get(action.chat_id)
-    if chat is None:
-        return state
+    chat = state.chats[action.chat_id]
     commands: tuple[Command, ...] = (
         *_cancel_queued_sends(
             chat,
@@ -224,7 +265,7 @@ def removed_from_chat(state: ChatsState, action: RemovedFromChat) -> ChatsState 
 def _lose_chat(state: ChatsState, removal: ChatRemoval) -> ChatsState:
     """Remove a chat the client did not leave itself, and say why."""
     removed = _remove_chat(state, removal.chat_id)
-    return _evolve(removed, removed={**state.removed, removal.chat_id: removal})
+    return _evolve(removed, removed=state.removed.set(removal.chat_id, removal))
 
 
 def _interrupt_in_flight(chat: ChatState) -> Step[ChatState]:
@@ -249,7 +290,7 @@ def _interrupt_in_flight(chat: ChatState) -> Step[ChatState]:
     cancelled = _cancel_queued_sends(
         chat, "connection_lost", "connection_lost", "the connection was lost before it was sent"
     )
-    return Step(attrs.evolve(chat, messages=log, originals={}, send_queue=()), cancelled)
+    return Step(_evolve_chat(chat, messages=log, originals=Map(), send_queue=()), cancelled)
 
 
 def connection_status_changed(
@@ -259,11 +300,14 @@ def connection_status_changed(
         return state
     chats = state.chats
     transition = _interrupt_in_flight if action.status != "connected" else _resume
-    steps = {chat_id: transition(chat) for chat_id, chat in chats.items()}
-    if any(steps[chat_id].state is not chat for chat_id, chat in chats.items()):
-        chats = {chat_id: step.state for chat_id, step in steps.items()}
-    commands = tuple(command for step in steps.values() for command in step.commands)
-    return Step(_evolve(state, connection=action.status, chats=chats), commands)
+    commands: list[Command] = []
+    for chat_id in state.chat_ids:  # in join order, so that the commands are too
+        chat = chats[chat_id]
+        step = transition(chat)
+        if step.state is not chat:
+            chats = chats.set(chat_id, step.state)
+        commands.extend(step.commands)
+    return Step(_evolve(state, connection=action.status, chats=chats), tuple(commands))
 
 
 def _resume(chat: ChatState) -> Step[ChatState]:
@@ -271,7 +315,7 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     if chat.status == "loading" or chat.membership is None:
         return Step(chat)
     request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq)
-    reloading = attrs.evolve(chat, status="reloading", sync_statuses=SYNC_LOADING)
+    reloading = _evolve_chat(chat, status="reloading", sync_statuses=SYNC_LOADING)
     return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
 
 
@@ -301,6 +345,13 @@ def chat_resume_failed(
 # Single-chat cases -----------------------------------------------------------------
 
 
+def _named(chat: ChatState, message_id: str) -> Message:
+    """The message an accepted intent names (the lifecycle tables checked it is there)."""
+    message = chat.messages.find(message_id)
+    assert message is not None, message_id
+    return message
+
+
 def _ready(message: Message) -> Message:
     return message if message.status == "ready" else attrs.evolve(message, status="ready")
 
@@ -328,7 +379,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         return chat
     snapshot = action.snapshot
     log = MessageLog(_ready_in_order(snapshot.messages))
-    ready = attrs.evolve(
+    ready = _evolve_chat(
         chat,
         status="ready",
         messages=log,
@@ -355,7 +406,7 @@ def _post(chat: ChatState, entry: QueuedSend) -> SendRequest | None:
 def _enqueue_send(chat: ChatState, call_id: int, message_id: str) -> Step[ChatState]:
     """Queue a send (its message already ``sending``); start it if none is in flight."""
     entry = QueuedSend(call_id, message_id)
-    chat = attrs.evolve(chat, send_queue=(*chat.send_queue, entry))
+    chat = _evolve_chat(chat, send_queue=(*chat.send_queue, entry))
     request = _post(chat, entry) if len(chat.send_queue) == 1 else None
     return Step(chat, (request,) if request is not None else ())
 
@@ -380,14 +431,12 @@ def _send_finished(chat: ChatState, message_id: str) -> ChatState | Step[ChatSta
                 MessageSendFailed(entry.call_id, chat.chat_id, entry.message_id, gone),
             )
         )
-    return Step(attrs.evolve(chat, send_queue=queue), tuple(commands))
+    return Step(_evolve_chat(chat, send_queue=queue), tuple(commands))
 
 
 def _confirmed_from(snapshot: ChatSnapshot, chat: ChatState) -> MessageLog:
     """The snapshot's messages, keeping the client's pending ones and those in flight."""
-    by_seq = {
-        m.seq: attrs.evolve(m, status="ready") for m in snapshot.messages if m.seq is not None
-    }
+    by_seq = {m.seq: _ready(m) for m in snapshot.messages if m.seq is not None}
     snapshot_ids = {m.id for m in by_seq.values()}
     in_flight = {m.seq: m for m in chat.messages if m.seq is not None and m.id in chat.originals}
     confirmed = {**by_seq, **in_flight}
@@ -395,16 +444,22 @@ def _confirmed_from(snapshot: ChatSnapshot, chat: ChatState) -> MessageLog:
     return MessageLog((*(confirmed[seq] for seq in sorted(confirmed)), *pending))
 
 
-def chat_resumed(state: ChatsState, action: ChatResumed) -> ChatsState | Step[ChatsState]:
+def chat_resumed(
+    state: ChatsState,
+    action: ChatResumed,
+    *,
+    auto_resend: bool = False,
+    max_messages: int | None = None,
+) -> ChatsState | Step[ChatsState]:
     """Apply what the chat missed; with ``auto_resend``, queue interrupted messages again."""
     chat = state.chats.get(action.chat_id)
     if chat is None or chat.status != "reloading":
         return state
     resumed = _apply_resumption(chat, action.resumption)
-    if state.max_messages is not None:
-        resumed = _bounded(resumed, state.max_messages)
-    step = resend_interrupted(resumed) if state.auto_resend else Step(resumed)
-    return Step(_replace_chats(state, {**state.chats, chat.chat_id: step.state}), step.commands)
+    if max_messages is not None:
+        resumed = _bounded(resumed, max_messages)
+    step = resend_interrupted(resumed) if auto_resend else Step(resumed)
+    return Step(_evolve(state, chats=state.chats.set(chat.chat_id, step.state)), step.commands)
 
 
 def _bounded(chat: ChatState, limit: int) -> ChatState:
@@ -415,17 +470,17 @@ def _bounded(chat: ChatState, limit: int) -> ChatState:
     those stay until the next change, then the oldest beyond ``limit`` go again.
     """
     messages = chat.messages.keep_newest(limit)
-    return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
+    return chat if messages is chat.messages else _evolve_chat(chat, messages=messages)
 
 
 def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
     """The missed events (or a snapshot when too far behind), then those pushed meanwhile."""
-    ready = attrs.evolve(chat, status="ready", buffered_events=())
+    ready = _evolve_chat(chat, status="ready", buffered_events=())
     if resumption.snapshot is not None:
-        ready = attrs.evolve(ready, messages=_confirmed_from(resumption.snapshot, chat))
+        ready = _evolve_chat(ready, messages=_confirmed_from(resumption.snapshot, chat))
     for event in (*resumption.events, *chat.buffered_events):
         ready = EVENT_CASES[type(event)](ready, event)
-    return attrs.evolve(
+    return _evolve_chat(
         ready,
         members_amount=resumption.members_amount,
         member_metadata=read_only(resumption.member_metadata),
@@ -445,15 +500,13 @@ def resend_interrupted(chat: ChatState) -> Step[ChatState]:
             sending = attrs.evolve(
                 step.state.messages.find(message.id) or message, status="sending"
             )
-            queued = attrs.evolve(step.state, messages=step.state.messages.replace(sending))
+            queued = _evolve_chat(step.state, messages=step.state.messages.replace(sending))
             step = _enqueue_send(queued, INTERNAL_CALL, message.id)
             commands.extend(step.commands)
     return Step(step.state, tuple(commands))
 
 
 def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatState]:
-    if chat.status == "loading" or chat.messages.find(action.message_id) is not None:
-        return chat
     message = Message(
         id=action.message_id,
         chat_id=action.chat_id,
@@ -462,16 +515,14 @@ def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatS
         status="sending",
         created_at=action.created_at,
     )
-    with_message = attrs.evolve(chat, messages=chat.messages.append_pending(message))
+    with_message = _evolve_chat(chat, messages=chat.messages.append_pending(message))
     return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
 def resend_message(chat: ChatState, action: ResendMessage) -> ChatState | Step[ChatState]:
-    message = chat.messages.find(action.message_id)
-    if chat.status == "loading" or message is None or message.status != "interrupted":
-        return chat
+    message = _named(chat, action.message_id)
     sending = attrs.evolve(message, status="sending")
-    with_message = attrs.evolve(chat, messages=chat.messages.replace(sending))
+    with_message = _evolve_chat(chat, messages=chat.messages.replace(sending))
     return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
@@ -489,16 +540,16 @@ def _receive(chat: ChatState, message: Message) -> ChatState:
     if message.id in chat.originals:
         if chat.originals[message.id] == message:
             return chat
-        return attrs.evolve(chat, originals=_with(chat.originals, message.id, message))
+        return _evolve_chat(chat, originals=chat.originals.set(message.id, message))
     messages = chat.messages.confirm(message)
-    return chat if messages is chat.messages else attrs.evolve(chat, messages=messages)
+    return chat if messages is chat.messages else _evolve_chat(chat, messages=messages)
 
 
 def message_sent(chat: ChatState, action: MessageSent) -> ChatState | Step[ChatState]:
     # A message removed since it was sent (a removal pushed, or its delete acked,
     # before this ack was dispatched) must not come back.
     if chat.messages.find(action.message.id) is not None:
-        chat = _receive(chat, attrs.evolve(action.message, status="ready"))
+        chat = _receive(chat, _ready(action.message))
     return _send_finished(chat, action.message.id)
 
 
@@ -506,21 +557,19 @@ def message_send_failed(chat: ChatState, action: MessageSendFailed) -> ChatState
     message = chat.messages.find(action.message_id)
     if message is not None and message.status == "sending":
         interrupted = attrs.evolve(message, status="interrupted")
-        chat = attrs.evolve(chat, messages=chat.messages.replace(interrupted))
+        chat = _evolve_chat(chat, messages=chat.messages.replace(interrupted))
     return _send_finished(chat, action.message_id)
 
 
-def update_message(chat: ChatState, action: UpdateMessage) -> ChatState | Step[ChatState]:
-    message = chat.messages.find(action.message_id)
-    if chat.status != "ready" or message is None or message.status != "ready":
-        return chat
+def update_message(chat: ChatState, action: UpdateMessage) -> Step[ChatState]:
+    message = _named(chat, action.message_id)
     updating = attrs.evolve(message, content=action.content, status="updating")
     request = EditMessageRequest(action.chat_id, action.message_id, action.content)
     return Step(
-        attrs.evolve(
+        _evolve_chat(
             chat,
             messages=chat.messages.replace(updating),
-            originals=_with(chat.originals, message.id, message),
+            originals=chat.originals.set(message.id, message),
         ),
         (SendRequest(action.call_id, request),),
     )
@@ -531,9 +580,9 @@ def message_updated(chat: ChatState, action: MessageUpdated) -> ChatState:
     current = chat.messages.find(message_id)
     if current is None or current.status != "updating":
         return chat
-    return attrs.evolve(
+    return _evolve_chat(
         chat,
-        messages=chat.messages.replace(attrs.evolve(action.message, status="ready")),
+        messages=chat.messages.replace(_ready(action.message)),
         originals=_without(chat.originals, message_id),
     )
 
@@ -542,7 +591,7 @@ def _roll_back(chat: ChatState, message_id: str) -> ChatState:
     original = chat.originals.get(message_id)
     if original is None:
         return chat
-    return attrs.evolve(
+    return _evolve_chat(
         chat,
         messages=chat.messages.replace(original),
         originals=_without(chat.originals, message_id),
@@ -553,16 +602,14 @@ def message_update_failed(chat: ChatState, action: MessageUpdateFailed) -> ChatS
     return _roll_back(chat, action.message_id)
 
 
-def delete_message(chat: ChatState, action: DeleteMessage) -> ChatState | Step[ChatState]:
-    message = chat.messages.find(action.message_id)
-    if chat.status != "ready" or message is None or message.status not in ("ready", "interrupted"):
-        return chat
+def delete_message(chat: ChatState, action: DeleteMessage) -> Step[ChatState]:
+    message = _named(chat, action.message_id)
     request = DeleteMessageRequest(action.chat_id, action.message_id)
     return Step(
-        attrs.evolve(
+        _evolve_chat(
             chat,
             messages=chat.messages.replace(attrs.evolve(message, status="deleting")),
-            originals=_with(chat.originals, message.id, message),
+            originals=chat.originals.set(message.id, message),
         ),
         (SendRequest(action.call_id, request),),
     )
@@ -573,21 +620,19 @@ def message_deleted(chat: ChatState, action: MessageDeleted) -> ChatState:
     originals = _without(chat.originals, action.message_id)
     if messages is chat.messages and originals is chat.originals:
         return chat
-    return attrs.evolve(chat, messages=messages, originals=originals)
+    return _evolve_chat(chat, messages=messages, originals=originals)
 
 
 def message_delete_failed(chat: ChatState, action: MessageDeleteFailed) -> ChatState:
     return _roll_back(chat, action.message_id)
 
 
-def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[ChatState] | ChatState:
-    if chat.status != "ready":
-        return chat
+def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[ChatState]:
     oldest = next((m.seq for m in chat.messages if m.seq is not None), chat.last_seq + 1)
     request = HistoryRequest(action.chat_id, before_seq=oldest, limit=action.limit)
     sync_statuses = _messages_sync(chat, "loading")
     if sync_statuses is not chat.sync_statuses:
-        chat = attrs.evolve(chat, sync_statuses=sync_statuses)
+        chat = _evolve_chat(chat, sync_statuses=sync_statuses)
     return Step(chat, (SendRequest(action.call_id, request),))
 
 
@@ -601,18 +646,18 @@ def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatS
     log = chat.messages
     for message in action.messages:
         if message.seq is not None and log.find(message.id) is None:
-            log = log.confirm(attrs.evolve(message, status="ready"))
+            log = log.confirm(_ready(message))
     sync_statuses = _messages_sync(chat, "idle")
     if log is chat.messages and sync_statuses is chat.sync_statuses:
         return chat
-    return attrs.evolve(chat, messages=log, sync_statuses=sync_statuses)
+    return _evolve_chat(chat, messages=log, sync_statuses=sync_statuses)
 
 
 def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed) -> ChatState:
     sync_statuses = _messages_sync(chat, "idle")
     if sync_statuses is chat.sync_statuses:
         return chat
-    return attrs.evolve(chat, sync_statuses=sync_statuses)
+    return _evolve_chat(chat, sync_statuses=sync_statuses)
 
 
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:
@@ -629,11 +674,11 @@ def _server_event(
 
     def case(chat: ChatState, action: A) -> ChatState:
         if chat.status != "ready":
-            return attrs.evolve(chat, buffered_events=(*chat.buffered_events, action))
+            return _evolve_chat(chat, buffered_events=(*chat.buffered_events, action))
         seq: int = action.seq  # type: ignore[attr-defined]
         if seq <= chat.last_seq:
             return chat
-        return attrs.evolve(apply(chat, action), last_seq=seq)
+        return _evolve_chat(apply(chat, action), last_seq=seq)
 
     case.__name__ = apply.__name__
     return case
@@ -641,7 +686,7 @@ def _server_event(
 
 @_server_event
 def message_posted(chat: ChatState, action: MessagePosted) -> ChatState:
-    return _receive(chat, attrs.evolve(action.message, status="ready"))
+    return _receive(chat, _ready(action.message))
 
 
 @_server_event
@@ -657,7 +702,7 @@ def message_edited(chat: ChatState, action: MessageEdited) -> ChatState:
 
 @_server_event
 def message_removed(chat: ChatState, action: MessageRemoved) -> ChatState:
-    return attrs.evolve(
+    return _evolve_chat(
         chat,
         messages=chat.messages.remove(action.message_id),
         originals=_without(chat.originals, action.message_id),
@@ -666,17 +711,17 @@ def message_removed(chat: ChatState, action: MessageRemoved) -> ChatState:
 
 @_server_event
 def members_amount_changed(chat: ChatState, action: MembersAmountChanged) -> ChatState:
-    return attrs.evolve(chat, members_amount=action.members_amount)
+    return _evolve_chat(chat, members_amount=action.members_amount)
 
 
 @_server_event
 def own_restrictions_changed(chat: ChatState, action: OwnRestrictionsChanged) -> ChatState:
-    return attrs.evolve(chat, restrictions=action.restrictions)
+    return _evolve_chat(chat, restrictions=action.restrictions)
 
 
 @_server_event
 def own_metadata_changed(chat: ChatState, action: OwnMetadataChanged) -> ChatState:
-    return attrs.evolve(chat, member_metadata=read_only(action.member_metadata))
+    return _evolve_chat(chat, member_metadata=read_only(action.member_metadata))
 
 
 EVENT_CASES: Mapping[type, Callable[[ChatState, Any], ChatState]] = {
@@ -688,7 +733,7 @@ EVENT_CASES: Mapping[type, Callable[[ChatState, Any], ChatState]] = {
     OwnMetadataChanged: own_metadata_changed,
 }
 
-CHATS_CASES: Mapping[type, Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]] = {
+CHATS_CASES: Mapping[type, WholeCase] = {
     JoinChat: join_chat,
     ChatJoinFailed: chat_join_failed,
     LeaveChat: leave_chat,
@@ -718,12 +763,10 @@ CHAT_CASES: Mapping[type, ChatCase] = {
 }
 
 
-def _in_chat(
-    case: ChatCase, *, bounded: bool = True
-) -> Callable[[ChatsState, Any], ChatsState | Step[ChatsState]]:
+def _in_chat(case: ChatCase, limit: int | None) -> WholeCase:
     """Lift a single-chat case to the whole state: only ``action.chat_id`` changes.
 
-    With ``bounded``, a changed chat is then trimmed to ``max_messages_in_memory``.
+    With a ``limit`` (``max_messages``), a changed chat is then trimmed to it.
     """
 
     def lifted(state: ChatsState, action: Any) -> ChatsState | Step[ChatsState]:
@@ -735,30 +778,84 @@ def _in_chat(
             next_chat, commands = result.state, result.commands
         else:
             next_chat, commands = result, ()
-        limit = state.max_messages
-        if bounded and limit is not None and next_chat is not chat:
+        if next_chat is chat:
+            return Step(state, commands)
+        if limit is not None:
             next_chat = _bounded(next_chat, limit)
-        next_state = (
-            state
-            if next_chat is chat
-            else _replace_chats(state, {**state.chats, action.chat_id: next_chat})
-        )
-        return Step(next_state, commands)
+        return Step(_evolve(state, chats=state.chats.set(action.chat_id, next_chat)), commands)
 
     return lifted
+
+
+def _rejection(intent: Any, failure: Failure) -> Outcome:
+    """The failure outcome that settles the call of a refused ``intent``."""
+    match intent:
+        case JoinChat(call_id=call_id, chat_id=chat_id):
+            return ChatJoinFailed(call_id, chat_id, failure)
+        case LeaveChat(call_id=call_id, chat_id=chat_id):
+            return ChatLeaveFailed(call_id, chat_id, failure)
+        case (
+            SendMessage(call_id=call_id, chat_id=chat_id, message_id=message_id)
+            | ResendMessage(call_id=call_id, chat_id=chat_id, message_id=message_id)
+        ):
+            return MessageSendFailed(call_id, chat_id, message_id, failure)
+        case UpdateMessage(call_id=call_id, chat_id=chat_id, message_id=message_id):
+            return MessageUpdateFailed(call_id, chat_id, message_id, failure)
+        case DeleteMessage(call_id=call_id, chat_id=chat_id, message_id=message_id):
+            return MessageDeleteFailed(call_id, chat_id, message_id, failure)
+        case LoadOlderMessages(call_id=call_id, chat_id=chat_id):
+            return OlderMessagesLoadFailed(call_id, chat_id, failure)
+        case ModerateChatMember(call_id=call_id, chat_id=chat_id, member_id=member_id):
+            return ChatMemberModerationFailed(call_id, chat_id, member_id, failure)
+    raise TypeError(f"not an intent: {intent!r}")
+
+
+def _checked(case: WholeCase) -> WholeCase:
+    """``case`` behind the lifecycle tables: a refused intent changes nothing and its
+    call is settled at once with the refusal."""
+
+    def checked(state: ChatsState, intent: Any) -> ChatsState | Step[ChatsState]:
+        refused = refusal(
+            state, action_of(intent), intent.chat_id, getattr(intent, "message_id", None)
+        )
+        if refused is None:
+            return case(state, intent)
+        return Step(state, (SettleCall(intent.call_id, _rejection(intent, refused)),))
+
+    return checked
 
 
 UNBOUNDED_CASES = frozenset({OlderMessagesLoaded})
 """Chat cases not trimmed to ``max_messages_in_memory``: older messages the application
 asked for stay until the chat next changes."""
 
-reduce_chats = reducer_from_table(
-    {
+
+def chats_reducer(
+    *, auto_resend: bool = False, max_messages: int | None = None
+) -> Reducer[ChatsState]:
+    """The Chats module's reducer for one configuration: ``(ChatsState, action) -> Step``.
+
+    ``auto_resend``: once a chat has resumed after a reconnect, queue its
+    ``interrupted`` messages again, in order. ``max_messages`` (at least 1), when
+    set: after every change of a chat, keep only its newest that many confirmed
+    messages (pending ones always stay; older ones that ``load_older_messages``
+    brought stay until the chat next changes). Raises ``ValueError`` for a
+    ``max_messages`` below 1.
+    """
+    if max_messages is not None and (isinstance(max_messages, bool) or max_messages < 1):
+        raise ValueError(f"max_messages must be None or at least 1, not {max_messages!r}")
+    table: dict[type, WholeCase] = {
         **CHATS_CASES,
+        ChatResumed: partial(chat_resumed, auto_resend=auto_resend, max_messages=max_messages),
         **{
-            kind: _in_chat(case, bounded=kind not in UNBOUNDED_CASES)
+            kind: _in_chat(case, None if kind in UNBOUNDED_CASES else max_messages)
             for kind, case in CHAT_CASES.items()
         },
     }
-)
-"""The Chats module's reducer: ``(ChatsState, action) -> Step[ChatsState]``."""
+    return reducer_from_table(
+        {kind: _checked(case) if kind in INTENTS else case for kind, case in table.items()}
+    )
+
+
+reduce_chats = chats_reducer()
+"""The Chats reducer of the default configuration (no ``auto_resend``, every message kept)."""

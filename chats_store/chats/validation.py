@@ -4,6 +4,12 @@ Each ``check_*`` function raises :class:`ActionCallError` with the spec's meanin
 (typos fixed) and a stable code, or returns what the action needs. Because the
 facade runs these checks first and dispatches nothing when they fail, a refused
 call leaves the store exactly as it was.
+
+What the connection, the chat's status and the message's status allow comes from
+the lifecycle tables (:mod:`chats_store.chats.lifecycle`), which the reducer
+consults too; those rules are checked first, then what only the call's arguments
+(content, limit, duration, token), the clock (mutes, expiry) and the user (author,
+moderating oneself) can tell, which the reducer never sees.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chats_store.chats.actions import Failure
+from chats_store.chats.lifecycle import connection_refusal, refusal
 from chats_store.chats.model import ChatsState, ChatState, Message
 from chats_store.errors import ActionCallError, ErrorCode, TokenError
 from chats_store.tokens import CHAT_AUDIENCE, read_unverified_claims
@@ -32,61 +40,30 @@ __all__ = [
 
 MAX_CONTENT_LENGTH = 256
 
-_NOUN = {
-    "send_message": "send a message to",
-    "resend_message": "send a message to",
-    "update_message": "update a message from",
-    "delete_message": "delete a message from",
-    "load_older_messages": "load older messages of",
-}
-
 MAX_HISTORY_PAGE = 200
+
+
+def _raise(action: str, failure: Failure | None) -> None:
+    if failure is not None:
+        raise ActionCallError(action, failure.code, failure.detail)
 
 
 def check_connected(state: ChatsState, action: str) -> None:
     """``not_connected`` unless the WebSocket connection is open."""
-    if state.connection != "connected":
-        raise ActionCallError(
-            action,
-            ErrorCode.NOT_CONNECTED,
-            f"cannot perform this action ({action}) while the module is not connected "
-            "with the WebSocket - call websocket.connect() first and wait for it",
-        )
+    _raise(action, connection_refusal(state.connection, action))
 
 
-def _joined_chat(state: ChatsState, chat_id: str, action: str, verb: str) -> ChatState:
-    chat = state.chats.get(chat_id)
-    if chat is None:
-        raise ActionCallError(
-            action,
-            ErrorCode.CHAT_NOT_JOINED,
-            f"cannot {verb} a chat you have not joined ({chat_id!r}) - use join_chat before",
-        )
-    return chat
+def _allowed_chat(state: ChatsState, action: str, chat_id: str) -> ChatState:
+    """The chat ``action`` names, if the lifecycle tables allow ``action`` now."""
+    _raise(action, refusal(state, action, chat_id))
+    return state.chats[chat_id]
 
 
-def _ready_chat(state: ChatsState, chat_id: str, action: str) -> ChatState:
-    verb = _NOUN.get(action, "moderate members of")
-    chat = _joined_chat(state, chat_id, action, verb)
-    if chat.status == "loading":
-        raise ActionCallError(
-            action,
-            ErrorCode.CHAT_LOADING,
-            f"cannot {verb} a chat that is loading ({chat_id!r}) - wait for join_chat to finish",
-        )
-    return chat
-
-
-def _existing_message(chat: ChatState, message_id: str, action: str) -> Message:
-    message = chat.messages.find(message_id)
-    if message is None:
-        verb = action.split("_")[0]
-        raise ActionCallError(
-            action,
-            ErrorCode.MESSAGE_NOT_FOUND,
-            f"cannot {verb} a message that does not exist - no message with id "
-            f"{message_id!r} in chat {chat.chat_id!r}",
-        )
+def _allowed_message(state: ChatsState, action: str, chat_id: str, message_id: str) -> Message:
+    """The message ``action`` names, if the lifecycle tables allow ``action`` on it now."""
+    _raise(action, refusal(state, action, chat_id, message_id))
+    message = state.chats[chat_id].messages.find(message_id)
+    assert message is not None
     return message
 
 
@@ -131,19 +108,13 @@ def check_join_chat(
             ErrorCode.EXPIRED_TOKEN,
             "expired token: chat tokens are short-lived - ask the server for a new one",
         )
-    if claims["chat"] in state.chats:
-        raise ActionCallError(
-            action,
-            ErrorCode.ALREADY_JOINED,
-            f"cannot join a chat that you have joined already ({claims['chat']!r})",
-        )
+    _raise(action, refusal(state, action, claims["chat"]))
     return claims
 
 
 def check_leave_chat(state: ChatsState, chat_id: str) -> ChatState:
     """The chat to leave; leaving a chat still loading is allowed."""
-    check_connected(state, "leave_chat")
-    return _joined_chat(state, chat_id, "leave_chat", "leave")
+    return _allowed_chat(state, "leave_chat", chat_id)
 
 
 def _check_not_muted(chat: ChatState, action: str, now: float) -> None:
@@ -163,45 +134,21 @@ def _check_not_muted(chat: ChatState, action: str, now: float) -> None:
             )
 
 
-def check_send_message(state: ChatsState, chat_id: str, content: object, now: float) -> str:
-    """The content to send to ``chat_id``."""
+def check_send_message(
+    state: ChatsState, chat_id: str, content: object, now: float, *, message_id: str | None = None
+) -> str:
+    """The content to send to ``chat_id``; ``message_id`` is the new message's id."""
     action = "send_message"
-    check_connected(state, action)
-    chat = _ready_chat(state, chat_id, action)
+    _raise(action, refusal(state, action, chat_id, message_id))
     checked = check_content(content, action)
-    _check_not_muted(chat, action, now)
+    _check_not_muted(state.chats[chat_id], action, now)
     return checked
 
 
 def check_resend_message(state: ChatsState, chat_id: str, message_id: str, now: float) -> None:
     action = "resend_message"
-    check_connected(state, action)
-    chat = _ready_chat(state, chat_id, action)
-    message = _existing_message(chat, message_id, action)
-    if message.status != "interrupted":
-        raise ActionCallError(
-            action,
-            ErrorCode.MESSAGE_NOT_INTERRUPTED,
-            "you can only resend a message that failed to be sent - it needs the status "
-            f"'interrupted', and this one is {message.status!r}",
-        )
-    _check_not_muted(chat, action, now)
-
-
-def _check_not_in_flight(message: Message, action: str) -> None:
-    verb = action.split("_")[0]
-    if message.status == "deleting":
-        raise ActionCallError(
-            action,
-            ErrorCode.MESSAGE_BEING_DELETED,
-            f"the message is being deleted - you cannot {verb} it at the moment",
-        )
-    if message.status == "updating":
-        raise ActionCallError(
-            action,
-            ErrorCode.MESSAGE_BEING_UPDATED,
-            f"the message is being updated - you cannot {verb} it at the moment",
-        )
+    _allowed_message(state, action, chat_id, message_id)
+    _check_not_muted(state.chats[chat_id], action, now)
 
 
 def check_update_message(
@@ -209,17 +156,7 @@ def check_update_message(
 ) -> str:
     """The new content for the message."""
     action = "update_message"
-    check_connected(state, action)
-    chat = _ready_chat(state, chat_id, action)
-    message = _existing_message(chat, message_id, action)
-    _check_not_in_flight(message, action)
-    if message.status != "ready":
-        raise ActionCallError(
-            action,
-            ErrorCode.MESSAGE_NOT_UPDATABLE,
-            f"you can only update a message with the status 'ready', and this one is "
-            f"{message.status!r}",
-        )
+    message = _allowed_message(state, action, chat_id, message_id)
     if message.author_id != user_id:
         raise ActionCallError(
             action,
@@ -230,18 +167,7 @@ def check_update_message(
 
 
 def check_delete_message(state: ChatsState, chat_id: str, message_id: str) -> None:
-    action = "delete_message"
-    check_connected(state, action)
-    chat = _ready_chat(state, chat_id, action)
-    message = _existing_message(chat, message_id, action)
-    _check_not_in_flight(message, action)
-    if message.status not in ("ready", "interrupted"):
-        raise ActionCallError(
-            action,
-            ErrorCode.MESSAGE_NOT_DELETABLE,
-            "you can only delete a message with the status 'ready' or 'interrupted', and "
-            f"this one is {message.status!r}",
-        )
+    _allowed_message(state, "delete_message", chat_id, message_id)
 
 
 def check_moderation(
@@ -253,8 +179,7 @@ def check_moderation(
     duration: object = 0,
 ) -> None:
     """Moderation needs a connection, a joined chat, another member, a valid duration."""
-    check_connected(state, action)
-    _ready_chat(state, chat_id, action)
+    _allowed_chat(state, action, chat_id)
     if member_id == user_id:
         raise ActionCallError(
             action,
@@ -273,8 +198,7 @@ def check_moderation(
 def check_load_older_messages(state: ChatsState, chat_id: str, limit: object) -> int:
     """The page size, a whole number from 1 to ``MAX_HISTORY_PAGE``."""
     action = "load_older_messages"
-    check_connected(state, action)
-    _ready_chat(state, chat_id, action)
+    _allowed_chat(state, action, chat_id)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY_PAGE:
         raise ActionCallError(
             action,

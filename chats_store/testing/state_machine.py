@@ -13,7 +13,8 @@ client should show, written from DESIGN.md's lifecycles and independent of the
 reducer.
 
 After every dispatch the machine checks that each message status change is an
-allowed lifecycle edge (:data:`ALLOWED_EDGES`); after every step, that:
+allowed lifecycle edge (:data:`ALLOWED_EDGES`, from ``chats_store.chats.lifecycle``)
+and that no call is settled twice by ``SettleCall`` commands; after every step, that:
 
 * no chat holds two messages with the same id;
 * confirmed messages are strictly ordered by ``seq`` and every pending one
@@ -23,6 +24,15 @@ allowed lifecycle edge (:data:`ALLOWED_EDGES`); after every step, that:
 * every getter's ``.value`` equals its ``select_*`` selector on the state, and
   each subscribed getter's last emission is its ``.value`` (and it never emitted
   the same value twice in a row).
+
+One rule (:meth:`ChatsStateMachine.any_intent_through_the_facade_checks`) draws any
+intent, valid or not, runs the facade's own check of it (:func:`check_intent`), and
+dispatches it anyway: the reducer must refuse exactly what the check refused under the
+lifecycle tables, with the same code and words, and leave the state identical; and it
+must accept what the check let through. At teardown every request in flight is
+answered, and then every facade call must have been settled exactly once (a
+``SettleCall``, or the outcome of its request, whichever came first, as the effects
+settle calls).
 
 Use it as is::
 
@@ -35,10 +45,13 @@ model and the checks follow) and more invariants.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar
 
 import attrs
+import jwt
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from reactivex import abc
@@ -64,6 +77,8 @@ from chats_store.chats.actions import (
     MessageSent,
     MessageUpdated,
     MessageUpdateFailed,
+    ModerateChatMember,
+    ModerationMeasure,
     OlderMessagesLoaded,
     OlderMessagesLoadFailed,
     OwnMetadataChanged,
@@ -89,6 +104,7 @@ from chats_store.chats.commands import (
     SettleCall,
     outcome_of,
 )
+from chats_store.chats.lifecycle import LIFECYCLE_CODES, MESSAGE_EDGES, REMOVING_ACTIONS
 from chats_store.chats.model import (
     ChatsState,
     ChatState,
@@ -116,9 +132,19 @@ from chats_store.chats.selectors import (
     status_of,
     sync_statuses_of,
 )
+from chats_store.chats.validation import (
+    check_delete_message,
+    check_join_chat,
+    check_leave_chat,
+    check_load_older_messages,
+    check_moderation,
+    check_resend_message,
+    check_send_message,
+    check_update_message,
+)
 from chats_store.core.reducer import Command
 from chats_store.core.store import Getter, Store
-from chats_store.errors import ErrorCode
+from chats_store.errors import ActionCallError, ErrorCode
 from chats_store.testing.strategies import (
     CLIENT_ID,
     OTHER_MEMBERS,
@@ -127,6 +153,7 @@ from chats_store.testing.strategies import (
     member_metadata,
     restrictions,
 )
+from chats_store.tokens import CHAT_AUDIENCE
 
 __all__ = [
     "ALLOWED_EDGES",
@@ -135,38 +162,12 @@ __all__ = [
     "ClientModel",
     "ModelChat",
     "ModelMessage",
+    "check_intent",
 ]
 
-Edge = tuple[MessageStatus, MessageStatus]
-
-ALLOWED_EDGES: Mapping[type, frozenset[Edge]] = {
-    SendMessage: frozenset(),
-    MessageSent: frozenset({("sending", "ready")}),
-    # The push of the client's own message: before its ack, or after the ack was
-    # lost (a time-out although the server had it), which DESIGN.md's list omits.
-    MessagePosted: frozenset({("sending", "ready"), ("interrupted", "ready")}),
-    MessageSendFailed: frozenset({("sending", "interrupted")}),
-    ResendMessage: frozenset({("interrupted", "sending")}),
-    UpdateMessage: frozenset({("ready", "updating")}),
-    MessageUpdated: frozenset({("updating", "ready")}),
-    MessageUpdateFailed: frozenset({("updating", "ready")}),
-    DeleteMessage: frozenset({("ready", "deleting"), ("interrupted", "deleting")}),
-    MessageDeleteFailed: frozenset({("deleting", "ready"), ("deleting", "interrupted")}),
-    ConnectionStatusChanged: frozenset(
-        {
-            ("sending", "interrupted"),
-            ("updating", "ready"),
-            ("deleting", "ready"),
-            ("deleting", "interrupted"),
-        }
-    ),
-    # What a resume brings back may hold the client's interrupted message.
-    ChatResumed: frozenset({("interrupted", "ready")}),
-}
-"""For each action class, the message status changes it may cause (old, new)."""
-
-REMOVING_ACTIONS: tuple[type, ...] = (MessageDeleted, MessageRemoved, ChatResumed)
-"""The actions after which a message may be gone (its chat still there)."""
+ALLOWED_EDGES = MESSAGE_EDGES
+"""For each action class, the message status changes it may cause (old, new): the
+lifecycle module's table (``chats_store.chats.lifecycle.MESSAGE_EDGES``)."""
 
 CHAT_GETTERS: Mapping[str, tuple[Callable[[Any], Any], Callable[[ChatsState, str], Any]]] = {
     "status": (status_of, select_chat_status),
@@ -186,6 +187,39 @@ REFUSED = Failure("refused", ErrorCode.PERMISSION_DENIED.value, "refused by the 
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def check_intent(state: ChatsState, intent: Any, user_id: str, now: float) -> None:
+    """Run the facade's check of ``intent`` (what ``Chats`` calls before dispatching it,
+    with the arguments it passes); raises its :class:`ActionCallError`."""
+    match intent:
+        case JoinChat(chat_id=chat_id, token=token):
+            claims = check_join_chat(state, token, user_id, now)
+            assert claims["chat"] == chat_id, (claims, intent)
+        case LeaveChat(chat_id=chat_id):
+            check_leave_chat(state, chat_id)
+        case SendMessage(chat_id=chat_id, message_id=message_id, content=content):
+            check_send_message(state, chat_id, content, now, message_id=message_id)
+        case ResendMessage(chat_id=chat_id, message_id=message_id):
+            check_resend_message(state, chat_id, message_id, now)
+        case UpdateMessage(chat_id=chat_id, message_id=message_id, content=content):
+            check_update_message(state, chat_id, message_id, content, user_id)
+        case DeleteMessage(chat_id=chat_id, message_id=message_id):
+            check_delete_message(state, chat_id, message_id)
+        case LoadOlderMessages(chat_id=chat_id, limit=limit):
+            check_load_older_messages(state, chat_id, limit)
+        case ModerateChatMember(chat_id=chat_id, member_id=member_id, measure=measure):
+            duration = 0 if intent.duration is None else intent.duration
+            check_moderation(state, f"{measure}_chat_member", chat_id, member_id, user_id, duration)
+        case _:
+            raise TypeError(f"not an intent: {intent!r}")
+
+
+def chat_token(user_id: str, chat_id: str, expires_at: float) -> str:
+    """A chat token for ``user_id`` in ``chat_id`` as the facade reads it (unsigned use:
+    the client never checks signatures)."""
+    claims = {"aud": CHAT_AUDIENCE, "sub": user_id, "chat": chat_id, "exp": expires_at}
+    return jwt.encode(claims, "state-machine-key-that-is-long-enough-for-hs256")
 
 
 def _chat_input(chat_id: str) -> Callable[[ChatsState], ChatState | None]:
@@ -282,8 +316,8 @@ class ModelChat:
             }
             self.messages = {**confirmed, **pending}
         buffered, self.buffered = self.buffered, []
-        for event in (*resumption.events, *buffered):
-            self.apply_event(event)
+        for missed in (*resumption.events, *buffered):
+            self.apply_event(missed)
         self.members_amount = resumption.members_amount
         self.metadata = dict(resumption.member_metadata)
         self.restrictions = resumption.restrictions
@@ -390,7 +424,8 @@ class ClientModel:
                 chat.restore(message_id)
 
     def _message_action(self, chat: ModelChat, action: Any) -> None:
-        ready = chat.status == "ready"
+        # A chat accepts its user's intents once loaded, during a resync too.
+        ready = chat.status in ("ready", "reloading")
         message = chat.messages.get(getattr(action, "message_id", ""))
         match action:
             case SendMessage(message_id=message_id, author_id=author, content=content):
@@ -486,6 +521,11 @@ class ChatsStateMachine(RuleBasedStateMachine):
         """The resume requests in flight (the module's own: call id 0), by chat."""
         self.processed: dict[int, ChatReply | Failure] = {}
         self.settled: dict[int, Outcome] = {}
+        """The outcome of every ``SettleCall`` command, by call id."""
+        self.calls: set[int] = set()
+        """Every facade call id handed out (:meth:`call_id`)."""
+        self.settlements: dict[int, Outcome] = {}
+        """How each facade call was settled: the first ``SettleCall`` or request outcome."""
         self.dispatched: list[Any] = []
         self._call_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -520,7 +560,10 @@ class ChatsStateMachine(RuleBasedStateMachine):
         self.recorders[key] = recorder
 
     def call_id(self) -> int:
-        return next(self._call_ids)
+        """A new facade call id (each must be settled exactly once)."""
+        call_id = next(self._call_ids)
+        self.calls.add(call_id)
+        return call_id
 
     def dispatch(self, action: Any) -> None:
         """Dispatch ``action`` to the store and the model; check its status edges."""
@@ -544,7 +587,12 @@ class ChatsStateMachine(RuleBasedStateMachine):
                     )
                 self.in_flight[command.call_id] = command
             elif isinstance(command, SettleCall):
+                assert command.call_id not in self.settled, (
+                    f"call {command.call_id} settled twice: {self.settled[command.call_id]!r}, "
+                    f"then {command.outcome!r}"
+                )
                 self.settled[command.call_id] = command.outcome
+                self._settle(command.call_id, command.outcome)
             else:
                 raise AssertionError(f"unexpected command {command!r}")
 
@@ -582,7 +630,7 @@ class ChatsStateMachine(RuleBasedStateMachine):
             for old in old_chat.messages:
                 new = new_chat.messages.find(old.id)
                 if new is None:
-                    assert isinstance(action, REMOVING_ACTIONS), (
+                    assert type(action) in REMOVING_ACTIONS, (
                         f"{old.id} ({old.status}) vanished on {action!r}"
                     )
                 elif new.status != old.status:
@@ -594,6 +642,11 @@ class ChatsStateMachine(RuleBasedStateMachine):
                     expected = "sending" if isinstance(action, SendMessage) else "ready"
                     assert new.status == expected, f"{new.id} appeared {new.status} on {action!r}"
 
+    def _settle(self, call_id: int, outcome: Outcome) -> None:
+        """Settle a call as the effects do: the first settlement stands."""
+        if call_id in self.calls:
+            self.settlements.setdefault(call_id, outcome)
+
     def _take(self, call_id: int) -> ChatRequest:
         self.processed.pop(call_id, None)
         return self.in_flight.pop(call_id).request
@@ -604,11 +657,16 @@ class ChatsStateMachine(RuleBasedStateMachine):
             self.processed[call_id] = self.server.reply(self.in_flight[call_id].request)
         result = self.processed[call_id]
         request = self._take(call_id)
-        self.dispatch(outcome_of(call_id, request, result))
+        self.report(call_id, outcome_of(call_id, request, result))
 
     def fail(self, call_id: int, failure: Failure) -> None:
         request = self._take(call_id)
-        self.dispatch(outcome_of(call_id, request, failure))
+        self.report(call_id, outcome_of(call_id, request, failure))
+
+    def report(self, call_id: int, outcome: Outcome) -> None:
+        """Dispatch a request's outcome, then settle its call (the effects' order)."""
+        self.dispatch(outcome)
+        self._settle(call_id, outcome)
 
     def _calls_where(self, test: Callable[[ChatRequest], bool]) -> list[int]:
         return sorted(c for c, command in self.in_flight.items() if test(command.request))
@@ -823,9 +881,9 @@ class ChatsStateMachine(RuleBasedStateMachine):
 
     def deliver_pushes(self, chat_id: str, count: int | None = None) -> None:
         """Dispatch the server's next ``count`` pushes for ``chat_id`` (all by default)."""
-        for event in self.server.take_events(chat_id, count):
-            self.dispatch(event)
-            if isinstance(event, RemovedFromChat):
+        for pushed in self.server.take_events(chat_id, count):
+            self.dispatch(pushed)
+            if isinstance(pushed, RemovedFromChat):
                 self._end_membership(chat_id)
                 return
 
@@ -862,6 +920,108 @@ class ChatsStateMachine(RuleBasedStateMachine):
         if via_connecting:
             self.dispatch(ConnectionStatusChanged("connecting"))
         self.dispatch(ConnectionStatusChanged("connected"))
+
+    # Rules: any intent, through the facade's checks ----------------------------------------
+
+    NOW: ClassVar[float] = 0.0
+    """The clock of the facade's checks (mutes with a later end are active)."""
+
+    @rule(data=st.data())
+    def any_intent_through_the_facade_checks(self, data: st.DataObject) -> None:
+        """Any intent, valid or not: the reducer refuses exactly what the facade's check
+        refuses under the lifecycle tables (same code, same words, state identical),
+        and accepts the rest.
+
+        Arguments are valid (content, limit, duration, another member): checks of
+        arguments, of the clock and of the user are the facade's alone, and an intent
+        they refuse once the lifecycle accepted it is accepted by the reducer (the
+        server has the last word); authorship and mutes are drawn either way.
+        """
+        state = self.store.state
+        call_id = self.call_id()
+        intent = data.draw(self._any_intent(call_id), label="intent")
+        try:
+            check_intent(state, intent, self.USER_ID, self.NOW)
+        except ActionCallError as error:
+            refused: ActionCallError | None = error
+        else:
+            refused = None
+        first = len(self.commands)
+        self.dispatch(intent)
+        rejections = [
+            command
+            for command in self.commands[first:]
+            if isinstance(command, SettleCall)
+            and command.call_id == call_id
+            and getattr(command.outcome, "failure", None) is not None
+            and command.outcome.failure.kind == "rejected"  # type: ignore[union-attr]
+        ]
+        event(f"{type(intent).__name__}: " + (refused.code if refused else "accepted"))
+        if refused is not None and refused.code in LIFECYCLE_CODES:
+            assert self.store.state is state, f"{intent!r} was refused but changed the state"
+            assert self.commands[first:] == rejections, self.commands[first:]
+            (rejection,) = rejections
+            failure = rejection.outcome.failure  # type: ignore[union-attr]
+            assert (failure.code, failure.detail) == (refused.code, refused.detail), (
+                f"the facade refused {intent!r} with {refused.code}: {refused.detail}; "
+                f"the reducer with {failure.code}: {failure.detail}"
+            )
+            return
+        assert not rejections, (
+            f"the facade's check let {intent!r} through"
+            + (f" its lifecycle ({refused.code} is an argument check)" if refused else "")
+            + f", the reducer refused it: {rejections[0].outcome!r}"
+        )
+        if isinstance(intent, LeaveChat):
+            self._end_membership(intent.chat_id)
+
+    def _any_intent(self, call_id: int) -> st.SearchStrategy[Any]:
+        """Any intent about the current state: half of them name a message the client
+        holds (in whatever status), the others any chat (joined or not) and message."""
+        state = self.store.state
+        held = sorted((chat.chat_id, m.id) for chat in state.chats.values() for m in chat.messages)
+        joined = sorted(state.chats)
+        chat_ids = st.sampled_from((*self.CHAT_IDS, "c-unknown"))
+        measures: tuple[ModerationMeasure, ...] = ("block", "unblock", "mute", "unmute", "kick")
+        message_kinds = ("send", "resend", "update", "delete")
+
+        @st.composite
+        def intents(draw: st.DrawFn) -> Any:
+            about_a_held_message = draw(st.booleans())
+            if held and about_a_held_message:
+                chat_id, message_id = draw(st.sampled_from(held))
+                return message_intent(
+                    draw, draw(st.sampled_from(message_kinds)), chat_id, message_id
+                )
+            kind = draw(
+                st.sampled_from(("join", "leave", "load_older", "moderate", *message_kinds))
+            )
+            if kind == "join":
+                chat_id = draw(st.sampled_from(self.CHAT_IDS))
+                return JoinChat(call_id, chat_id, chat_token(self.USER_ID, chat_id, 1e10))
+            chat_id = draw(st.sampled_from(joined) | chat_ids if joined else chat_ids)
+            if kind == "leave":
+                return LeaveChat(call_id, chat_id)
+            if kind == "load_older":
+                return LoadOlderMessages(call_id, chat_id, draw(st.integers(1, 4)))
+            if kind == "moderate":
+                measure = draw(st.sampled_from(measures))
+                duration = draw(st.integers(0, 10)) if measure in ("block", "mute") else None
+                return ModerateChatMember(call_id, chat_id, OTHER_MEMBERS[0], measure, duration)
+            fresh = f"m{next(self._message_ids)}"
+            return message_intent(draw, kind, chat_id, draw(st.sampled_from((fresh, "m-unknown"))))
+
+        def message_intent(draw: st.DrawFn, kind: str, chat_id: str, message_id: str) -> Any:
+            if kind == "send":
+                content = draw(contents())
+                return SendMessage(call_id, chat_id, message_id, self.USER_ID, content, self.NOW)
+            if kind == "resend":
+                return ResendMessage(call_id, chat_id, message_id)
+            if kind == "update":
+                return UpdateMessage(call_id, chat_id, message_id, draw(contents()))
+            return DeleteMessage(call_id, chat_id, message_id)
+
+        return intents()
 
     # Rules: getters ----------------------------------------------------------------------
 
@@ -933,6 +1093,15 @@ class ChatsStateMachine(RuleBasedStateMachine):
                 assert earlier != later, f"getter {key} emitted an unchanged value {later!r}"
 
     def teardown(self) -> None:
+        """Answer what is in flight (queued sends start and are answered in turn), then
+        check that every facade call was settled; skipped when the run already failed,
+        so as not to hide that failure."""
         for recorder in self.recorders.values():
             if recorder.subscription is not None:
                 recorder.subscription.dispose()
+        if sys.exc_info()[1] is not None:
+            return
+        while self.in_flight:
+            self.answer(min(self.in_flight))
+        unsettled = sorted(self.calls - set(self.settlements))
+        assert not unsettled, f"calls never settled: {unsettled}"

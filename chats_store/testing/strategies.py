@@ -407,7 +407,8 @@ def _applicable_kinds(
 
 
 def _ready(state: ChatsState) -> list[ChatState]:
-    return [chat for chat in state.chats.values() if chat.status == "ready"]
+    """The ready chats in join order (the chats map has no order of its own)."""
+    return [chat for chat_id in state.chat_ids if (chat := state.chats[chat_id]).status == "ready"]
 
 
 def _messages_where(state: ChatsState, *statuses: MessageStatus) -> list[Message]:

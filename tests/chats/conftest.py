@@ -28,12 +28,21 @@ class World:
     clients: list[Client] = attrs.Factory(list)
     tasks: list[asyncio.Task[Any]] = attrs.Factory(list)
 
-    async def client(self, user_id: str, *, connect: bool = True) -> Client:
+    async def client(
+        self,
+        user_id: str,
+        *,
+        connect: bool = True,
+        new_message_id: Callable[[], str] | None = None,
+        **config: Any,
+    ) -> Client:
+        """A client of the server; ``config`` goes to ``ChatsConfig``."""
         websocket = self.server.websocket()
         chats = create_chats(
             user_module=create_user(self.server.session_token(user_id)),
             websocket_module=websocket,
-            config=ChatsConfig(host="memory", request_timeout=2.0),
+            config=ChatsConfig(host="memory", **{"request_timeout": 2.0, **config}),
+            **({} if new_message_id is None else {"new_message_id": new_message_id}),
         )
         client = Client(user_id, chats, websocket)
         self.clients.append(client)

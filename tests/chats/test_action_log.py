@@ -95,4 +95,22 @@ def test_the_header_carries_max_messages_to_the_replay(tmp_path: Path) -> None:
     writer.close()
     lines = path.read_text().splitlines()
     assert json.loads(lines[0])["max_messages"] == 500
-    assert read_action_log(lines).initial_state.max_messages == 500
+    assert read_action_log(lines).max_messages == 500
+
+
+async def test_a_bounded_clients_log_replays_with_its_bound(
+    chats_client: ChatsClientFactory, chats_server: object, tmp_path: Path
+) -> None:
+    """The configuration is the reducer's: replay builds the reducer the header names."""
+    path = tmp_path / "bounded.jsonl"
+    ann = await chats_client("ann", chat="c1", action_log=path, max_messages_in_memory=2)
+    for n in range(4):
+        await ann.chats.send_message("c1", f"m{n}")
+    final = getter_values(ann.chats.store.state)
+    await ann.close()
+    with path.open() as lines:
+        log = read_action_log(lines)
+    assert (log.max_messages, log.auto_resend) == (2, False)
+    *_, (_, state) = replay(log)
+    assert getter_values(state) == final
+    assert [m.content for m in state.chats["c1"].messages] == ["m2", "m3"]

@@ -5,18 +5,30 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from chats_store import (
+    ActionCallError,
+    CallCancelledError,
     ChatContext,
+    Chats,
+    ChatsConfig,
     ConnectionLostError,
+    ErrorCode,
     Message,
     RequestTimeoutError,
     ServerRefusedError,
     SyncStatuses,
+    create_chats,
+    create_user,
 )
+from chats_store.chats.action_log import read_action_log, replay
+from tests.chats import settlement
 from tests.chats.conftest import World, settle
 
 
@@ -299,3 +311,112 @@ def test_max_messages_in_memory_must_be_positive() -> None:
     for wrong in (0, -5, True):
         with pytest.raises(ValueError, match="max_messages_in_memory"):
             ChatsConfig(host="h", max_messages_in_memory=wrong)
+
+
+# Every call settles (issue 10): close(), async with, a duplicate id ---------------------
+
+
+@attrs.define
+class InMemoryHolding:
+    """The in-memory server as a ``HoldingWorld`` of ``tests/chats/settlement.py``."""
+
+    world: World
+
+    async def joined(self, user_id: str, chat_id: str = "c1", **options: Any) -> Chats:
+        client = await self.world.client(user_id, **options)
+        await client.chats.join_chat(self.world.server.chat_token(user_id, chat_id))
+        return client.chats
+
+    def hold(self) -> None:
+        self.world.server.hold()
+
+    def release(self) -> None:
+        self.world.server.release()
+
+
+async def test_close_settles_every_call_in_flight_and_rolls_it_back(world: World) -> None:
+    await settlement.close_with_calls_in_flight(
+        InMemoryHolding(world), world.server.chat_token("ann", "c2")
+    )
+
+
+async def test_a_duplicate_message_id_is_refused(world: World) -> None:
+    await settlement.a_duplicate_message_id(InMemoryHolding(world))
+
+
+async def test_every_action_after_close_raises_module_closed(world: World) -> None:
+    ann = await world.joined("ann")
+    sent = await ann.chats.send_message("c1", "hi")
+    await ann.chats.close()
+    await ann.chats.close()  # idempotent
+    chats = ann.chats
+    calls = {
+        "join_chat": lambda: chats.join_chat(world.server.chat_token("ann", "c2")),
+        "leave_chat": lambda: chats.leave_chat("c1"),
+        "send_message": lambda: chats.send_message("c1", "late"),
+        "resend_message": lambda: chats.resend_message("c1", sent.id),
+        "update_message": lambda: chats.update_message("c1", sent.id, "late"),
+        "delete_message": lambda: chats.delete_message("c1", sent.id),
+        "load_older_messages": lambda: chats.load_older_messages("c1"),
+        "block_chat_member": lambda: chats.block_chat_member("c1", "bob", 5),
+        "unblock_chat_member": lambda: chats.unblock_chat_member("c1", "bob"),
+        "mute_chat_member": lambda: chats.mute_chat_member("c1", "bob", 5),
+        "unmute_chat_member": lambda: chats.unmute_chat_member("c1", "bob"),
+        "kick_chat_member": lambda: chats.kick_chat_member("c1", "bob"),
+    }
+    state = chats.store.state
+    requests = len(world.server.requests)
+    for action, call in calls.items():
+        with pytest.raises(ActionCallError) as raised:
+            await call()
+        error = raised.value
+        assert (type(error), error.action, error.code) == (
+            ActionCallError,
+            action,
+            ErrorCode.MODULE_CLOSED,
+        )
+        assert "create_chats" in error.detail
+    assert chats.store.state is state and len(world.server.requests) == requests
+
+
+async def test_async_with_closes_the_module(world: World) -> None:
+    ann = await world.joined("ann")
+    world.server.hold()
+    async with ann.chats as chats:
+        assert chats is ann.chats
+        sending = world.start(chats.send_message("c1", "cut short"))
+        await settle()
+    with pytest.raises(CallCancelledError) as raised:
+        await asyncio.wait_for(sending, settlement.BOUND)
+    assert raised.value.code == ErrorCode.MODULE_CLOSED
+    assert [(m.content, m.status) for m in messages_of(ann)] == [("cut short", "interrupted")]
+    with pytest.raises(ActionCallError):
+        await ann.chats.send_message("c1", "after")
+
+
+async def test_close_writes_the_cancellations_to_the_action_log(
+    world: World, tmp_path: Path
+) -> None:
+    """The outcomes of the cancelled calls are dispatched, so a replay shows the rollback."""
+    path = tmp_path / "actions.jsonl"
+    websocket = world.server.websocket()
+    chats = create_chats(
+        user_module=create_user(world.server.session_token("ann")),
+        websocket_module=websocket,
+        config=ChatsConfig(host="memory"),
+        action_log=path,
+    )
+    await websocket.connect()
+    await chats.join_chat(world.server.chat_token("ann", "c1"))
+    world.server.hold()
+    sending = world.start(chats.send_message("c1", "logged"))
+    await settle()
+    await chats.close()
+    with pytest.raises(CallCancelledError):
+        await sending
+    with path.open() as lines:
+        log = read_action_log(lines)
+    *_, (entry, state) = replay(log)
+    assert type(entry.action).__name__ == "MessageSendFailed"
+    assert entry.action.failure.code == ErrorCode.MODULE_CLOSED
+    assert [m.status for m in state.chats["c1"].messages] == ["interrupted"]

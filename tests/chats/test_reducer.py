@@ -56,6 +56,7 @@ from chats_store.chats.commands import (
     SendRequest,
     SettleCall,
 )
+from chats_store.chats.lifecycle import INTENTS
 from chats_store.chats.model import (
     ChatRemoval,
     ChatsState,
@@ -64,8 +65,8 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
-from chats_store.chats.reducer import CHAT_CASES, CHATS_CASES, reduce_chats
-from chats_store.core.reducer import Step
+from chats_store.chats.reducer import CHAT_CASES, CHATS_CASES, chats_reducer, reduce_chats
+from chats_store.core.reducer import Reducer, Step
 from chats_store.errors import ErrorCode
 
 ME = "me"
@@ -88,16 +89,30 @@ SNAPSHOT = ChatSnapshot(
 )
 
 
-def run(state: ChatsState, *actions: Any) -> Step[ChatsState]:
+def run(
+    state: ChatsState, *actions: Any, reducer: Reducer[ChatsState] = reduce_chats
+) -> Step[ChatsState]:
     """Reduce every action in turn; the last step (with the commands of the last action)."""
     step = Step(state)
     for action in actions:
-        step = reduce_chats(step.state, action)
+        step = reducer(step.state, action)
     return step
 
 
-def reduce(state: ChatsState, *actions: Any) -> ChatsState:
-    return run(state, *actions).state
+def reduce(
+    state: ChatsState, *actions: Any, reducer: Reducer[ChatsState] = reduce_chats
+) -> ChatsState:
+    return run(state, *actions, reducer=reducer).state
+
+
+def rejected(step: Step[ChatsState], call_id: int) -> ErrorCode:
+    """The code an intent was refused with: its only command settles its call, rejected."""
+    assert len(step.commands) == 1, step.commands
+    (command,) = step.commands
+    assert isinstance(command, SettleCall) and command.call_id == call_id, command
+    failure: Failure = command.outcome.failure  # type: ignore[union-attr]
+    assert failure.kind == "rejected" and failure.detail, failure
+    return ErrorCode(failure.code)
 
 
 def chat(state: ChatsState, chat_id: str = "c1") -> ChatState:
@@ -248,16 +263,18 @@ def test_join_failed_of_another_call_or_a_ready_chat_is_ignored(
     assert reduce(ready, ChatJoinFailed(1, "c1", REFUSED)) is ready
 
 
-def test_join_of_a_chat_already_there_changes_nothing(ready: ChatsState) -> None:
+def test_join_of_a_chat_already_there_is_rejected(ready: ChatsState) -> None:
     step = run(ready, JoinChat(5, "c1", "tok"))
     assert step.state is ready
-    assert step.commands == ()
+    assert rejected(step, 5) == ErrorCode.ALREADY_JOINED
+    (command,) = step.commands
+    assert isinstance(command, SettleCall) and isinstance(command.outcome, ChatJoinFailed)
 
 
 def test_leave_a_ready_chat_removes_it_and_sends_the_leave_request(ready: ChatsState) -> None:
     step = run(ready, LeaveChat(2, "c1"))
     assert step.state.chat_ids == ()
-    assert step.state.chats == {}
+    assert not step.state.chats
     assert step.commands == (SendRequest(2, LeaveRequest("c1")),)
 
 
@@ -397,7 +414,7 @@ def test_message_updated_makes_it_ready_with_the_server_version(ready: ChatsStat
     edited = attrs.evolve(server_message("b", 7, "edited", ME), edited_at=20.0)
     state = reduce(ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdated(2, "c1", edited))
     assert chat(state).messages.find("b") == edited
-    assert chat(state).originals == {}
+    assert not chat(state).originals
 
 
 def test_update_failure_restores_the_previous_content(ready: ChatsState) -> None:
@@ -405,7 +422,7 @@ def test_update_failure_restores_the_previous_content(ready: ChatsState) -> None
         ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdateFailed(2, "c1", "b", REFUSED)
     )
     assert chat(state).messages.find("b") == server_message("b", 7, author=ME)
-    assert chat(state).originals == {}
+    assert not chat(state).originals
 
 
 def test_an_edit_push_during_an_update_is_what_a_failure_restores(ready: ChatsState) -> None:
@@ -435,13 +452,13 @@ def test_delete_marks_the_message_deleting(ready: ChatsState) -> None:
 def test_message_deleted_removes_it(ready: ChatsState) -> None:
     state = reduce(ready, DeleteMessage(2, "c1", "a"), MessageDeleted(2, "c1", "a"))
     assert [m.id for m in chat(state).messages] == ["b"]
-    assert chat(state).originals == {}
+    assert not chat(state).originals
 
 
 def test_delete_failure_restores_the_message(ready: ChatsState) -> None:
     state = reduce(ready, DeleteMessage(2, "c1", "a"), MessageDeleteFailed(2, "c1", "a", REFUSED))
     assert statuses(state) == statuses(ready)
-    assert chat(state).originals == {}
+    assert not chat(state).originals
 
 
 def test_delete_of_an_interrupted_message(interrupted: ChatsState) -> None:
@@ -546,7 +563,7 @@ def test_message_removed_removes_it_even_while_in_flight(ready: ChatsState) -> N
     updating = reduce(ready, UpdateMessage(2, "c1", "b", "x"))
     state = reduce(updating, MessageRemoved("c1", 10, "b"))
     assert [m.id for m in chat(state).messages] == ["a"]
-    assert chat(state).originals == {}
+    assert not chat(state).originals
     assert reduce(state, MessageUpdateFailed(2, "c1", "b", TIMEOUT)) is state
 
 
@@ -603,7 +620,7 @@ def test_disconnect_interrupts_sends_and_rolls_back_updates_and_deletes(
         ("q", None, "interrupted"),
     ]
     assert contents_of(state)["b"] == "hello"
-    assert chat(state).originals == {}
+    assert not chat(state).originals
 
 
 def test_disconnect_with_nothing_in_flight_keeps_the_chats(ready: ChatsState) -> None:
@@ -673,22 +690,32 @@ def test_older_messages_load_failed_ends_the_sync(ready: ChatsState) -> None:
 def test_max_messages_keeps_the_newest_confirmed_and_every_pending_one(
     connected: ChatsState,
 ) -> None:
-    bounded = attrs.evolve(connected, max_messages=2)
+    bounded = chats_reducer(max_messages=2)
     history = attrs.evolve(
         SNAPSHOT, messages=tuple(server_message(f"h{seq}", seq) for seq in range(1, 6)), last_seq=5
     )
-    state = reduce(bounded, JoinChat(1, "c1", "tok"), ChatJoined(1, "c1", history))
+    state = reduce(
+        connected, JoinChat(1, "c1", "tok"), ChatJoined(1, "c1", history), reducer=bounded
+    )
     assert [m.id for m in chat(state).messages] == ["h4", "h5"]
-    state = reduce(state, send(2, "p"), MessagePosted("c1", 6, server_message("h6", 6)))
+    state = reduce(
+        state, send(2, "p"), MessagePosted("c1", 6, server_message("h6", 6)), reducer=bounded
+    )
     assert statuses(state) == [("h5", 5, "ready"), ("h6", 6, "ready"), ("p", None, "sending")]
     # Paging back asks before the oldest held; what it brings stays until the next change.
-    step = run(state, LoadOlderMessages(3, "c1", 2))
+    step = run(state, LoadOlderMessages(3, "c1", 2), reducer=bounded)
     assert step.commands == (SendRequest(3, HistoryRequest("c1", before_seq=5, limit=2)),)
     older = (server_message("h3", 3), server_message("h4", 4))
-    state = reduce(step.state, OlderMessagesLoaded(3, "c1", older))
+    state = reduce(step.state, OlderMessagesLoaded(3, "c1", older), reducer=bounded)
     assert [m.id for m in chat(state).messages] == ["h3", "h4", "h5", "h6", "p"]
-    state = reduce(state, MessageSent(2, "c1", acked("p", 7)))
+    state = reduce(state, MessageSent(2, "c1", acked("p", 7)), reducer=bounded)
     assert statuses(state) == [("h6", 6, "ready"), ("p", 7, "ready")]
+
+
+@pytest.mark.parametrize("limit", [0, -1, True])
+def test_max_messages_below_one_is_refused(limit: int) -> None:
+    with pytest.raises(ValueError, match="max_messages must be None or at least 1"):
+        chats_reducer(max_messages=limit)
 
 
 def test_without_max_messages_nothing_is_dropped(ready: ChatsState) -> None:
@@ -744,31 +771,37 @@ def test_an_action_for_an_unknown_chat_leaves_the_state_identical(
 ) -> None:
     step = run(ready, action)
     assert step.state is ready
-    if not isinstance(action, (LeaveChat, ModerateChatMember)):
+    if type(action) in INTENTS:
+        assert rejected(step, action.call_id) == ErrorCode.CHAT_NOT_JOINED
+    else:
         assert step.commands == ()
 
 
-def invalid_intents() -> list[tuple[str, Any]]:
+E = ErrorCode
+
+
+def invalid_intents() -> list[tuple[str, Any, ErrorCode]]:
     return [
-        ("update a sending message", UpdateMessage(9, "c1", "p", "x")),
-        ("delete a sending message", DeleteMessage(9, "c1", "p")),
-        ("resend a sending message", ResendMessage(9, "c1", "p")),
-        ("resend a ready message", ResendMessage(9, "c1", "a")),
-        ("update an unknown message", UpdateMessage(9, "c1", "nope", "x")),
-        ("delete an unknown message", DeleteMessage(9, "c1", "nope")),
-        ("update a deleting message", UpdateMessage(9, "c1", "d", "x")),
-        ("delete a deleting message", DeleteMessage(9, "c1", "d")),
-        ("update an updating message", UpdateMessage(9, "c1", "u", "x")),
-        ("delete an updating message", DeleteMessage(9, "c1", "u")),
-        ("send an id already there", send(9, "a")),
+        ("update a sending message", UpdateMessage(9, "c1", "p", "x"), E.MESSAGE_NOT_UPDATABLE),
+        ("delete a sending message", DeleteMessage(9, "c1", "p"), E.MESSAGE_NOT_DELETABLE),
+        ("resend a sending message", ResendMessage(9, "c1", "p"), E.MESSAGE_NOT_INTERRUPTED),
+        ("resend a ready message", ResendMessage(9, "c1", "a"), E.MESSAGE_NOT_INTERRUPTED),
+        ("update an unknown message", UpdateMessage(9, "c1", "nope", "x"), E.MESSAGE_NOT_FOUND),
+        ("delete an unknown message", DeleteMessage(9, "c1", "nope"), E.MESSAGE_NOT_FOUND),
+        ("update a deleting message", UpdateMessage(9, "c1", "d", "x"), E.MESSAGE_BEING_DELETED),
+        ("delete a deleting message", DeleteMessage(9, "c1", "d"), E.MESSAGE_BEING_DELETED),
+        ("update an updating message", UpdateMessage(9, "c1", "u", "x"), E.MESSAGE_BEING_UPDATED),
+        ("delete an updating message", DeleteMessage(9, "c1", "u"), E.MESSAGE_BEING_UPDATED),
+        ("send an id already there", send(9, "a"), E.MESSAGE_ID_TAKEN),
+        ("join a chat already joined", JoinChat(9, "c1", "tok"), E.ALREADY_JOINED),
     ]
 
 
 @pytest.mark.parametrize(
-    ("name", "action"), invalid_intents(), ids=[n for n, _ in invalid_intents()]
+    ("name", "action", "code"), invalid_intents(), ids=[n for n, _, _ in invalid_intents()]
 )
-def test_an_invalid_intent_leaves_the_state_identical(
-    loading: ChatsState, name: str, action: Any
+def test_an_invalid_intent_is_rejected_and_leaves_the_state_identical(
+    loading: ChatsState, name: str, action: Any, code: ErrorCode
 ) -> None:
     state = reduce(
         loading,
@@ -781,24 +814,37 @@ def test_an_invalid_intent_leaves_the_state_identical(
     )
     step = run(state, action)
     assert step.state is state, name
-    assert step.commands == ()
+    assert rejected(step, 9) == code
+
+
+LOADED_CHAT_INTENTS = [
+    send(2, "p"),
+    UpdateMessage(2, "c1", "b", "x"),
+    DeleteMessage(2, "c1", "b"),
+    ResendMessage(2, "c1", "b"),
+    LoadOlderMessages(2, "c1", 5),
+    ModerateChatMember(2, "c1", "alice", "mute", 5),
+]
+
+
+@pytest.mark.parametrize("action", LOADED_CHAT_INTENTS, ids=lambda a: type(a).__name__)
+def test_intents_on_a_loading_chat_are_rejected(loading: ChatsState, action: Any) -> None:
+    step = run(loading, action)
+    assert step.state is loading
+    assert rejected(step, 2) == ErrorCode.CHAT_LOADING
 
 
 @pytest.mark.parametrize(
     "action",
-    [
-        send(2, "p"),
-        UpdateMessage(2, "c1", "a", "x"),
-        DeleteMessage(2, "c1", "a"),
-        ResendMessage(2, "c1", "a"),
-        LoadOlderMessages(2, "c1", 5),
-    ],
+    [JoinChat(2, "c2", "tok"), LeaveChat(2, "c1"), *LOADED_CHAT_INTENTS],
     ids=lambda a: type(a).__name__,
 )
-def test_message_intents_on_a_loading_chat_change_nothing(loading: ChatsState, action: Any) -> None:
-    step = run(loading, action)
-    assert step.state is loading
-    assert step.commands == ()
+def test_every_intent_is_rejected_while_not_connected(ready: ChatsState, action: Any) -> None:
+    for status in ("disconnected", "connecting"):
+        offline = reduce(ready, ConnectionStatusChanged(status))  # type: ignore[arg-type]
+        step = run(offline, action)
+        assert step.state is offline
+        assert rejected(step, 2) == ErrorCode.NOT_CONNECTED
 
 
 # The send queue: sends in one chat reach the server in the order they were made -----------
@@ -958,11 +1004,23 @@ def test_resume_with_a_snapshot_keeps_pending_messages_and_confirms_lost_acks(
     assert statuses(resumed) == [("x", 40, "ready"), ("p", 41, "ready")]
 
 
-def test_auto_resend_queues_interrupted_messages_in_order(member: ChatsState) -> None:
-    state = attrs.evolve(reduce(member, send(3, "q")), auto_resend=True)
-    state = reduce(state, MessageSendFailed(3, "c1", "q", TIMEOUT))
+def test_auto_resend_queues_interrupted_messages_in_order(connected: ChatsState) -> None:
+    state = reduce(
+        connected,
+        JoinChat(1, "c1", "tok"),
+        ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)),
+        send(2, "p"),
+        send(3, "q"),
+        ConnectionStatusChanged("disconnected"),
+        MessageSendFailed(2, "c1", "p", TIMEOUT),
+    )
     reloading = reduce(state, ConnectionStatusChanged("connected"))
-    step = run(reloading, ChatResumed(0, "c1", resumption(last_seq=9)))
+    assert run(reloading, ChatResumed(0, "c1", resumption(last_seq=9))).commands == ()
+    step = run(
+        reloading,
+        ChatResumed(0, "c1", resumption(last_seq=9)),
+        reducer=chats_reducer(auto_resend=True),
+    )
     assert [(m.id, m.status) for m in chat(step.state).messages][-2:] == [
         ("p", "sending"),
         ("q", "sending"),
@@ -998,6 +1056,81 @@ def test_a_timed_out_resume_is_asked_again_and_a_lost_one_waits(member: ChatsSta
     ]
     lost = Failure("connection_lost", "connection_lost", "gone")
     assert run(reloading, ChatResumeFailed(0, "c1", lost)).state is reloading
+
+
+# A reloading chat accepts what a ready chat accepts (lifecycle.py) ---------------------------
+
+
+@pytest.fixture
+def reloading(member: ChatsState) -> ChatsState:
+    """c1 reloading: the connection is back, its resume request is out."""
+    state = reduce(member, ConnectionStatusChanged("connected"))
+    assert chat(state).status == "reloading"
+    return state
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (send(7, "q"), PostMessageRequest("c1", "q", "hi")),
+        (ResendMessage(7, "c1", "p"), PostMessageRequest("c1", "p", "hi")),
+        (UpdateMessage(7, "c1", "b", "new"), EditMessageRequest("c1", "b", "new")),
+        (DeleteMessage(7, "c1", "b"), DeleteMessageRequest("c1", "b")),
+        (LoadOlderMessages(7, "c1", 5), HistoryRequest("c1", before_seq=3, limit=5)),
+        (
+            ModerateChatMember(7, "c1", "alice", "kick"),
+            ModerationRequest("c1", "alice", "kick"),
+        ),
+        (LeaveChat(7, "c1"), LeaveRequest("c1")),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_a_reloading_chat_accepts_every_intent_of_a_ready_chat(
+    reloading: ChatsState, action: Any, expected: Any
+) -> None:
+    step = run(reloading, action)
+    assert SendRequest(7, expected) in step.commands
+    assert not [c for c in step.commands if isinstance(c, SettleCall)]
+
+
+def test_an_update_during_a_resync_settles_after_the_resume(reloading: ChatsState) -> None:
+    """Issue 10's hang: the update goes out after the resume and its reply is applied."""
+    state = reduce(reloading, UpdateMessage(7, "c1", "b", "new"))
+    assert statuses(state)[1] == ("b", 7, "updating")
+    # The server answers the resume first, then the edit; its push of the edit arrives
+    # while the chat is still reloading and is buffered.
+    edited = attrs.evolve(acked("b", 7, "new"), edited_at=21.0)
+    state = reduce(state, MessageEdited("c1", 21, edited))
+    assert chat(state).buffered_events == (MessageEdited("c1", 21, edited),)
+    state = reduce(state, ChatResumed(0, "c1", resumption(last_seq=20)))
+    assert chat(state).status == "ready" and statuses(state)[1] == ("b", 7, "updating")
+    state = reduce(state, MessageUpdated(7, "c1", edited))
+    assert statuses(state)[1] == ("b", 7, "ready") and contents_of(state)["b"] == "new"
+    assert chat(state).last_seq == 21 and not chat(state).originals
+
+
+def test_a_send_during_a_resync_is_confirmed_whatever_comes_first(reloading: ChatsState) -> None:
+    state = reduce(reloading, send(7, "q"))
+    posted = MessagePosted("c1", 21, acked("q", 21))
+    resumed = ChatResumed(0, "c1", resumption(last_seq=20))
+    for order in (
+        (posted, resumed, MessageSent(7, "c1", acked("q", 21))),
+        (MessageSent(7, "c1", acked("q", 21)), resumed, posted),
+    ):
+        done = reduce(state, *order)
+        assert statuses(done)[-2:] == [("q", 21, "ready"), ("p", None, "interrupted")]
+        assert chat(done).send_queue == () and chat(done).status == "ready"
+
+
+def test_a_refused_resume_cancels_the_sends_queued_during_the_resync(
+    reloading: ChatsState,
+) -> None:
+    state = reduce(reloading, send(7, "q"), send(8, "r"))
+    step = run(state, ChatResumeFailed(0, "c1", Failure("refused", ErrorCode.NOT_A_MEMBER, "no")))
+    assert "c1" not in step.state.chats
+    (command,) = step.commands  # q is in flight: its own reply settles it
+    assert isinstance(command, SettleCall) and command.call_id == 8
+    assert command.outcome.failure.kind == "cancelled"  # type: ignore[union-attr]
 
 
 def test_a_kick_is_remembered_until_the_chat_is_joined_again(ready: ChatsState) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chats_store.chats.actions import RemovedFromChat
+from chats_store.chats.commands import SendRequest, SettleCall
+from chats_store.chats.lifecycle import INTENTS
 from chats_store.chats.model import ChatsState
 from chats_store.chats.reducer import reduce_chats
 from chats_store.testing.strategies import (
@@ -29,7 +31,8 @@ def state_and_action() -> st.SearchStrategy[tuple[ChatsState, Any]]:
 
 
 def assert_well_formed(state: ChatsState) -> None:
-    assert list(state.chat_ids) == list(state.chats), (state.chat_ids, list(state.chats))
+    assert len(state.chat_ids) == len(state.chats), (state.chat_ids, list(state.chats))
+    assert set(state.chat_ids) == set(state.chats), (state.chat_ids, list(state.chats))
     for chat_id, chat in state.chats.items():
         assert chat.chat_id == chat_id
         seqs = [message.seq for message in chat.messages]
@@ -60,6 +63,32 @@ def test_the_reducer_never_raises_and_keeps_the_state_well_formed(
     step = reduce_chats(state, action)
     assert isinstance(step.state, ChatsState)
     assert_well_formed(step.state)
+
+
+@PROPERTY_SETTINGS
+@given(state_and_action())
+def test_an_intent_is_never_silenced(case: tuple[ChatsState, Any]) -> None:
+    """Every intent sends its request, waits in its chat's send queue, or settles its call
+    (the rejection leaves the state identical)."""
+    state, action = case
+    call_id = getattr(action, "call_id", None)
+    in_use = {
+        used
+        for chat in state.chats.values()
+        for used in (chat.join_call_id, *(entry.call_id for entry in chat.send_queue))
+    }
+    if type(action) not in INTENTS:
+        return
+    assume(call_id not in in_use)  # facade call ids are fresh
+    step = reduce_chats(state, action)
+    settled = [c for c in step.commands if isinstance(c, SettleCall) and c.call_id == call_id]
+    sent = [c for c in step.commands if isinstance(c, SendRequest) and c.call_id == call_id]
+    chat = step.state.chats.get(action.chat_id)
+    queued = chat is not None and any(entry.call_id == call_id for entry in chat.send_queue[1:])
+    assert len(settled) + len(sent) + queued == 1, (action, step.commands)
+    if settled:
+        failure = settled[0].outcome.failure  # type: ignore[union-attr]
+        assert failure.kind == "rejected" and step.state is state
 
 
 @PROPERTY_SETTINGS

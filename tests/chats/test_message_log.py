@@ -1,0 +1,362 @@
+"""MessageLog and MessageSequence: ordering, persistence, the chunked layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chats_store.chats import message_log
+from chats_store.chats.message_log import MessageLog, MessageSequence
+from chats_store.chats.model import Message
+
+
+def confirmed(message_id: str, seq: int, content: str = "text") -> Message:
+    return Message(message_id, "c1", "alice", content, "ready", seq=seq)
+
+
+def pending(message_id: str, content: str = "text") -> Message:
+    return Message(message_id, "c1", "me", content, "sending")
+
+
+def ids(log: MessageLog) -> list[str]:
+    return [message.id for message in log]
+
+
+def assert_well_ordered(log: MessageLog) -> None:
+    """Confirmed messages strictly by seq, then every pending one; ids unique."""
+    items = log.items
+    seqs = [message.seq for message in items]
+    confirmed_count = len([seq for seq in seqs if seq is not None])
+    assert all(seq is not None for seq in seqs[:confirmed_count]), seqs
+    confirmed_seqs = [seq for seq in seqs[:confirmed_count] if seq is not None]
+    assert confirmed_seqs == sorted(set(confirmed_seqs)), seqs
+    assert len({message.id for message in items}) == len(items), ids(log)
+
+
+# MessageLog ------------------------------------------------------------------------
+
+
+def test_confirm_orders_by_seq_whatever_the_arrival_order() -> None:
+    log = MessageLog().confirm(confirmed("b", 5)).confirm(confirmed("a", 2))
+    log = log.confirm(confirmed("c", 9)).confirm(confirmed("d", 3))
+    assert ids(log) == ["a", "d", "b", "c"]
+    assert log.last_confirmed_seq == 9
+
+
+def test_confirm_puts_confirmed_messages_before_pending_ones() -> None:
+    log = MessageLog().append_pending(pending("p1")).append_pending(pending("p2"))
+    log = log.confirm(confirmed("a", 4)).confirm(confirmed("b", 1))
+    assert ids(log) == ["b", "a", "p1", "p2"]
+    assert log.last_confirmed_seq == 4
+
+
+def test_confirm_replaces_the_pending_echo() -> None:
+    log = MessageLog().append_pending(pending("p1", "hello")).append_pending(pending("p2"))
+    log = log.confirm(confirmed("x", 1))
+    log = log.confirm(attrs.evolve(confirmed("p1", 2, "hello"), author_id="me"))
+    assert ids(log) == ["x", "p1", "p2"]
+    echo = log.find("p1")
+    assert echo is not None
+    assert (echo.seq, echo.status) == (2, "ready")
+
+
+def test_confirm_of_a_message_already_confirmed_replaces_it_in_place() -> None:
+    log = MessageLog().confirm(confirmed("a", 1)).confirm(confirmed("b", 2, "old"))
+    log = log.confirm(confirmed("c", 3)).confirm(confirmed("b", 2, "new"))
+    assert ids(log) == ["a", "b", "c"]
+    assert [message.content for message in log][1] == "new"
+
+
+def test_confirm_with_a_duplicate_seq_replaces_the_message_at_that_seq() -> None:
+    log = MessageLog().confirm(confirmed("a", 1)).confirm(confirmed("b", 2))
+    log = log.confirm(confirmed("z", 2))
+    assert ids(log) == ["a", "z"]
+
+
+def test_append_pending_keeps_creation_order() -> None:
+    log = MessageLog().confirm(confirmed("a", 1))
+    log = log.append_pending(pending("p1")).append_pending(pending("p2"))
+    assert ids(log) == ["a", "p1", "p2"]
+    assert log.last_confirmed_seq == 1
+
+
+def test_replace_keeps_the_position_and_an_absent_id_changes_nothing() -> None:
+    log = MessageLog().confirm(confirmed("a", 1)).append_pending(pending("p1"))
+    replaced = log.replace(attrs.evolve(pending("p1"), status="interrupted"))
+    assert ids(replaced) == ["a", "p1"]
+    assert [message.status for message in replaced] == ["ready", "interrupted"]
+    assert log.replace(pending("nope")) is log
+
+
+def test_remove_drops_the_message_and_an_absent_id_changes_nothing() -> None:
+    log = MessageLog().confirm(confirmed("a", 1)).confirm(confirmed("b", 2))
+    log = log.append_pending(pending("p1"))
+    assert ids(log.remove("b")) == ["a", "p1"]
+    assert ids(log.remove("p1")) == ["a", "b"]
+    assert log.remove("nope") is log
+
+
+def test_find_and_len_and_iteration() -> None:
+    log = MessageLog().confirm(confirmed("a", 1)).append_pending(pending("p1"))
+    assert log.find("a") == confirmed("a", 1)
+    assert log.find("p1") == pending("p1")
+    assert log.find("nope") is None
+    assert len(log) == 2
+    assert list(log) == list(log.items)
+
+
+def test_an_empty_log_has_last_confirmed_seq_zero() -> None:
+    assert MessageLog().last_confirmed_seq == 0
+    assert MessageLog().append_pending(pending("p1")).last_confirmed_seq == 0
+    assert len(MessageLog()) == 0
+
+
+def test_replace_of_a_pending_message_by_its_confirmed_version_moves_it() -> None:
+    """A rollback to the version the server pushed meanwhile lands at its seq."""
+    log = MessageLog().confirm(confirmed("a", 1)).confirm(confirmed("b", 5))
+    log = log.append_pending(pending("p1")).append_pending(pending("p2"))
+    log = log.replace(attrs.evolve(pending("p2"), seq=3, status="ready"))
+    assert_well_ordered(log)
+    assert ids(log) == ["a", "p2", "b", "p1"]
+
+
+# Property: any sequence of operations keeps the log well ordered ------------------------
+
+MESSAGE_IDS = [f"m{i}" for i in range(8)]
+# A message id always comes back with the same seq (the server assigns it once).
+SEQ_OF = {message_id: index * 3 + 1 for index, message_id in enumerate(MESSAGE_IDS)}
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(("confirm", "confirm_other_at_seq", "append_pending", "remove")),
+        st.sampled_from(MESSAGE_IDS),
+        st.integers(min_value=1, max_value=30),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations)
+def test_any_sequence_of_operations_keeps_the_log_ordered(
+    ops: list[tuple[str, str, int]],
+) -> None:
+    log = MessageLog()
+    for operation, message_id, seq in ops:
+        before = log
+        if operation == "confirm":
+            log = log.confirm(confirmed(message_id, SEQ_OF[message_id]))
+            assert log.find(message_id) == confirmed(message_id, SEQ_OF[message_id])
+        elif operation == "confirm_other_at_seq":
+            # A server message with a fresh id at an arbitrary seq (a duplicate seq
+            # replaces whatever was there).
+            fresh = f"x{seq}"
+            log = log.confirm(confirmed(fresh, seq))
+            assert log.find(fresh) == confirmed(fresh, seq)
+        elif operation == "append_pending":
+            if log.find(message_id) is None:  # the reducer never appends an id twice
+                log = log.append_pending(pending(message_id))
+        else:
+            log = log.remove(message_id)
+            assert log.find(message_id) is None
+        assert_well_ordered(log)
+        if operation == "remove" and before.find(message_id) is None:
+            assert log is before
+
+
+def test_a_new_version_never_changes_the_index_of_an_older_one() -> None:
+    """The id index is persistent: a confirm gives the new log its own index."""
+    log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(10))
+    index = log._index
+    assert index is not None
+    before = dict(index)
+    newer = log.confirm(confirmed("new", 100))
+    assert log._index is index and dict(index) == before and "new" not in index
+    assert newer._index is not None and newer._index["new"] == 100
+    assert log.find("new") is None and newer.find("new") == confirmed("new", 100)
+    assert newer.remove("new").find("new") is None and newer.find("new") is not None
+
+
+# The chunked log behaves exactly like the plain tuple it replaced -------------------------
+
+
+def _reference(items: tuple[Message, ...], operation: str, message: Message) -> tuple[Message, ...]:
+    """The previous MessageLog's algorithms on a plain tuple (the specification)."""
+    confirmed_count = len(items)
+    while confirmed_count and items[confirmed_count - 1].seq is None:
+        confirmed_count -= 1
+    position = next((i for i in range(len(items) - 1, -1, -1) if items[i].id == message.id), -1)
+    if operation == "append_pending":
+        return (*items, message)
+    if operation == "remove":
+        return items if position < 0 else (*items[:position], *items[position + 1 :])
+    if operation == "replace":
+        if position < 0:
+            return items
+        if message.seq is not None and items[position].seq is None:
+            operation = "confirm"
+        else:
+            return (*items[:position], message, *items[position + 1 :])
+    assert message.seq is not None
+    for index in range(len(items) - 1, confirmed_count - 1, -1):
+        if items[index].id == message.id:
+            items = (*items[:index], *items[index + 1 :])
+            break
+    seqs = [m.seq for m in items[:confirmed_count]]
+    index = next(
+        (i for i, seq in enumerate(seqs) if seq is not None and seq >= message.seq), len(seqs)
+    )
+    if index < confirmed_count and items[index].seq == message.seq:
+        return (*items[:index], message, *items[index + 1 :])
+    return (*items[:index], message, *items[index:])
+
+
+chunked_operations = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ("confirm", "append_pending", "remove", "replace", "replace_pending", "keep_newest")
+        ),
+        st.integers(min_value=0, max_value=59),
+        st.sampled_from(("a", "b")),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunked_operations)
+def test_the_chunked_log_matches_the_tuple_algorithms(ops: list[tuple[str, int, str]]) -> None:
+    with small_chunks():
+        check_against_the_reference(ops)
+
+
+def check_against_the_reference(ops: list[tuple[str, int, str]]) -> None:
+    log = MessageLog()
+    expected: tuple[Message, ...] = ()
+    for operation, number, content in ops:
+        message_id = f"m{number}"
+        if operation == "append_pending":
+            if log.find(message_id) is not None:
+                continue  # the reducer never appends an id twice
+            message = pending(message_id, content)
+        elif operation == "replace_pending":
+            operation, message = "replace", pending(message_id, content)
+            current = log.find(message_id)
+            if current is not None and current.seq is not None:
+                continue  # the reducer never makes a confirmed message pending again
+        else:
+            message = confirmed(message_id, number * 2 + 1, content)
+        before = log
+        if operation == "keep_newest":
+            log = log.keep_newest(number // 2)
+            expected = _keep_newest(expected, number // 2)
+            if tuple(before) == expected:
+                assert log is before
+        else:
+            log = getattr(log, operation)(message if operation != "remove" else message_id)
+            expected = _reference(expected, operation, message)
+        assert tuple(log) == expected
+        assert log.items == expected and expected == log.items
+        assert len(log) == len(expected)
+        assert list(reversed(log.items)) == list(reversed(expected))
+        if expected:
+            assert log.items[-1] == expected[-1] and log.items[0] == expected[0]
+            middle = len(expected) // 2
+            assert log.items[middle] == expected[middle]
+            assert log.items[-middle - 1] == expected[-middle - 1]
+        for known in expected:
+            assert log.find(known.id) == known
+        assert log.find("absent") is None
+        confirmed_seqs = [m.seq for m in expected if m.seq is not None]
+        assert log.last_confirmed_seq == (confirmed_seqs[-1] if confirmed_seqs else 0)
+        if tuple(before) == expected:
+            assert before == log
+        assert log == MessageLog(expected)
+        assert hash(log.items) == hash(expected)
+
+
+def _keep_newest(items: tuple[Message, ...], limit: int) -> tuple[Message, ...]:
+    """The newest ``limit`` confirmed messages and every pending one (the specification)."""
+    confirmed_count = sum(1 for m in items if m.seq is not None)
+    return items[max(confirmed_count - limit, 0) :]
+
+
+@contextmanager
+def small_chunks() -> Iterator[None]:
+    """Chunks of 4 messages in groups of 3 chunks, so that a few dozen messages split and
+    empty chunks and groups."""
+    saved = message_log._CHUNK, message_log._GROUP
+    message_log._CHUNK, message_log._GROUP = 4, 3
+    try:
+        yield
+    finally:
+        message_log._CHUNK, message_log._GROUP = saved
+
+
+def test_message_sequence_behaves_like_a_tuple() -> None:
+    messages = tuple(confirmed(f"m{i}", i + 1) for i in range(600))
+    log = MessageLog(messages).append_pending(pending("p"))
+    items = log.items
+    expected = (*messages, pending("p"))
+    assert isinstance(items, Sequence)
+    assert items == expected and items != expected[:-1] and items != list(expected)
+    assert items[1:3] == expected[1:3] and items[-1] == pending("p")
+    assert items.index(messages[300]) == 300 and messages[299] in items
+    with pytest.raises(IndexError):
+        items[601]
+    assert repr(items).startswith("MessageSequence((Message(")
+    assert MessageSequence(expected) == items
+    other = log.confirm(confirmed("new", 1000))
+    assert other.items != items and len(other.items) == 602
+    assert items == log.items  # unchanged: the same object
+    with pytest.raises(AttributeError):
+        log.items = items  # type: ignore[misc]
+
+
+def test_a_long_history_shares_its_chunks_between_versions() -> None:
+    log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(10_000))
+    appended = log.confirm(confirmed("new", 20_000))
+    edited = log.replace(attrs.evolve(log.items[5_000], content="edited"))
+    removed = log.remove("m5000")
+    old_chunks = log.items._chunks
+    assert appended.items._chunks[:-1] == old_chunks[:-1]
+    assert all(a is b for a, b in zip(appended.items._chunks[:-1], old_chunks, strict=False))
+    shared = sum(a is b for a, b in zip(edited.items._chunks, old_chunks, strict=True))
+    assert shared == len(old_chunks) - 1
+    assert removed.find("m5000") is None and log.find("m5000") is not None
+    assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
+        log.items[5_000], content="edited"
+    )
+    # Two levels: an append copies the last group and the short tuple of groups.
+    groups = log.items._groups
+    assert len(groups) == 1 and appended.items._groups[0] is not groups[0]
+    big = MessageLog(confirmed(f"m{i}", i + 1) for i in range(100_000))
+    big_appended = big.confirm(confirmed("new", 200_000))
+    assert len(big.items._groups) == 7
+    assert all(
+        a is b for a, b in zip(big.items._groups[:-1], big_appended.items._groups, strict=False)
+    )
+
+
+def test_keep_newest_drops_the_oldest_confirmed_and_bounds_the_index() -> None:
+    log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(1_000)).append_pending(pending("p"))
+    trimmed = log.keep_newest(300)
+    assert len(trimmed) == 301 and trimmed.first_confirmed_seq == 701
+    assert trimmed.confirmed_count == 300 and trimmed.last_confirmed_seq == 1_000
+    assert trimmed.find("m699") is None and trimmed.find("m700") is not None
+    assert trimmed.find("p") == pending("p") and log.find("m0") is not None
+    assert trimmed.keep_newest(300) is trimmed
+    assert tuple(log.keep_newest(0)) == (pending("p"),)
+    # A long run through a bounded log: the shared id index does not grow without bound.
+    for seq in range(1_001, 5_001):
+        trimmed = trimmed.confirm(confirmed(f"m{seq - 1}", seq)).keep_newest(300)
+    assert trimmed.first_confirmed_seq == 4_701 and trimmed.find("m4700") is not None
+    assert trimmed._index is not None and len(trimmed._index) <= 2 * 300 + 256
+
+
+# The public strategies produce what they promise ------------------------------------------
