@@ -132,7 +132,9 @@ class ChatState:
     chat is ``loading`` or ``reloading`` (a transport may hand them over before
     the join's or resume's outcome is dispatched); they are applied, in order, on
     top of the snapshot or the missed events. ``send_queue`` is the chat's sends in
-    the order they were made; the first one is in flight.
+    the order they were made; the first one is in flight. ``history_in_flight``
+    counts the history requests (``load_older_messages``) not answered yet: the
+    messages' sync status stays ``loading`` until the last one is.
     """
 
     chat_id: str
@@ -148,6 +150,7 @@ class ChatState:
     buffered_events: tuple[object, ...] = ()
     send_queue: tuple[QueuedSend, ...] = ()
     membership: str | None = attrs.field(default=None, repr=False)
+    history_in_flight: int = 0
 
 
 RemovalReason = Literal["kicked", "blocked", "membership_lost"]

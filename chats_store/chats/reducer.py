@@ -90,7 +90,6 @@ from chats_store.chats.commands import (
 from chats_store.chats.lifecycle import INTENTS, action_of, refusal
 from chats_store.chats.model import (
     SYNC_IDLE,
-    SYNC_LOADING,
     ChatRemoval,
     ChatsState,
     ChatState,
@@ -163,6 +162,7 @@ def _evolve_chat(
     buffered_events: tuple[object, ...] | _Keep = _KEEP,
     send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
     membership: str | _Keep | None = _KEEP,
+    history_in_flight: int | _Keep = _KEEP,
 ) -> ChatState:
     """``chat`` with the given fields replaced (twice as fast as ``attrs.evolve``, which
     looks the fields up on every call: this is the reducer's hot path)."""
@@ -178,6 +178,9 @@ def _evolve_chat(
         last_seq=chat.last_seq if last_seq is _KEEP else last_seq,
         originals=chat.originals if originals is _KEEP else originals,
         buffered_events=chat.buffered_events if buffered_events is _KEEP else buffered_events,
+        history_in_flight=(
+            chat.history_in_flight if history_in_flight is _KEEP else history_in_flight
+        ),
         send_queue=chat.send_queue if send_queue is _KEEP else send_queue,
         membership=chat.membership if membership is _KEEP else membership,
     )
@@ -315,7 +318,7 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     if chat.status == "loading" or chat.membership is None:
         return Step(chat)
     request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq)
-    reloading = _evolve_chat(chat, status="reloading", sync_statuses=SYNC_LOADING)
+    reloading = _synced(_evolve_chat(chat, status="reloading"))
     return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
 
 
@@ -384,7 +387,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         status="ready",
         messages=log,
         members_amount=snapshot.members_amount,
-        sync_statuses=SYNC_IDLE,
+        sync_statuses=SYNC_IDLE,  # a chat just joined has no history request in flight
         member_metadata=read_only(snapshot.member_metadata),
         restrictions=snapshot.restrictions,
         last_seq=max(chat.last_seq, snapshot.last_seq),
@@ -480,14 +483,15 @@ def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
         ready = _evolve_chat(ready, messages=_confirmed_from(resumption.snapshot, chat))
     for event in (*resumption.events, *chat.buffered_events):
         ready = EVENT_CASES[type(event)](ready, event)
-    return _evolve_chat(
-        ready,
-        members_amount=resumption.members_amount,
-        member_metadata=read_only(resumption.member_metadata),
-        restrictions=resumption.restrictions,
-        last_seq=max(ready.last_seq, resumption.last_seq),
-        sync_statuses=SYNC_IDLE,
-        membership=resumption.membership,
+    return _synced(
+        _evolve_chat(
+            ready,
+            members_amount=resumption.members_amount,
+            member_metadata=read_only(resumption.member_metadata),
+            restrictions=resumption.restrictions,
+            last_seq=max(ready.last_seq, resumption.last_seq),
+            membership=resumption.membership,
+        )
     )
 
 
@@ -630,16 +634,30 @@ def message_delete_failed(chat: ChatState, action: MessageDeleteFailed) -> ChatS
 def load_older_messages(chat: ChatState, action: LoadOlderMessages) -> Step[ChatState]:
     oldest = next((m.seq for m in chat.messages if m.seq is not None), chat.last_seq + 1)
     request = HistoryRequest(action.chat_id, before_seq=oldest, limit=action.limit)
-    sync_statuses = _messages_sync(chat, "loading")
-    if sync_statuses is not chat.sync_statuses:
-        chat = _evolve_chat(chat, sync_statuses=sync_statuses)
+    chat = _synced(_evolve_chat(chat, history_in_flight=chat.history_in_flight + 1))
     return Step(chat, (SendRequest(action.call_id, request),))
 
 
-def _messages_sync(chat: ChatState, status: SyncStatus) -> SyncStatuses:
-    if chat.sync_statuses.messages == status:
-        return chat.sync_statuses
-    return attrs.evolve(chat.sync_statuses, messages=status)
+def _synced(chat: ChatState) -> ChatState:
+    """``chat`` with the sync statuses its status and history requests call for.
+
+    Everything is ``loading`` while the chat is loading or reloading; once it is
+    ready, its messages are ``loading`` while a history request is in flight.
+    """
+    settled = chat.status == "ready"
+    messages: SyncStatus = "idle" if settled and not chat.history_in_flight else "loading"
+    members: SyncStatus = "idle" if settled else "loading"
+    current = chat.sync_statuses
+    if current.messages == messages and current.members == members:
+        return chat
+    return _evolve_chat(chat, sync_statuses=SyncStatuses(messages=messages, members=members))
+
+
+def _history_answered(chat: ChatState) -> ChatState:
+    """A history request of the chat got its outcome."""
+    if not chat.history_in_flight:
+        return chat  # the request was made before the chat was joined again
+    return _synced(_evolve_chat(chat, history_in_flight=chat.history_in_flight - 1))
 
 
 def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatState:
@@ -647,17 +665,13 @@ def older_messages_loaded(chat: ChatState, action: OlderMessagesLoaded) -> ChatS
     for message in action.messages:
         if message.seq is not None and log.find(message.id) is None:
             log = log.confirm(_ready(message))
-    sync_statuses = _messages_sync(chat, "idle")
-    if log is chat.messages and sync_statuses is chat.sync_statuses:
-        return chat
-    return _evolve_chat(chat, messages=log, sync_statuses=sync_statuses)
+    if log is not chat.messages:
+        chat = _evolve_chat(chat, messages=log)
+    return _history_answered(chat)
 
 
 def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed) -> ChatState:
-    sync_statuses = _messages_sync(chat, "idle")
-    if sync_statuses is chat.sync_statuses:
-        return chat
-    return _evolve_chat(chat, sync_statuses=sync_statuses)
+    return _history_answered(chat)
 
 
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -270,7 +270,8 @@ class ModelChat:
     members_amount: int | None = None
     metadata: dict[str, str] | None = None
     restrictions: tuple[Restriction, ...] | None = None
-    history_loading: bool = False
+    history_loading: int = 0
+    """History requests not answered yet."""
     resumable: bool = False  # the join gave a membership credential
 
     def visible(self) -> list[ModelMessage]:
@@ -466,14 +467,26 @@ class ClientModel:
                 chat.forget(message_id)
             case LoadOlderMessages():
                 if ready:
-                    chat.history_loading = True
+                    chat.history_loading += 1
             case OlderMessagesLoaded(messages=older):
                 for item in older:
                     if item.seq is not None and item.id not in chat.messages:
                         chat.messages[item.id] = ModelMessage.confirmed(item)
-                chat.history_loading = False
+                chat.history_loading = max(0, chat.history_loading - 1)
             case OlderMessagesLoadFailed():
-                chat.history_loading = False
+                chat.history_loading = max(0, chat.history_loading - 1)
+
+
+def _rejections(commands: Sequence[Command], call_id: int) -> list[SettleCall]:
+    """The commands that settle ``call_id`` as rejected by the reducer."""
+    return [
+        command
+        for command in commands
+        if isinstance(command, SettleCall)
+        and command.call_id == call_id
+        and getattr(command.outcome, "failure", None) is not None
+        and command.outcome.failure.kind == "rejected"  # type: ignore[union-attr]
+    ]
 
 
 # The machine --------------------------------------------------------------------------
@@ -935,7 +948,9 @@ class ChatsStateMachine(RuleBasedStateMachine):
         Arguments are valid (content, limit, duration, another member): checks of
         arguments, of the clock and of the user are the facade's alone, and an intent
         they refuse once the lifecycle accepted it is accepted by the reducer (the
-        server has the last word); authorship and mutes are drawn either way.
+        server has the last word); authorship and mutes are drawn either way. An
+        intent the facade refuses is only given to the reducer as a pure function (the
+        facade never dispatches it); one it accepts is dispatched.
         """
         state = self.store.state
         call_id = self.call_id()
@@ -946,31 +961,33 @@ class ChatsStateMachine(RuleBasedStateMachine):
             refused: ActionCallError | None = error
         else:
             refused = None
+        event(f"{type(intent).__name__}: " + (refused.code if refused else "accepted"))
+        if refused is not None:
+            self.calls.discard(call_id)  # the facade would not have made the call
+            step = reduce_chats(state, intent)
+            rejections = _rejections(step.commands, call_id)
+            if refused.code in LIFECYCLE_CODES:
+                assert step.state is state, f"{intent!r} was refused but changed the state"
+                assert list(step.commands) == rejections, step.commands
+                (rejection,) = rejections
+                failure = rejection.outcome.failure  # type: ignore[union-attr]
+                assert (failure.code, failure.detail) == (refused.code, refused.detail), (
+                    f"the facade refused {intent!r} with {refused.code}: {refused.detail}; "
+                    f"the reducer with {failure.code}: {failure.detail}"
+                )
+            else:
+                assert not rejections, (
+                    f"the facade's check let {intent!r} through its lifecycle "
+                    f"({refused.code} is an argument check), the reducer refused it: "
+                    f"{rejections[0].outcome!r}"
+                )
+            return
         first = len(self.commands)
         self.dispatch(intent)
-        rejections = [
-            command
-            for command in self.commands[first:]
-            if isinstance(command, SettleCall)
-            and command.call_id == call_id
-            and getattr(command.outcome, "failure", None) is not None
-            and command.outcome.failure.kind == "rejected"  # type: ignore[union-attr]
-        ]
-        event(f"{type(intent).__name__}: " + (refused.code if refused else "accepted"))
-        if refused is not None and refused.code in LIFECYCLE_CODES:
-            assert self.store.state is state, f"{intent!r} was refused but changed the state"
-            assert self.commands[first:] == rejections, self.commands[first:]
-            (rejection,) = rejections
-            failure = rejection.outcome.failure  # type: ignore[union-attr]
-            assert (failure.code, failure.detail) == (refused.code, refused.detail), (
-                f"the facade refused {intent!r} with {refused.code}: {refused.detail}; "
-                f"the reducer with {failure.code}: {failure.detail}"
-            )
-            return
+        rejections = _rejections(self.commands[first:], call_id)
         assert not rejections, (
-            f"the facade's check let {intent!r} through"
-            + (f" its lifecycle ({refused.code} is an argument check)" if refused else "")
-            + f", the reducer refused it: {rejections[0].outcome!r}"
+            f"the facade's check let {intent!r} through, the reducer refused it: "
+            f"{rejections[0].outcome!r}"
         )
         if isinstance(intent, LeaveChat):
             self._end_membership(intent.chat_id)

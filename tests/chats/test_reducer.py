@@ -654,11 +654,17 @@ def test_history_outcomes_that_change_nothing_keep_the_state_identical(
     assert reduce(ready, OlderMessagesLoaded(2, "c1", (server_message("a", 3),))) is ready
 
 
-def test_load_older_messages_while_loading_keeps_the_state_identical(ready: ChatsState) -> None:
+def test_a_second_history_load_keeps_the_sync_statuses_until_both_are_answered(
+    ready: ChatsState,
+) -> None:
     loading_history = reduce(ready, LoadOlderMessages(2, "c1", 20))
     step = run(loading_history, LoadOlderMessages(3, "c1", 20))
     assert step.commands == (SendRequest(3, HistoryRequest("c1", before_seq=3, limit=20)),)
-    assert step.state is loading_history
+    assert chat(step.state).sync_statuses is chat(loading_history).sync_statuses
+    first_answered = reduce(step.state, OlderMessagesLoaded(2, "c1", ()))
+    assert chat(first_answered).sync_statuses == SyncStatuses(messages="loading")
+    both_answered = reduce(first_answered, OlderMessagesLoadFailed(3, "c1", TIMEOUT))
+    assert chat(both_answered).sync_statuses == SyncStatuses()
 
 
 def test_older_messages_loaded_inserts_them_at_the_start(ready: ChatsState) -> None:
