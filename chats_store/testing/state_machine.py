@@ -310,6 +310,13 @@ class ModelChat:
         self.status = "ready"
         if resumption.snapshot is not None:
             confirmed = {m.id: ModelMessage.confirmed(m) for m in resumption.snapshot.messages}
+            # A message with an update or delete in flight keeps showing it; its
+            # request's outcome settles it.
+            confirmed.update(
+                (message_id, message)
+                for message_id, message in self.messages.items()
+                if message_id in self.originals and message.seq is not None
+            )
             pending = {
                 message_id: message
                 for message_id, message in self.messages.items()
