@@ -151,7 +151,8 @@ class ChatServerModel:
         self.chats: dict[str, ServerChat] = {}
         self._now = 0.0
         self._timers: list[_Timer] = []
-        database = ChatDatabase(":memory:")
+        # Closed when the model is collected, which may happen on any thread.
+        database = ChatDatabase(":memory:", check_same_thread=False)
         weakref.finalize(self, database.close)
         self._database = database
         self._service = ChatService(
