@@ -112,6 +112,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     MODULE_CLOSED = "module_closed"
     MESSAGE_ID_TAKEN = "message_id_taken"
+    # The client giving up on a hostile or broken peer (issue 11).
+    TOO_MANY_EVENTS = "too_many_events"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:
@@ -165,8 +167,10 @@ class CallCancelledError(ActionError):
     ``code`` says why: ``chat_left_during_join`` (``leave_chat`` while joining),
     ``chat_not_joined`` (a queued send whose chat was left or lost),
     ``message_not_found`` (a queued send whose message went away), ``module_closed``
-    (``Chats.close()`` with the call in flight). Its request may have been sent;
-    the state shows what became of it (a send stays ``interrupted``).
+    (``Chats.close()`` with the call in flight), ``too_many_events`` (a join given up
+    because more events arrived while the chat loaded than the client keeps). Its
+    request may have been sent; the state shows what became of it (a send stays
+    ``interrupted``).
     """
 
 

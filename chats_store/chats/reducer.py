@@ -21,7 +21,8 @@ Server events carry the chat event ``seq``; an event at or below the chat's
 ``loading`` or ``reloading`` are buffered and applied on top of the join's snapshot
 or the resume's missed events (those already included are then skipped by the same
 ``seq`` rule), so the order in which a transport hands over a reply and the chat's
-events does not matter.
+events does not matter. A chat keeps at most :data:`MAX_BUFFERED_EVENTS` of them:
+with one more, the client gives the join (or the resync) up.
 
 The configuration (``auto_resend``, ``max_messages``) is given to
 :func:`chats_reducer`, which builds a reducer for it; :data:`reduce_chats` is the
@@ -87,6 +88,7 @@ from chats_store.chats.commands import (
     SendRequest,
     SettleCall,
 )
+from chats_store.chats.event_buffer import EMPTY_BUFFER, EventBuffer
 from chats_store.chats.lifecycle import INTENTS, action_of, refusal
 from chats_store.chats.model import (
     SYNC_IDLE,
@@ -107,10 +109,17 @@ from chats_store.chats.model import (
 from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
 from chats_store.errors import ErrorCode
 
-__all__ = ["CHATS_CASES", "CHAT_CASES", "chats_reducer", "reduce_chats"]
+__all__ = ["CHATS_CASES", "CHAT_CASES", "MAX_BUFFERED_EVENTS", "chats_reducer", "reduce_chats"]
 
 A = TypeVar("A")
 V = TypeVar("V")
+
+MAX_BUFFERED_EVENTS = 10_000
+"""The most server events a chat keeps while it is ``loading`` or ``reloading``; with
+one more, the client gives the chat up (:func:`_buffer_overflowed`). A server writes a
+join's or resume's reply before the chat's events, so only the few that arrive with
+the reply, before its outcome is dispatched, are buffered: the cap stops a peer that
+floods a chat before answering, and bounds the work of applying the buffer at once."""
 
 INTERNAL_CALL = 0
 """The call id of requests the module makes by itself (resumes, automatic resends):
@@ -159,7 +168,7 @@ def _evolve_chat(
     restrictions: tuple[Restriction, ...] | _Keep | None = _KEEP,
     last_seq: int | _Keep = _KEEP,
     originals: Map[str, Message] | _Keep = _KEEP,
-    buffered_events: tuple[object, ...] | _Keep = _KEEP,
+    buffered_events: EventBuffer | _Keep = _KEEP,
     send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
     membership: str | _Keep | None = _KEEP,
     history_in_flight: int | _Keep = _KEEP,
@@ -345,6 +354,39 @@ def chat_resume_failed(
     return state
 
 
+def _buffer_overflowed(state: ChatsState, chat: ChatState) -> Step[ChatsState]:
+    """Too many events arrived while ``chat`` loaded: give it up, and say so.
+
+    A join in flight fails (``CallCancelledError``, ``too_many_events``); a chat that
+    was reloading is removed with the reason ``resync_failed``. Either way its buffer
+    is dropped at once, and the chat's later events find no chat.
+    """
+    detail = (
+        f"more than {MAX_BUFFERED_EVENTS} events arrived while the chat was {chat.status}; "
+        "the client gave it up - join it again with a chat token"
+    )
+    failure = Failure("cancelled", ErrorCode.TOO_MANY_EVENTS, detail)
+    if chat.status == "loading":
+        failed = ChatJoinFailed(chat.join_call_id, chat.chat_id, failure)
+        return Step(_remove_chat(state, chat.chat_id), (SettleCall(chat.join_call_id, failed),))
+    cancelled = _cancel_queued_sends(chat, failure.kind, failure.code, detail)
+    removal = ChatRemoval(chat.chat_id, "resync_failed", f"{failure.code}: {detail}")
+    return Step(_lose_chat(state, removal), cancelled)
+
+
+def _capped(case: WholeCase) -> WholeCase:
+    """An event's case behind the cap of its chat's buffer (only a chat that is not
+    ``ready`` holds buffered events)."""
+
+    def capped(state: ChatsState, event: Any) -> ChatsState | Step[ChatsState]:
+        chat = state.chats.get(event.chat_id)
+        if chat is not None and len(chat.buffered_events) >= MAX_BUFFERED_EVENTS:
+            return _buffer_overflowed(state, chat)
+        return case(state, event)
+
+    return capped
+
+
 # Single-chat cases -----------------------------------------------------------------
 
 
@@ -391,7 +433,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         member_metadata=read_only(snapshot.member_metadata),
         restrictions=snapshot.restrictions,
         last_seq=max(chat.last_seq, snapshot.last_seq),
-        buffered_events=(),
+        buffered_events=EMPTY_BUFFER,
         membership=snapshot.membership,
     )
     for event in chat.buffered_events:
@@ -478,7 +520,7 @@ def _bounded(chat: ChatState, limit: int) -> ChatState:
 
 def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
     """The missed events (or a snapshot when too far behind), then those pushed meanwhile."""
-    ready = _evolve_chat(chat, status="ready", buffered_events=())
+    ready = _evolve_chat(chat, status="ready", buffered_events=EMPTY_BUFFER)
     if resumption.snapshot is not None:
         ready = _evolve_chat(ready, messages=_confirmed_from(resumption.snapshot, chat))
     for event in (*resumption.events, *chat.buffered_events):
@@ -688,7 +730,7 @@ def _server_event(
 
     def case(chat: ChatState, action: A) -> ChatState:
         if chat.status != "ready":
-            return _evolve_chat(chat, buffered_events=(*chat.buffered_events, action))
+            return _evolve_chat(chat, buffered_events=chat.buffered_events.appended(action))
         seq: int = action.seq  # type: ignore[attr-defined]
         if seq <= chat.last_seq:
             return chat
@@ -866,6 +908,8 @@ def chats_reducer(
             for kind, case in CHAT_CASES.items()
         },
     }
+    for kind in EVENT_CASES:
+        table[kind] = _capped(table[kind])
     return reducer_from_table(
         {kind: _checked(case) if kind in INTENTS else case for kind, case in table.items()}
     )

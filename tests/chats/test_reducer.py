@@ -56,6 +56,7 @@ from chats_store.chats.commands import (
     SendRequest,
     SettleCall,
 )
+from chats_store.chats.event_buffer import EventBuffer
 from chats_store.chats.lifecycle import INTENTS
 from chats_store.chats.model import (
     ChatRemoval,
@@ -65,7 +66,13 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
-from chats_store.chats.reducer import CHAT_CASES, CHATS_CASES, chats_reducer, reduce_chats
+from chats_store.chats.reducer import (
+    CHAT_CASES,
+    CHATS_CASES,
+    MAX_BUFFERED_EVENTS,
+    chats_reducer,
+    reduce_chats,
+)
 from chats_store.core.reducer import Reducer, Step
 from chats_store.errors import ErrorCode
 
@@ -1144,3 +1151,64 @@ def test_a_kick_is_remembered_until_the_chat_is_joined_again(ready: ChatsState) 
     assert kicked.removed["c1"] == ChatRemoval("c1", "kicked", "spam")
     rejoining = reduce(kicked, JoinChat(5, "c1", "tok"))
     assert "c1" not in rejoining.removed
+
+
+# Events buffered while a chat loads ----------------------------------------------------
+
+
+def posted(seq: int) -> MessagePosted:
+    return MessagePosted("c1", seq, server_message(f"m{seq}", seq))
+
+
+def test_events_buffered_while_loading_cost_the_same_each(loading: ChatsState) -> None:
+    """Issue 11: each event copied the buffer (40,000 events blocked the loop for 7 s).
+
+    Buffered events share one list: appending never copies what is buffered.
+    """
+    state = loading
+    buffers = []
+    for seq in range(1, MAX_BUFFERED_EVENTS + 1):
+        state = reduce(state, posted(seq))
+        if seq in (1, MAX_BUFFERED_EVENTS):
+            buffers.append(chat(state).buffered_events)
+    first, last = buffers
+    assert len(first) == 1 and len(last) == MAX_BUFFERED_EVENTS
+    assert first._items is last._items, "the buffer was copied"
+    state = reduce(state, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, messages=(), last_seq=0)))
+    assert [m.seq for m in chat(state).messages] == list(range(1, MAX_BUFFERED_EVENTS + 1))
+    assert chat(state).buffered_events == ()
+
+
+def full(state: ChatsState) -> ChatsState:
+    """``state`` with c1's buffer at the cap (built at once, as the cap's test needs)."""
+    events = EventBuffer([posted(seq) for seq in range(100, 100 + MAX_BUFFERED_EVENTS)])
+    filled = attrs.evolve(chat(state), buffered_events=events)
+    return attrs.evolve(state, chats=state.chats.set("c1", filled))
+
+
+def test_one_event_past_the_buffer_cap_fails_the_join_clearly(loading: ChatsState) -> None:
+    step = run(full(loading), posted(99_999))
+
+    assert "c1" not in step.state.chats and step.state.chat_ids == ()
+    (settle,) = step.commands
+    assert isinstance(settle, SettleCall) and settle.call_id == 1
+    assert isinstance(settle.outcome, ChatJoinFailed)
+    failure = settle.outcome.failure
+    assert (failure.kind, failure.code) == ("cancelled", ErrorCode.TOO_MANY_EVENTS)
+    assert f"more than {MAX_BUFFERED_EVENTS} events" in failure.detail
+    # The join's late reply and the chat's later events find no chat.
+    assert reduce(step.state, ChatJoined(1, "c1", SNAPSHOT), posted(100_000)) == step.state
+
+
+def test_one_event_past_the_buffer_cap_ends_a_resync_with_a_removal(
+    reloading: ChatsState,
+) -> None:
+    queued = reduce(reloading, send(7, "q"), send(8, "r"))
+    step = run(full(queued), posted(99_999))
+
+    assert "c1" not in step.state.chats
+    removal = step.state.removed["c1"]
+    assert removal.reason == "resync_failed"
+    assert removal.detail is not None and removal.detail.startswith("too_many_events: ")
+    (settle,) = step.commands  # the send waiting behind the one in flight
+    assert isinstance(settle, SettleCall) and settle.call_id == 8
