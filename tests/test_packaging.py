@@ -19,18 +19,6 @@ FOREIGN = re.compile(r"\.\./shared|DESIGN\.md|/work/")
 # Package code may not send readers to a documentation file by a path relative to a
 # source tree (a wheel has none); docs and README may (docs/ ships in the sdist).
 DOC_PATH = re.compile(r"docs/\w+\.md")
-# Files of this branch that other work in progress (issue 10) rewrites; the lead
-# cleans their references when merging it.
-NOT_YET_CLEANED = frozenset(
-    {
-        "chats_store/chats/reducer.py",
-        "chats_store/testing/state_machine.py",
-        "chats_store/protocol/__init__.py",
-        "chats_store/protocol/frames.py",
-        "chats_store/server/__init__.py",
-        "docs/architecture.md",
-    }
-)
 
 
 def names(requirements: list[str]) -> set[str]:
@@ -73,8 +61,6 @@ SHIPPED = sorted(
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: str(path.relative_to(ROOT)))
 def test_no_reference_to_a_file_users_do_not_have(path: Path) -> None:
     relative = str(path.relative_to(ROOT))
-    if relative in NOT_YET_CLEANED:
-        pytest.skip("rewritten by issue 10's work in progress; cleaned at merge")
     text = path.read_text(encoding="utf-8")
     assert not FOREIGN.findall(text), f"{relative} refers to {FOREIGN.findall(text)}"
     if path.suffix == ".py":

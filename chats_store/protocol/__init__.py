@@ -1,4 +1,4 @@
-"""The wire protocol of ``chats_store`` (``docs/protocol.md``), sans I/O.
+"""The wire protocol of ``chats_store``, sans I/O (the project's protocol documentation).
 
 Text in, typed values out, and back; no sockets, no asyncio. The client side is
 :class:`ClientProtocol`; the server side is :func:`decode_request`,

@@ -4,8 +4,8 @@
 ``mint_chat_token`` make the JWTs it accepts (``mint_membership_token`` the
 membership credentials it issues on join); a refused token raises
 :class:`RefusedError` (``TokenRefusedError`` is its former name). The wire protocol
-is ``docs/protocol.md``; the rules are in :mod:`chats_store.server.service`, the
-storage interface in :mod:`chats_store.server.storage`.
+is in the project's protocol documentation; the rules are in
+:mod:`chats_store.server.service`, the storage interface in :mod:`chats_store.server.storage`.
 This package never imports reactivex or the client's facade.
 """
 

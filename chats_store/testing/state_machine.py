@@ -9,7 +9,7 @@ answered (or time out, possibly after the server applied them); the server's
 pushes are delivered in ``seq`` order at any time; the connection drops and comes
 back, and the joined chats go ``reloading`` until the server answers their resume.
 Next to the store runs :class:`ClientModel`, a plain-Python model of what the
-client should show, written from DESIGN.md's lifecycles and independent of the
+client should show, written from the documented lifecycles and independent of the
 reducer.
 
 After every dispatch the machine checks that each message status change is an
@@ -310,6 +310,13 @@ class ModelChat:
         self.status = "ready"
         if resumption.snapshot is not None:
             confirmed = {m.id: ModelMessage.confirmed(m) for m in resumption.snapshot.messages}
+            # A message with an update or delete in flight keeps showing it; its
+            # request's outcome settles it.
+            confirmed.update(
+                (message_id, message)
+                for message_id, message in self.messages.items()
+                if message_id in self.originals and message.seq is not None
+            )
             pending = {
                 message_id: message
                 for message_id, message in self.messages.items()
@@ -348,7 +355,7 @@ class ModelChat:
 
 
 class ClientModel:
-    """What the client should show, as dicts and lists, from DESIGN.md's lifecycles."""
+    """What the client should show, as dicts and lists, from the documented lifecycles."""
 
     def __init__(self) -> None:
         self.connection = "disconnected"

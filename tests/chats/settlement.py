@@ -3,9 +3,8 @@
 Each scenario is a coroutine function taking a world (:class:`HoldingWorld`, or
 :class:`ResyncWorld` for the scenarios of a resync), so it runs against the real
 reference server (``tests/e2e/test_settlement.py``, through a fault proxy) and against
-any other server that can hold a client's requests (the in-memory server in
-``tests/chats/test_facade.py``; the resync ones need a server that resumes). A
-scenario fails if a call does not return or raise within :data:`BOUND` seconds.
+the in-memory server, which runs the same server core (``tests/chats/test_facade.py``).
+A scenario fails if a call does not return or raise within :data:`BOUND` seconds.
 """
 
 from __future__ import annotations

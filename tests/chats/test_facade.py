@@ -333,6 +333,19 @@ class InMemoryHolding:
     def release(self) -> None:
         self.world.server.release()
 
+    async def reloading(self, chats: Chats) -> None:
+        """Drop the client's connection, then reconnect it with the server holding
+        requests: its resumes (and what it sends meanwhile) wait for :meth:`release`."""
+        (client,) = (client for client in self.world.clients if client.chats is chats)
+        client.websocket.drop()
+        self.world.server.hold()
+        await client.websocket.connect()
+
+
+@pytest.mark.parametrize("scenario", settlement.RESYNC_SCENARIOS, ids=lambda s: s.__name__)
+async def test_a_call_during_a_resync_settles(world: World, scenario: Any) -> None:
+    await scenario(InMemoryHolding(world))
+
 
 async def test_close_settles_every_call_in_flight_and_rolls_it_back(world: World) -> None:
     await settlement.close_with_calls_in_flight(
