@@ -331,19 +331,29 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
 
 
+_RESUME_FAILURE_REMOVALS: Mapping[str, RemovalReason] = {
+    ErrorCode.MEMBER_BLOCKED: "blocked",
+    ErrorCode.FRAME_TOO_LARGE: "resync_failed",
+}
+"""Why a chat whose resume failed for good is removed (``membership_lost`` otherwise)."""
+
+
 def chat_resume_failed(
     state: ChatsState, action: ChatResumeFailed
 ) -> ChatsState | Step[ChatsState]:
     """A refused resume loses the chat, with the reason; a lost one waits for the next
-    connection; a timed-out one is asked again (each attempt is bounded by the time-out)."""
+    connection; a timed-out one is asked again (each attempt is bounded by the time-out).
+
+    A resumption too large to be read (``frame_too_large``: the connection closed with
+    1009 as it arrived) would be as large when asked again: the chat is given up
+    (``resync_failed``), to be joined again with a chat token, whose snapshot is bounded.
+    """
     chat = state.chats.get(action.chat_id)
     if chat is None or chat.status != "reloading":
         return state
     failure = action.failure
-    if failure.kind == "refused":
-        reason: RemovalReason = (
-            "blocked" if failure.code == ErrorCode.MEMBER_BLOCKED else "membership_lost"
-        )
+    if failure.kind == "refused" or failure.code == ErrorCode.FRAME_TOO_LARGE:
+        reason = _RESUME_FAILURE_REMOVALS.get(failure.code, "membership_lost")
         cancelled = _cancel_queued_sends(
             chat, "cancelled", ErrorCode.CHAT_NOT_JOINED, "the chat could not be resumed"
         )

@@ -1212,3 +1212,22 @@ def test_one_event_past_the_buffer_cap_ends_a_resync_with_a_removal(
     assert removal.detail is not None and removal.detail.startswith("too_many_events: ")
     (settle,) = step.commands  # the send waiting behind the one in flight
     assert isinstance(settle, SettleCall) and settle.call_id == 8
+
+
+def test_a_resumption_too_large_to_read_gives_the_chat_up(reloading: ChatsState) -> None:
+    """Issue 11: a resumption over the frame limit closed the connection (1009), and each
+    reconnection asked for the same one again: 369 to 406 reconnections in 20 s."""
+    too_large = Failure("connection_lost", ErrorCode.FRAME_TOO_LARGE, "closed with 1009")
+    lost = Failure("connection_lost", ErrorCode.CONNECTION_LOST, "the network broke")
+
+    waiting = reduce(reloading, ChatResumeFailed(0, "c1", lost))
+    assert chat(waiting).status == "reloading"  # asked again on the next connection
+    state = reduce(reloading, ChatResumeFailed(0, "c1", too_large))
+    assert "c1" not in state.chats
+    assert state.removed["c1"] == ChatRemoval(
+        "c1", "resync_failed", "frame_too_large: closed with 1009"
+    )
+    reconnected = run(
+        state, ConnectionStatusChanged("connecting"), ConnectionStatusChanged("connected")
+    )
+    assert reconnected.commands == ()  # nothing asked again
