@@ -55,6 +55,9 @@ from chats_store.chats.actions import (
     LeaveChat,
     LoadOlderMessages,
     MembersAmountChanged,
+    MembershipRenewalDue,
+    MembershipRenewed,
+    MembershipRenewFailed,
     MessageDeleted,
     MessageDeleteFailed,
     MessageEdited,
@@ -77,6 +80,7 @@ from chats_store.chats.actions import (
 )
 from chats_store.chats.commands import (
     DeleteMessageRequest,
+    DispatchLater,
     EditMessageRequest,
     HistoryRequest,
     JoinRequest,
@@ -84,6 +88,7 @@ from chats_store.chats.commands import (
     ModerationRequest,
     Outcome,
     PostMessageRequest,
+    RenewRequest,
     ResumeRequest,
     SendRequest,
     SettleCall,
@@ -108,6 +113,7 @@ from chats_store.chats.model import (
 )
 from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
 from chats_store.errors import ErrorCode
+from chats_store.tokens import renewal_delay
 
 __all__ = ["CHATS_CASES", "CHAT_CASES", "MAX_BUFFERED_EVENTS", "chats_reducer", "reduce_chats"]
 
@@ -395,6 +401,30 @@ def _capped(case: WholeCase) -> WholeCase:
         return case(state, event)
 
     return capped
+
+
+def membership_renewal_due(
+    state: ChatsState, action: MembershipRenewalDue
+) -> ChatsState | Step[ChatsState]:
+    """Renew the chat's credential, if it is ``ready`` on an open connection (a chat
+    that is reloading, or waiting for the connection, gets a fresh one by its resume)."""
+    chat = state.chats.get(action.chat_id)
+    if chat is None or chat.membership is None or chat.status != "ready":
+        return state
+    if state.connection != "connected":
+        return state
+    return Step(state, (SendRequest(INTERNAL_CALL, RenewRequest(action.chat_id)),))
+
+
+def membership_renew_failed(
+    state: ChatsState, action: MembershipRenewFailed
+) -> ChatsState | Step[ChatsState]:
+    """A renewal that timed out is asked again (as a resume is); a lost one waits for the
+    resume of the next connection; a refused one (a server that does not know it) is
+    not asked again: its credential lasts until it expires, as it always did."""
+    if action.failure.kind != "timeout":
+        return state
+    return membership_renewal_due(state, MembershipRenewalDue(action.chat_id))
 
 
 # Single-chat cases -----------------------------------------------------------------
@@ -726,6 +756,12 @@ def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed)
     return _history_answered(chat)
 
 
+def membership_renewed(chat: ChatState, action: MembershipRenewed) -> ChatState:
+    if chat.membership is None:
+        return chat  # a join that has not finished: its snapshot brings the credential
+    return _evolve_chat(chat, membership=action.renewal.membership)
+
+
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:
     request = ModerationRequest(
         action.chat_id, action.member_id, action.measure, action.duration, action.reason
@@ -807,10 +843,13 @@ CHATS_CASES: Mapping[type, WholeCase] = {
     ConnectionStatusChanged: connection_status_changed,
     ChatResumed: chat_resumed,
     ChatResumeFailed: chat_resume_failed,
+    MembershipRenewalDue: membership_renewal_due,
+    MembershipRenewFailed: membership_renew_failed,
 }
 
 CHAT_CASES: Mapping[type, ChatCase] = {
     ChatJoined: chat_joined,
+    MembershipRenewed: membership_renewed,
     SendMessage: send_message,
     ResendMessage: resend_message,
     MessageSent: message_sent,
@@ -896,6 +935,34 @@ UNBOUNDED_CASES = frozenset({OlderMessagesLoaded})
 asked for stay until the chat next changes."""
 
 
+def _renewing(reduce: Reducer[ChatsState]) -> Reducer[ChatsState]:
+    """``reduce``, asking for a timer each time a chat gets a new membership credential.
+
+    Whatever brought it (a join, a resume, a renewal), the renewal is due when half the
+    credential's lifetime has passed (:func:`~chats_store.tokens.renewal_delay`); the
+    timer replaces the chat's previous one.
+    """
+
+    def renewing(state: ChatsState, action: Any) -> Step[ChatsState]:
+        step = reduce(state, action)
+        chat_id = getattr(action, "chat_id", None)
+        if chat_id is None:
+            return step
+        chat = step.state.chats.get(chat_id)
+        if chat is None or chat.membership is None:
+            return step
+        before = state.chats.get(chat_id)
+        if before is not None and before.membership == chat.membership:
+            return step
+        delay = renewal_delay(chat.membership)
+        if delay is None:
+            return step
+        timer = DispatchLater(("renew", chat_id), delay, MembershipRenewalDue(chat_id))
+        return Step(step.state, (*step.commands, timer))
+
+    return renewing
+
+
 def chats_reducer(
     *, auto_resend: bool = False, max_messages: int | None = None
 ) -> Reducer[ChatsState]:
@@ -920,8 +987,10 @@ def chats_reducer(
     }
     for kind in EVENT_CASES:
         table[kind] = _capped(table[kind])
-    return reducer_from_table(
-        {kind: _checked(case) if kind in INTENTS else case for kind, case in table.items()}
+    return _renewing(
+        reducer_from_table(
+            {kind: _checked(case) if kind in INTENTS else case for kind, case in table.items()}
+        )
     )
 
 

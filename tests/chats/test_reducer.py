@@ -24,6 +24,10 @@ from chats_store.chats.actions import (
     LeaveChat,
     LoadOlderMessages,
     MembersAmountChanged,
+    MembershipRenewal,
+    MembershipRenewalDue,
+    MembershipRenewed,
+    MembershipRenewFailed,
     MessageDeleted,
     MessageDeleteFailed,
     MessageEdited,
@@ -46,12 +50,14 @@ from chats_store.chats.actions import (
 )
 from chats_store.chats.commands import (
     DeleteMessageRequest,
+    DispatchLater,
     EditMessageRequest,
     HistoryRequest,
     JoinRequest,
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    RenewRequest,
     ResumeRequest,
     SendRequest,
     SettleCall,
@@ -75,6 +81,7 @@ from chats_store.chats.reducer import (
 )
 from chats_store.core.reducer import Reducer, Step
 from chats_store.errors import ErrorCode
+from chats_store.server.tokens import mint_membership_token
 
 ME = "me"
 TIMEOUT = Failure("timeout", "timeout", "no reply in time")
@@ -208,6 +215,9 @@ def test_every_case_has_an_example_here() -> None:
         OwnMetadataChanged,
         ChatResumed,
         ChatResumeFailed,
+        MembershipRenewalDue,
+        MembershipRenewed,
+        MembershipRenewFailed,
     }
     assert set(CHATS_CASES) | set(CHAT_CASES) == covered
 
@@ -1231,3 +1241,68 @@ def test_a_resumption_too_large_to_read_gives_the_chat_up(reloading: ChatsState)
         state, ConnectionStatusChanged("connecting"), ConnectionStatusChanged("connected")
     )
     assert reconnected.commands == ()  # nothing asked again
+
+
+# Membership renewal ----------------------------------------------------------------------
+
+
+def credential(ttl: float, issued: float = 1_000.0) -> str:
+    """A membership credential as the server mints it (its lifetime is readable)."""
+    return mint_membership_token("s" * 32, ME, "c1", ttl=ttl, now=issued)
+
+
+def renewal_timer(step: Step[ChatsState]) -> DispatchLater:
+    (timer,) = [c for c in step.commands if isinstance(c, DispatchLater)]
+    return timer
+
+
+def test_a_new_credential_asks_for_its_renewal_at_half_its_lifetime(
+    loading: ChatsState,
+) -> None:
+    joined = run(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=credential(600))))
+    assert renewal_timer(joined) == DispatchLater(
+        ("renew", "c1"), 300.0, MembershipRenewalDue("c1")
+    )
+    # The same credential again asks for nothing; one that cannot be read neither.
+    assert not run(joined.state, posted(10)).commands
+    unreadable = run(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership="opaque")))
+    assert not [c for c in unreadable.commands if isinstance(c, DispatchLater)]
+
+
+def test_a_renewal_due_is_asked_for_while_ready_and_connected(loading: ChatsState) -> None:
+    member = reduce(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)))
+    due = MembershipRenewalDue("c1")
+
+    assert run(member, due).commands == (SendRequest(0, RenewRequest("c1")),)
+    # Waiting for the connection or resuming: the resume brings a fresh credential.
+    assert run(member, ConnectionStatusChanged("connecting"), due).commands == ()
+    reloading = reduce(
+        member, ConnectionStatusChanged("connecting"), ConnectionStatusChanged("connected")
+    )
+    assert chat(reloading).status == "reloading" and run(reloading, due).commands == ()
+    assert run(member, MembershipRenewalDue("c9")).commands == ()
+
+
+def test_a_renewed_credential_is_kept_and_its_own_renewal_asked_for(
+    loading: ChatsState,
+) -> None:
+    member = reduce(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)))
+    fresh = credential(60, issued=2_000.0)
+    step = run(member, MembershipRenewed(0, "c1", MembershipRenewal(fresh)))
+
+    assert chat(step.state).membership == fresh
+    assert renewal_timer(step).delay == 30.0
+    # A chat still joining has no credential to renew: its snapshot brings one.
+    assert reduce(loading, MembershipRenewed(0, "c1", MembershipRenewal(fresh))) == loading
+
+
+def test_a_renewal_that_timed_out_is_asked_again_only(loading: ChatsState) -> None:
+    member = reduce(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)))
+    lost = Failure("connection_lost", "connection_lost", "gone")
+    unknown = Failure("refused", ErrorCode.UNKNOWN_REQUEST, "an older server")
+
+    assert run(member, MembershipRenewFailed(0, "c1", TIMEOUT)).commands == (
+        SendRequest(0, RenewRequest("c1")),
+    )
+    assert run(member, MembershipRenewFailed(0, "c1", lost)).commands == ()
+    assert reduce(member, MembershipRenewFailed(0, "c1", unknown)) == member

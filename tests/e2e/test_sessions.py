@@ -10,6 +10,7 @@ token the server refuses too, end the connection ``disconnected``, with the reas
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from chats_store import (
 )
 from chats_store.server import mint_session_token
 from chats_store.testing.faults import RestartableServer
-from tests.e2e.conftest import SECRET, WAIT, Client, eventually
+from tests.e2e.conftest import SECRET, WAIT, Client, eventually, network
 
 TWO_HOURS = 7200.0
 
@@ -176,3 +177,21 @@ async def test_a_token_about_to_expire_is_renewed_before_the_handshake(world: Wo
     assert ann.websocket.status.value == "connected"
     await ann.websocket.disconnect()
     await ann.chats.close()
+
+
+async def test_a_membership_credential_is_renewed_on_a_connection_that_stays_up() -> None:
+    """A connection that stays open longer than its credential lasts (4 s here, 7 days by
+    default) must still resume afterwards: the credential is renewed at half its life."""
+    async with network(membership_ttl=4) as net:
+        ann = await net.joined("ann")
+        joined_with = ann.chats.store.state.chats["c1"].membership
+        await asyncio.sleep(5.0)  # past the credential of the join
+        held = ann.chats.store.state.chats["c1"].membership
+        assert held != joined_with, "never renewed"
+        bob = await net.joined("bob")
+        await ann.websocket.disconnect()
+        await bob.chats.send_message("c1", "while ann was away")
+        await ann.websocket.connect()
+        await eventually(lambda: [m.content for m in ann.messages()] == ["while ann was away"])
+        assert ann.chats.get_chat_status("c1").value == "ready"
+        assert ann.chats.get_chat_removal("c1").value is None
