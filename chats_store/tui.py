@@ -3,15 +3,15 @@
 Needs the ``tui`` extra (``pip install 'chats_store[tui]'``); the CLI imports this
 module only when the ``tui`` command runs, so the core package works without Textual.
 
-Every view is fed by a getter subscription (no polling): the chat list by
-``chats_ids``, the connection line by ``websocket.status``, and, for the chat shown,
-its header by ``get_chat_status`` / ``get_chat_members_amount``, the messages by
-``get_chat_messages`` and the restriction line by
-``get_client_chat_member_restrictions``. The header says "moderator" when the chat
-token the client joined with grants ``moderate`` (read from its claims, as the
-client reads its user id). The subscriptions of the chat shown are disposed when
-another chat is shown, all of them when the app unmounts. A one-second timer only
-re-renders the time left of a mute from the last restrictions received.
+Every view is fed by a getter subscription (no polling): the chat list by ``chats_ids``,
+the connection line by ``websocket.status`` and ``websocket.last_error`` (why it is
+down), and, for the chat shown, its header by ``get_chat_status`` /
+``get_chat_members_amount``, the messages by ``get_chat_messages`` and the restriction
+line by ``get_client_chat_member_restrictions``. The header says "moderator" when the
+chat token the client joined with grants ``moderate`` (read from its claims, as the
+client reads its user id). The subscriptions of the chat shown are disposed when another
+chat is shown, all of them when the app unmounts. A one-second timer only re-renders the
+time left of a mute from the last restrictions received.
 
 Everything the server sends is shown inert: the widgets are given ``rich.text.Text``
 (never markup, so ``[/]`` or ``[@click=...]`` in a member's text is just text) and
@@ -53,7 +53,7 @@ from chats_store.chats.model import ChatStatus, ConnectionStatus, Message, Restr
 from chats_store.errors import ActionCallError, ChatsStoreError
 from chats_store.tokens import chat_grant
 from chats_store.user.module import create_user
-from chats_store.websocket.module import WebSocket, create_websocket
+from chats_store.websocket.module import ConnectionFault, WebSocket, create_websocket
 
 __all__ = ["ChatApp", "ConfirmDelete", "inert", "render_message", "run_tui"]
 
@@ -234,6 +234,7 @@ class ChatApp(App[None]):
         self._messages: tuple[Message, ...] = ()
         self._restrictions: tuple[Restriction, ...] = ()
         self._connection: ConnectionStatus = "disconnected"
+        self._fault: ConnectionFault | None = None
         self._status: ChatStatus | None = None
         self._members: int | None = None
         self._grants: dict[str, tuple[str, ...]] = {}  # chat id -> permissions joined with
@@ -257,7 +258,8 @@ class ChatApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.subscriptions.add(self.websocket.status.subscribe(self._show_connection))
+        self.subscriptions.add(self.websocket.status.subscribe(self._set_connection))
+        self.subscriptions.add(self.websocket.last_error.subscribe(self._set_fault))
         self.subscriptions.add(self.chats.chats_ids.subscribe(self._show_chat_ids))
         self.set_interval(1.0, self._show_restrictions)  # the time left of a mute
         self._widget("#input", Input).focus()
@@ -298,13 +300,24 @@ class ChatApp(App[None]):
         """Add a line to the notice log under the input (it may quote the server)."""
         self._widget("#log", RichLog).write(_plain(line, style))
 
-    def _show_connection(self, status: ConnectionStatus) -> None:
+    def _set_connection(self, status: ConnectionStatus) -> None:
         self._connection = status
+        self._show_connection()
+
+    def _set_fault(self, fault: ConnectionFault | None) -> None:
+        self._fault = fault
+        self._show_connection()
+
+    def _show_connection(self) -> None:
+        """The connection line: its status, and while it is not connected, why."""
+        status = self._connection
         line = Text()
         line.append("● ", style=_CONNECTION_STYLES[status])
         line.append(status, style=_CONNECTION_STYLES[status])
         line.append(f"   {inert(self.user_id)}", style="bold")
         line.append(f" @ {self.chats.config.host}", style="dim")
+        if status != "connected" and self._fault is not None:
+            line.append(f"   {inert(self._fault.detail)}", style="red")
         self._widget("#connection", Static).update(line)
 
     def _show_chat_ids(self, chat_ids: tuple[str, ...]) -> None:

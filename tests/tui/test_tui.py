@@ -18,9 +18,13 @@ pytest.importorskip("textual")
 
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, RichLog, Static
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
-from chats_store import Message
+from chats_store import ChatsConfig, Message, create_chats, create_user, create_websocket
 from chats_store.cli import main
+from chats_store.protocol import PROTOCOL_VERSION
+from chats_store.server import mint_session_token
 from chats_store.tui import ChatApp, ConfirmDelete, MessageList, inert, render_message
 from tests.e2e.conftest import Net, network
 
@@ -366,3 +370,27 @@ async def test_a_hostile_chat_id_is_shown_inert_in_the_list_and_the_header(net: 
         for shown in (header, listed, log_text(ann.app).replace("\n", "")):
             assert_inert(shown)
             assert "room␛[2J[@click=app.quit]x[/]" in shown
+
+
+async def test_the_connection_line_says_why_the_connection_is_down() -> None:
+    """A server that breaks the protocol after each handshake: the line quotes the fault."""
+
+    async def garbage(connection: ServerConnection) -> None:
+        await connection.send("\x1b[2J not json")
+        await connection.wait_closed()
+
+    async with serve(garbage, "127.0.0.1", 0, subprotocols=[Subprotocol(PROTOCOL_VERSION)]) as ws:
+        address = f"127.0.0.1:{ws.sockets[0].getsockname()[1]}"
+        websocket = create_websocket(open_timeout=2.0)
+        user = create_user(mint_session_token("tui-fault-secret-long-enough-for-hs256", "ann"))
+        chats = create_chats(
+            user_module=user, websocket_module=websocket, config=ChatsConfig(host=address)
+        )
+        app = ChatApp(chats, websocket, "ann")
+        async with app.run_test(size=SIZE):
+            await until(lambda: "the server broke the protocol" in static_text(app, "#connection"))
+            line = static_text(app, "#connection")
+            assert "connecting" in line and "is not valid JSON" in line
+            assert_inert(line)
+        await websocket.disconnect()
+        await chats.close()
