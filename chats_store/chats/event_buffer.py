@@ -2,7 +2,7 @@
 
 A chat that is ``loading`` or ``reloading`` keeps the events pushed meanwhile and
 applies them, in order, once its snapshot or resumption is in. Rebuilding a tuple
-for each event made that quadratic (40,000 events: seconds of a blocked loop). A
+for each event made that quadratic, a loop blocked for seconds by a flood. A
 buffer is a prefix of a list it shares with the buffers made from it, as a Go slice
 shares its array: appending to the newest buffer writes past every prefix in use
 and costs O(1); appending to an older one (the list has grown past it) copies its
