@@ -24,6 +24,11 @@ or the resume's missed events (those already included are then skipped by the sa
 events does not matter. A chat keeps at most :data:`MAX_BUFFERED_EVENTS` of them:
 with one more, the client gives the join (or the resync) up.
 
+Whenever a chat gets a new membership credential, the reducer asks for a timer
+(``DispatchLater``) at half the credential's lifetime; its ``MembershipRenewalDue``
+then sends a renew request, so that a connection that stays up keeps a credential
+it can resume with (:func:`_renewing`).
+
 The configuration (``auto_resend``, ``max_messages``) is given to
 :func:`chats_reducer`, which builds a reducer for it; :data:`reduce_chats` is the
 reducer of the default configuration.
