@@ -57,7 +57,12 @@ if TYPE_CHECKING:
         WrongThreadError,
     )
     from chats_store.user.module import User, create_user
-    from chats_store.websocket.module import ReconnectPolicy, WebSocket, create_websocket
+    from chats_store.websocket.module import (
+        ConnectionFault,
+        ReconnectPolicy,
+        WebSocket,
+        create_websocket,
+    )
 
 __version__ = "0.1.0"
 
@@ -76,6 +81,7 @@ __all__ = [
     "ChatsState",
     "ChatsStoreError",
     "ConnectFailedError",
+    "ConnectionFault",
     "ConnectionLostError",
     "ConnectionStatus",
     "ErrorCode",
@@ -133,7 +139,12 @@ _LAZY_EXPORTS = {
         "WrongThreadError",
     ),
     "chats_store.user.module": ("User", "create_user"),
-    "chats_store.websocket.module": ("ReconnectPolicy", "WebSocket", "create_websocket"),
+    "chats_store.websocket.module": (
+        "ConnectionFault",
+        "ReconnectPolicy",
+        "WebSocket",
+        "create_websocket",
+    ),
 }
 """Where each public name lives (the same as the ``TYPE_CHECKING`` imports above)."""
 

@@ -22,7 +22,8 @@ local and the remote refusal of a call are siblings, never parent and child::
     │                                  not JSON, too large, unknown type, bad field;
     │                                  (.code, .request_id, .close_code)
     ├── ConnectFailedError             websocket.connect() could not open a connection
-    │   └── AuthenticationError        the server refused the session token (no retry)
+    │   └── AuthenticationError        no session token the server accepts: refused, or
+    │                                  the token provider failed (no retry; .code)
     ├── TokenError (also ValueError)   a token given to a constructor is not a usable JWT
     └── WrongThreadError               a call from a thread or asyncio loop that does not
         (also RuntimeError)            own the object (a GUI thread calling the store)
@@ -112,6 +113,10 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     MODULE_CLOSED = "module_closed"
     MESSAGE_ID_TAKEN = "message_id_taken"
+    # The client giving up on a hostile or broken peer; the session token (issues 11, 12).
+    TOO_MANY_EVENTS = "too_many_events"
+    CONNECT_FAILED = "connect_failed"
+    TOKEN_PROVIDER_FAILED = "token_provider_failed"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:
@@ -165,8 +170,10 @@ class CallCancelledError(ActionError):
     ``code`` says why: ``chat_left_during_join`` (``leave_chat`` while joining),
     ``chat_not_joined`` (a queued send whose chat was left or lost),
     ``message_not_found`` (a queued send whose message went away), ``module_closed``
-    (``Chats.close()`` with the call in flight). Its request may have been sent;
-    the state shows what became of it (a send stays ``interrupted``).
+    (``Chats.close()`` with the call in flight), ``too_many_events`` (a join given up
+    because more events arrived while the chat loaded than the client keeps). Its
+    request may have been sent; the state shows what became of it (a send stays
+    ``interrupted``).
     """
 
 
@@ -187,11 +194,19 @@ class ConnectFailedError(ChatsStoreError):
 
 
 class AuthenticationError(ConnectFailedError):
-    """The server refused the handshake's session token (invalid or expired).
+    """The client has no session token the server accepts.
 
-    Reconnecting with the same token cannot succeed, so the module stops and
-    stays ``disconnected``: create the user module again with a fresh token.
+    The server refused the handshake's token (``code`` ``invalid_token`` or
+    ``expired_token``), or the user module's token provider could not give a fresh
+    one (``token_provider_failed``, or ``invalid_token`` for a token that is not a
+    session token of this user). Reconnecting cannot succeed, so the module stops
+    and stays ``disconnected``: give ``create_user`` a ``token_provider``, or create
+    the user module again with a fresh token.
     """
+
+    def __init__(self, message: str, *, code: str = ErrorCode.INVALID_TOKEN) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
 
 
 class TokenError(ChatsStoreError, ValueError):

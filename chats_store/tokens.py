@@ -26,6 +26,7 @@ __all__ = [
     "SESSION_AUDIENCE",
     "chat_grant",
     "read_unverified_claims",
+    "renewal_delay",
 ]
 
 SESSION_AUDIENCE = "chats_store:session"
@@ -81,3 +82,21 @@ def chat_grant(token: object) -> tuple[str, tuple[str, ...]]:
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise TokenError("the token's 'permissions' claim is not a list of strings")
     return claims["chat"], tuple(permissions)
+
+
+def renewal_delay(credential: str) -> float | None:
+    """Seconds after its arrival to renew a membership credential: half its lifetime.
+
+    The lifetime is ``exp - iat``, both the server's times, so the delay does not
+    depend on the client's clock (the credential arrives as it is issued). None for a
+    credential whose lifetime cannot be read (not a JWT, no numeric ``iat``).
+    """
+    try:
+        claims = read_unverified_claims(credential, MEMBERSHIP_AUDIENCE, ("exp",))
+    except TokenError:
+        return None
+    issued = claims.get("iat")
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
+        return None
+    expires: float = claims["exp"]
+    return max(0.0, (expires - issued) / 2)

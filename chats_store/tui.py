@@ -3,15 +3,20 @@
 Needs the ``tui`` extra (``pip install 'chats_store[tui]'``); the CLI imports this
 module only when the ``tui`` command runs, so the core package works without Textual.
 
-Every view is fed by a getter subscription (no polling): the chat list by
-``chats_ids``, the connection line by ``websocket.status``, and, for the chat shown,
-its header by ``get_chat_status`` / ``get_chat_members_amount``, the messages by
-``get_chat_messages`` and the restriction line by
-``get_client_chat_member_restrictions``. The header says "moderator" when the chat
-token the client joined with grants ``moderate`` (read from its claims, as the
-client reads its user id). The subscriptions of the chat shown are disposed when
-another chat is shown, all of them when the app unmounts. A one-second timer only
-re-renders the time left of a mute from the last restrictions received.
+Every view is fed by a getter subscription (no polling): the chat list by ``chats_ids``,
+the connection line by ``websocket.status`` and ``websocket.last_error`` (why it is
+down), and, for the chat shown, its header by ``get_chat_status`` /
+``get_chat_members_amount``, the messages by ``get_chat_messages`` and the restriction
+line by ``get_client_chat_member_restrictions``. The header says "moderator" when the
+chat token the client joined with grants ``moderate`` (read from its claims, as the
+client reads its user id). The subscriptions of the chat shown are disposed when another
+chat is shown, all of them when the app unmounts. A one-second timer only re-renders the
+time left of a mute from the last restrictions received.
+
+Everything the server sends is shown inert: the widgets are given ``rich.text.Text``
+(never markup, so ``[/]`` or ``[@click=...]`` in a member's text is just text) and
+every control character is replaced by a visible one (:func:`inert`), so no member
+can write escape sequences to another's terminal.
 
 Keys: ``tab`` / ``shift+tab`` move between the chat list, the messages, the input
 and the notice log (``shift+tab`` from the input selects the messages; the log
@@ -48,9 +53,9 @@ from chats_store.chats.model import ChatStatus, ConnectionStatus, Message, Restr
 from chats_store.errors import ActionCallError, ChatsStoreError
 from chats_store.tokens import chat_grant
 from chats_store.user.module import create_user
-from chats_store.websocket.module import WebSocket, create_websocket
+from chats_store.websocket.module import ConnectionFault, WebSocket, create_websocket
 
-__all__ = ["ChatApp", "ConfirmDelete", "render_message", "run_tui"]
+__all__ = ["ChatApp", "ConfirmDelete", "inert", "render_message", "run_tui"]
 
 W = TypeVar("W", bound=Widget)
 
@@ -77,13 +82,41 @@ _EDITING = "Editing - enter saves, escape cancels"
 _MUTED = "Muted: you can read but not send"
 
 
+_INERT = str.maketrans(
+    {
+        **{code: 0x2400 + code for code in range(0x20)},  # C0: its control picture (␛ for ESC)
+        0x7F: 0x2421,  # DEL: ␡
+        **dict.fromkeys(range(0x80, 0xA0), 0xFFFD),  # C1 (CSI, OSC, ... in one byte)
+        # Bidirectional embeddings, overrides and isolates: they reorder what follows.
+        **dict.fromkeys((*range(0x202A, 0x202F), *range(0x2066, 0x206A)), 0xFFFD),
+    }
+)
+
+
+def inert(text: str) -> str:
+    """``text`` (from the server: content, ids, reasons, details) safe to show.
+
+    Every C0 and C1 control character, DEL and the bidirectional controls become a
+    visible, harmless character: nothing a member types reaches the terminal as an
+    escape sequence (ESC, CSI, OSC: a window title, a clipboard write) or reorders
+    the line. Markup is another matter: this client never parses it, every widget is
+    given :class:`~rich.text.Text` (see :func:`_plain`).
+    """
+    return text.translate(_INERT)
+
+
+def _plain(text: str, style: str = "") -> Text:
+    """``text`` as a widget's content: :func:`inert`, and never parsed as markup."""
+    return Text(inert(text), style=style)
+
+
 def render_message(message: Message, own_id: str) -> Text:
     """One line of the message view: author, content and, unless ``ready``, the status."""
     text = Text()
     own = message.author_id == own_id
-    text.append(message.author_id, style="bold cyan" if own else "bold magenta")
+    text.append(inert(message.author_id), style="bold cyan" if own else "bold magenta")
     text.append(": ")
-    text.append(message.content)
+    text.append(inert(message.content))
     if message.edited_at is not None:
         text.append(" (edited)", style="dim")
     mark = _STATUS_MARKS.get(message.status)
@@ -147,7 +180,7 @@ class ConfirmDelete(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         question = Text("Delete your message\n", style="bold")
-        question.append(f"“{self.message.content}”", style="italic")
+        question.append(f"“{inert(self.message.content)}”", style="italic")
         question.append("?\n\ny: delete   n / escape: keep")
         yield Static(question, id="question")
 
@@ -201,6 +234,7 @@ class ChatApp(App[None]):
         self._messages: tuple[Message, ...] = ()
         self._restrictions: tuple[Restriction, ...] = ()
         self._connection: ConnectionStatus = "disconnected"
+        self._fault: ConnectionFault | None = None
         self._status: ChatStatus | None = None
         self._members: int | None = None
         self._grants: dict[str, tuple[str, ...]] = {}  # chat id -> permissions joined with
@@ -224,7 +258,8 @@ class ChatApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.subscriptions.add(self.websocket.status.subscribe(self._show_connection))
+        self.subscriptions.add(self.websocket.status.subscribe(self._set_connection))
+        self.subscriptions.add(self.websocket.last_error.subscribe(self._set_fault))
         self.subscriptions.add(self.chats.chats_ids.subscribe(self._show_chat_ids))
         self.set_interval(1.0, self._show_restrictions)  # the time left of a mute
         self._widget("#input", Input).focus()
@@ -262,16 +297,27 @@ class ChatApp(App[None]):
         return self.screen_stack[0].query_one(selector, kind)
 
     def say(self, line: str, *, style: str = "") -> None:
-        """Add a line to the notice log under the input."""
-        self._widget("#log", RichLog).write(Text(line, style=style))
+        """Add a line to the notice log under the input (it may quote the server)."""
+        self._widget("#log", RichLog).write(_plain(line, style))
 
-    def _show_connection(self, status: ConnectionStatus) -> None:
+    def _set_connection(self, status: ConnectionStatus) -> None:
         self._connection = status
+        self._show_connection()
+
+    def _set_fault(self, fault: ConnectionFault | None) -> None:
+        self._fault = fault
+        self._show_connection()
+
+    def _show_connection(self) -> None:
+        """The connection line: its status, and while it is not connected, why."""
+        status = self._connection
         line = Text()
         line.append("● ", style=_CONNECTION_STYLES[status])
         line.append(status, style=_CONNECTION_STYLES[status])
-        line.append(f"   {self.user_id}", style="bold")
+        line.append(f"   {inert(self.user_id)}", style="bold")
         line.append(f" @ {self.chats.config.host}", style="dim")
+        if status != "connected" and self._fault is not None:
+            line.append(f"   {inert(self._fault.detail)}", style="red")
         self._widget("#connection", Static).update(line)
 
     def _show_chat_ids(self, chat_ids: tuple[str, ...]) -> None:
@@ -282,7 +328,7 @@ class ChatApp(App[None]):
                 self.say(f"{gone}: {removal.reason.replace('_', ' ')}{detail}", style="bold red")
         self._chat_ids = chat_ids
         chat_list = self._widget("#chats", ChatList)
-        chat_list.set_options(Option(f"# {chat_id}", id=chat_id) for chat_id in chat_ids)
+        chat_list.set_options(Option(_plain(f"# {chat_id}"), id=chat_id) for chat_id in chat_ids)
         if self.current_chat not in chat_ids:
             self.show_chat(chat_ids[0] if chat_ids else None)
         elif self.current_chat is not None:
@@ -325,7 +371,7 @@ class ChatApp(App[None]):
         if self.current_chat is None:
             header.update("no chat")
             return
-        line = Text(f"# {self.current_chat}", style="bold")
+        line = _plain(f"# {self.current_chat}", "bold")
         members = "?" if self._members is None else str(self._members)
         line.append(f"   {members} members")
         if self._status is not None and self._status != "ready":
@@ -364,7 +410,7 @@ class ChatApp(App[None]):
         now = self._clock()
         active = [r for r in self._restrictions if r.is_active(now)]
         line.set_class(not active, "none")
-        line.update("You are " + "; ".join(describe_restriction(r, now) for r in active))
+        line.update(_plain("You are " + "; ".join(describe_restriction(r, now) for r in active)))
         self._show_input_state()
 
     @property
@@ -506,7 +552,7 @@ class ChatApp(App[None]):
             return
         self.editing = message.id
         field = self._widget("#input", Input)
-        field.value = message.content
+        field.value = inert(message.content)
         self._show_input_state()
         field.focus()
 

@@ -8,7 +8,9 @@ Three families, each named by what it is:
 * **outcomes** (past tense), dispatched by the effects when a request's reply or
   failure arrives, with the same ``call_id``;
 * **server events** (past tense), pushed by the server, each with the chat
-  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport.
+  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport;
+* **due times**: :class:`MembershipRenewalDue`, dispatched when a timer the reducer
+  asked for (``DispatchLater``) fires.
 
 Every action that concerns one chat has a ``chat_id`` field; it changes nothing
 but that chat's entry (and the list of chat ids), which the store relies on to
@@ -42,6 +44,10 @@ __all__ = [
     "LeaveChat",
     "LoadOlderMessages",
     "MembersAmountChanged",
+    "MembershipRenewFailed",
+    "MembershipRenewal",
+    "MembershipRenewalDue",
+    "MembershipRenewed",
     "MessageDeleteFailed",
     "MessageDeleted",
     "MessageEdited",
@@ -278,6 +284,25 @@ class ChatResumeFailed:
 
 
 @attrs.frozen
+class MembershipRenewed:
+    """A renew request succeeded: keep the fresh credential for the next resume."""
+
+    call_id: int
+    chat_id: str
+    renewal: MembershipRenewal
+
+
+@attrs.frozen
+class MembershipRenewFailed:
+    """A renew request failed (timed out, the connection was lost, or a server that
+    does not know the request refused it)."""
+
+    call_id: int
+    chat_id: str
+    failure: Failure
+
+
+@attrs.frozen
 class ChatMemberModerated:
     call_id: int
     chat_id: str
@@ -356,6 +381,14 @@ class ConnectionStatusChanged:
     status: ConnectionStatus
 
 
+@attrs.frozen
+class MembershipRenewalDue:
+    """Half of the lifetime of the chat's membership credential has passed: renew it
+    (while the chat is ``ready`` on an open connection; a resume renews it otherwise)."""
+
+    chat_id: str
+
+
 ServerEvent = (
     MessagePosted
     | MessageEdited
@@ -387,4 +420,15 @@ class Resumption:
     member_metadata: Mapping[str, str]
     restrictions: tuple[Restriction, ...]
     last_seq: int
+    membership: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class MembershipRenewal:
+    """What the server returns on renew: a fresh membership credential of the chat.
+
+    A connection that stays open never resumes, so the credential of its last join or
+    resume would expire under it; the client renews it before then.
+    """
+
     membership: str = attrs.field(repr=False)

@@ -30,6 +30,9 @@ from chats_store.chats.actions import (
     ChatResumeFailed,
     ChatSnapshot,
     Failure,
+    MembershipRenewal,
+    MembershipRenewed,
+    MembershipRenewFailed,
     MessageDeleted,
     MessageDeleteFailed,
     MessageSendFailed,
@@ -51,6 +54,7 @@ __all__ = [
     "ChatReply",
     "ChatRequest",
     "DeleteMessageRequest",
+    "DispatchLater",
     "EditMessageRequest",
     "HistoryRequest",
     "JoinRequest",
@@ -58,6 +62,7 @@ __all__ = [
     "ModerationRequest",
     "Outcome",
     "PostMessageRequest",
+    "RenewRequest",
     "RequestKind",
     "ResumeRequest",
     "SendRequest",
@@ -146,6 +151,18 @@ class ResumeRequest:
     since_seq: int
 
 
+@attrs.frozen
+class RenewRequest:
+    """Ask for a fresh membership credential of a chat joined (or resumed) on this
+    connection; the reply is a :class:`~chats_store.chats.actions.MembershipRenewal`.
+
+    The client sends it when half of its credential's lifetime has passed, so that a
+    connection that stays open longer than a credential lasts can still resume later.
+    """
+
+    chat_id: str
+
+
 ChatRequest = (
     JoinRequest
     | LeaveRequest
@@ -155,8 +172,9 @@ ChatRequest = (
     | ModerationRequest
     | HistoryRequest
     | ResumeRequest
+    | RenewRequest
 )
-ChatReply = ChatSnapshot | Message | tuple[Message, ...] | Resumption | None
+ChatReply = ChatSnapshot | Message | tuple[Message, ...] | Resumption | MembershipRenewal | None
 Outcome = (
     ChatJoined
     | ChatJoinFailed
@@ -174,6 +192,8 @@ Outcome = (
     | OlderMessagesLoadFailed
     | ChatResumed
     | ChatResumeFailed
+    | MembershipRenewed
+    | MembershipRenewFailed
 )
 
 
@@ -191,6 +211,19 @@ class SettleCall(Command):
 
     call_id: int
     outcome: Outcome
+
+
+@attrs.frozen
+class DispatchLater(Command):
+    """Dispatch ``action`` in ``delay`` seconds (time as a message, the Elm way).
+
+    A later ``DispatchLater`` with the same ``key`` replaces this one, so a chat has
+    one timer per purpose however often it is asked for.
+    """
+
+    key: tuple[str, str]
+    delay: float
+    action: object
 
 
 # The request registry ---------------------------------------------------------------
@@ -395,6 +428,17 @@ _KINDS = (
             call_id, request.chat_id, failure
         ),
         mismatch=_resumption_mismatch,
+    ),
+    RequestKind(
+        "renew",
+        RenewRequest,
+        MembershipRenewal,
+        succeeded=lambda call_id, request, renewal: MembershipRenewed(
+            call_id, request.chat_id, renewal
+        ),
+        failed=lambda call_id, request, failure: MembershipRenewFailed(
+            call_id, request.chat_id, failure
+        ),
     ),
 )
 

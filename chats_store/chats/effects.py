@@ -5,7 +5,8 @@
 transport, turns the reply or failure into an outcome action with the pure
 :func:`outcome_of`, dispatches it, and then settles the facade call waiting for
 it. :class:`SettleCall` settles a call without sending anything. A call is settled
-once, by the first of the two that comes.
+once, by the first of the two that comes. :class:`DispatchLater` arms a timer (one per
+key: a new one replaces the old) that dispatches its action when it fires.
 
 Closing is done the Elm way: each request still in flight is cancelled, and its
 cancellation comes back as an outcome (``Failure("cancelled", "module_closed", ...)``)
@@ -23,7 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 from chats_store.chats.actions import Failure
-from chats_store.chats.commands import ChatReply, Outcome, SendRequest, SettleCall, outcome_of
+from chats_store.chats.commands import (
+    ChatReply,
+    DispatchLater,
+    Outcome,
+    SendRequest,
+    SettleCall,
+    outcome_of,
+)
 from chats_store.chats.transport import ChatsTransport
 from chats_store.core.reducer import Command
 from chats_store.errors import CallCancelledError, ErrorCode
@@ -55,6 +63,7 @@ class ChatsEffects:
         self._request_timeout = request_timeout
         self._calls: dict[int, tuple[str, asyncio.Future[Outcome]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._closed = False
 
     def expect(self, call_id: int, action: str) -> asyncio.Future[Outcome]:
@@ -80,15 +89,32 @@ class ChatsEffects:
             task.add_done_callback(self._tasks.discard)
         elif isinstance(command, SettleCall):
             self._settle(command.call_id, command.outcome)
+        elif isinstance(command, DispatchLater):
+            if self._closed:
+                return
+            previous = self._timers.pop(command.key, None)
+            if previous is not None:
+                previous.cancel()
+            self._timers[command.key] = asyncio.get_running_loop().call_later(
+                command.delay, self._fire, command
+            )
         else:
             raise TypeError(f"the Chats effects cannot run {command!r}")
 
+    def _fire(self, timer: DispatchLater) -> None:
+        self._timers.pop(timer.key, None)
+        self._dispatch(timer.action)
+
     async def close(self) -> None:
-        """Cancel every request in flight, report each as cancelled, settle every call.
+        """Cancel every timer and every request in flight, report each request as
+        cancelled, settle every call.
 
         Idempotent. After it, requests are never sent: each comes back cancelled.
         """
         self._closed = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
         tasks = tuple(self._tasks)
         for task in tasks:
             task.cancel()

@@ -585,7 +585,14 @@ def create_chats(
     redacted; see :mod:`chats_store.chats.action_log`), for ``chats-store replay``.
     The file is closed by :meth:`Chats.close`.
     """
-    transport = websocket_module.chats_transport(config.url, user_module.session_token)
+    if user_module.token_provider is None:
+        transport = websocket_module.chats_transport(config.url, user_module.session_token)
+    else:
+        transport = websocket_module.chats_transport(
+            config.url,
+            user_module.session_token,
+            renew_session_token=user_module.fresh_session_token,
+        )
     return Chats(
         user_module,
         transport,

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import attrs
 from immutables import Map
 
+from chats_store.chats.event_buffer import EMPTY_BUFFER, EventBuffer
 from chats_store.chats.message_log import EMPTY_LOG, MessageLog, MessageSequence
 
 __all__ = [
@@ -131,7 +132,8 @@ class ChatState:
     request fails. ``buffered_events`` keeps server events that arrive while the
     chat is ``loading`` or ``reloading`` (a transport may hand them over before
     the join's or resume's outcome is dispatched); they are applied, in order, on
-    top of the snapshot or the missed events. ``send_queue`` is the chat's sends in
+    top of the snapshot or the missed events (an :class:`EventBuffer`: a tuple
+    that grows in O(1)). ``send_queue`` is the chat's sends in
     the order they were made; the first one is in flight. ``history_in_flight``
     counts the history requests (``load_older_messages``) not answered yet: the
     messages' sync status stays ``loading`` until the last one is.
@@ -147,13 +149,13 @@ class ChatState:
     restrictions: tuple[Restriction, ...] | None = None
     last_seq: int = 0
     originals: Map[str, Message] = attrs.field(default=Map(), converter=frozen_map)
-    buffered_events: tuple[object, ...] = ()
+    buffered_events: EventBuffer = EMPTY_BUFFER
     send_queue: tuple[QueuedSend, ...] = ()
     membership: str | None = attrs.field(default=None, repr=False)
     history_in_flight: int = 0
 
 
-RemovalReason = Literal["kicked", "blocked", "membership_lost"]
+RemovalReason = Literal["kicked", "blocked", "membership_lost", "resync_failed"]
 
 
 @attrs.frozen
@@ -162,7 +164,11 @@ class ChatRemoval:
 
     ``kicked`` and ``blocked`` come from a moderator; ``membership_lost`` means the
     server refused to resume the membership after a reconnect (left elsewhere,
-    credential expired or refused); ``detail`` is the reason given, if any.
+    credential expired or refused); ``resync_failed`` means the client gave the
+    resync up (the server's resumption was larger than a frame may be, or more
+    events arrived while it was reloading than it keeps): join the chat again with a
+    chat token. ``detail`` is the reason given, if any (its code first, for the
+    module's own reasons).
     """
 
     chat_id: str

@@ -21,7 +21,13 @@ Server events carry the chat event ``seq``; an event at or below the chat's
 ``loading`` or ``reloading`` are buffered and applied on top of the join's snapshot
 or the resume's missed events (those already included are then skipped by the same
 ``seq`` rule), so the order in which a transport hands over a reply and the chat's
-events does not matter.
+events does not matter. A chat keeps at most :data:`MAX_BUFFERED_EVENTS` of them:
+with one more, the client gives the join (or the resync) up.
+
+Whenever a chat gets a new membership credential, the reducer asks for a timer
+(``DispatchLater``) at half the credential's lifetime; its ``MembershipRenewalDue``
+then sends a renew request, so that a connection that stays up keeps a credential
+it can resume with (:func:`_renewing`).
 
 The configuration (``auto_resend``, ``max_messages``) is given to
 :func:`chats_reducer`, which builds a reducer for it; :data:`reduce_chats` is the
@@ -54,6 +60,9 @@ from chats_store.chats.actions import (
     LeaveChat,
     LoadOlderMessages,
     MembersAmountChanged,
+    MembershipRenewalDue,
+    MembershipRenewed,
+    MembershipRenewFailed,
     MessageDeleted,
     MessageDeleteFailed,
     MessageEdited,
@@ -76,6 +85,7 @@ from chats_store.chats.actions import (
 )
 from chats_store.chats.commands import (
     DeleteMessageRequest,
+    DispatchLater,
     EditMessageRequest,
     HistoryRequest,
     JoinRequest,
@@ -83,10 +93,12 @@ from chats_store.chats.commands import (
     ModerationRequest,
     Outcome,
     PostMessageRequest,
+    RenewRequest,
     ResumeRequest,
     SendRequest,
     SettleCall,
 )
+from chats_store.chats.event_buffer import EMPTY_BUFFER, EventBuffer
 from chats_store.chats.lifecycle import INTENTS, action_of, refusal
 from chats_store.chats.model import (
     SYNC_IDLE,
@@ -106,11 +118,19 @@ from chats_store.chats.model import (
 )
 from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
 from chats_store.errors import ErrorCode
+from chats_store.tokens import renewal_delay
 
-__all__ = ["CHATS_CASES", "CHAT_CASES", "chats_reducer", "reduce_chats"]
+__all__ = ["CHATS_CASES", "CHAT_CASES", "MAX_BUFFERED_EVENTS", "chats_reducer", "reduce_chats"]
 
 A = TypeVar("A")
 V = TypeVar("V")
+
+MAX_BUFFERED_EVENTS = 10_000
+"""The most server events a chat keeps while it is ``loading`` or ``reloading``; with
+one more, the client gives the chat up (:func:`_buffer_overflowed`). A server writes a
+join's or resume's reply before the chat's events, so only the few that arrive with
+the reply, before its outcome is dispatched, are buffered: the cap stops a peer that
+floods a chat before answering, and bounds the work of applying the buffer at once."""
 
 INTERNAL_CALL = 0
 """The call id of requests the module makes by itself (resumes, automatic resends):
@@ -159,7 +179,7 @@ def _evolve_chat(
     restrictions: tuple[Restriction, ...] | _Keep | None = _KEEP,
     last_seq: int | _Keep = _KEEP,
     originals: Map[str, Message] | _Keep = _KEEP,
-    buffered_events: tuple[object, ...] | _Keep = _KEEP,
+    buffered_events: EventBuffer | _Keep = _KEEP,
     send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
     membership: str | _Keep | None = _KEEP,
     history_in_flight: int | _Keep = _KEEP,
@@ -322,19 +342,29 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
 
 
+_RESUME_FAILURE_REMOVALS: Mapping[str, RemovalReason] = {
+    ErrorCode.MEMBER_BLOCKED: "blocked",
+    ErrorCode.FRAME_TOO_LARGE: "resync_failed",
+}
+"""Why a chat whose resume failed for good is removed (``membership_lost`` otherwise)."""
+
+
 def chat_resume_failed(
     state: ChatsState, action: ChatResumeFailed
 ) -> ChatsState | Step[ChatsState]:
     """A refused resume loses the chat, with the reason; a lost one waits for the next
-    connection; a timed-out one is asked again (each attempt is bounded by the time-out)."""
+    connection; a timed-out one is asked again (each attempt is bounded by the time-out).
+
+    A resumption too large to be read (``frame_too_large``: the connection closed with
+    1009 as it arrived) would be as large when asked again: the chat is given up
+    (``resync_failed``), to be joined again with a chat token, whose snapshot is bounded.
+    """
     chat = state.chats.get(action.chat_id)
     if chat is None or chat.status != "reloading":
         return state
     failure = action.failure
-    if failure.kind == "refused":
-        reason: RemovalReason = (
-            "blocked" if failure.code == ErrorCode.MEMBER_BLOCKED else "membership_lost"
-        )
+    if failure.kind == "refused" or failure.code == ErrorCode.FRAME_TOO_LARGE:
+        reason = _RESUME_FAILURE_REMOVALS.get(failure.code, "membership_lost")
         cancelled = _cancel_queued_sends(
             chat, "cancelled", ErrorCode.CHAT_NOT_JOINED, "the chat could not be resumed"
         )
@@ -343,6 +373,63 @@ def chat_resume_failed(
     if failure.kind == "timeout" and state.connection == "connected":
         return Step(state, _resume(chat).commands)
     return state
+
+
+def _buffer_overflowed(state: ChatsState, chat: ChatState) -> Step[ChatsState]:
+    """Too many events arrived while ``chat`` loaded: give it up, and say so.
+
+    A join in flight fails (``CallCancelledError``, ``too_many_events``); a chat that
+    was reloading is removed with the reason ``resync_failed``. Either way its buffer
+    is dropped at once, and the chat's later events find no chat.
+    """
+    detail = (
+        f"more than {MAX_BUFFERED_EVENTS} events arrived while the chat was {chat.status}; "
+        "the client gave it up - join it again with a chat token"
+    )
+    failure = Failure("cancelled", ErrorCode.TOO_MANY_EVENTS, detail)
+    if chat.status == "loading":
+        failed = ChatJoinFailed(chat.join_call_id, chat.chat_id, failure)
+        return Step(_remove_chat(state, chat.chat_id), (SettleCall(chat.join_call_id, failed),))
+    cancelled = _cancel_queued_sends(chat, failure.kind, failure.code, detail)
+    removal = ChatRemoval(chat.chat_id, "resync_failed", f"{failure.code}: {detail}")
+    return Step(_lose_chat(state, removal), cancelled)
+
+
+def _capped(case: WholeCase) -> WholeCase:
+    """An event's case behind the cap of its chat's buffer (only a chat that is not
+    ``ready`` holds buffered events)."""
+
+    def capped(state: ChatsState, event: Any) -> ChatsState | Step[ChatsState]:
+        chat = state.chats.get(event.chat_id)
+        if chat is not None and len(chat.buffered_events) >= MAX_BUFFERED_EVENTS:
+            return _buffer_overflowed(state, chat)
+        return case(state, event)
+
+    return capped
+
+
+def membership_renewal_due(
+    state: ChatsState, action: MembershipRenewalDue
+) -> ChatsState | Step[ChatsState]:
+    """Renew the chat's credential, if it is ``ready`` on an open connection (a chat
+    that is reloading, or waiting for the connection, gets a fresh one by its resume)."""
+    chat = state.chats.get(action.chat_id)
+    if chat is None or chat.membership is None or chat.status != "ready":
+        return state
+    if state.connection != "connected":
+        return state
+    return Step(state, (SendRequest(INTERNAL_CALL, RenewRequest(action.chat_id)),))
+
+
+def membership_renew_failed(
+    state: ChatsState, action: MembershipRenewFailed
+) -> ChatsState | Step[ChatsState]:
+    """A renewal that timed out is asked again (as a resume is); a lost one waits for the
+    resume of the next connection; a refused one (a server that does not know it) is
+    not asked again: its credential lasts until it expires, as it always did."""
+    if action.failure.kind != "timeout":
+        return state
+    return membership_renewal_due(state, MembershipRenewalDue(action.chat_id))
 
 
 # Single-chat cases -----------------------------------------------------------------
@@ -391,7 +478,7 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         member_metadata=read_only(snapshot.member_metadata),
         restrictions=snapshot.restrictions,
         last_seq=max(chat.last_seq, snapshot.last_seq),
-        buffered_events=(),
+        buffered_events=EMPTY_BUFFER,
         membership=snapshot.membership,
     )
     for event in chat.buffered_events:
@@ -478,7 +565,7 @@ def _bounded(chat: ChatState, limit: int) -> ChatState:
 
 def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
     """The missed events (or a snapshot when too far behind), then those pushed meanwhile."""
-    ready = _evolve_chat(chat, status="ready", buffered_events=())
+    ready = _evolve_chat(chat, status="ready", buffered_events=EMPTY_BUFFER)
     if resumption.snapshot is not None:
         ready = _evolve_chat(ready, messages=_confirmed_from(resumption.snapshot, chat))
     for event in (*resumption.events, *chat.buffered_events):
@@ -674,6 +761,12 @@ def older_messages_load_failed(chat: ChatState, action: OlderMessagesLoadFailed)
     return _history_answered(chat)
 
 
+def membership_renewed(chat: ChatState, action: MembershipRenewed) -> ChatState:
+    if chat.membership is None:
+        return chat  # a join that has not finished: its snapshot brings the credential
+    return _evolve_chat(chat, membership=action.renewal.membership)
+
+
 def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[ChatState]:
     request = ModerationRequest(
         action.chat_id, action.member_id, action.measure, action.duration, action.reason
@@ -688,7 +781,7 @@ def _server_event(
 
     def case(chat: ChatState, action: A) -> ChatState:
         if chat.status != "ready":
-            return _evolve_chat(chat, buffered_events=(*chat.buffered_events, action))
+            return _evolve_chat(chat, buffered_events=chat.buffered_events.appended(action))
         seq: int = action.seq  # type: ignore[attr-defined]
         if seq <= chat.last_seq:
             return chat
@@ -755,10 +848,13 @@ CHATS_CASES: Mapping[type, WholeCase] = {
     ConnectionStatusChanged: connection_status_changed,
     ChatResumed: chat_resumed,
     ChatResumeFailed: chat_resume_failed,
+    MembershipRenewalDue: membership_renewal_due,
+    MembershipRenewFailed: membership_renew_failed,
 }
 
 CHAT_CASES: Mapping[type, ChatCase] = {
     ChatJoined: chat_joined,
+    MembershipRenewed: membership_renewed,
     SendMessage: send_message,
     ResendMessage: resend_message,
     MessageSent: message_sent,
@@ -844,6 +940,34 @@ UNBOUNDED_CASES = frozenset({OlderMessagesLoaded})
 asked for stay until the chat next changes."""
 
 
+def _renewing(reduce: Reducer[ChatsState]) -> Reducer[ChatsState]:
+    """``reduce``, asking for a timer each time a chat gets a new membership credential.
+
+    Whatever brought it (a join, a resume, a renewal), the renewal is due when half the
+    credential's lifetime has passed (:func:`~chats_store.tokens.renewal_delay`); the
+    timer replaces the chat's previous one.
+    """
+
+    def renewing(state: ChatsState, action: Any) -> Step[ChatsState]:
+        step = reduce(state, action)
+        chat_id = getattr(action, "chat_id", None)
+        if chat_id is None:
+            return step
+        chat = step.state.chats.get(chat_id)
+        if chat is None or chat.membership is None:
+            return step
+        before = state.chats.get(chat_id)
+        if before is not None and before.membership == chat.membership:
+            return step
+        delay = renewal_delay(chat.membership)
+        if delay is None:
+            return step
+        timer = DispatchLater(("renew", chat_id), delay, MembershipRenewalDue(chat_id))
+        return Step(step.state, (*step.commands, timer))
+
+    return renewing
+
+
 def chats_reducer(
     *, auto_resend: bool = False, max_messages: int | None = None
 ) -> Reducer[ChatsState]:
@@ -866,8 +990,12 @@ def chats_reducer(
             for kind, case in CHAT_CASES.items()
         },
     }
-    return reducer_from_table(
-        {kind: _checked(case) if kind in INTENTS else case for kind, case in table.items()}
+    for kind in EVENT_CASES:
+        table[kind] = _capped(table[kind])
+    return _renewing(
+        reducer_from_table(
+            {kind: _checked(case) if kind in INTENTS else case for kind, case in table.items()}
+        )
     )
 
 

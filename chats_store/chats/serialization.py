@@ -6,9 +6,10 @@
 action becomes a dict with a ``"type"`` key, the class name.
 
 Credentials never reach a log: :func:`action_to_data` replaces the chat token of
-:class:`JoinChat` and the membership credentials of :class:`ChatSnapshot` and
-:class:`Resumption` with :data:`REDACTED` (:func:`redact` does the same on the
-action itself), so ``action_from_data(action_to_data(a)) == redact(a)``.
+:class:`JoinChat` and the membership credentials of :class:`ChatSnapshot`,
+:class:`Resumption` and :class:`MembershipRenewal` with :data:`REDACTED`
+(:func:`redact` does the same on the action itself), so
+``action_from_data(action_to_data(a)) == redact(a)``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from chats_store.chats.actions import (
     ChatResumed,
     ChatSnapshot,
     JoinChat,
+    MembershipRenewal,
+    MembershipRenewed,
     ServerEvent,
 )
 from chats_store.chats.model import read_only
@@ -49,10 +52,10 @@ ACTION_TYPES: tuple[type, ...] = tuple(
     for name in _actions.__all__
     if isinstance(value := getattr(_actions, name), type)
     and attrs.has(value)
-    and name not in ("Failure", "ChatSnapshot", "Resumption")
+    and name not in ("Failure", "ChatSnapshot", "Resumption", "MembershipRenewal")
 )
-"""Every action class (the nested value classes ``Failure``, ``ChatSnapshot`` and
-``Resumption`` are not actions)."""
+"""Every action class (the nested value classes ``Failure``, ``ChatSnapshot``,
+``Resumption`` and ``MembershipRenewal`` are not actions)."""
 
 _Action = Union[ACTION_TYPES]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
 
@@ -79,6 +82,8 @@ def redact(action: A) -> A:
             snapshot=None if snapshot is None else _redact_snapshot(snapshot),
         )
         redacted = attrs.evolve(action, resumption=resumption)
+    elif isinstance(action, MembershipRenewed):
+        redacted = attrs.evolve(action, renewal=MembershipRenewal(REDACTED))
     result: A = redacted
     return result
 

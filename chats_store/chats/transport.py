@@ -8,6 +8,7 @@ tests of this layer. ``create_chats`` obtains its transport from the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from reactivex import Observable
@@ -46,9 +47,19 @@ class ChatsTransport(Protocol):
 class ChatsTransportProvider(Protocol):
     """What ``create_chats`` needs of its ``websocket_module``."""
 
-    def chats_transport(self, url: str, session_token: str) -> ChatsTransport:
+    def chats_transport(
+        self,
+        url: str,
+        session_token: str,
+        *,
+        renew_session_token: Callable[[], Awaitable[str]] | None = None,
+    ) -> ChatsTransport:
         """Register the Chats module's connection to ``url`` and return its transport.
 
-        ``session_token`` authenticates the connection in the handshake.
+        ``session_token`` authenticates the connection in the handshake;
+        ``renew_session_token`` (the user module's ``fresh_session_token``, when it has
+        a token provider) gives a fresh one when the server refuses it. ``create_chats``
+        passes it only when there is one, so a provider written before it existed
+        still serves users without a token provider.
         """
         ...

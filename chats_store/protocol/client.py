@@ -191,14 +191,18 @@ class ClientProtocol:
         self._abandoned.add(request_id)
         return ReplyReceived(request_id, Failure(kind, kind, _DETAILS.get(kind, kind)), request)
 
-    def fail_pending(self, kind: FailureKind = "connection_lost") -> list[ReplyReceived]:
+    def fail_pending(
+        self, kind: FailureKind = "connection_lost", *, detail: str | None = None
+    ) -> list[ReplyReceived]:
         """Fail every request in flight (the connection dropped), oldest first.
 
-        Also forgets abandoned ids and drops frames not yet sent: after this, the
-        object is ready for a new connection (ids keep growing).
+        ``detail``: what the failures say (why the connection ended); a sentence for
+        ``kind`` by default. Also forgets abandoned ids and drops frames not yet sent:
+        after this, the object is ready for a new connection (ids keep growing).
         """
+        failure = Failure(kind, kind, _DETAILS.get(kind, kind) if detail is None else detail)
         failed = [
-            ReplyReceived(request_id, Failure(kind, kind, _DETAILS.get(kind, kind)), request)
+            ReplyReceived(request_id, failure, request)
             for request_id, request in self._pending.items()
         ]
         self._pending.clear()

@@ -20,6 +20,7 @@ Unknown extra fields are ignored, so a newer peer may add fields.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Collection, Mapping
 from types import NoneType, UnionType
 from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
@@ -470,6 +471,18 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not allowed in a frame")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or an exponent, refused beyond a 64-bit float's range.
+
+    Python reads ``1e400`` as infinity, which JSON has no value for (and which breaks
+    arithmetic later, far from the frame): such a number does not fit the protocol.
+    """
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:32]} is beyond the range of a 64-bit float")
+    return value
+
+
 def _check_size(data: str | bytes, limit: int) -> str:
     if isinstance(data, bytes | bytearray | memoryview):
         raise ProtocolError(
@@ -493,7 +506,7 @@ def _check_size(data: str | bytes, limit: int) -> str:
 
 def _load_object(text: str) -> dict[str, Any]:
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as error:
         raise ProtocolError(
             f"the frame is not valid JSON ({error})", code=ErrorCode.INVALID_JSON, close_code=1007

@@ -19,6 +19,7 @@ import attrs
 from chats_store.chats.actions import (
     ChatSnapshot,
     MembersAmountChanged,
+    MembershipRenewal,
     MessageEdited,
     MessagePosted,
     MessageRemoved,
@@ -257,7 +258,8 @@ class ReplyCodec(Generic[T, W]):
     from_wire: Callable[[W], T]
 
 
-def _empty(value: None) -> None:
+def _as_is(value: T) -> T:
+    """The codec of a reply whose JSON shape is the domain class's own."""
     return value
 
 
@@ -266,7 +268,8 @@ REPLY_CODECS: Mapping[type, ReplyCodec[Any, Any]] = {
     Message: ReplyCodec(WireMessage, message_to_wire, message_from_wire),
     tuple[Message, ...]: ReplyCodec(WireHistory, history_to_wire, history_from_wire),
     Resumption: ReplyCodec(WireResumption, resumption_to_wire, resumption_from_wire),
-    NoneType: ReplyCodec(NoneType, _empty, _empty),
+    MembershipRenewal: ReplyCodec(MembershipRenewal, _as_is, _as_is),
+    NoneType: ReplyCodec(NoneType, _as_is, _as_is),
 }
 """The codec of each reply type a :class:`~chats_store.chats.commands.RequestKind` declares."""
 

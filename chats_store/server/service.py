@@ -24,7 +24,8 @@ A join reply carries a **membership credential** (a JWT, audience
 ``chats_store:membership``); a resume request gives it back with the last ``seq``
 the client applied and gets every event it missed from the log (or a snapshot if
 it missed more than ``max_resume_events`` or the log no longer goes back that
-far), without a new chat token and without counting a new member.
+far), without a new chat token and without counting a new member. A renew request
+gives a connection that stays open a fresh credential before its own expires.
 
 Time comes from the injected ``clock`` (epoch seconds); moderation durations are
 minutes of ``seconds_per_minute`` seconds (60, or less in tests); expiry timers
@@ -47,6 +48,7 @@ from chats_store.chats.actions import (
     ChatSnapshot,
     Failure,
     MembersAmountChanged,
+    MembershipRenewal,
     MessageEdited,
     MessagePosted,
     MessageRemoved,
@@ -66,6 +68,7 @@ from chats_store.chats.commands import (
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    RenewRequest,
     ResumeRequest,
 )
 from chats_store.chats.model import Message, Restriction, RestrictionKind
@@ -172,6 +175,7 @@ _HANDLERS: Final[Mapping[type[Any], str]] = {
     ModerationRequest: "_moderate",
     HistoryRequest: "_history",
     ResumeRequest: "_resume",
+    RenewRequest: "_renew",
 }
 """The method of :class:`ChatService` that answers each kind of request (looked up by
 name on each call, so a handler can be replaced on the class, as a test does)."""
@@ -459,6 +463,12 @@ class ChatService:
         )
         self._subscribe(session, chat_id)
         return Answer(resumption)
+
+    def _renew(self, session: Session, request: RenewRequest) -> Answer:
+        """A fresh credential for a chat this connection joined or resumed (a connection
+        that stays open never resumes, and would outlive the credential otherwise)."""
+        membership = self._membership(session, request.chat_id)
+        return Answer(MembershipRenewal(self._credential(membership)))
 
     def _remove_member(
         self, chat_id: str, user_id: str, removed: RemovedFromChat | None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from reactivex import Observable
 from reactivex.subject import BehaviorSubject, Subject
@@ -203,9 +203,15 @@ class InMemoryTransport:
     would; an event of an earlier connection is never delivered on a later one.
     """
 
-    def __init__(self, server: InMemoryChatServer, session_token: str) -> None:
+    def __init__(
+        self,
+        server: InMemoryChatServer,
+        session_token: str,
+        renew_session_token: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
         self.server = server
         self.session_token = session_token
+        self._renew_session_token = renew_session_token
         self.user_id = create_user(session_token).user_id
         self._session: Session | None = None
         self._status: BehaviorSubject[ConnectionStatus] = BehaviorSubject("disconnected")
@@ -244,6 +250,17 @@ class InMemoryTransport:
                 "create the user module with a fresh token"
             ) from None
 
+    async def authenticate(self) -> None:
+        """:meth:`check_session_token`, renewing a refused token once if it can
+        (as the WebSocket module does at a handshake)."""
+        try:
+            self.check_session_token()
+        except AuthenticationError:
+            if self._renew_session_token is None:
+                raise
+            self.session_token = await self._renew_session_token()
+            self.check_session_token()
+
     def set_status(self, status: ConnectionStatus) -> None:
         if status == "connected" and self._session is None:
             self._session = self.server._connect(self)
@@ -280,9 +297,15 @@ class InMemoryWebSocket:
         self.server = server
         self._transports: list[InMemoryTransport] = []
 
-    def chats_transport(self, url: str, session_token: str) -> InMemoryTransport:
+    def chats_transport(
+        self,
+        url: str,
+        session_token: str,
+        *,
+        renew_session_token: Callable[[], Awaitable[str]] | None = None,
+    ) -> InMemoryTransport:
         """Register a Chats module connecting as the session token's user."""
-        transport = InMemoryTransport(self.server, session_token)
+        transport = InMemoryTransport(self.server, session_token, renew_session_token)
         self._transports.append(transport)
         return transport
 
@@ -290,10 +313,11 @@ class InMemoryWebSocket:
         """Connect every registered Chats module.
 
         Raises :class:`~chats_store.AuthenticationError` (and connects none) if a
-        session token is refused, as the server's handshake would.
+        session token is refused, as the server's handshake would, and its renewal
+        (the user's token provider) fails or is refused too.
         """
         for transport in self._transports:
-            transport.check_session_token()
+            await transport.authenticate()
         for transport in self._transports:
             transport.set_status("connecting")
             transport.set_status("connected")

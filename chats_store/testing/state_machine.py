@@ -93,6 +93,7 @@ from chats_store.chats.commands import (
     ChatReply,
     ChatRequest,
     DeleteMessageRequest,
+    DispatchLater,
     EditMessageRequest,
     HistoryRequest,
     JoinRequest,
@@ -538,6 +539,8 @@ class ChatsStateMachine(RuleBasedStateMachine):
         self.model = ClientModel()
         self.in_flight: dict[int, SendRequest] = {}
         self.resumes: dict[str, SendRequest] = {}
+        self.timers: dict[tuple[str, str], DispatchLater] = {}
+        """The timers the reducer asked for (membership renewals), by key; never fired."""
         """The resume requests in flight (the module's own: call id 0), by chat."""
         self.processed: dict[int, ChatReply | Failure] = {}
         self.settled: dict[int, Outcome] = {}
@@ -606,6 +609,8 @@ class ChatsStateMachine(RuleBasedStateMachine):
                         "in order"
                     )
                 self.in_flight[command.call_id] = command
+            elif isinstance(command, DispatchLater):
+                self.timers[command.key] = command
             elif isinstance(command, SettleCall):
                 assert command.call_id not in self.settled, (
                     f"call {command.call_id} settled twice: {self.settled[command.call_id]!r}, "

@@ -4,12 +4,19 @@ A thin asyncio shell around the sans-I/O :class:`~chats_store.protocol.ClientPro
 as ``websockets`` itself is built. It is the Chats module's
 :class:`~chats_store.chats.transport.ChatsTransport`.
 
-Reconnects reuse ``websockets``' own loop (``async for connection in connect(...)``)
-with tuned delays: the first retry after a drop happens at once, then after a
-jittered sub-second delay, growing exponentially only while attempts keep
-failing, and the growth resets after a success. A handshake the server refuses
-(401/403: bad or expired session token) is fatal: no retry loop, the connection
-stays ``disconnected`` and ``last_error`` says why.
+The connection opens with single ``websockets`` handshakes in a loop of its own, timed
+by a :class:`~chats_store.websocket.reconnect.ReconnectSchedule`: the first retry after
+a healthy connection drops happens at once, then the delays grow, and only a
+connection that stays open for a while resets them; a 429 or 503 answer's
+``Retry-After`` is heard. Why the last connection ended, or the last attempt failed,
+is its :attr:`ManagedConnection.last_error` (a :class:`ConnectionFault`), and the
+requests in flight when it ended fail with a detail that says so.
+
+The session token: a handshake the server refuses (401/403) is retried at once with a
+fresh token when there is a ``renew_session_token`` (the user module's token provider),
+which is also asked shortly before the token expires; otherwise, or when the provider
+fails or its token is refused too, the refusal is final: no retry loop, the
+connection stays ``disconnected`` and ``last_error`` says why.
 """
 
 from __future__ import annotations
@@ -17,21 +24,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Generator, Sequence
-from functools import partial
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
+import attrs
 from reactivex import Observable
 from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import backoff
 from websockets.client import process_exception as retry_network_errors
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, PayloadTooBig
 from websockets.typing import Subprotocol
 
 from chats_store.chats.actions import Failure, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
 from chats_store.chats.model import ConnectionStatus
-from chats_store.errors import AuthenticationError, ConnectFailedError, ProtocolError
+from chats_store.errors import (
+    AuthenticationError,
+    ConnectFailedError,
+    ErrorCode,
+    ProtocolError,
+    TokenError,
+)
 from chats_store.protocol import (
     MAX_SERVER_FRAME_SIZE,
     PROTOCOL_VERSION,
@@ -39,38 +53,151 @@ from chats_store.protocol import (
     EventReceived,
     ReplyReceived,
 )
+from chats_store.tokens import SESSION_AUDIENCE, read_unverified_claims
+from chats_store.websocket.reconnect import ReconnectPolicy, ReconnectSchedule, retry_after
 
-__all__ = ["ManagedConnection"]
+__all__ = ["RENEW_MARGIN", "ConnectionFault", "ManagedConnection"]
 
 logger = logging.getLogger("chats_store.websocket")
 
 PROTOCOL_ERROR_CLOSE_CODE = 1002
+RENEW_MARGIN = 60.0
+"""Seconds before its ``exp`` that a session token is renewed, ahead of a handshake
+(when there is a token provider): a margin for the clocks of client and server."""
+
+_REFUSED_TOKEN = (401, 403)
+_NETWORK_TROUBLE = (ErrorCode.CONNECTION_LOST, ErrorCode.CONNECT_FAILED)
+"""Fault codes that a reconnection usually mends (logged at INFO, the others at WARNING)."""
+_CODE_FIRST = re.compile(r"([a-z][a-z_]{0,63}): ")
+"""The reference server's refusals start with their code: ``expired_token: ...``."""
 
 
-def _process_exception(error: Exception) -> Exception | None:
-    """Retry network failures, server errors and 429; a refused token (401/403) is final."""
+@attrs.frozen
+class ConnectionFault:
+    """Why a connection ended, or why an attempt to open one failed.
+
+    ``code`` says what happened: the :class:`~chats_store.ErrorCode` of the broken
+    rule when the server broke the protocol (``invalid_json``, ``invalid_frame``,
+    ``unexpected_reply``, ``frame_too_large``...), ``invalid_token`` or
+    ``expired_token`` when it refused the session token, ``token_provider_failed``,
+    the code of a refused handshake (``too_many_connections``, ``rate_limited``),
+    ``connection_lost`` when the connection closed or broke, ``connect_failed`` when
+    none could be opened. ``detail`` says it for people (the server's close reason
+    and HTTP answer included); ``close_code`` is the WebSocket close code of a
+    connection that closed with one (1009: a frame too large; 1008: the server's
+    policy...). ``final``: the module gave up and stays ``disconnected`` until
+    ``connect()`` is called again; otherwise it is reconnecting.
+    """
+
+    code: ErrorCode
+    detail: str
+    close_code: int | None = None
+    final: bool = False
+
+
+class _GiveUpError(Exception):
+    """The connection must stop reconnecting: ``fault`` says why, ``error`` is raised
+    by :meth:`ManagedConnection.open`."""
+
+    def __init__(self, fault: ConnectionFault, error: ConnectFailedError) -> None:
+        super().__init__(fault.detail)
+        self.fault = fault
+        self.error = error
+
+
+def _body(refused: InvalidStatus) -> str:
+    body = refused.response.body
+    return body.decode(errors="replace").strip()[:300] if body else ""
+
+
+def _refusal_code(body: str, default: ErrorCode) -> ErrorCode:
+    match = _CODE_FIRST.match(body)
+    return ErrorCode(match.group(1)) if match else default
+
+
+def _http_answer(refused: InvalidStatus) -> str:
+    body = _body(refused)
+    return f"HTTP {refused.response.status_code}{': ' + body if body else ''}"
+
+
+def _token_refused(refused: InvalidStatus, renewed: bool) -> _GiveUpError:
+    answer = _http_answer(refused)
+    code = _refusal_code(_body(refused), ErrorCode.INVALID_TOKEN)
+    if renewed:
+        detail = f"the server refused the session token the token provider returned ({answer})"
+    else:
+        detail = (
+            f"the server refused the session token ({answer}) - create the user module "
+            "with a fresh token, or give create_user a token_provider"
+        )
+    fault = ConnectionFault(code, detail, final=True)
+    return _GiveUpError(fault, AuthenticationError(detail, code=code))
+
+
+def _attempt_failed(error: Exception) -> tuple[ConnectionFault, float | None]:
+    """The fault of a failed handshake and the ``Retry-After`` it asked for.
+
+    Raises :class:`_GiveUpError` when retrying cannot help (websockets' rule: network
+    errors, 5xx and timeouts are retried; so is 429).
+    """
     if isinstance(error, InvalidStatus):
         status = error.response.status_code
-        if status in (401, 403):
-            body = (
-                error.response.body.decode(errors="replace").strip() if error.response.body else ""
-            )
-            return AuthenticationError(
-                f"the server refused the session token (HTTP {status}"
-                f"{': ' + body if body else ''}) - create the user module with a fresh token"
-            )
-        if status >= 500 or status == 429:
-            return None  # server trouble or too many connections: it may pass, retry
-        return error
-    return retry_network_errors(error)
+        detail = f"the server refused the connection ({_http_answer(error)})"
+        if status == 429 or status >= 500:
+            default = ErrorCode.RATE_LIMITED if status == 429 else ErrorCode.CONNECT_FAILED
+            fault = ConnectionFault(_refusal_code(_body(error), default), detail)
+            if status in (429, 503):
+                return fault, retry_after(error.response.headers.get("Retry-After"))
+            return fault, None
+        fault = ConnectionFault(_refusal_code(_body(error), ErrorCode.CONNECT_FAILED), detail)
+        raise _GiveUpError(attrs.evolve(fault, final=True), ConnectFailedError(detail))
+    detail = f"could not connect: {type(error).__name__}: {error}"
+    fault = ConnectionFault(ErrorCode.CONNECT_FAILED, detail)
+    if retry_network_errors(error) is not None:
+        raise _GiveUpError(attrs.evolve(fault, final=True), ConnectFailedError(detail))
+    return fault, None
+
+
+def _drop_fault(connection: ClientConnection, violation: ProtocolError | None) -> ConnectionFault:
+    """Why ``connection`` ended: a frame we refused, or who closed it and how."""
+    protocol = connection.protocol
+    sent, received = protocol.close_sent, protocol.close_rcvd
+    if violation is not None:
+        code = violation.close_code or PROTOCOL_ERROR_CLOSE_CODE
+        return ConnectionFault(
+            violation.code, f"the server broke the protocol: {violation} (closed with {code})", code
+        )
+    if isinstance(protocol.parser_exc, PayloadTooBig):
+        return ConnectionFault(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"the server sent a frame larger than the {MAX_SERVER_FRAME_SIZE} bytes a client "
+            f"accepts ({protocol.parser_exc}; closed with 1009)",
+            1009,
+        )
+    if received is not None and protocol.close_rcvd_then_sent is not False:
+        reason = f": {received.reason}" if received.reason else ""
+        return ConnectionFault(
+            ErrorCode.CONNECTION_LOST,
+            f"the server closed the connection ({received.code}{reason})",
+            received.code,
+        )
+    if sent is not None:
+        reason = f": {sent.reason}" if sent.reason else ""
+        detail = f"the client closed the connection ({sent.code}{reason})"
+        return ConnectionFault(ErrorCode.CONNECTION_LOST, detail, sent.code)
+    return ConnectionFault(
+        ErrorCode.CONNECTION_LOST, "the connection broke without a closing handshake", 1006
+    )
 
 
 class ManagedConnection:
     """A connection to one URL, reconnecting until closed; the Chats transport.
 
-    ``status`` is reported through ``on_status`` (the WebSocket module keeps the
-    getters); ``events`` emits server pushes; ``request`` returns a reply or a
-    :class:`Failure`, never raises for network trouble.
+    ``status`` and ``last_error`` are reported through ``on_status`` and
+    ``on_fault`` (the WebSocket module keeps the getters); ``events`` emits server
+    pushes; ``request`` returns a reply or a :class:`Failure`, never raises for
+    network trouble. ``renew_session_token``, when given, returns a fresh session
+    token of the same user (the user module's token provider, checked).
     """
 
     def __init__(
@@ -80,15 +207,19 @@ class ManagedConnection:
         *,
         status: Observable[ConnectionStatus],
         on_status: Callable[[ConnectionStatus], None],
-        reconnect_delays: Callable[[], Generator[float]],
+        on_fault: Callable[[ConnectionFault | None], None],
+        reconnect: ReconnectPolicy,
         open_timeout: float,
         ping_interval: float | None,
+        renew_session_token: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.url = url
         self._session_token = session_token
+        self._renew_session_token = renew_session_token
         self._status = status
         self._on_status = on_status
-        self._reconnect_delays = reconnect_delays
+        self._on_fault = on_fault
+        self._reconnect = reconnect
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
         self._events: Subject[ServerEvent] = Subject()
@@ -98,8 +229,10 @@ class ManagedConnection:
         self._task: asyncio.Task[None] | None = None
         self._opened: asyncio.Event | None = None
         self._closing = False
-        self.last_error: Exception | None = None
-        """Why the connection stopped for good (a refused token, say), or None."""
+        self._fault: ConnectionFault | None = None
+        self._stopped_by: ConnectFailedError | None = None
+        self._token_unproven = False
+        """The token came from the provider and no handshake has accepted it yet."""
 
     @property
     def status(self) -> Observable[ConnectionStatus]:
@@ -109,21 +242,37 @@ class ManagedConnection:
     def events(self) -> Observable[ServerEvent]:
         return self._events
 
+    @property
+    def last_error(self) -> ConnectionFault | None:
+        """Why the last connection ended or the last attempt failed; None while connected."""
+        return self._fault
+
+    def _set_fault(self, fault: ConnectionFault | None) -> None:
+        if fault is not None:
+            transient = not fault.final and fault.code in _NETWORK_TROUBLE
+            logger.log(
+                logging.INFO if transient else logging.WARNING, "%s: %s", self.url, fault.detail
+            )
+        self._fault = fault
+        self._on_fault(fault)
+
     # Lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
         """Start connecting (and reconnecting); return once connected.
 
         Raises :class:`AuthenticationError` if the server refuses the session
-        token and :class:`ConnectFailedError` if no connection could be opened
-        within the open time-out; the connection is then closed.
+        token (or the token provider fails) and :class:`ConnectFailedError` if no
+        connection could be opened within the open time-out; the connection is
+        then closed.
         """
         if self._task is not None and not self._task.done():
             if self._connection is not None:
                 return
         else:
             self._closing = False
-            self.last_error = None
+            self._stopped_by = None
+            self._set_fault(None)
             self._opened = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
         assert self._opened is not None and self._task is not None
@@ -138,14 +287,14 @@ class ManagedConnection:
             opened.cancel()
         if self._connection is not None:
             return
-        error = self.last_error
+        stopped_by, fault = self._stopped_by, self._fault
         await self.close()
-        if isinstance(error, ConnectFailedError):
-            raise error
+        if stopped_by is not None:
+            raise stopped_by
         raise ConnectFailedError(
             f"could not connect to {self.url} within {self._open_timeout} s"
-            + (f": {error}" if error is not None else "")
-        ) from error
+            + (f": {fault.detail}" if fault is not None else "")
+        )
 
     async def close(self) -> None:
         """Close the connection and stop reconnecting; status becomes disconnected."""
@@ -159,41 +308,112 @@ class ManagedConnection:
                 await task
 
     async def _run(self) -> None:
+        schedule = ReconnectSchedule(self._reconnect)
+        loop = asyncio.get_running_loop()
         self._on_status("connecting")
         try:
-            async for connection in connect(
-                self.url,
-                additional_headers={"Authorization": f"Bearer {self._session_token}"},
-                subprotocols=[Subprotocol(PROTOCOL_VERSION)],
-                max_size=MAX_SERVER_FRAME_SIZE,
-                open_timeout=self._open_timeout,
-                ping_interval=self._ping_interval,
-                reconnect_delays=self._reconnect_delays,
-                process_exception=_process_exception,
-            ):
+            while True:
+                try:
+                    connection = await self._handshake()
+                except _GiveUpError:
+                    raise
+                except Exception as error:
+                    fault, asked = _attempt_failed(error)
+                    self._set_fault(fault)
+                    await asyncio.sleep(schedule.after_failure(asked))
+                    continue
+                opened_at = loop.time()
                 await self._serve(connection)
                 if self._closing:
                     break
                 self._on_status("connecting")
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            self.last_error = error
-            logger.warning("connection to %s stopped: %s", self.url, error)
+                await asyncio.sleep(schedule.after_drop(loop.time() - opened_at))
+        except _GiveUpError as stopped:
+            self._stopped_by = stopped.error
+            self._set_fault(stopped.fault)
         finally:
             self._on_status("disconnected")
 
+    # The handshake and the session token -----------------------------------------------
+
+    async def _handshake(self) -> ClientConnection:
+        """One attempt; a token refused (or about to expire) is renewed and tried at once."""
+        if self._renew_session_token is not None and self._expires_soon():
+            await self._renew()
+        try:
+            return await self._connect()
+        except InvalidStatus as refused:
+            if refused.response.status_code not in _REFUSED_TOKEN:
+                raise
+            if self._renew_session_token is None or self._token_unproven:
+                raise _token_refused(refused, self._token_unproven) from None
+        await self._renew()
+        try:
+            return await self._connect()
+        except InvalidStatus as refused:
+            if refused.response.status_code in _REFUSED_TOKEN:
+                raise _token_refused(refused, renewed=True) from None
+            raise
+
+    async def _connect(self) -> ClientConnection:
+        connection = await connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self._session_token}"},
+            subprotocols=[Subprotocol(PROTOCOL_VERSION)],
+            max_size=MAX_SERVER_FRAME_SIZE,
+            open_timeout=self._open_timeout,
+            ping_interval=self._ping_interval,
+        )
+        self._token_unproven = False
+        return connection
+
+    def _expires_soon(self) -> bool:
+        """Whether the token's ``exp`` is within :data:`RENEW_MARGIN` of the local clock."""
+        try:
+            claims = read_unverified_claims(self._session_token, SESSION_AUDIENCE, ("exp",))
+        except TokenError:
+            return False  # no expiry to judge by: the server will say
+        expires: float = claims["exp"]
+        return expires - RENEW_MARGIN <= time.time()
+
+    async def _renew(self) -> None:
+        """A fresh session token from the provider, within the open time-out.
+
+        Raises :class:`_GiveUpError` when the provider fails (raises, times out, or
+        returns something that is not a session token of this user).
+        """
+        assert self._renew_session_token is not None
+        try:
+            async with asyncio.timeout(self._open_timeout):
+                token = await self._renew_session_token()
+        except TimeoutError:
+            error = AuthenticationError(
+                f"the token provider did not return a session token within {self._open_timeout} s",
+                code=ErrorCode.TOKEN_PROVIDER_FAILED,
+            )
+        except AuthenticationError as refused:
+            error = refused
+        else:
+            self._session_token = token
+            self._token_unproven = True
+            return
+        raise _GiveUpError(ConnectionFault(error.code, str(error), final=True), error)
+
+    # The open connection ---------------------------------------------------------------
+
     async def _serve(self, connection: ClientConnection) -> None:
         self._connection = connection
+        self._set_fault(None)
         self._on_status("connected")
         assert self._opened is not None
         self._opened.set()
+        violation: ProtocolError | None = None
         try:
             async for data in connection:
                 try:
                     self._protocol.receive_data(data)
                 except ProtocolError as error:
-                    logger.warning("closing the connection to %s: %s", self.url, error)
+                    violation = error
                     # A close reason is at most 123 bytes of UTF-8.
                     reason = str(error).encode()[:120].decode(errors="ignore")
                     await connection.close(error.close_code or PROTOCOL_ERROR_CLOSE_CODE, reason)
@@ -204,7 +424,40 @@ class ManagedConnection:
             pass
         finally:
             self._connection = None
-            self._deliver(self._protocol.fail_pending("connection_lost"))
+            self._dropped(connection, violation)
+
+    def _dropped(self, connection: ClientConnection, violation: ProtocolError | None) -> None:
+        """Say why ``connection`` ended and fail the requests in flight with it.
+
+        The request the fault is about, if it is one, fails with the fault's code: the
+        reply that broke the protocol, or the oldest in flight after a frame too large
+        (replies come in the order of the requests; the oversized frame was its reply,
+        unless it was an event).
+        """
+        if self._closing:
+            fault = None
+            cause = "the WebSocket module was disconnected (disconnect())"
+        else:
+            fault = _drop_fault(connection, violation)
+            cause = fault.detail
+        pending = self._protocol.pending_ids
+        culprit = None
+        if fault is not None and fault.code == ErrorCode.FRAME_TOO_LARGE and pending:
+            culprit = pending[0]
+        elif violation is not None and violation.request_id in pending:
+            culprit = violation.request_id
+        failed = self._protocol.fail_pending(
+            "connection_lost", detail=f"the connection closed before the server answered: {cause}"
+        )
+        if fault is not None:
+            self._set_fault(fault)
+            failed = [
+                attrs.evolve(item, result=Failure("connection_lost", fault.code, fault.detail))
+                if item.request_id == culprit
+                else item
+                for item in failed
+            ]
+        self._deliver(failed)
 
     def _deliver(self, received: Sequence[ReplyReceived | EventReceived]) -> None:
         for item in received:
@@ -224,7 +477,10 @@ class ManagedConnection:
         """Send ``request`` and return its reply or a :class:`Failure` (see ChatsTransport)."""
         connection = self._connection
         if connection is None:
-            return Failure("connection_lost", "not_connected", "the WebSocket is not connected")
+            why = f" ({self._fault.detail})" if self._fault is not None else ""
+            return Failure(
+                "connection_lost", ErrorCode.NOT_CONNECTED, f"the WebSocket is not connected{why}"
+            )
         protocol = self._protocol
         try:
             request_id = protocol.send_request(request)
@@ -244,16 +500,3 @@ class ManagedConnection:
             return abandoned.result if abandoned is not None else await reply
         finally:
             self._replies.pop(request_id, None)
-
-
-def reconnect_delays(
-    first_delay: float, min_delay: float, max_delay: float, factor: float
-) -> Callable[[], Generator[float]]:
-    """A ``reconnect_delays`` factory for ``websockets.connect`` with these bounds."""
-    return partial(
-        backoff,
-        initial_delay=first_delay,
-        min_delay=min_delay,
-        max_delay=max_delay,
-        factor=factor,
-    )

@@ -19,6 +19,9 @@ from chats_store.chats.actions import (
     ChatSnapshot,
     Failure,
     MembersAmountChanged,
+    MembershipRenewal,
+    MembershipRenewed,
+    MembershipRenewFailed,
     MessageDeleted,
     MessageDeleteFailed,
     MessageSendFailed,
@@ -43,6 +46,7 @@ from chats_store.chats.commands import (
     ModerationRequest,
     Outcome,
     PostMessageRequest,
+    RenewRequest,
     ResumeRequest,
     kind_of,
     outcome_of,
@@ -118,6 +122,12 @@ OUTCOMES: list[tuple[ChatRequest, ChatReply, Outcome, Outcome]] = [
         RESUMPTION,
         ChatResumed(7, "c", RESUMPTION),
         ChatResumeFailed(7, "c", FAILURE),
+    ),
+    (
+        RenewRequest("c"),
+        MembershipRenewal("credential"),
+        MembershipRenewed(7, "c", MembershipRenewal("credential")),
+        MembershipRenewFailed(7, "c", FAILURE),
     ),
 ]
 """A request of each kind, a reply to it, and the outcomes of that reply and of FAILURE."""

@@ -24,6 +24,10 @@ from chats_store.chats.actions import (
     LeaveChat,
     LoadOlderMessages,
     MembersAmountChanged,
+    MembershipRenewal,
+    MembershipRenewalDue,
+    MembershipRenewed,
+    MembershipRenewFailed,
     MessageDeleted,
     MessageDeleteFailed,
     MessageEdited,
@@ -46,16 +50,19 @@ from chats_store.chats.actions import (
 )
 from chats_store.chats.commands import (
     DeleteMessageRequest,
+    DispatchLater,
     EditMessageRequest,
     HistoryRequest,
     JoinRequest,
     LeaveRequest,
     ModerationRequest,
     PostMessageRequest,
+    RenewRequest,
     ResumeRequest,
     SendRequest,
     SettleCall,
 )
+from chats_store.chats.event_buffer import EventBuffer
 from chats_store.chats.lifecycle import INTENTS
 from chats_store.chats.model import (
     ChatRemoval,
@@ -65,9 +72,16 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
-from chats_store.chats.reducer import CHAT_CASES, CHATS_CASES, chats_reducer, reduce_chats
+from chats_store.chats.reducer import (
+    CHAT_CASES,
+    CHATS_CASES,
+    MAX_BUFFERED_EVENTS,
+    chats_reducer,
+    reduce_chats,
+)
 from chats_store.core.reducer import Reducer, Step
 from chats_store.errors import ErrorCode
+from chats_store.server.tokens import mint_membership_token
 
 ME = "me"
 TIMEOUT = Failure("timeout", "timeout", "no reply in time")
@@ -201,6 +215,9 @@ def test_every_case_has_an_example_here() -> None:
         OwnMetadataChanged,
         ChatResumed,
         ChatResumeFailed,
+        MembershipRenewalDue,
+        MembershipRenewed,
+        MembershipRenewFailed,
     }
     assert set(CHATS_CASES) | set(CHAT_CASES) == covered
 
@@ -1144,3 +1161,148 @@ def test_a_kick_is_remembered_until_the_chat_is_joined_again(ready: ChatsState) 
     assert kicked.removed["c1"] == ChatRemoval("c1", "kicked", "spam")
     rejoining = reduce(kicked, JoinChat(5, "c1", "tok"))
     assert "c1" not in rejoining.removed
+
+
+# Events buffered while a chat loads ----------------------------------------------------
+
+
+def posted(seq: int) -> MessagePosted:
+    return MessagePosted("c1", seq, server_message(f"m{seq}", seq))
+
+
+def test_events_buffered_while_loading_cost_the_same_each(loading: ChatsState) -> None:
+    """Issue 11: each event copied the buffer (40,000 events blocked the loop for 7 s).
+
+    Buffered events share one list: appending never copies what is buffered.
+    """
+    state = loading
+    buffers = []
+    for seq in range(1, MAX_BUFFERED_EVENTS + 1):
+        state = reduce(state, posted(seq))
+        if seq in (1, MAX_BUFFERED_EVENTS):
+            buffers.append(chat(state).buffered_events)
+    first, last = buffers
+    assert len(first) == 1 and len(last) == MAX_BUFFERED_EVENTS
+    assert first._items is last._items, "the buffer was copied"
+    state = reduce(state, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, messages=(), last_seq=0)))
+    assert [m.seq for m in chat(state).messages] == list(range(1, MAX_BUFFERED_EVENTS + 1))
+    assert chat(state).buffered_events == ()
+
+
+def full(state: ChatsState) -> ChatsState:
+    """``state`` with c1's buffer at the cap (built at once, as the cap's test needs)."""
+    events = EventBuffer([posted(seq) for seq in range(100, 100 + MAX_BUFFERED_EVENTS)])
+    filled = attrs.evolve(chat(state), buffered_events=events)
+    return attrs.evolve(state, chats=state.chats.set("c1", filled))
+
+
+def test_one_event_past_the_buffer_cap_fails_the_join_clearly(loading: ChatsState) -> None:
+    step = run(full(loading), posted(99_999))
+
+    assert "c1" not in step.state.chats and step.state.chat_ids == ()
+    (settle,) = step.commands
+    assert isinstance(settle, SettleCall) and settle.call_id == 1
+    assert isinstance(settle.outcome, ChatJoinFailed)
+    failure = settle.outcome.failure
+    assert (failure.kind, failure.code) == ("cancelled", ErrorCode.TOO_MANY_EVENTS)
+    assert f"more than {MAX_BUFFERED_EVENTS} events" in failure.detail
+    # The join's late reply and the chat's later events find no chat.
+    assert reduce(step.state, ChatJoined(1, "c1", SNAPSHOT), posted(100_000)) == step.state
+
+
+def test_one_event_past_the_buffer_cap_ends_a_resync_with_a_removal(
+    reloading: ChatsState,
+) -> None:
+    queued = reduce(reloading, send(7, "q"), send(8, "r"))
+    step = run(full(queued), posted(99_999))
+
+    assert "c1" not in step.state.chats
+    removal = step.state.removed["c1"]
+    assert removal.reason == "resync_failed"
+    assert removal.detail is not None and removal.detail.startswith("too_many_events: ")
+    (settle,) = step.commands  # the send waiting behind the one in flight
+    assert isinstance(settle, SettleCall) and settle.call_id == 8
+
+
+def test_a_resumption_too_large_to_read_gives_the_chat_up(reloading: ChatsState) -> None:
+    """Issue 11: a resumption over the frame limit closed the connection (1009), and each
+    reconnection asked for the same one again: 369 to 406 reconnections in 20 s."""
+    too_large = Failure("connection_lost", ErrorCode.FRAME_TOO_LARGE, "closed with 1009")
+    lost = Failure("connection_lost", ErrorCode.CONNECTION_LOST, "the network broke")
+
+    waiting = reduce(reloading, ChatResumeFailed(0, "c1", lost))
+    assert chat(waiting).status == "reloading"  # asked again on the next connection
+    state = reduce(reloading, ChatResumeFailed(0, "c1", too_large))
+    assert "c1" not in state.chats
+    assert state.removed["c1"] == ChatRemoval(
+        "c1", "resync_failed", "frame_too_large: closed with 1009"
+    )
+    reconnected = run(
+        state, ConnectionStatusChanged("connecting"), ConnectionStatusChanged("connected")
+    )
+    assert reconnected.commands == ()  # nothing asked again
+
+
+# Membership renewal ----------------------------------------------------------------------
+
+
+def credential(ttl: float, issued: float = 1_000.0) -> str:
+    """A membership credential as the server mints it (its lifetime is readable)."""
+    return mint_membership_token("s" * 32, ME, "c1", ttl=ttl, now=issued)
+
+
+def renewal_timer(step: Step[ChatsState]) -> DispatchLater:
+    (timer,) = [c for c in step.commands if isinstance(c, DispatchLater)]
+    return timer
+
+
+def test_a_new_credential_asks_for_its_renewal_at_half_its_lifetime(
+    loading: ChatsState,
+) -> None:
+    joined = run(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=credential(600))))
+    assert renewal_timer(joined) == DispatchLater(
+        ("renew", "c1"), 300.0, MembershipRenewalDue("c1")
+    )
+    # The same credential again asks for nothing; one that cannot be read neither.
+    assert not run(joined.state, posted(10)).commands
+    unreadable = run(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership="opaque")))
+    assert not [c for c in unreadable.commands if isinstance(c, DispatchLater)]
+
+
+def test_a_renewal_due_is_asked_for_while_ready_and_connected(loading: ChatsState) -> None:
+    member = reduce(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)))
+    due = MembershipRenewalDue("c1")
+
+    assert run(member, due).commands == (SendRequest(0, RenewRequest("c1")),)
+    # Waiting for the connection or resuming: the resume brings a fresh credential.
+    assert run(member, ConnectionStatusChanged("connecting"), due).commands == ()
+    reloading = reduce(
+        member, ConnectionStatusChanged("connecting"), ConnectionStatusChanged("connected")
+    )
+    assert chat(reloading).status == "reloading" and run(reloading, due).commands == ()
+    assert run(member, MembershipRenewalDue("c9")).commands == ()
+
+
+def test_a_renewed_credential_is_kept_and_its_own_renewal_asked_for(
+    loading: ChatsState,
+) -> None:
+    member = reduce(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)))
+    fresh = credential(60, issued=2_000.0)
+    step = run(member, MembershipRenewed(0, "c1", MembershipRenewal(fresh)))
+
+    assert chat(step.state).membership == fresh
+    assert renewal_timer(step).delay == 30.0
+    # A chat still joining has no credential to renew: its snapshot brings one.
+    assert reduce(loading, MembershipRenewed(0, "c1", MembershipRenewal(fresh))) == loading
+
+
+def test_a_renewal_that_timed_out_is_asked_again_only(loading: ChatsState) -> None:
+    member = reduce(loading, ChatJoined(1, "c1", attrs.evolve(SNAPSHOT, membership=MEMBERSHIP)))
+    lost = Failure("connection_lost", "connection_lost", "gone")
+    unknown = Failure("refused", ErrorCode.UNKNOWN_REQUEST, "an older server")
+
+    assert run(member, MembershipRenewFailed(0, "c1", TIMEOUT)).commands == (
+        SendRequest(0, RenewRequest("c1")),
+    )
+    assert run(member, MembershipRenewFailed(0, "c1", lost)).commands == ()
+    assert reduce(member, MembershipRenewFailed(0, "c1", unknown)) == member

@@ -14,6 +14,10 @@ from chats_store.chats.actions import (
     ChatResumeFailed,
     ChatSnapshot,
     JoinChat,
+    MembershipRenewal,
+    MembershipRenewalDue,
+    MembershipRenewed,
+    MembershipRenewFailed,
     Resumption,
 )
 from chats_store.chats.model import ChatsState
@@ -53,7 +57,23 @@ any_action = st.one_of(
     cs.chats_states(max_steps=10).flatmap(cs.chats_actions),
     resumed(),
     st.builds(ChatResumeFailed, st.integers(1, 9), cs.chat_ids(), cs.failures()),
+    st.builds(
+        MembershipRenewed,
+        st.integers(0, 9),
+        cs.chat_ids(),
+        st.just(MembershipRenewal("membership-secret")),
+    ),
+    st.builds(MembershipRenewFailed, st.integers(0, 9), cs.chat_ids(), cs.failures()),
+    st.builds(MembershipRenewalDue, cs.chat_ids()),
 )
+NOT_DRAWN = (
+    ChatResumed,
+    ChatResumeFailed,
+    MembershipRenewed,
+    MembershipRenewFailed,
+    MembershipRenewalDue,
+)
+"""The action classes that the strategy of any action about a state does not draw."""
 
 
 @given(any_action)
@@ -66,7 +86,7 @@ def test_every_action_round_trips_through_json(action: Any) -> None:
 def test_the_strategies_cover_every_action_class() -> None:
     from chats_store.testing.strategies import _ANY_ACTION_KINDS
 
-    assert set(ACTION_TYPES) == {*_ANY_ACTION_KINDS, ChatResumed, ChatResumeFailed}
+    assert set(ACTION_TYPES) == {*_ANY_ACTION_KINDS, *NOT_DRAWN}
 
 
 def test_credentials_are_redacted() -> None:

@@ -43,6 +43,8 @@ def test_protocol_error_is_a_chats_store_error() -> None:
         ("not json", ErrorCode.INVALID_JSON, None, 1007),
         ('{"type": "post", "id": 5,', ErrorCode.INVALID_JSON, None, 1007),
         ('{"type":"leave","id":1,"chat_id":NaN}', ErrorCode.INVALID_JSON, None, 1007),
+        ('{"type":"leave","id":1,"chat_id":"c","at":1e400}', ErrorCode.INVALID_JSON, None, 1007),
+        ('{"type":"leave","id":1,"chat_id":"c","at":-1E+309}', ErrorCode.INVALID_JSON, None, 1007),
         ("[" * 5000 + "]" * 5000, ErrorCode.INVALID_JSON, None, 1007),
         (b'{"type":"leave","id":1,"chat_id":"c"}', ErrorCode.INVALID_FRAME, None, 1003),
         ("[1, 2]", ErrorCode.INVALID_FRAME, None, None),
@@ -230,6 +232,34 @@ def test_a_malformed_server_frame_is_a_protocol_error(frame: str) -> None:
 
     assert protocol.events_received() == []
     assert protocol.pending_ids == (1,)
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "2E+308", "1.8e308"])
+def test_a_number_beyond_a_float_is_not_read_as_infinity(number: str) -> None:
+    """``1e400`` is valid JSON syntax that Python reads as ``inf``: refused, never a value."""
+    protocol = ClientProtocol()
+    post = protocol.send_request(PostMessageRequest("c", "m", "hi"))
+    reply = json.loads(encode_reply(post, _message()))
+    text = json.dumps(reply).replace('"created_at": 1.0', f'"created_at": {number}')
+    assert number in text
+
+    with pytest.raises(ProtocolError, match="beyond the range of a 64-bit float") as caught:
+        protocol.receive_data(text)
+
+    assert caught.value.code == ErrorCode.INVALID_JSON
+    assert caught.value.close_code == 1007
+    assert protocol.pending_ids == (post,)
+
+
+def test_the_largest_finite_numbers_are_still_read() -> None:
+    protocol = ClientProtocol()
+    post = protocol.send_request(PostMessageRequest("c", "m", "hi"))
+    reply = json.loads(encode_reply(post, _message()))
+    protocol.receive_data(json.dumps(reply).replace('"created_at": 1.0', '"created_at": 1.7e308'))
+
+    (received,) = protocol.events_received()
+    assert isinstance(received, ReplyReceived)
+    assert isinstance(received.result, Message) and received.result.created_at == 1.7e308
 
 
 def test_an_event_whose_message_is_of_another_chat_is_a_protocol_error() -> None:

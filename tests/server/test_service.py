@@ -6,12 +6,14 @@ from collections.abc import Callable, Iterator
 from typing import Any, get_args
 
 import attrs
+import jwt
 import pytest
 
 from chats_store.chats.actions import (
     ChatSnapshot,
     Failure,
     MembersAmountChanged,
+    MembershipRenewal,
     MessagePosted,
     OwnRestrictionsChanged,
     RemovedFromChat,
@@ -22,10 +24,17 @@ from chats_store.chats.commands import (
     JoinRequest,
     ModerationRequest,
     PostMessageRequest,
+    RenewRequest,
 )
 from chats_store.chats.model import Message
 from chats_store.errors import ErrorCode
-from chats_store.server import RefusedError, TokenRefusedError, mint_chat_token
+from chats_store.server import (
+    MEMBERSHIP_TTL,
+    RefusedError,
+    TokenRefusedError,
+    mint_chat_token,
+    verify_membership_token,
+)
 from chats_store.server.database import ChatDatabase
 from chats_store.server.service import _HANDLERS, Answer, ChatService, Push, Session
 from chats_store.testing.clock import FakeClock
@@ -187,3 +196,27 @@ def test_tokens_and_rules_refuse_with_one_exception() -> None:
     refusal = RefusedError(ErrorCode.MEMBER_MUTED, "you are muted")
     assert refusal.failure == Failure("refused", ErrorCode.MEMBER_MUTED, "you are muted")
     assert str(refusal) == "you are muted"
+
+
+def test_a_renew_answers_a_fresh_credential_for_a_chat_joined_here(core: Core) -> None:
+    ann = core.join("ann")
+    core.clock.advance(3 * 24 * 3600)  # the join's credential is half-way to expiry
+
+    answer = core.service.handle(ann, RenewRequest("c1"))
+
+    assert isinstance(answer.reply, MembershipRenewal) and answer.pushes == ()
+    grant = verify_membership_token(SECRET, answer.reply.membership, core.clock)
+    assert (grant.user_id, grant.chat_id) == ("ann", "c1")
+    claims = jwt.decode(answer.reply.membership, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == MEMBERSHIP_TTL
+    assert claims["iat"] == int(core.clock())
+
+
+def test_a_renew_needs_the_chat_joined_on_this_connection(core: Core) -> None:
+    core.join("ann")
+    elsewhere = Session("ann")  # another connection of the same member
+
+    answer = core.service.handle(elsewhere, RenewRequest("c1"))
+
+    assert isinstance(answer.reply, Failure)
+    assert answer.reply.code == ErrorCode.CHAT_NOT_JOINED

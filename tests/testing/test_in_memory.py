@@ -229,6 +229,28 @@ async def test_tokens_are_checked_by_the_server(
         await websocket.connect()
 
 
+async def test_a_refused_session_token_is_renewed_by_the_users_token_provider(
+    server: InMemoryChatServer,
+) -> None:
+    expired = mint_session_token(server.secret, "ann", now=server.clock() - 10_000)
+    provided: list[str] = []
+
+    def provider() -> str:
+        provided.append(server.session_token("ann"))
+        return provided[-1]
+
+    websocket = server.websocket()
+    chats = create_chats(
+        user_module=create_user(expired, token_provider=provider),
+        websocket_module=websocket,
+        config=ChatsConfig(host="memory"),
+    )
+    await websocket.connect()
+    assert len(provided) == 1
+    assert (await chats.join_chat(server.chat_token("ann", "c1"))).status == "ready"
+    await chats.close()
+
+
 async def test_refuse_next_answers_without_reaching_the_core(
     server: InMemoryChatServer, clients: list[Client]
 ) -> None:

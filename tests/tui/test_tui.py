@@ -17,11 +17,15 @@ import pytest
 pytest.importorskip("textual")
 
 from textual.pilot import Pilot
-from textual.widgets import Input, RichLog, Static
+from textual.widgets import Input, OptionList, RichLog, Static
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
-from chats_store import Message
+from chats_store import ChatsConfig, Message, create_chats, create_user, create_websocket
 from chats_store.cli import main
-from chats_store.tui import ChatApp, ConfirmDelete, MessageList, render_message
+from chats_store.protocol import PROTOCOL_VERSION
+from chats_store.server import mint_session_token
+from chats_store.tui import ChatApp, ConfirmDelete, MessageList, inert, render_message
 from tests.e2e.conftest import Net, network
 
 CHAT = "lobby"
@@ -298,3 +302,95 @@ async def test_a_send_refused_before_it_left_gives_the_text_back(net: Net) -> No
         await until(lambda: "not connected" in log_text(ann.app))
         assert field.value == "typed while offline"
         assert message_lines(ann.app) == []
+
+
+# Hostile strings from the server --------------------------------------------------------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b]52;c;cHduZWQ=\x07\x1b[2J\x9b31m\x9d0;x\x9c\u202eevil\x7f"
+"""A window title (OSC 0), a clipboard write (OSC 52), a screen clear (CSI), the same in
+C1 bytes, a right-to-left override and DEL."""
+MARKUP = "[@click=app.quit]press me[/] [b]bold[/b] [/]"
+
+
+def assert_inert(line: str) -> None:
+    """Not one control character of the terminal's, nor a bidirectional override."""
+    assert not [c for c in line if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0], repr(line)
+    assert "\u202e" not in line, repr(line)
+
+
+def test_inert_shows_every_control_character_as_a_harmless_one() -> None:
+    shown = inert(ESCAPES + "\n\ttab")
+    assert_inert(shown)
+    assert shown.startswith("␛]0;pwned␇␛]52;c;cHduZWQ=␇␛[2J") and shown.endswith("␊␉tab")
+    assert inert("plain text, emoji 😀 and accents é") == "plain text, emoji 😀 and accents é"
+
+
+async def test_escape_sequences_and_markup_in_a_message_are_shown_inert(net: Net) -> None:
+    async with client_app(net, "ann") as ann:
+        assert isinstance(ann.app, ChatApp)
+        bob = await net.joined("bob", CHAT)
+        await bob.chats.send_message(CHAT, f"{ESCAPES} {MARKUP}")
+        await until(lambda: len(message_lines(ann.app)) == 1)
+        (line,) = message_lines(ann.app)
+        assert_inert(line)
+        assert line.startswith("bob: ␛]0;pwned␇") and line.endswith(MARKUP)  # markup not parsed
+        await ann.press("shift+tab", "delete")  # bob's: not ours to delete
+        await until(lambda: "select one of your messages" in log_text(ann.app))
+
+
+async def test_markup_in_a_mute_reason_neither_crashes_nor_makes_a_link(net: Net) -> None:
+    """Issue 11: ``[/]`` in a mute reason crashed the muted user's client at every start,
+    ``[@click=app.quit]`` made a live action link."""
+    async with client_app(net, "ann", **moderator()) as ann, client_app(net, "bob") as bob:
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        await ann.app.chats.mute_chat_member(CHAT, "bob", 0, f"{MARKUP} {ESCAPES}")
+        await until(lambda: bob.app.query_one("#input", Input).disabled)
+        restrictions = static_text(bob.app, "#restrictions")
+        assert_inert(restrictions)
+        assert MARKUP in restrictions and "permanently" in restrictions
+        await bob.click("#restrictions")  # a link would quit the app
+        await bob.pause(0.1)
+        assert bob.app.is_running
+        # Kicked with the same reason: the notice log quotes it, inert.
+        await ann.app.chats.kick_chat_member(CHAT, "bob", f"{MARKUP} {ESCAPES}")
+        await until(lambda: "kicked" in log_text(bob.app))
+        for line in log_text(bob.app).splitlines():  # wrapped to the log's width
+            assert_inert(line)
+        assert MARKUP in log_text(bob.app).replace("\n", "")
+
+
+async def test_a_hostile_chat_id_is_shown_inert_in_the_list_and_the_header(net: Net) -> None:
+    chat_id = "room\x1b[2J[@click=app.quit]x[/]"
+    async with client_app(net, "ann", join=False) as ann:
+        assert isinstance(ann.app, ChatApp)
+        await ann.app.join(net.server.chat_token("ann", chat_id))
+        await until(lambda: "members" in static_text(ann.app, "#chat-header"))
+        header = static_text(ann.app, "#chat-header")
+        listed = str(ann.app.query_one("#chats", OptionList).get_option_at_index(0).prompt)
+        for shown in (header, listed, log_text(ann.app).replace("\n", "")):
+            assert_inert(shown)
+            assert "room␛[2J[@click=app.quit]x[/]" in shown
+
+
+async def test_the_connection_line_says_why_the_connection_is_down() -> None:
+    """A server that breaks the protocol after each handshake: the line quotes the fault."""
+
+    async def garbage(connection: ServerConnection) -> None:
+        await connection.send("\x1b[2J not json")
+        await connection.wait_closed()
+
+    async with serve(garbage, "127.0.0.1", 0, subprotocols=[Subprotocol(PROTOCOL_VERSION)]) as ws:
+        address = f"127.0.0.1:{ws.sockets[0].getsockname()[1]}"
+        websocket = create_websocket(open_timeout=2.0)
+        user = create_user(mint_session_token("tui-fault-secret-long-enough-for-hs256", "ann"))
+        chats = create_chats(
+            user_module=user, websocket_module=websocket, config=ChatsConfig(host=address)
+        )
+        app = ChatApp(chats, websocket, "ann")
+        async with app.run_test(size=SIZE):
+            await until(lambda: "the server broke the protocol" in static_text(app, "#connection"))
+            line = static_text(app, "#connection")
+            assert "connecting" in line and "is not valid JSON" in line
+            assert_inert(line)
+        await websocket.disconnect()
+        await chats.close()

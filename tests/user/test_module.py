@@ -5,7 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from chats_store import TokenError, create_user
+from chats_store import AuthenticationError, ErrorCode, TokenError, create_user
 from chats_store.tokens import CHAT_AUDIENCE, SESSION_AUDIENCE
 
 SECRET = "a-test-secret-that-is-at-least-32-bytes-long"
@@ -47,3 +47,56 @@ def test_unusable_tokens_are_refused_clearly(bad: str, fragment: str) -> None:
 def test_a_token_must_be_a_string() -> None:
     with pytest.raises(TokenError, match="must be a string"):
         create_user(b"bytes")  # type: ignore[arg-type]
+
+
+# The token provider ------------------------------------------------------------------
+
+
+async def test_a_token_provider_gives_fresh_tokens_as_str_or_awaitable() -> None:
+    fresh = token(sub="ann", iat=5)
+
+    async def later() -> str:
+        return fresh
+
+    for provider in (lambda: fresh, later):
+        user = create_user(token(sub="ann"), token_provider=provider)
+        assert await user.fresh_session_token() == fresh
+    assert "token_provider" not in repr(user)
+
+
+@pytest.mark.parametrize(
+    ("provided", "code", "fragment"),
+    [
+        (token(sub="bob"), ErrorCode.INVALID_TOKEN, "of user 'bob'; this client is user 'ann'"),
+        (jwt.encode({"sub": "ann", "aud": CHAT_AUDIENCE}, SECRET), "invalid_token", "audience"),
+        (None, ErrorCode.INVALID_TOKEN, "must be a string"),
+    ],
+)
+async def test_a_provider_that_returns_no_session_token_of_the_user_is_refused(
+    provided: object, code: ErrorCode, fragment: str
+) -> None:
+    user = create_user(token(sub="ann"), token_provider=lambda: provided)  # type: ignore[arg-type, return-value]
+    with pytest.raises(AuthenticationError, match=fragment) as raised:
+        await user.fresh_session_token()
+    assert raised.value.code == code
+
+
+async def test_a_provider_that_raises_or_is_missing_says_so() -> None:
+    def broken() -> str:
+        raise RuntimeError("the auth server is down")
+
+    user = create_user(token(sub="ann"), token_provider=broken)
+    with pytest.raises(
+        AuthenticationError, match="RuntimeError: the auth server is down"
+    ) as raised:
+        await user.fresh_session_token()
+    assert raised.value.code == ErrorCode.TOKEN_PROVIDER_FAILED
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    with pytest.raises(AuthenticationError, match="no token_provider") as missing:
+        await create_user(token(sub="ann")).fresh_session_token()
+    assert missing.value.code == ErrorCode.TOKEN_PROVIDER_FAILED
+
+
+def test_a_token_provider_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="token_provider must be a callable"):
+        create_user(token(sub="ann"), token_provider="a token")  # type: ignore[arg-type]

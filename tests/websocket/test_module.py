@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import socket
 
 import pytest
@@ -13,14 +12,12 @@ from chats_store import (
     ChatsConfig,
     ConnectFailedError,
     ConnectionLostError,
-    ReconnectPolicy,
     create_chats,
     create_user,
     create_websocket,
 )
 from chats_store.errors import ErrorCode
 from chats_store.server import mint_session_token, run_server
-from chats_store.websocket.connection import reconnect_delays
 
 SECRET = "websocket-module-secret-long-enough-for-hs256"
 
@@ -30,22 +27,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def test_reconnect_delays_start_sub_second_and_grow_only_while_failing() -> None:
-    policy = ReconnectPolicy()
-    delays = list(
-        itertools.islice(
-            reconnect_delays(
-                policy.first_delay, policy.min_delay, policy.max_delay, policy.factor
-            )(),
-            12,
-        )
-    )
-    assert 0 <= delays[0] <= policy.first_delay < 1
-    assert delays[1] == policy.min_delay
-    assert all(b >= a for a, b in itertools.pairwise(delays[1:]))
-    assert max(delays) == policy.max_delay
 
 
 async def test_connect_fails_clearly_when_no_server_listens() -> None:
