@@ -112,6 +112,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     MODULE_CLOSED = "module_closed"
     MESSAGE_ID_TAKEN = "message_id_taken"
+    # The server's storage stayed locked by another process past its bound (issue 13).
+    SERVER_BUSY = "server_busy"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:
