@@ -25,7 +25,7 @@ only lag behind the database, never run ahead of it). On opening, the database k
 its epoch only if that file names the same epoch and the database holds at least
 as many seqs; otherwise (a new database, a copy put back in its place, a database
 of another server, one that lost commits in a crash without ``durable``, or the
-file missing) it starts a new epoch. :func:`restore` puts a copy back and starts a
+file missing) it starts a new epoch. :func:`restore_database` puts a copy back and starts a
 new epoch explicitly. ``":memory:"`` starts a new epoch every time.
 
 The event log holds every chat event as the text of its ``event`` frame (a resume
@@ -73,7 +73,7 @@ __all__ = [
     "DEFAULT_KEEP_EVENTS",
     "HISTORY_SUFFIX",
     "ChatDatabase",
-    "restore",
+    "restore_database",
 ]
 
 _SCHEMA = """
@@ -258,7 +258,7 @@ class ChatDatabase:
     def start_new_epoch(self) -> str:
         """Give the history a new identity, so that clients drop what they hold of it.
 
-        For a database put back from a copy (see :func:`restore`); the server does
+        For a database put back from a copy (see :func:`restore_database`); the server does
         it by itself when it opens a database it cannot vouch for. Returns the new
         epoch.
         """
@@ -556,7 +556,7 @@ def _read_history(path: str) -> tuple[str, int] | None:
         return None
 
 
-def restore(copy: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
+def restore_database(copy: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
     """Put the database ``copy`` in place of the database at ``path``; its new epoch.
 
     The copy is read with SQLite's backup API (so it may be a live database),
