@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_process import ROOT, checkout, tree_env  # noqa: E402
+from server_process import ROOT, checkout, tree_env
 
 SCENARIO = ROOT / "tests" / "e2e" / "restored_server.py"
 

@@ -1,4 +1,4 @@
-"""A server restored from an older copy: every client converges on its history, misses nothing after.
+"""A server restored from an older copy: the clients converge on its history, miss nothing after.
 
 The scenario is :mod:`tests.e2e.restored_server` (it runs against any revision:
 ``benchmarks/restored_server.py`` prints today's figures beside these).

@@ -36,6 +36,12 @@ def _take_seqs(database: ChatDatabase, chat_id: str, count: int) -> None:
             database.next_seq(chat_id)
 
 
+def _fail_after_a_seq(database: ChatDatabase, chat_id: str) -> None:
+    with database.transaction():
+        database.next_seq(chat_id)
+        raise KeyError("refused")
+
+
 @pytest.mark.parametrize(("durable", "level"), [(True, 2), (False, 1)])
 def test_durable_is_synchronous_full_and_not_durable_normal(
     path: Path, durable: bool, level: int
@@ -51,15 +57,13 @@ def test_a_nested_transaction_rolls_back_alone_and_the_outer_one_all(path: Path)
     database = ChatDatabase(path)
     with database.transaction():
         database.next_seq("c1")
-        with pytest.raises(KeyError), database.transaction():
-            database.next_seq("c1")
-            raise KeyError("refused")
+        with pytest.raises(KeyError):
+            _fail_after_a_seq(database, "c1")
         database.next_seq("c2")
     assert (database.last_seq("c1"), database.last_seq("c2")) == (1, 1)
 
-    with pytest.raises(KeyError), database.transaction():
-        database.next_seq("c1")
-        raise KeyError("failed")
+    with pytest.raises(KeyError):
+        _fail_after_a_seq(database, "c1")
     assert database.last_seq("c1") == 1
     database.close()
 
@@ -70,8 +74,7 @@ def test_another_process_s_lock_past_busy_timeout_is_storage_busy(path: Path) ->
     other.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(StorageBusyError, match="stayed locked by another process"):
-            with database.transaction():
-                database.next_seq("c1")
+            _take_seqs(database, "c1", 1)
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -165,9 +168,8 @@ def test_restore_database_puts_the_copy_in_place_as_a_new_epoch(path: Path, tmp_
 def test_the_history_file_never_counts_more_than_was_committed(path: Path) -> None:
     database = ChatDatabase(path)
     _take_seqs(database, "c1", 2)
-    with pytest.raises(KeyError), database.transaction():
-        database.next_seq("c1")
-        raise KeyError("rolled back")
+    with pytest.raises(KeyError):
+        _fail_after_a_seq(database, "c1")
     database.close()
 
     assert (path.parent / (path.name + HISTORY_SUFFIX)).read_text().split()[1] == "0" * 19 + "2"
