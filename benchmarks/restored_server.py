@@ -50,9 +50,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for side, members in results.items():
         for member, seen in members.items():
-            print(
-                f"| {side} | {member} | {seen['missing']} | {seen['phantom']} | {seen['new_missing']} |"
-            )
+            missing, phantom, never = seen["missing"], seen["phantom"], seen["new_missing"]
+            print(f"| {side} | {member} | {missing} | {phantom} | {never} |")
 
 
 if __name__ == "__main__":
