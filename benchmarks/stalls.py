@@ -94,7 +94,8 @@ async def _join(client: RawClient, chat_id: str) -> dict[str, Any]:
 async def writers(tree: Path, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
     db = directory / "chats.sqlite3"
     tally = Tally()
-    async with ServerProcess(tree, db=str(db), rate_limit=None) as server:
+    extra = json.loads(args.extra)
+    async with ServerProcess(tree, db=str(db), rate_limit=None, **extra) as server:
         users = [f"writer-{i}" for i in range(args.writers)]
         async with clients(server.address, users) as connections:
             for index, client in enumerate(connections):

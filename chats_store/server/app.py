@@ -30,7 +30,11 @@ Protection against abusive clients, each configurable in :func:`run_server`:
   ``rate_burst`` (200): beyond that a request gets an ``error`` reply
   ``rate_limited`` without being processed, and a connection that keeps flooding
   (see :mod:`chats_store.server.limits`) is closed with 1008;
-* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009).
+* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009);
+* while the server is overloaded (its loop lags, or its core's worker is behind:
+  :mod:`chats_store.server.overload`), a handshake is answered HTTP 503 with a
+  ``Retry-After`` spread at random, so that a herd of reconnections comes back
+  spread out.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from chats_store.protocol import (
 from chats_store.server.database import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS, ChatDatabase
 from chats_store.server.dispatch import Dispatcher
 from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
+from chats_store.server.overload import Overload, overloaded
 from chats_store.server.refusal import RefusedError
 from chats_store.server.service import (
     MAX_RESUME_EVENTS,
@@ -215,6 +220,7 @@ class _Gateway:
     def __init__(
         self,
         dispatcher: Dispatcher,
+        overload: Overload,
         outboxes: _Outboxes,
         secret: bytes,
         clock: Callable[[], float],
@@ -224,6 +230,7 @@ class _Gateway:
         max_connections_per_user: int | None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._overload = overload
         self._outboxes = outboxes
         self._secret = secret
         self._clock = clock
@@ -244,6 +251,10 @@ class _Gateway:
         return RateLimiter(self._rate_limit, self._rate_burst, time.monotonic())
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        # Overloaded: refuse first, before any token is verified (issue 13: herds).
+        retry_after = self._overload.retry_after()
+        if retry_after is not None:
+            return overloaded(connection, retry_after)
         header = request.headers.get("Authorization")
         if header is None:
             return _unauthorized(
@@ -449,10 +460,13 @@ async def run_server(
         database.close()
         raise
     dispatcher = Dispatcher(worker, service, outboxes.send)
+    overload = Overload(worker)
     worker.start(service)
+    watching = asyncio.create_task(overload.watch())
     try:
         gateway = _Gateway(
             dispatcher,
+            overload,
             outboxes,
             key,
             clock,
@@ -476,6 +490,7 @@ async def run_server(
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
             yield ChatServer(host, int(bound[1]), key, clock)
     finally:
+        watching.cancel()
         worker.stop()  # closes the service once what was submitted is done
         await asyncio.to_thread(worker.join)
         database.close()

@@ -355,15 +355,15 @@ class ChatDatabase:
 
     # Event log ----------------------------------------------------------------
 
-    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> None:
-        """Log ``event`` as its frame text (inside the transaction that took its seq).
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
+        """Log ``event`` as its frame text (inside the transaction that took its seq); the text.
 
         ``target``: the only user who may read it back (None: every member).
         """
         message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
-        self.log_event(
-            event.chat_id, event.seq, encode_event(event), target=target, message_id=message_id
-        )
+        frame = encode_event(event)
+        self.log_event(event.chat_id, event.seq, frame, target=target, message_id=message_id)
+        return frame
 
     def log_event(
         self,
@@ -416,14 +416,19 @@ class ChatDatabase:
         """
         if since_seq < self.log_floor(chat_id):
             return None
-        rows = self._conn.execute(
+        # Plain tuples, not Rows: the garbage collector untracks a tuple of strings at
+        # once, where a thousand Rows alive during a collection would be promoted to
+        # the old generation and bring the next full collection closer.
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(
             "SELECT frame FROM events WHERE chat_id = ? AND seq > ? "
             "AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?",
             (chat_id, since_seq, user_id, limit + 1),
         ).fetchall()
         if len(rows) > limit:
             return None
-        return tuple(row["frame"] for row in rows)
+        return tuple(frame for (frame,) in rows)
 
     # Memberships --------------------------------------------------------------
 

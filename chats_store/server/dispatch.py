@@ -45,6 +45,7 @@ from chats_store.server.service import Answer, ChatService, Push, Session
 from chats_store.server.worker import CoreWorker
 
 __all__ = [
+    "FRAME_COST",
     "MAX_PENDING_PER_CONNECTION",
     "MAX_RESUMES_IN_FLIGHT",
     "SLICE_BYTES",
@@ -60,8 +61,10 @@ MAX_RESUMES_IN_FLIGHT = 32
 """Resume requests in the worker at once, over all connections (default)."""
 SLICE_SECONDS = 0.005
 """Work the loop does on answers before it lets other callbacks run."""
-SLICE_BYTES = 256 * 1024
-"""Text the loop hands to the outboxes before it lets other callbacks run."""
+SLICE_BYTES = 128 * 1024
+"""Text the loop hands to the outboxes before it lets other callbacks run (each frame
+queued counts :data:`FRAME_COST` bytes more: the writers' work per frame sent)."""
+FRAME_COST = 1024
 
 Send = Callable[[Session, str], None]
 """Queue a frame's text in the outbox of a session's connection (nothing if it is gone)."""
@@ -211,7 +214,7 @@ class Dispatcher:
         if isinstance(item.request, ResumeRequest):
             self._resumes.release()
         text = _reply_text(item.request_id, item.answer, item.session)
-        queued = len(text)
+        queued = len(text) + FRAME_COST
         item.reply.text = text
         connection = self._connections.get(item.session)
         if connection is not None:
@@ -228,10 +231,10 @@ class Dispatcher:
         queued = 0
         send = self._send
         for push in pushes:
-            text = encode_event(push.event, seq=push.seq)
+            text = push.frame if push.frame is not None else encode_event(push.event, seq=push.seq)
             for recipient in push.recipients:
                 send(recipient, text)
-            queued += len(text) * len(push.recipients)
+            queued += (len(text) + FRAME_COST) * len(push.recipients)
         return queued
 
 

@@ -178,6 +178,9 @@ class Push:
     event: ServerEvent
     recipients: tuple[Session, ...]
     seq: int | None = None
+    frame: str | None = attrs.field(default=None, eq=False, repr=False)
+    """The event's frame as the event log keeps it, when it was logged: an adapter that
+    writes frames sends this text, encoded once."""
 
 
 @attrs.frozen
@@ -440,13 +443,14 @@ class ChatService:
                 f"you are blocked from chat {chat_id!r} {_describe_until(block)}",
             )
 
-    def _log(self, event: LoggedEvent, *, target: str | None = None) -> LoggedEvent:
-        """Store ``event`` in the event log; the event, to push.
+    def _logged(
+        self, event: LoggedEvent, recipients: tuple[Session, ...], *, target: str | None = None
+    ) -> Push:
+        """Store ``event`` in the event log; its push to ``recipients``.
 
         ``target``: the only user who may read it back (private ``own_*`` events).
         """
-        self._db.append_event(event, target=target)
-        return event
+        return Push(event, recipients, frame=self._db.append_event(event, target=target))
 
     def _credential(self, membership: Membership) -> str:
         return mint_membership_token(
@@ -503,7 +507,7 @@ class ChatService:
             )
             seq = self._db.next_seq(chat_id)
             metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
-            pushes.append(Push(self._log(metadata_event, target=session.user_id), others))
+            pushes.append(self._logged(metadata_event, others, target=session.user_id))
         snapshot = self._snapshot(membership, self._credential(membership))
         self._subscribe(session, chat_id)
         return Answer(snapshot, tuple(pushes))
@@ -586,15 +590,16 @@ class ChatService:
         interval is open (then its end pushes the final amount:
         :meth:`_end_amount_window`); a push to many members opens one.
         """
-        event = self._log(MembersAmountChanged(chat_id, seq, self._db.members_amount(chat_id)))
+        event = MembersAmountChanged(chat_id, seq, self._db.members_amount(chat_id))
         window = self._amount_windows.get(chat_id)
         if window is not None:
+            self._db.append_event(event)
             window.pending_seq = seq
             return []
         recipients = self._members_online(chat_id, but=but)
         if self._amount_interval > 0 and len(recipients) >= MEMBERS_AMOUNT_COALESCED_FROM:
             self._open_amount_window(chat_id)
-        return [Push(event, recipients)]
+        return [self._logged(event, recipients)]
 
     def _open_amount_window(self, chat_id: str, pending_seq: int | None = None) -> None:
         timer = self._schedule(self._amount_interval, lambda: self._end_amount_window(chat_id))
@@ -615,16 +620,18 @@ class ChatService:
             with self._db.transaction():
                 seq = window.pending_seq
                 amount = self._db.members_amount(chat_id)
-                if self._db.last_seq(chat_id) != seq:
-                    seq = self._db.next_seq(chat_id)
-                    self._log(MembersAmountChanged(chat_id, seq, amount))
-                event = MembersAmountChanged(chat_id, seq, amount)
+                online = self._members_online(chat_id)
+                if self._db.last_seq(chat_id) == seq:
+                    push = Push(MembersAmountChanged(chat_id, seq, amount), online)
+                else:
+                    event = MembersAmountChanged(chat_id, self._db.next_seq(chat_id), amount)
+                    push = self._logged(event, online)
         except Exception:  # the storage is busy or failing: try again an interval later
             logger.exception("the members amount push of chat %r failed", chat_id)
             self._open_amount_window(chat_id, window.pending_seq)
             return
         self._open_amount_window(chat_id)
-        self._publish((Push(event, self._members_online(chat_id)),))
+        self._publish((push,))
 
     def _leave(self, session: Session, request: LeaveRequest) -> Answer:
         self._membership(session, request.chat_id)
@@ -667,8 +674,10 @@ class ChatService:
             created_at=self._clock(),
         )
         self._db.insert_message(message)
-        event = self._log(MessagePosted(chat_id, seq, message))
-        return Answer(message, (Push(event, self._members_online(chat_id)),))
+        return Answer(
+            message,
+            (self._logged(MessagePosted(chat_id, seq, message), self._members_online(chat_id)),),
+        )
 
     def _check_not_muted(self, chat_id: str, user_id: str) -> None:
         mute = self._active_kind(chat_id, user_id, "mute")
@@ -703,8 +712,10 @@ class ChatService:
         edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
         seq = self._db.next_seq(chat_id)
         self._db.edit_message(chat_id, message.id, edited.content, edited_at)
-        event = self._log(MessageEdited(chat_id, seq, edited))
-        return Answer(edited, (Push(event, self._members_online(chat_id)),))
+        return Answer(
+            edited,
+            (self._logged(MessageEdited(chat_id, seq, edited), self._members_online(chat_id)),),
+        )
 
     def _delete(self, session: Session, request: DeleteMessageRequest) -> Answer:
         chat_id = request.chat_id
@@ -719,8 +730,8 @@ class ChatService:
         seq = self._db.next_seq(chat_id)
         self._db.delete_message(chat_id, message.id)
         self._db.erase_message_events(chat_id, message.id)
-        event = self._log(MessageRemoved(chat_id, seq, message.id))
-        return Answer(None, (Push(event, self._members_online(chat_id)),))
+        removed = MessageRemoved(chat_id, seq, message.id)
+        return Answer(None, (self._logged(removed, self._members_online(chat_id)),))
 
     def _history(self, session: Session, request: HistoryRequest) -> Answer:
         self._membership(session, request.chat_id)
@@ -786,7 +797,7 @@ class ChatService:
             return []
         seq = self._db.next_seq(chat_id)
         event = OwnRestrictionsChanged(chat_id, seq, self._active(chat_id, user_id))
-        return [Push(self._log(event, target=user_id), self._sessions_of(chat_id, user_id))]
+        return [self._logged(event, self._sessions_of(chat_id, user_id), target=user_id)]
 
     def _restrict(
         self,

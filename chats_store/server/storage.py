@@ -193,8 +193,8 @@ class ChatStorage(Protocol):
 
     # The event log.
 
-    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> None:
-        """Log ``event`` (inside the transaction that took its seq).
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
+        """Log ``event`` (inside the transaction that took its seq); its frame's text.
 
         ``target``: the only user who may read it back (None: every member).
         """

@@ -103,6 +103,8 @@ class CoreWorker:
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._stopping = False
+        self._started: float | None = None
+        """When the oldest job of the batch (or call) running now was submitted."""
         self._service: ChatService | None = None
         self._thread = threading.Thread(target=self._run, name="chats_store core", daemon=True)
 
@@ -143,12 +145,14 @@ class CoreWorker:
 
     @property
     def backlog(self) -> float:
-        """Seconds the oldest job not started yet has waited (0 when there is none)."""
-        jobs = self._jobs
-        try:
-            return max(0.0, time.monotonic() - jobs[0].submitted)
-        except IndexError:
-            return 0.0
+        """Seconds the oldest job not done yet has waited (0 when there is none)."""
+        oldest = self._started
+        if oldest is None:
+            try:
+                oldest = self._jobs[0].submitted
+            except IndexError:
+                return 0.0
+        return max(0.0, time.monotonic() - oldest)
 
     def _put(self, job: _Request | _Call) -> None:
         with self._wake:
@@ -167,6 +171,10 @@ class CoreWorker:
                 due = self._take_due()
                 batch = self._take_batch()
                 stopping = self._stopping and not self._jobs and not due and not batch
+                if isinstance(batch, _Call):
+                    self._started = batch.submitted
+                elif batch:
+                    self._started = batch[0].submitted
             for timer in due:
                 self._guarded(timer.callback)
             if isinstance(batch, _Call):
@@ -175,6 +183,7 @@ class CoreWorker:
                 answers = service.handle_all([(job.session, job.request) for job in batch])
                 results = [(job.done, answer) for job, answer in zip(batch, answers, strict=True)]
                 self._call_soon(_deliver, results)
+            self._started = None
             if stopping:
                 self._guarded(service.close)
                 return
