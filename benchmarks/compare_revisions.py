@@ -46,9 +46,7 @@ def _figures(output: str) -> dict[str, float]:
         if not header:
             header = cells
             continue
-        column = next(
-            (i for i, name in enumerate(header) if name.startswith("ours median")), None
-        )
+        column = next((i for i, name in enumerate(header) if name.startswith("ours median")), None)
         if column is None:
             column = next((i for i, cell in enumerate(cells[1:], 1) if _NUMBER.match(cell)), None)
         if column is None:

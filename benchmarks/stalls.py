@@ -94,8 +94,7 @@ async def _join(client: RawClient, chat_id: str) -> dict[str, Any]:
 async def writers(tree: Path, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
     db = directory / "chats.sqlite3"
     tally = Tally()
-    extra = json.loads(args.extra)
-    async with ServerProcess(tree, db=str(db), rate_limit=None, **extra) as server:
+    async with ServerProcess(tree, db=str(db), rate_limit=None) as server:
         users = [f"writer-{i}" for i in range(args.writers)]
         async with clients(server.address, users) as connections:
             for index, client in enumerate(connections):
@@ -140,27 +139,19 @@ async def writers(tree: Path, directory: Path, args: argparse.Namespace) -> dict
 
 async def resumes(tree: Path, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
     tally = Tally()
-    extra = json.loads(args.extra)
-    async with ServerProcess(
-        tree, db=str(directory / "chats.sqlite3"), rate_limit=None, **extra
-    ) as server:
+    async with ServerProcess(tree, db=str(directory / "chats.sqlite3"), rate_limit=None) as server:
         users = [f"member-{i}" for i in range(args.members)]
         memberships: dict[str, str] = {}
         async with clients(server.address, users) as connections:
             for client in connections:
                 memberships[client.user_id] = (await _join(client, "lobby"))["membership"]
         async with clients(server.address, ["poster"]) as (poster,):
-            await _join(poster, "lobby")
-            since_seq = json.loads(
-                await poster.request(
-                    JoinRequest("lobby", mint_chat_token(SECRET, "poster", "lobby"))
-                )
-            )["result"]["last_seq"]
+            since_seq = (await _join(poster, "lobby"))["last_seq"]
             for index in range(args.missed):
                 assert is_ok(
                     await poster.request(PostMessageRequest("lobby", f"m{index}", "y" * 60))
                 )
-        async with clients(server.address, users, **json.loads(args.client)) as connections:
+        async with clients(server.address, users) as connections:
             await server.mark()
 
             async def resume(client: RawClient) -> None:
@@ -178,15 +169,13 @@ async def resumes(tree: Path, directory: Path, args: argparse.Namespace) -> dict
 
 def _figures(report: dict[str, Any], tally: Tally, dropped: int) -> dict[str, Any]:
     lateness = [1000 * value for value in report["lateness"]]
-    import os
-
-    if os.environ.get("STALL_DEBUG"):
-        print("late", report["late"][:60], file=sys.stderr)
-        print("gc", [p for p in report["gc_pauses"] if p[1] > 0.005], file=sys.stderr)
+    full = [1000 * pause for generation, pause in report["gc_pauses"] if generation == 2]
     return {
         "p50": percentile(lateness, 0.5),
         "p99": percentile(lateness, 0.99),
         "max": max(lateness, default=0.0),
+        "full_gcs": len(full),
+        "longest_full_gc": max(full, default=0.0),
         "answered": tally.answered,
         "refused": dict(tally.refused),
         "slowest": tally.slowest,
@@ -204,9 +193,9 @@ async def run(args: argparse.Namespace) -> None:
             print(f"\n## {name}: {_describe(name, args)}\n")
             print(
                 "| server | probe p50 ms | p99 ms | max ms | answered | refused "
-                "| slowest answer s | dropped |"
+                "| slowest answer s | dropped | full GCs (longest ms) |"
             )
-            print("|---|---:|---:|---:|---:|---|---:|---:|")
+            print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
             for side, tree in ((f"base ({args.base})", base), ("this tree", ROOT))[
                 args.skip_base :
             ]:
@@ -218,7 +207,8 @@ async def run(args: argparse.Namespace) -> None:
                     f"| {side} | {figures['p50']:.1f} | {figures['p99']:.1f} "
                     f"| {figures['max']:.0f} | "
                     f"{figures['answered']:,} | {refused} | {figures['slowest']:.2f} | "
-                    f"{figures['dropped']} |",
+                    f"{figures['dropped']} | {figures['full_gcs']} "
+                    f"({figures['longest_full_gc']:.0f}) |",
                     flush=True,
                 )
 
@@ -244,9 +234,7 @@ def main() -> None:
     parser.add_argument("--lock", type=float, default=3.0)
     parser.add_argument("--members", type=int, default=800)
     parser.add_argument("--missed", type=int, default=900)
-    parser.add_argument("--extra", default="{}")
-    parser.add_argument("--client", default="{}")
-    parser.add_argument("--skip-base", action="store_true")
+    parser.add_argument("--skip-base", action="store_true", help="this tree only")
     parser.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     args = parser.parse_args()
     if args.quick:

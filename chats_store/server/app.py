@@ -31,7 +31,7 @@ Protection against abusive clients, each configurable in :func:`run_server`:
   ``rate_limited`` without being processed, and a connection that keeps flooding
   (see :mod:`chats_store.server.limits`) is closed with 1008;
 * a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009);
-* while the server is overloaded (its loop lags, or its core's worker is behind:
+* while the server is overloaded (its core's worker is behind:
   :mod:`chats_store.server.overload`), a handshake is answered HTTP 503 with a
   ``Retry-After`` spread at random, so that a herd of reconnections comes back
   spread out.
@@ -320,6 +320,7 @@ class _Gateway:
                 if close is not None:
                     code, reason = close
                     logger.info("closing the connection of %r: %d %s", user_id, code, reason)
+                    await self._dispatcher.settled(session)  # the replies owed go first
                     await _close(connection, code, reason)
                     break
         except ConnectionClosed:
@@ -462,7 +463,6 @@ async def run_server(
     dispatcher = Dispatcher(worker, service, outboxes.send)
     overload = Overload(worker)
     worker.start(service)
-    watching = asyncio.create_task(overload.watch())
     try:
         gateway = _Gateway(
             dispatcher,
@@ -490,7 +490,6 @@ async def run_server(
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
             yield ChatServer(host, int(bound[1]), key, clock)
     finally:
-        watching.cancel()
         worker.stop()  # closes the service once what was submitted is done
         await asyncio.to_thread(worker.join)
         database.close()

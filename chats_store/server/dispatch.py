@@ -89,13 +89,16 @@ class _Answered:
 class _Connection:
     """What the dispatcher keeps for one session: its replies owed, in order."""
 
-    __slots__ = ("in_worker", "owed", "room")
+    __slots__ = ("in_worker", "owed", "room", "settled")
 
     def __init__(self) -> None:
         self.owed: deque[_Reply] = deque()
         self.in_worker = 0
         self.room = asyncio.Event()
         self.room.set()
+        self.settled = asyncio.Event()
+        """Set while no reply is owed."""
+        self.settled.set()
 
 
 class Dispatcher:
@@ -161,6 +164,7 @@ class Dispatcher:
             await self._resumes.acquire()
         reply = _Reply()
         connection.owed.append(reply)
+        connection.settled.clear()
         connection.in_worker += 1
 
         def done(answer: Answer) -> None:
@@ -177,6 +181,13 @@ class Dispatcher:
             self._send(session, text)
             return
         connection.owed.append(_Reply(text))
+
+    async def settled(self, session: Session) -> None:
+        """Wait until every reply owed to ``session`` is queued in its outbox (before a
+        close, so that the close does not overtake them)."""
+        connection = self._connections.get(session)
+        if connection is not None:
+            await connection.settled.wait()
 
     def publish(self, pushes: tuple[Push, ...]) -> None:
         """Queue the pushes the core made on its own (thread-safe: the worker calls it)."""
@@ -224,6 +235,8 @@ class Dispatcher:
             while owed and (ready := owed[0].text) is not None:
                 owed.popleft()
                 self._send(item.session, ready)
+            if not owed:
+                connection.settled.set()
         return queued + self._push(item.answer.pushes)
 
     def _push(self, pushes: tuple[Push, ...]) -> int:

@@ -151,7 +151,9 @@ class ChatServerModel:
         self.chats: dict[str, ServerChat] = {}
         self._now = 0.0
         self._timers: list[_Timer] = []
-        database = ChatDatabase(":memory:")
+        # Used by the test's thread; closed by the finalizer on whichever thread the
+        # collector runs (a server's worker thread, in a test that runs one).
+        database = ChatDatabase(":memory:", check_same_thread=False)
         weakref.finalize(self, database.close)
         self._database = database
         self._service = ChatService(

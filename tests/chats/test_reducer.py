@@ -1062,15 +1062,18 @@ def test_a_snapshot_keeps_the_updates_in_flight_of_the_messages_it_has(
     assert reduce(failed, MessageDeleteFailed(6, "c1", "a", REFUSED)) == failed  # no phantom
 
 
-def test_the_epoch_of_the_chat_goes_out_with_its_resume(member: ChatsState) -> None:
-    joined = chat(member)
-    assert joined.epoch is None  # SNAPSHOT has none
-    state = reduce(
+def _resumed_in_epoch_e1_then_dropped(member: ChatsState) -> ChatsState:
+    return reduce(
         member,
         ConnectionStatusChanged("connected"),
         ChatResumed(0, "c1", attrs.evolve(resumption(last_seq=9), epoch="e1")),
         ConnectionStatusChanged("disconnected"),
     )
+
+
+def test_the_epoch_of_the_chat_goes_out_with_its_resume(member: ChatsState) -> None:
+    assert chat(member).epoch is None  # SNAPSHOT has none
+    state = _resumed_in_epoch_e1_then_dropped(member)
     step = run(state, ConnectionStatusChanged("connected"))
     assert [c.request for c in step.commands if isinstance(c, SendRequest)] == [
         ResumeRequest("c1", "refreshed", since_seq=9, epoch="e1")
@@ -1081,12 +1084,7 @@ def test_the_epoch_of_the_chat_goes_out_with_its_resume(member: ChatsState) -> N
 def test_events_of_another_history_without_a_snapshot_are_asked_again_from_the_start(
     member: ChatsState, how: str
 ) -> None:
-    epoch_known = reduce(
-        member,
-        ConnectionStatusChanged("connected"),
-        ChatResumed(0, "c1", attrs.evolve(resumption(last_seq=9), epoch="e1")),
-        ConnectionStatusChanged("disconnected"),
-    )
+    epoch_known = _resumed_in_epoch_e1_then_dropped(member)
     reloading = reduce(epoch_known, ConnectionStatusChanged("connected"))
     epoch, last_seq = ("e2", 12) if how == "another epoch" else ("e1", 4)
     odd = attrs.evolve(
