@@ -129,6 +129,7 @@ class Dispatcher:
     # Connections ------------------------------------------------------------------
 
     def connect(self, session: Session) -> None:
+        """A connection opened for ``session``: its requests may come."""
         self._connections[session] = _Connection()
 
     def disconnect(self, session: Session) -> None:

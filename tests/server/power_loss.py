@@ -34,7 +34,7 @@ _lib.sqlite3_vfs_register.argtypes = [ctypes.c_void_p, ctypes.c_int]
 _lib.sqlite3_vfs_unregister.argtypes = [ctypes.c_void_p]
 
 _OPEN = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p
 )
 _WRITE = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
@@ -159,12 +159,15 @@ class PowerLossDisk:
 
     # The VFS and I/O methods, called by SQLite (on whichever thread uses the database).
 
-    def _open(self, vfs: int, name: bytes | None, file: int, flags: int, out_flags: int) -> int:
+    def _open(self, vfs: int, name: int | None, file: int, flags: int, out_flags: int) -> int:
+        # ``name`` stays a raw pointer: the unix VFS keeps it (the WAL's and the shared
+        # memory's names are made from it later), so a copy freed after this call would
+        # name them from freed memory.
         result = int(self._unix_open(self._unix, name, file, flags, out_flags))
         methods = _methods_of(file)
-        if result != 0 or name is None or not methods:
+        if result != 0 or not name or not methods:
             return result
-        path = os.fsdecode(name)
+        path = os.fsdecode(ctypes.string_at(name))
         with self._lock:
             self._paths[file] = path
             if path not in self._stable:
