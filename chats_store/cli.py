@@ -3,6 +3,7 @@
 ::
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
+    chats-store restore COPY [--db chats_store.sqlite3]
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
                                      [--ttl 300] [--secret S]
@@ -22,8 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,6 +74,9 @@ async def _serve(host: str, port: int, db: str, secret: bytes) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
             loop.add_signal_handler(signum, stop.set)
     async with run_server(host, port, db, secret) as server:
+        # What start-up made (modules, classes, functions) lives as long as the
+        # process: out of the collector's sight, full collections skip it.
+        gc.freeze()
         print(
             f"chats_store server listening on {server.url} "
             f"(subprotocol {PROTOCOL_VERSION}, database {db}); Ctrl-C stops it",
@@ -108,6 +114,41 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         return 0
 
     parser.set_defaults(command=serve)
+
+
+# restore -----------------------------------------------------------------------------
+
+
+def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="put a copy of the server's database back, as a new epoch",
+        description="Copy the database COPY (a backup, even one taken while the server ran) "
+        "over the server's database and give its history a new epoch, so that clients that "
+        "saw a later history replace it on their next resume. Stop the server first.",
+    )
+    parser.add_argument("copy", metavar="COPY", help="the SQLite file to put back")
+    parser.add_argument(
+        "--db",
+        default="chats_store.sqlite3",
+        help="the server's SQLite file (default: chats_store.sqlite3)",
+    )
+
+    def restore(args: argparse.Namespace) -> int:
+        from chats_store.server.database import restore_database
+
+        if not Path(args.copy).is_file():
+            print(f"chats-store restore: no such file: {args.copy}", file=sys.stderr)
+            return 1
+        try:
+            epoch = restore_database(args.copy, args.db)
+        except (OSError, sqlite3.Error) as error:
+            print(f"chats-store restore: {error}", file=sys.stderr)
+            return 1
+        print(f"restored {args.copy} into {args.db}; its history is the new epoch {epoch}")
+        return 0
+
+    parser.set_defaults(command=restore)
 
 
 # token -------------------------------------------------------------------------------
@@ -358,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chats-store {__version__}")
     subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     _add_serve(subparsers)
+    _add_restore(subparsers)
     _add_token(subparsers)
     _add_demo(subparsers)
     _add_replay(subparsers)

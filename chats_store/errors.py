@@ -117,6 +117,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_EVENTS = "too_many_events"
     CONNECT_FAILED = "connect_failed"
     TOKEN_PROVIDER_FAILED = "token_provider_failed"
+    # The server's storage stayed locked by another process past its bound (issue 13).
+    SERVER_BUSY = "server_busy"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

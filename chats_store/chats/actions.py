@@ -98,6 +98,9 @@ class ChatSnapshot:
     the join (a signed token, audience ``chats_store:membership``): give it back in a
     :class:`~chats_store.chats.commands.ResumeRequest` to re-attach after a
     reconnect without a fresh chat token. None where no server issued one.
+    ``epoch`` names the server's history (see
+    :class:`~chats_store.chats.commands.ResumeRequest`); None from a server that
+    does not send one.
     """
 
     messages: tuple[Message, ...]
@@ -106,6 +109,7 @@ class ChatSnapshot:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
+    epoch: str | None = None
 
 
 # Intents ---------------------------------------------------------------------
@@ -412,6 +416,9 @@ class Resumption:
     ``last_seq`` are the chat's current values either way; ``last_seq`` may be
     larger than the last event's seq (other members' private events take seqs).
     ``membership`` is a refreshed credential: keep it for the next resume.
+    ``epoch`` names the server's history: when it is not the one the client's
+    state came from, the server sends a ``snapshot`` (None from a server that
+    does not send one).
     """
 
     events: tuple[ServerEvent, ...]
@@ -421,6 +428,7 @@ class Resumption:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str = attrs.field(repr=False)
+    epoch: str | None = None
 
 
 @attrs.frozen

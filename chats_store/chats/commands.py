@@ -139,16 +139,19 @@ class ResumeRequest:
     """Re-attach to a chat with the membership credential of an earlier join.
 
     ``membership`` is the credential of the last join or resume reply;
-    ``since_seq`` the ``seq`` of the last event the client applied. The reply is a
-    :class:`~chats_store.chats.actions.Resumption`: what was missed, or a full
-    snapshot when too much was. A resume does not create a membership: a member
-    that left, was kicked or blocked is refused (``not_a_member``,
-    ``member_blocked``).
+    ``since_seq`` the ``seq`` of the last event the client applied; ``epoch`` the
+    epoch of the reply its state came from (None if that server sent none). The
+    reply is a :class:`~chats_store.chats.actions.Resumption`: what was missed, or a
+    full snapshot when too much was, or when the server's history is not the one
+    the client holds (another epoch, or ``since_seq`` past the chat's last seq). A
+    resume does not create a membership: a member that left, was kicked or blocked
+    is refused (``not_a_member``, ``member_blocked``).
     """
 
     chat_id: str
     membership: str = attrs.field(repr=False)
     since_seq: int
+    epoch: str | None = None
 
 
 @attrs.frozen

@@ -136,7 +136,10 @@ class ChatState:
     that grows in O(1)). ``send_queue`` is the chat's sends in
     the order they were made; the first one is in flight. ``history_in_flight``
     counts the history requests (``load_older_messages``) not answered yet: the
-    messages' sync status stays ``loading`` until the last one is.
+    messages' sync status stays ``loading`` until the last one is. ``epoch`` names
+    the server history the chat's state comes from (the epoch of the last join or
+    resume reply; None if the server sent none): a resume reply of another epoch
+    replaces the state instead of adding to it.
     """
 
     chat_id: str
@@ -153,6 +156,7 @@ class ChatState:
     send_queue: tuple[QueuedSend, ...] = ()
     membership: str | None = attrs.field(default=None, repr=False)
     history_in_flight: int = 0
+    epoch: str | None = None
 
 
 RemovalReason = Literal["kicked", "blocked", "membership_lost", "resync_failed"]

@@ -29,6 +29,14 @@ Whenever a chat gets a new membership credential, the reducer asks for a timer
 then sends a renew request, so that a connection that stays up keeps a credential
 it can resume with (:func:`_renewing`).
 
+A snapshot (of a join, or of a resume) **replaces** the chat's history: its
+``last_seq`` becomes the snapshot's, even a lower one (the server's data may come
+from an older copy: its seqs are used again), and only the client's own pending
+work stays on top. A resume reply whose ``epoch`` is not the chat's, or whose
+``last_seq`` is below the chat's, without a snapshot (a server that does not
+compare) cannot be applied: the chat drops its confirmed messages and asks again
+from seq 0, in the reply's epoch.
+
 The configuration (``auto_resend``, ``max_messages``) is given to
 :func:`chats_reducer`, which builds a reducer for it; :data:`reduce_chats` is the
 reducer of the default configuration.
@@ -183,6 +191,7 @@ def _evolve_chat(
     send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
     membership: str | _Keep | None = _KEEP,
     history_in_flight: int | _Keep = _KEEP,
+    epoch: str | _Keep | None = _KEEP,
 ) -> ChatState:
     """``chat`` with the given fields replaced (twice as fast as ``attrs.evolve``, which
     looks the fields up on every call: this is the reducer's hot path)."""
@@ -203,6 +212,7 @@ def _evolve_chat(
         ),
         send_queue=chat.send_queue if send_queue is _KEEP else send_queue,
         membership=chat.membership if membership is _KEEP else membership,
+        epoch=chat.epoch if epoch is _KEEP else epoch,
     )
 
 
@@ -337,7 +347,7 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     """On (re)connection: a joined chat goes ``reloading`` and asks what it missed."""
     if chat.status == "loading" or chat.membership is None:
         return Step(chat)
-    request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq)
+    request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq, chat.epoch)
     reloading = _synced(_evolve_chat(chat, status="reloading"))
     return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
 
@@ -477,9 +487,10 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
         sync_statuses=SYNC_IDLE,  # a chat just joined has no history request in flight
         member_metadata=read_only(snapshot.member_metadata),
         restrictions=snapshot.restrictions,
-        last_seq=max(chat.last_seq, snapshot.last_seq),
+        last_seq=snapshot.last_seq,
         buffered_events=EMPTY_BUFFER,
         membership=snapshot.membership,
+        epoch=snapshot.epoch,
     )
     for event in chat.buffered_events:
         ready = EVENT_CASES[type(event)](ready, event)
@@ -524,14 +535,40 @@ def _send_finished(chat: ChatState, message_id: str) -> ChatState | Step[ChatSta
     return Step(_evolve_chat(chat, send_queue=queue), tuple(commands))
 
 
-def _confirmed_from(snapshot: ChatSnapshot, chat: ChatState) -> MessageLog:
-    """The snapshot's messages, keeping the client's pending ones and those in flight."""
-    by_seq = {m.seq: _ready(m) for m in snapshot.messages if m.seq is not None}
-    snapshot_ids = {m.id for m in by_seq.values()}
-    in_flight = {m.seq: m for m in chat.messages if m.seq is not None and m.id in chat.originals}
-    confirmed = {**by_seq, **in_flight}
-    pending = tuple(m for m in chat.messages if m.seq is None and m.id not in snapshot_ids)
-    return MessageLog((*(confirmed[seq] for seq in sorted(confirmed)), *pending))
+def _replaced_by(chat: ChatState, snapshot: ChatSnapshot) -> ChatState:
+    """The chat's history replaced by the snapshot's, the client's own work on top.
+
+    Its confirmed messages are the snapshot's, and ``last_seq`` the snapshot's; the
+    pending messages stay (but one the snapshot has is confirmed by it); a message
+    with an update or delete in flight keeps showing it if the snapshot has it
+    (the snapshot's version is what a failure rolls back to), and goes if not
+    (the server has no such message: the request will fail).
+    """
+    confirmed = _ready_in_order(snapshot.messages)
+    visible: list[Message] = []
+    originals: dict[str, Message] = {}
+    for message in confirmed:
+        in_flight = chat.messages.find(message.id) if message.id in chat.originals else None
+        if in_flight is None:
+            visible.append(message)
+        else:
+            visible.append(attrs.evolve(in_flight, seq=message.seq))
+            originals[message.id] = message
+    ids = {message.id for message in confirmed}
+    pending = [m for m in chat.messages if m.seq is None and m.id not in ids]
+    return _evolve_chat(
+        chat,
+        messages=MessageLog((*visible, *pending)),
+        originals=Map(originals),
+        last_seq=snapshot.last_seq,
+    )
+
+
+def _diverged(chat: ChatState, resumption: Resumption) -> bool:
+    """Whether the missed events of ``resumption`` belong to another history than the
+    chat's: another epoch (both known), or a server behind the chat's last seq."""
+    other_epoch = None not in (chat.epoch, resumption.epoch) and chat.epoch != resumption.epoch
+    return other_epoch or chat.last_seq > resumption.last_seq
 
 
 def chat_resumed(
@@ -541,14 +578,22 @@ def chat_resumed(
     auto_resend: bool = False,
     max_messages: int | None = None,
 ) -> ChatsState | Step[ChatsState]:
-    """Apply what the chat missed; with ``auto_resend``, queue interrupted messages again."""
+    """Apply what the chat missed; with ``auto_resend``, queue interrupted messages again.
+
+    Events of another history without a snapshot are not applied: the chat asks
+    again from the start (:func:`_ask_from_the_start`).
+    """
     chat = state.chats.get(action.chat_id)
     if chat is None or chat.status != "reloading":
         return state
-    resumed = _apply_resumption(chat, action.resumption)
-    if max_messages is not None:
-        resumed = _bounded(resumed, max_messages)
-    step = resend_interrupted(resumed) if auto_resend else Step(resumed)
+    resumption = action.resumption
+    if resumption.snapshot is None and _diverged(chat, resumption):
+        step = _ask_from_the_start(chat, resumption)
+    else:
+        resumed = _apply_resumption(chat, resumption)
+        if max_messages is not None:
+            resumed = _bounded(resumed, max_messages)
+        step = resend_interrupted(resumed) if auto_resend else Step(resumed)
     return Step(_evolve(state, chats=state.chats.set(chat.chat_id, step.state)), step.commands)
 
 
@@ -563,11 +608,28 @@ def _bounded(chat: ChatState, limit: int) -> ChatState:
     return chat if messages is chat.messages else _evolve_chat(chat, messages=messages)
 
 
+def _ask_from_the_start(chat: ChatState, resumption: Resumption) -> Step[ChatState]:
+    """Events of another history came without a snapshot: drop the confirmed messages
+    and resume again from seq 0 in the reply's epoch (the chat stays ``reloading``,
+    buffering what is pushed meanwhile)."""
+    pending = MessageLog(tuple(m for m in chat.messages if m.seq is None))
+    cleared = _evolve_chat(
+        chat,
+        messages=pending,
+        originals=Map(),
+        last_seq=0,
+        membership=resumption.membership,
+        epoch=resumption.epoch,
+    )
+    return _resume(cleared)
+
+
 def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
-    """The missed events (or a snapshot when too far behind), then those pushed meanwhile."""
+    """The missed events (or the snapshot that replaces the history), then those
+    pushed meanwhile."""
     ready = _evolve_chat(chat, status="ready", buffered_events=EMPTY_BUFFER)
     if resumption.snapshot is not None:
-        ready = _evolve_chat(ready, messages=_confirmed_from(resumption.snapshot, chat))
+        ready = _replaced_by(ready, resumption.snapshot)
     for event in (*resumption.events, *chat.buffered_events):
         ready = EVENT_CASES[type(event)](ready, event)
     return _synced(
@@ -578,6 +640,7 @@ def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
             restrictions=resumption.restrictions,
             last_seq=max(ready.last_seq, resumption.last_seq),
             membership=resumption.membership,
+            epoch=resumption.epoch,
         )
     )
 

@@ -104,6 +104,7 @@ class WireSnapshot:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
+    epoch: str | None = None
 
 
 @attrs.frozen
@@ -221,6 +222,7 @@ class WireResumption:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str = attrs.field(repr=False)
+    epoch: str | None = None
 
 
 # The converter ----------------------------------------------------------------------

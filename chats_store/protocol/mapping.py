@@ -117,6 +117,7 @@ def snapshot_to_wire(snapshot: ChatSnapshot) -> WireSnapshot:
         restrictions=snapshot.restrictions,
         last_seq=snapshot.last_seq,
         membership=snapshot.membership,
+        epoch=snapshot.epoch,
     )
 
 
@@ -128,6 +129,7 @@ def snapshot_from_wire(wire: WireSnapshot) -> ChatSnapshot:
         restrictions=wire.restrictions,
         last_seq=wire.last_seq,
         membership=wire.membership,
+        epoch=wire.epoch,
     )
 
 
@@ -223,6 +225,7 @@ def resumption_to_wire(resumption: Resumption) -> WireResumption:
         restrictions=resumption.restrictions,
         last_seq=resumption.last_seq,
         membership=resumption.membership,
+        epoch=resumption.epoch,
     )
 
 
@@ -236,6 +239,7 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
         restrictions=wire.restrictions,
         last_seq=wire.last_seq,
         membership=wire.membership,
+        epoch=wire.epoch,
     )
 
 

@@ -9,8 +9,9 @@ member that should receive it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
-from chats_store.chats.actions import ServerEvent
+from chats_store.chats.actions import Resumption, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
 from chats_store.errors import ProtocolError
 from chats_store.protocol.frames import (
@@ -50,14 +51,26 @@ def decode_request(data: str | bytes) -> tuple[int, ChatRequest]:
     return parse_request_frame(data)
 
 
-def encode_reply(request_id: int, result: ChatReply) -> str:
+def encode_reply(request_id: int, result: ChatReply, *, event_frames: Sequence[str] = ()) -> str:
     """The ``ok`` frame answering request ``request_id`` with ``result``.
 
     ``result`` is of the reply type the request's kind declares
     (:data:`~chats_store.chats.commands.REQUEST_KINDS`; ``TypeError`` otherwise).
+    ``event_frames``: the events of a :class:`~chats_store.chats.actions.Resumption`
+    whose own ``events`` are empty, as :func:`encode_event` wrote them (a server's
+    event log): they are put in the frame as they are, so that the text is the one
+    the events would have given, without decoding them.
     """
     frame: ServerFrame = OkFrame(request_id, unstructure(reply_codec_of(result).to_wire(result)))
-    return dumps(unstructure(frame, ServerFrame))
+    text = dumps(unstructure(frame, ServerFrame))
+    if not event_frames:
+        return text
+    if not isinstance(result, Resumption) or result.events:
+        raise TypeError("event_frames go with a resumption whose events are empty")
+    empty = f'{{"type":"ok","id":{request_id},"result":{{"events":[]'
+    if not text.startswith(empty):  # the resumption's events are written first
+        raise AssertionError(f"unexpected resumption frame: {text[:80]!r}")
+    return f"{empty[:-1]}{','.join(event_frames)}]{text[len(empty) :]}"
 
 
 def encode_error(request_id: int | None, code: str, message: str) -> str:

@@ -1,8 +1,11 @@
 """The reference chat server: a ``websockets`` asyncio server around :class:`ChatService`.
 
-This module is the core's frame adapter: it decodes each request frame, hands the
-domain request to :meth:`ChatService.handle`, and encodes what comes back, the
-reply first, then each push once (the same text queued for every recipient).
+This module is the core's frame adapter. The core and its storage run on a thread
+of their own (:class:`~chats_store.server.worker.CoreWorker`, with group commit),
+so the event loop only does WebSocket I/O; a request reaches it through
+:class:`~chats_store.server.dispatch.Dispatcher`, which decodes each request
+frame, submits it, and encodes what comes back once it is durable, the reply first,
+then each push once (the same text queued for every recipient).
 
 :func:`run_server` is an async context manager::
 
@@ -27,7 +30,11 @@ Protection against abusive clients, each configurable in :func:`run_server`:
   ``rate_burst`` (200): beyond that a request gets an ``error`` reply
   ``rate_limited`` without being processed, and a connection that keeps flooding
   (see :mod:`chats_store.server.limits`) is closed with 1008;
-* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009).
+* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009);
+* while the server is overloaded (its core's worker is behind:
+  :mod:`chats_store.server.overload`), a handshake is answered HTTP 503 with a
+  ``Retry-After`` spread at random, so that a herd of reconnections comes back
+  spread out.
 """
 
 from __future__ import annotations
@@ -47,22 +54,25 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from chats_store.chats.actions import Failure
-from chats_store.chats.commands import ChatReply
-from chats_store.errors import ErrorCode, ProtocolError
+from chats_store.errors import ErrorCode
 from chats_store.protocol import (
     MAX_FRAME_SIZE,
     PROTOCOL_VERSION,
-    decode_request,
     encode_error,
-    encode_event,
-    encode_reply,
     peek_request_id,
 )
-from chats_store.server.database import DEFAULT_KEEP_EVENTS, ChatDatabase
+from chats_store.server.database import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS, ChatDatabase
+from chats_store.server.dispatch import Dispatcher
 from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
+from chats_store.server.overload import Overload, overloaded
 from chats_store.server.refusal import RefusedError
-from chats_store.server.service import MAX_RESUME_EVENTS, ChatService, Push, Session, Timer
+from chats_store.server.service import (
+    MAX_RESUME_EVENTS,
+    MEMBERS_AMOUNT_INTERVAL,
+    ChatService,
+    Push,
+    Session,
+)
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
     check_secret,
@@ -71,6 +81,7 @@ from chats_store.server.tokens import (
     mint_session_token,
     verify_session_token,
 )
+from chats_store.server.worker import CoreWorker
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -196,16 +207,6 @@ class _Outboxes:
         if outbox is not None:
             outbox.send(text)
 
-    def publish(self, pushes: tuple[Push, ...]) -> None:
-        """Encode each push once and queue the text for each of its recipients."""
-        by_session = self._by_session
-        for push in pushes:
-            text = encode_event(push.event, seq=push.seq)
-            for recipient in push.recipients:
-                outbox = by_session.get(recipient)
-                if outbox is not None:
-                    outbox.send(text)
-
 
 def _unauthorized(connection: ServerConnection, reason: str) -> Response:
     response = connection.respond(HTTPStatus.UNAUTHORIZED, reason + "\n")
@@ -218,7 +219,8 @@ class _Gateway:
 
     def __init__(
         self,
-        service: ChatService,
+        dispatcher: Dispatcher,
+        overload: Overload,
         outboxes: _Outboxes,
         secret: bytes,
         clock: Callable[[], float],
@@ -227,7 +229,8 @@ class _Gateway:
         rate_burst: int,
         max_connections_per_user: int | None,
     ) -> None:
-        self._service = service
+        self._dispatcher = dispatcher
+        self._overload = overload
         self._outboxes = outboxes
         self._secret = secret
         self._clock = clock
@@ -248,6 +251,10 @@ class _Gateway:
         return RateLimiter(self._rate_limit, self._rate_burst, time.monotonic())
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        # Overloaded: refuse first, before any token is verified (issue 13: herds).
+        retry_after = self._overload.retry_after()
+        if retry_after is not None:
+            return overloaded(connection, retry_after)
         header = request.headers.get("Authorization")
         if header is None:
             return _unauthorized(
@@ -296,22 +303,24 @@ class _Gateway:
         outbox = _Outbox(connection)
         session = Session(user_id)
         self._outboxes.open(session, outbox)
+        self._dispatcher.connect(session)
         writer = asyncio.create_task(outbox.run())
         limiter = self._limiter()
         try:
             async for data in connection:
                 verdict = Verdict.ACCEPT if limiter is None else limiter.admit(time.monotonic())
                 if verdict is Verdict.ACCEPT:
-                    close = self.receive(session, data)
+                    close = await self._dispatcher.receive(session, data)
                 elif verdict is Verdict.REFUSE:
                     assert limiter is not None
-                    outbox.send(_rate_limited(peek_request_id(data), limiter))
+                    self._dispatcher.reply(session, _rate_limited(peek_request_id(data), limiter))
                     continue
                 else:
                     close = (1008, "request flood: too many requests refused as rate_limited")
                 if close is not None:
                     code, reason = close
                     logger.info("closing the connection of %r: %d %s", user_id, code, reason)
+                    await self._dispatcher.settled(session)  # the replies owed go first
                     await _close(connection, code, reason)
                     break
         except ConnectionClosed:
@@ -322,42 +331,10 @@ class _Gateway:
                 self._open[user_id] = remaining
             else:
                 del self._open[user_id]
-            self._service.disconnect(session)
+            self._dispatcher.disconnect(session)
             self._outboxes.close(session)
             writer.cancel()
             await asyncio.wait([writer])
-
-    def receive(self, session: Session, data: str | bytes) -> tuple[int, str] | None:
-        """Handle one frame of ``session``: its reply, then the pushes it caused.
-
-        Returns ``(close code, reason)`` when the frame cannot be answered and the
-        connection must be closed (binary 1003, not JSON 1007, too large 1009);
-        every other frame gets exactly one reply.
-        """
-        try:
-            request_id, request = decode_request(data)
-        except ProtocolError as error:
-            if error.close_code is not None:
-                reason = str(error).encode("utf-8")[:120].decode("utf-8", "ignore")
-                return error.close_code, reason
-            self._outboxes.send(session, encode_error(error.request_id, error.code, str(error)))
-            return None
-        answer = self._service.handle(session, request)
-        self._outboxes.send(session, _reply_text(request_id, answer.reply, session))
-        self._outboxes.publish(answer.pushes)
-        return None
-
-
-def _reply_text(request_id: int, reply: ChatReply | Failure, session: Session) -> str:
-    if isinstance(reply, Failure):
-        return encode_error(request_id, reply.code, reply.detail)
-    try:
-        return encode_reply(request_id, reply)
-    except Exception:
-        logger.exception("the reply to request %d of %r failed", request_id, session.user_id)
-        return encode_error(
-            request_id, ErrorCode.INTERNAL_ERROR, "the server failed to encode the reply"
-        )
 
 
 async def _close(connection: ServerConnection, code: int, reason: str) -> None:
@@ -412,6 +389,9 @@ async def run_server(
     rate_burst: int = DEFAULT_BURST,
     handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
     max_connections_per_user: int | None = MAX_CONNECTIONS_PER_USER,
+    durable: bool = True,
+    busy_timeout: float = BUSY_TIMEOUT,
+    members_amount_interval: float = MEMBERS_AMOUNT_INTERVAL,
 ) -> AsyncIterator[ChatServer]:
     """Run the reference chat server until the block exits.
 
@@ -432,6 +412,15 @@ async def run_server(
     complete the WebSocket handshake (5; None: no limit);
     ``max_connections_per_user`` (10; None: no limit).
 
+    Storage: with ``durable`` (the default) a request is acknowledged, and its
+    events pushed, only once it is on stable storage (SQLite ``synchronous=FULL``;
+    the requests that arrive together share one commit); ``durable=False`` acks
+    before the fsync (faster; a power loss may undo acknowledged requests). Another
+    process holding the database's write lock delays requests by up to
+    ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
+    ``members_amount_interval``: in a chat with many members online, its members
+    amount is pushed at most once per that many seconds (1).
+
     Raises ``ValueError`` for a missing or short secret or a bad setting.
     """
     key = _resolve_secret(secret)
@@ -443,31 +432,41 @@ async def run_server(
         raise ValueError(
             f"max_connections_per_user must be 1 or more, not {max_connections_per_user!r}"
         )
-    loop = asyncio.get_running_loop()
-
-    def schedule(delay: float, callback: Callable[[], None]) -> Timer:
-        return loop.call_later(delay, callback)
-
-    database = ChatDatabase(db, keep_events=keep_events)
+    database = ChatDatabase(
+        db,
+        keep_events=keep_events,
+        check_same_thread=False,  # opened here, then used by the worker's thread only
+        durable=durable,
+        busy_timeout=busy_timeout,
+    )
     outboxes = _Outboxes()
+    worker = CoreWorker(asyncio.get_running_loop().call_soon_threadsafe)
+
+    def publish(pushes: tuple[Push, ...]) -> None:
+        dispatcher.publish(pushes)
+
     try:
         service = ChatService(
             database,
             key,
             clock=clock,
-            schedule=schedule,
-            publish=outboxes.publish,
+            schedule=worker.schedule,
+            publish=publish,
             seconds_per_minute=seconds_per_minute,
             membership_ttl=membership_ttl,
             max_resume_events=max_resume_events,
+            members_amount_interval=members_amount_interval,
         )
     except BaseException:
         database.close()
         raise
+    dispatcher = Dispatcher(worker, service, outboxes.send)
+    overload = Overload(worker)
+    worker.start(service)
     try:
-        service.start()
         gateway = _Gateway(
-            service,
+            dispatcher,
+            overload,
             outboxes,
             key,
             clock,
@@ -491,5 +490,6 @@ async def run_server(
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
             yield ChatServer(host, int(bound[1]), key, clock)
     finally:
-        service.close()
+        worker.stop()  # closes the service once what was submitted is done
+        await asyncio.to_thread(worker.join)
         database.close()

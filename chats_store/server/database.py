@@ -4,47 +4,76 @@
 the interface of the server core. Everything that must survive a restart lives
 here: each chat's event counter (``last_seq``), messages (edits and deletions
 included), memberships with the permissions and metadata of the token they joined
-with, restrictions, and the **event log** a resume reads.
+with, restrictions, the **event log** a resume reads, and the history's **epoch**.
 
-The event log holds every chat event as the text of its ``event`` frame (so that a
-resume could be served from the stored text as it is), with its ``seq`` and, for a
-private event (``own_restrictions_changed``, ``own_metadata_changed``), the user it
-is for: :meth:`ChatDatabase.append_event` encodes, :meth:`ChatDatabase.events_for`
-decodes; :meth:`~ChatDatabase.log_event` and :meth:`~ChatDatabase.events_since` are
-the same log at the level of frames. Trim policy: per chat, the log keeps at least
-the last ``keep_events`` events (10,000 by default); every ``keep_events // 10``
-events (at most 1,000) it drops the older ones and raises the chat's ``log_floor``
-(every event with ``seq > log_floor`` is in the log). A resume from before
-``log_floor`` gets a full snapshot instead. Deleting a message also erases its
-``message_posted`` and ``message_edited`` events from the log (its content must not
-outlive it; ``secure_delete`` zeroes it on disk); its ``message_removed`` event stays.
+**Durability.** With ``durable`` (the default) SQLite runs with
+``synchronous=FULL``: in WAL mode, the write-ahead log is fsynced at every commit,
+so when the outermost :meth:`ChatDatabase.transaction` returns, its writes survive a
+power loss. The core runs the requests that arrive together in one outer
+transaction (a group commit): one fsync for all of them. ``durable=False`` is
+``synchronous=NORMAL``: fsyncs only at checkpoints, a power loss may roll back the
+last commits. Transactions are explicit: the outermost is ``BEGIN IMMEDIATE`` (it
+takes the write lock at once, so a write never fails half-way for a lock), a
+nested one a ``SAVEPOINT``. Another process holding the write lock delays a
+transaction by up to ``busy_timeout`` seconds; past it the transaction raises
+:class:`~chats_store.server.storage.StorageBusyError` and nothing was applied.
+
+**The epoch.** A file database keeps its epoch in the ``meta`` table and, next to
+it, a small file ``<database>-history`` saying which epoch this file served and how
+many seqs it had committed (rewritten after every commit, without fsync: it may
+only lag behind the database, never run ahead of it). On opening, the database keeps
+its epoch only if that file names the same epoch and the database holds at least
+as many seqs; otherwise (a new database, a copy put back in its place, a database
+of another server, one that lost commits in a crash without ``durable``, or the
+file missing) it starts a new epoch. :func:`restore_database` puts a copy back and starts a
+new epoch explicitly. ``":memory:"`` starts a new epoch every time.
+
+The event log holds every chat event as the text of its ``event`` frame (a resume
+sends the stored text as it is), with its ``seq`` and, for a private event
+(``own_restrictions_changed``, ``own_metadata_changed``), the user it is for:
+:meth:`ChatDatabase.append_event` encodes, :meth:`ChatDatabase.missed_frames` reads
+the frames back; :meth:`~ChatDatabase.log_event` is the same log at the level of
+frames. Trim policy: per chat, the log keeps at least the last ``keep_events``
+events (10,000 by default); every ``keep_events // 10`` events (at most 1,000) it
+drops the older ones and raises the chat's ``log_floor`` (every event with
+``seq > log_floor`` is in the log). A resume from before ``log_floor`` gets a full
+snapshot instead. Deleting a message also erases its ``message_posted`` and
+``message_edited`` events from the log (its content must not outlive it;
+``secure_delete`` zeroes it on disk); its ``message_removed`` event stays.
 
 One connection, used by one thread at a time: each request of the core is one
-transaction (:meth:`ChatDatabase.transaction`), and nothing interleaves. Within one process,
-``next_seq``'s upsert is the per-chat order. A deleted message keeps its row
-(``deleted`` = 1, content erased) so that its id stays taken: a re-post of it is
-recognised, never stored twice.
+transaction, and nothing interleaves. Within one process, ``next_seq``'s upsert is
+the per-chat order. A deleted message keeps its row (``deleted`` = 1, content
+erased) so that its id stays taken: a re-post of it is recognised, never stored
+twice.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
-import attrs
-
-from chats_store.chats.actions import MessageEdited, MessagePosted, ServerEvent
+from chats_store.chats.actions import MessageEdited, MessagePosted
 from chats_store.chats.model import Message, Restriction, RestrictionKind
-from chats_store.protocol import decode_event, encode_event
-from chats_store.server.storage import LoggedEvent, Membership, StoredMessage, TimedRestriction
+from chats_store.protocol import encode_event
+from chats_store.server.storage import (
+    LoggedEvent,
+    Membership,
+    StorageBusyError,
+    StoredMessage,
+    TimedRestriction,
+)
 
 __all__ = [
+    "BUSY_TIMEOUT",
     "DEFAULT_KEEP_EVENTS",
+    "HISTORY_SUFFIX",
     "ChatDatabase",
-    "LoggedEvents",
+    "restore_database",
 ]
 
 _SCHEMA = """
@@ -89,19 +118,31 @@ CREATE TABLE IF NOT EXISTS events (
     frame      TEXT NOT NULL,
     PRIMARY KEY (chat_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 DEFAULT_KEEP_EVENTS = 10_000
 """Events the log keeps per chat, at least (see the module's docstring)."""
 
+BUSY_TIMEOUT = 10.0
+"""Seconds a transaction waits for another process's write lock before it gives up."""
 
-@attrs.frozen
-class LoggedEvents:
-    """Event frames read from the log, oldest first; ``complete`` is False when the
-    log could not give all of them (trimmed, or more than the limit asked)."""
+HISTORY_SUFFIX = "-history"
+"""The file next to a database (its path plus this) that says which history it served."""
 
-    frames: tuple[str, ...]
-    complete: bool
+_HISTORY_RECORD = "{epoch} {seqs:020d}\n"
+"""The history file's one line: the epoch, then how many seqs were committed."""
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(16)
+
+
+def _is_file(path: str) -> bool:
+    return path not in ("", ":memory:")
 
 
 def _kind(value: str) -> RestrictionKind:
@@ -139,38 +180,159 @@ class ChatDatabase:
         *,
         keep_events: int = DEFAULT_KEEP_EVENTS,
         check_same_thread: bool = True,
+        durable: bool = True,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         if isinstance(keep_events, bool) or not isinstance(keep_events, int) or keep_events < 1:
             raise ValueError(f"keep_events must be a positive integer, not {keep_events!r}")
+        if isinstance(busy_timeout, bool) or not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be 0 or more seconds, not {busy_timeout!r}")
         self._keep = keep_events
         self._trim_every = max(1, min(1000, keep_events // 10))
-        self._conn = sqlite3.connect(os.fspath(path), check_same_thread=check_same_thread)
+        self._path = os.fspath(path)
+        self._conn = sqlite3.connect(
+            self._path,
+            check_same_thread=check_same_thread,
+            isolation_level=None,  # transactions are explicit: see transaction()
+            timeout=busy_timeout,
+        )
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._conn.execute("PRAGMA secure_delete=ON")  # deleted content is zeroed on disk
-        self._conn.executescript(_SCHEMA)
-        self._migrate()
+        self._taken: list[int] = []
+        """Seqs taken in each open transaction, outermost first."""
+        self._seqs = 0
+        """Seqs committed in this database, over all chats (its history's length)."""
+        self._history: int | None = None
+        """The open history file's descriptor (None for ``:memory:``)."""
+        self._epoch = ""
+        self._conn.executescript(_SCHEMA)  # (executescript commits: not in a transaction)
+        with self.transaction():
+            self._migrate()
+        self._seqs = self._committed_seqs()
+        self._epoch = self._open_history()
 
     def _migrate(self) -> None:
         """Add the event log to a database of an earlier version: its chats start
         with an empty log (``log_floor`` = ``last_seq``), so a resume gets a snapshot."""
         columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(chats)")}
         if "log_floor" not in columns:
-            with self._conn:
-                self._conn.execute(
-                    "ALTER TABLE chats ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0"
-                )
-                self._conn.execute("UPDATE chats SET log_floor = last_seq")
+            self._conn.execute("ALTER TABLE chats ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0")
+            self._conn.execute("UPDATE chats SET log_floor = last_seq")
+
+    def _committed_seqs(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(SUM(last_seq), 0) AS seqs FROM chats").fetchone()
+        return int(row["seqs"])
+
+    # The epoch ----------------------------------------------------------------
+
+    @property
+    def epoch(self) -> str:
+        """The identity of the history this database holds (see the module's docstring)."""
+        return self._epoch
+
+    def _stored_epoch(self) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        return None if row is None else str(row["value"])
+
+    def _open_history(self) -> str:
+        """Keep the stored epoch if the history file vouches for it, or start a new one."""
+        if not _is_file(self._path):
+            return self.start_new_epoch()
+        history_path = self._path + HISTORY_SUFFIX
+        served = _read_history(history_path)
+        self._history = os.open(history_path, os.O_RDWR | os.O_CREAT, 0o644)
+        stored = self._stored_epoch()
+        if stored is None or served is None:
+            return self.start_new_epoch()
+        served_epoch, served_seqs = served
+        # The file is rewritten after each commit, so it never counts more seqs than
+        # the database committed: more means this is not the database it saw.
+        if served_epoch != stored or served_seqs > self._seqs:
+            return self.start_new_epoch()
+        self._epoch = stored
+        self._write_history(sync=True)
+        return stored
+
+    def start_new_epoch(self) -> str:
+        """Give the history a new identity, so that clients drop what they hold of it.
+
+        For a database put back from a copy (see :func:`restore_database`); the server does
+        it by itself when it opens a database it cannot vouch for. Returns the new
+        epoch.
+        """
+        epoch = _new_epoch()
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('epoch', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (epoch,),
+            )
+        self._epoch = epoch
+        self._write_history(sync=True)
+        return epoch
+
+    def _write_history(self, *, sync: bool = False) -> None:
+        if self._history is None or not self._epoch:
+            return
+        record = _HISTORY_RECORD.format(epoch=self._epoch, seqs=self._seqs).encode()
+        os.pwrite(self._history, record, 0)
+        if sync:
+            os.fsync(self._history)
 
     def close(self) -> None:
         self._conn.close()
+        if self._history is not None:
+            os.close(self._history)
+            self._history = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Commit what the block changed, or roll all of it back if it raises."""
-        with self._conn:
+        """Commit what the block changed, or roll all of it back if it raises.
+
+        The outermost is ``BEGIN IMMEDIATE`` ... ``COMMIT`` (durable when it returns,
+        with ``durable``); a nested one is a savepoint, kept or dropped alone.
+        Raises :class:`~chats_store.server.storage.StorageBusyError` if another
+        process held the write lock for longer than ``busy_timeout``.
+        """
+        depth = len(self._taken)
+        if depth:
+            self._conn.execute(f"SAVEPOINT level{depth}")
+        else:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" in str(error) or "busy" in str(error):
+                    raise StorageBusyError(
+                        f"the database {self._path!r} stayed locked by another process ({error})"
+                    ) from None
+                raise
+        self._taken.append(0)
+        try:
             yield
+        except BaseException:
+            self._taken.pop()
+            if depth:
+                self._conn.execute(f"ROLLBACK TO level{depth}")
+                self._conn.execute(f"RELEASE level{depth}")
+            else:
+                self._conn.execute("ROLLBACK")
+            raise
+        if depth:
+            self._conn.execute(f"RELEASE level{depth}")
+            taken = self._taken.pop()
+            self._taken[-1] += taken
+            return
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._taken.pop()
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._seqs += self._taken.pop()
+        self._write_history()
 
     # Chats --------------------------------------------------------------------
 
@@ -188,29 +350,20 @@ class ChatDatabase:
             "RETURNING last_seq",
             (chat_id,),
         ).fetchone()
+        self._taken[-1] += 1
         return int(row["last_seq"])
 
     # Event log ----------------------------------------------------------------
 
-    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> None:
-        """Log ``event`` as its frame text (inside the transaction that took its seq).
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
+        """Log ``event`` as its frame text (inside the transaction that took its seq); the text.
 
         ``target``: the only user who may read it back (None: every member).
         """
         message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
-        self.log_event(
-            event.chat_id, event.seq, encode_event(event), target=target, message_id=message_id
-        )
-
-    def events_for(
-        self, chat_id: str, user_id: str, since_seq: int, limit: int
-    ) -> tuple[ServerEvent, ...] | None:
-        """The logged events ``user_id`` may read with ``seq > since_seq``, oldest first;
-        None if the log was trimmed past ``since_seq`` or holds more than ``limit``."""
-        logged = self.events_since(chat_id, since_seq, user_id, limit)
-        if not logged.complete:
-            return None
-        return tuple(decode_event(frame) for frame in logged.frames)
+        frame = encode_event(event)
+        self.log_event(event.chat_id, event.seq, frame, target=target, message_id=message_id)
+        return frame
 
     def log_event(
         self,
@@ -253,22 +406,29 @@ class ChatDatabase:
         ).fetchone()
         return int(row["log_floor"]) if row else 0
 
-    def events_since(self, chat_id: str, since_seq: int, user_id: str, limit: int) -> LoggedEvents:
+    def missed_frames(
+        self, chat_id: str, user_id: str, since_seq: int, limit: int
+    ) -> tuple[str, ...] | None:
         """The frames of the events ``user_id`` may read with ``seq > since_seq``.
 
-        At most ``limit`` of them, oldest first; not ``complete`` if the log was
-        trimmed past ``since_seq`` or holds more than ``limit`` of them.
+        At most ``limit`` of them, oldest first; None if the log was trimmed past
+        ``since_seq`` or holds more than ``limit`` of them.
         """
         if since_seq < self.log_floor(chat_id):
-            return LoggedEvents((), complete=False)
-        rows = self._conn.execute(
+            return None
+        # Plain tuples, not Rows: the garbage collector untracks a tuple of strings at
+        # once, where a thousand Rows alive during a collection would be promoted to
+        # the old generation and bring the next full collection closer.
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(
             "SELECT frame FROM events WHERE chat_id = ? AND seq > ? "
             "AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?",
             (chat_id, since_seq, user_id, limit + 1),
         ).fetchall()
         if len(rows) > limit:
-            return LoggedEvents((), complete=False)
-        return LoggedEvents(tuple(row["frame"] for row in rows), complete=True)
+            return None
+        return tuple(frame for (frame,) in rows)
 
     # Memberships --------------------------------------------------------------
 
@@ -389,3 +549,33 @@ class ChatDatabase:
         return tuple(
             TimedRestriction(r["chat_id"], r["user_id"], _kind(r["kind"]), r["until"]) for r in rows
         )
+
+
+def _read_history(path: str) -> tuple[str, int] | None:
+    """The epoch a history file names and the seqs it counted (None if unreadable)."""
+    try:
+        with open(path, encoding="ascii") as file:
+            epoch, _, seqs = file.readline().strip().partition(" ")
+        return (epoch, int(seqs)) if epoch else None
+    except (OSError, ValueError):  # missing, torn, not ASCII
+        return None
+
+
+def restore_database(copy: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
+    """Put the database ``copy`` in place of the database at ``path``; its new epoch.
+
+    The copy is read with SQLite's backup API (so it may be a live database),
+    written over ``path`` (created if needed), then given a new epoch: clients that
+    saw a later history replace it with this one on their next resume. Stop the
+    server that uses ``path`` first.
+    """
+    with (
+        closing(sqlite3.connect(os.fspath(copy))) as source,
+        closing(sqlite3.connect(os.fspath(path))) as target,
+    ):
+        source.backup(target)
+    database = ChatDatabase(path)
+    try:
+        return database.start_new_epoch()
+    finally:
+        database.close()

@@ -13,6 +13,11 @@ they were handed over, a join reply reaches its connection before any event of
 that chat, and every member sees a chat's events in ``seq`` order. The core runs
 one request at a time, to completion, in one storage transaction: requests never
 interleave, and a refused (or failed) request changes nothing.
+:meth:`ChatService.handle_all` runs requests that arrived together in one outer
+transaction, each in its own nested one (a **group commit**: one durable commit
+for all of them); their answers come back once that commit is done, so an
+acknowledged request is on stable storage and no push tells of a change that a
+power loss could undo.
 
 Every change a member can observe (message posted, edited or deleted; member
 joined or left; a member's restrictions or metadata) takes the chat's next
@@ -25,7 +30,21 @@ A join reply carries a **membership credential** (a JWT, audience
 the client applied and gets every event it missed from the log (or a snapshot if
 it missed more than ``max_resume_events`` or the log no longer goes back that
 far), without a new chat token and without counting a new member. A renew request
-gives a connection that stays open a fresh credential before its own expires.
+gives a connection that stays open a fresh credential before its own expires. The
+missed events travel as the frames the storage keeps (:attr:`Answer.event_frames`),
+never decoded on the way. Snapshots and resumptions carry the storage's
+**epoch**, the identity of its history: a resume that gives another epoch, or a
+``since_seq`` past the chat's ``last_seq``, gets a snapshot (the client's history
+is not this one).
+
+A chat's **members amount** is pushed at once while few members are online
+(fewer than :data:`MEMBERS_AMOUNT_COALESCED_FROM`); past that, at most once per
+``members_amount_interval`` seconds, so that a chat filling up does not cost a push
+to every member for every join: a push opens an interval, the changes within it
+are logged with their seqs (a resume reads them) but pushed once, when it ends, as
+one ``members_amount_changed`` with the final amount (with the seq of the last one
+logged if nothing happened in the chat since, or else a new seq, so that no member
+ever sees a seq go back).
 
 Time comes from the injected ``clock`` (epoch seconds); moderation durations are
 minutes of ``seconds_per_minute`` seconds (60, or less in tests); expiry timers
@@ -38,7 +57,7 @@ so the core and its storage can run on a thread of their own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -74,8 +93,9 @@ from chats_store.chats.commands import (
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 from chats_store.chats.validation import MAX_CONTENT_LENGTH, MAX_HISTORY_PAGE
 from chats_store.errors import ErrorCode
+from chats_store.protocol import decode_event
 from chats_store.server.refusal import RefusedError
-from chats_store.server.storage import ChatStorage, LoggedEvent, Membership
+from chats_store.server.storage import ChatStorage, LoggedEvent, Membership, StorageBusyError
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
     ChatGrant,
@@ -89,6 +109,8 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_REASON_LENGTH",
     "MAX_RESUME_EVENTS",
+    "MEMBERS_AMOUNT_COALESCED_FROM",
+    "MEMBERS_AMOUNT_INTERVAL",
     "SNAPSHOT_MESSAGES",
     "Answer",
     "ChatService",
@@ -106,6 +128,12 @@ SNAPSHOT_MESSAGES = 100
 
 MAX_RESUME_EVENTS = 1000
 """A resume reply carries at most this many events; further behind, it is a snapshot."""
+
+MEMBERS_AMOUNT_INTERVAL = 1.0
+"""Seconds between two pushes of a chat's members amount, at least (default)."""
+
+MEMBERS_AMOUNT_COALESCED_FROM = 10
+"""A members amount pushed to this many members or more opens a coalescing interval."""
 
 MAX_ID_LENGTH = 128
 MAX_REASON_LENGTH = 256
@@ -153,14 +181,43 @@ class Push:
     event: ServerEvent
     recipients: tuple[Session, ...]
     seq: int | None = None
+    frame: str | None = attrs.field(default=None, eq=False, repr=False)
+    """The event's frame as the event log keeps it, when it was logged: an adapter that
+    writes frames sends this text, encoded once."""
 
 
 @attrs.frozen
 class Answer:
-    """What a request produced: its reply (or refusal), then its pushes in ``seq`` order."""
+    """What a request produced: its reply (or refusal), then its pushes in ``seq`` order.
 
-    reply: ChatReply | Failure
+    ``result`` is the reply as the core built it. A resumption's missed events are
+    not in it: they are ``event_frames``, the ``event`` frames the storage keeps
+    (``encode_event``'s text), oldest first, so that an adapter that writes frames
+    sends them as they are (``encode_reply(..., event_frames=...)``); :attr:`reply`
+    is the reply with them decoded, for an adapter that hands domain values over.
+    """
+
+    result: ChatReply | Failure
     pushes: tuple[Push, ...] = ()
+    event_frames: tuple[str, ...] = ()
+
+    @property
+    def reply(self) -> ChatReply | Failure:
+        """The reply as domain values: a resumption with its missed events decoded."""
+        if not self.event_frames:
+            return self.result
+        assert isinstance(self.result, Resumption), self.result
+        events = tuple(decode_event(frame) for frame in self.event_frames)
+        return attrs.evolve(self.result, events=events)
+
+
+@attrs.define
+class _AmountWindow:
+    """A members amount pushed less than an interval ago: later changes wait for its end."""
+
+    timer: Timer
+    pending_seq: int | None = None
+    """The seq of the last change logged since the push, if any."""
 
 
 Publish = Callable[[tuple[Push, ...]], None]
@@ -183,6 +240,14 @@ name on each call, so a handler can be replaced on the class, as a test does).""
 _INTERNAL_ERROR = Failure(
     "refused", ErrorCode.INTERNAL_ERROR, "the server failed to handle the request"
 )
+
+
+def _busy(error: StorageBusyError) -> Failure:
+    return Failure(
+        "refused",
+        ErrorCode.SERVER_BUSY,
+        f"the server's storage is busy ({error}); the request was not applied - retry later",
+    )
 
 
 def _check_id(value: str, what: str) -> None:
@@ -232,6 +297,7 @@ class ChatService:
         membership_ttl: float = MEMBERSHIP_TTL,
         max_resume_events: int = MAX_RESUME_EVENTS,
         snapshot_messages: int = SNAPSHOT_MESSAGES,
+        members_amount_interval: float = MEMBERS_AMOUNT_INTERVAL,
     ) -> None:
         if isinstance(membership_ttl, bool) or not membership_ttl > 0:
             raise ValueError(f"membership_ttl must be a positive number, not {membership_ttl!r}")
@@ -239,6 +305,11 @@ class ChatService:
             raise ValueError(f"max_resume_events must be 0 or more, not {max_resume_events!r}")
         if isinstance(snapshot_messages, bool) or snapshot_messages < 0:
             raise ValueError(f"snapshot_messages must be 0 or more, not {snapshot_messages!r}")
+        if isinstance(members_amount_interval, bool) or not members_amount_interval >= 0:
+            raise ValueError(
+                "members_amount_interval must be 0 or more seconds, not "
+                f"{members_amount_interval!r}"
+            )
         self._db = storage
         self._secret = secret
         self._clock = clock
@@ -248,8 +319,10 @@ class ChatService:
         self._membership_ttl = membership_ttl
         self._max_resume_events = max_resume_events
         self._snapshot_messages = snapshot_messages
+        self._amount_interval = members_amount_interval
         self._subscribers: dict[str, dict[Session, None]] = {}
         self._timers: dict[tuple[str, str, RestrictionKind], Timer] = {}
+        self._amount_windows: dict[str, _AmountWindow] = {}
 
     # Lifecycle ------------------------------------------------------------------
 
@@ -263,6 +336,9 @@ class ChatService:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for window in self._amount_windows.values():
+            window.timer.cancel()
+        self._amount_windows.clear()
 
     def disconnect(self, session: Session) -> None:
         """Stop pushing to ``session``; its memberships stay."""
@@ -274,8 +350,11 @@ class ChatService:
     def handle(self, session: Session, request: ChatRequest) -> Answer:
         """Apply ``request`` of ``session``, in one transaction; never raises.
 
-        A broken rule is a refusal with its code; anything else that goes wrong is
+        A broken rule is a refusal with its code; a storage locked by another
+        process past its bound is ``server_busy``; anything else that goes wrong is
         logged and answered ``internal_error``. Either way nothing was changed.
+        Alone, the request's transaction is the outermost: when this returns, what
+        it changed is durable. Within :meth:`handle_all`, it is committed there.
         """
         try:
             handler: Callable[[Session, Any], Answer] = getattr(self, _HANDLERS[type(request)])
@@ -283,9 +362,35 @@ class ChatService:
                 return handler(session, request)
         except RefusedError as refusal:
             return Answer(refusal.failure)
+        except StorageBusyError as busy:
+            return Answer(_busy(busy))
         except Exception:
             logger.exception("a request of user %r failed: %r", session.user_id, request)
             return Answer(_INTERNAL_ERROR)
+
+    def handle_all(self, requests: Sequence[tuple[Session, ChatRequest]]) -> list[Answer]:
+        """Apply ``requests`` in order with one commit (group commit); their answers.
+
+        Each request is handled as by :meth:`handle`, in a transaction nested in
+        one that holds them all: a refused or failed one changes nothing, the
+        others keep what they changed. This returns once the outer transaction is
+        committed (durably), so whoever hands the answers over after it only ever
+        acknowledges, or pushes, what is on stable storage. If the outer
+        transaction cannot start (the storage is busy) or commit, nothing of any
+        of them was applied and every one is answered ``server_busy`` or
+        ``internal_error``. (What a request changed in memory stays: a session
+        it subscribed keeps receiving that chat's events, which its client, told
+        the request failed, ignores.)
+        """
+        try:
+            with self._db.transaction():
+                answers = [self.handle(session, request) for session, request in requests]
+        except StorageBusyError as busy:
+            return [Answer(_busy(busy))] * len(requests)
+        except Exception:
+            logger.exception("the commit of %d requests failed", len(requests))
+            return [Answer(_INTERNAL_ERROR)] * len(requests)
+        return answers
 
     def snapshot(self, chat_id: str, user_id: str) -> ChatSnapshot | None:
         """The chat as a join by ``user_id`` would return it now; None for a non-member."""
@@ -342,13 +447,14 @@ class ChatService:
                 f"you are blocked from chat {chat_id!r} {_describe_until(block)}",
             )
 
-    def _log(self, event: LoggedEvent, *, target: str | None = None) -> LoggedEvent:
-        """Store ``event`` in the event log; the event, to push.
+    def _logged(
+        self, event: LoggedEvent, recipients: tuple[Session, ...], *, target: str | None = None
+    ) -> Push:
+        """Store ``event`` in the event log; its push to ``recipients``.
 
         ``target``: the only user who may read it back (private ``own_*`` events).
         """
-        self._db.append_event(event, target=target)
-        return event
+        return Push(event, recipients, frame=self._db.append_event(event, target=target))
 
     def _credential(self, membership: Membership) -> str:
         return mint_membership_token(
@@ -370,6 +476,7 @@ class ChatService:
             restrictions=self._active(chat_id, membership.user_id),
             last_seq=self._db.last_seq(chat_id),
             membership=credential,
+            epoch=self._db.epoch,
         )
 
     # Join, resume and leave -------------------------------------------------------
@@ -395,10 +502,7 @@ class ChatService:
         previous = self._db.membership(chat_id, session.user_id)
         self._db.save_membership(membership, self._clock())
         if previous is None:
-            seq = self._db.next_seq(chat_id)
-            amount = self._db.members_amount(chat_id)
-            event = self._log(MembersAmountChanged(chat_id, seq, amount))
-            pushes.append(Push(event, self._members_online(chat_id, but=session)))
+            pushes += self._amount_changed(chat_id, self._db.next_seq(chat_id), but=session)
         elif previous.metadata != membership.metadata:
             # Logged even with no other connection online: one that resumes later
             # learns of it then.
@@ -407,7 +511,7 @@ class ChatService:
             )
             seq = self._db.next_seq(chat_id)
             metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
-            pushes.append(Push(self._log(metadata_event, target=session.user_id), others))
+            pushes.append(self._logged(metadata_event, others, target=session.user_id))
         snapshot = self._snapshot(membership, self._credential(membership))
         self._subscribe(session, chat_id)
         return Answer(snapshot, tuple(pushes))
@@ -445,24 +549,27 @@ class ChatService:
             )
         credential = self._credential(membership)
         last_seq = self._db.last_seq(chat_id)
-        # since_seq > last_seq: the client is ahead of the server (a database restored
-        # from a backup); it starts over from a snapshot.
+        epoch = self._db.epoch
+        # Another epoch, or a since_seq past last_seq: what the client holds is not
+        # this history (restored from an older copy, replaced); it starts over
+        # from a snapshot.
         missed = None
-        if since_seq <= last_seq:
-            missed = self._db.events_for(
+        if request.epoch in (None, epoch) and since_seq <= last_seq:
+            missed = self._db.missed_frames(
                 chat_id, session.user_id, since_seq, self._max_resume_events
             )
         resumption = Resumption(
-            events=() if missed is None else missed,
+            events=(),
             snapshot=self._snapshot(membership, credential) if missed is None else None,
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
             restrictions=self._active(chat_id, session.user_id),
             last_seq=last_seq,
             membership=credential,
+            epoch=epoch,
         )
         self._subscribe(session, chat_id)
-        return Answer(resumption)
+        return Answer(resumption, event_frames=missed or ())
 
     def _renew(self, session: Session, request: RenewRequest) -> Answer:
         """A fresh credential for a chat this connection joined or resumed (a connection
@@ -476,16 +583,65 @@ class ChatService:
         """End a membership: the others learn the new members amount."""
         self._db.delete_membership(chat_id, user_id)
         seq = self._db.next_seq(chat_id)
-        amount = self._db.members_amount(chat_id)
         pushes: list[Push] = []
         targets = self._sessions_of(chat_id, user_id)
         for target in targets:
             self._unsubscribe(target, chat_id)
         if removed is not None and targets:
             pushes.append(Push(removed, targets, seq=seq))
-        event = self._log(MembersAmountChanged(chat_id, seq, amount))
-        pushes.append(Push(event, self._members_online(chat_id)))
-        return pushes
+        return pushes + self._amount_changed(chat_id, seq)
+
+    # The members amount, coalesced ------------------------------------------------
+
+    def _amount_changed(self, chat_id: str, seq: int, but: Session | None = None) -> list[Push]:
+        """Log the chat's new members amount with ``seq``; its push, unless it waits.
+
+        Pushed at once, to the members online ``but`` the one who joined, unless an
+        interval is open (then its end pushes the final amount:
+        :meth:`_end_amount_window`); a push to many members opens one.
+        """
+        event = MembersAmountChanged(chat_id, seq, self._db.members_amount(chat_id))
+        window = self._amount_windows.get(chat_id)
+        if window is not None:
+            self._db.append_event(event)
+            window.pending_seq = seq
+            return []
+        recipients = self._members_online(chat_id, but=but)
+        if self._amount_interval > 0 and len(recipients) >= MEMBERS_AMOUNT_COALESCED_FROM:
+            self._open_amount_window(chat_id)
+        return [self._logged(event, recipients)]
+
+    def _open_amount_window(self, chat_id: str, pending_seq: int | None = None) -> None:
+        timer = self._schedule(self._amount_interval, lambda: self._end_amount_window(chat_id))
+        self._amount_windows[chat_id] = _AmountWindow(timer, pending_seq)
+
+    def _end_amount_window(self, chat_id: str) -> None:
+        """An interval since the last push ended: push the final amount if it changed.
+
+        With the seq of the last change if nothing took a seq since (no member has
+        seen a later one), else with a new seq (a member may have): either way no
+        member ever gets a chat's events out of ``seq`` order. A push opens a new
+        interval.
+        """
+        window = self._amount_windows.pop(chat_id, None)
+        if window is None or window.pending_seq is None:
+            return
+        try:
+            with self._db.transaction():
+                seq = window.pending_seq
+                amount = self._db.members_amount(chat_id)
+                online = self._members_online(chat_id)
+                if self._db.last_seq(chat_id) == seq:
+                    push = Push(MembersAmountChanged(chat_id, seq, amount), online)
+                else:
+                    event = MembersAmountChanged(chat_id, self._db.next_seq(chat_id), amount)
+                    push = self._logged(event, online)
+        except Exception:  # the storage is busy or failing: try again an interval later
+            logger.exception("the members amount push of chat %r failed", chat_id)
+            self._open_amount_window(chat_id, window.pending_seq)
+            return
+        self._open_amount_window(chat_id)
+        self._publish((push,))
 
     def _leave(self, session: Session, request: LeaveRequest) -> Answer:
         self._membership(session, request.chat_id)
@@ -528,8 +684,10 @@ class ChatService:
             created_at=self._clock(),
         )
         self._db.insert_message(message)
-        event = self._log(MessagePosted(chat_id, seq, message))
-        return Answer(message, (Push(event, self._members_online(chat_id)),))
+        return Answer(
+            message,
+            (self._logged(MessagePosted(chat_id, seq, message), self._members_online(chat_id)),),
+        )
 
     def _check_not_muted(self, chat_id: str, user_id: str) -> None:
         mute = self._active_kind(chat_id, user_id, "mute")
@@ -564,8 +722,10 @@ class ChatService:
         edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
         seq = self._db.next_seq(chat_id)
         self._db.edit_message(chat_id, message.id, edited.content, edited_at)
-        event = self._log(MessageEdited(chat_id, seq, edited))
-        return Answer(edited, (Push(event, self._members_online(chat_id)),))
+        return Answer(
+            edited,
+            (self._logged(MessageEdited(chat_id, seq, edited), self._members_online(chat_id)),),
+        )
 
     def _delete(self, session: Session, request: DeleteMessageRequest) -> Answer:
         chat_id = request.chat_id
@@ -580,8 +740,8 @@ class ChatService:
         seq = self._db.next_seq(chat_id)
         self._db.delete_message(chat_id, message.id)
         self._db.erase_message_events(chat_id, message.id)
-        event = self._log(MessageRemoved(chat_id, seq, message.id))
-        return Answer(None, (Push(event, self._members_online(chat_id)),))
+        removed = MessageRemoved(chat_id, seq, message.id)
+        return Answer(None, (self._logged(removed, self._members_online(chat_id)),))
 
     def _history(self, session: Session, request: HistoryRequest) -> Answer:
         self._membership(session, request.chat_id)
@@ -647,7 +807,7 @@ class ChatService:
             return []
         seq = self._db.next_seq(chat_id)
         event = OwnRestrictionsChanged(chat_id, seq, self._active(chat_id, user_id))
-        return [Push(self._log(event, target=user_id), self._sessions_of(chat_id, user_id))]
+        return [self._logged(event, self._sessions_of(chat_id, user_id), target=user_id)]
 
     def _restrict(
         self,

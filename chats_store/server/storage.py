@@ -6,20 +6,33 @@ implements it on SQLite; another engine implements the same methods.
 
 Contract, for every engine:
 
-* **One transaction per request.** The core runs each request, and each expiry of a
-  restriction, inside one :meth:`ChatStorage.transaction`: what it reads there is
+* **One transaction per request, durable when it ends.** The core runs each request,
+  and each change it makes on its own (a restriction expires, a members amount is
+  pushed), inside one :meth:`ChatStorage.transaction`: what it reads there is
   consistent with what it writes, and if the block raises, nothing it wrote stays.
+  Transactions nest: the core runs several requests in one outer transaction (a
+  *group commit*), each in an inner one that rolls back alone. When the outermost
+  block returns, what it wrote is on stable storage: a power loss afterwards loses
+  none of it. An engine that cannot start a transaction because another process
+  holds its write lock waits for it up to a bound, then raises
+  :class:`StorageBusyError`.
 * **Per-chat order.** :meth:`ChatStorage.next_seq` takes the chat's next event
   number inside that transaction, and the number is committed with the event it
   numbers. An engine shared by several processes allocates it on a per-chat row
   (``UPDATE ... SET last_seq = last_seq + 1 ... RETURNING``), so concurrent writers of
   one chat are serialized by that row's lock and every chat has one total order.
-* **The event log** keeps every event :data:`LoggedEvent` with its ``seq``, in the
-  form the engine likes (SQLite keeps the text of its ``event`` frame); a private
-  event (``own_*``) is stored with the one user who may read it back. Reading gives
-  domain events in ``seq`` order, or None when the log cannot give all of them
-  (trimmed, or more than asked): the core then sends a snapshot instead. Deleting a
-  message erases the logged events that carry its content.
+* **The event log** keeps every event :data:`LoggedEvent` with its ``seq`` as the
+  text of its ``event`` frame (``encode_event``); a private event (``own_*``) is
+  stored with the one user who may read it back. Reading gives the frames in
+  ``seq`` order, or None when the log cannot give all of them (trimmed, or more
+  than asked): the core then sends a snapshot instead. The frames go to the client
+  as they are, never decoded on the way. Deleting a message erases the logged
+  events that carry its content.
+* **The epoch** names the history the storage holds (see
+  :attr:`ChatStorage.epoch`): two storages with the same epoch hold the same
+  history, one possibly further on; the storage takes a new one whenever it cannot
+  tell that it continues the history it last served (created, restored from a copy,
+  replaced, or behind what it had committed).
 """
 
 from __future__ import annotations
@@ -37,7 +50,6 @@ from chats_store.chats.actions import (
     MessageRemoved,
     OwnMetadataChanged,
     OwnRestrictionsChanged,
-    ServerEvent,
 )
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 
@@ -45,6 +57,7 @@ __all__ = [
     "ChatStorage",
     "LoggedEvent",
     "Membership",
+    "StorageBusyError",
     "StoredMessage",
     "TimedRestriction",
 ]
@@ -58,6 +71,13 @@ LoggedEvent = (
     | OwnMetadataChanged
 )
 """The events the log keeps (``removed_from_chat`` is told only to those online)."""
+
+
+class StorageBusyError(Exception):
+    """The storage stayed locked by another process for longer than its bound.
+
+    Nothing of the transaction that could not start was applied.
+    """
 
 
 @attrs.frozen
@@ -92,7 +112,23 @@ class ChatStorage(Protocol):
     """The operations the server core performs on its storage (see the module's contract)."""
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Commit what the block wrote, or roll all of it back if it raises."""
+        """Commit what the block wrote, or roll all of it back if it raises.
+
+        Nested in another, the block's writes are kept or dropped alone, and are
+        committed with the outermost one. When the outermost block returns, its
+        writes are on stable storage. Raises :class:`StorageBusyError` if another
+        process kept the storage locked past the storage's bound.
+        """
+        ...
+
+    @property
+    def epoch(self) -> str:
+        """The identity of the history this storage holds (an opaque string).
+
+        It changes whenever the storage cannot show that it continues the history
+        it served before: a new storage, a copy restored, a storage replaced, or
+        one found behind what it had committed. Clients compare it, nothing else.
+        """
         ...
 
     # Chats: the event counter.
@@ -157,17 +193,18 @@ class ChatStorage(Protocol):
 
     # The event log.
 
-    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> None:
-        """Log ``event`` (inside the transaction that took its seq).
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
+        """Log ``event`` (inside the transaction that took its seq); its frame's text.
 
         ``target``: the only user who may read it back (None: every member).
         """
         ...
 
-    def events_for(
+    def missed_frames(
         self, chat_id: str, user_id: str, since_seq: int, limit: int
-    ) -> tuple[ServerEvent, ...] | None:
-        """The logged events ``user_id`` may read with ``seq > since_seq``, oldest first.
+    ) -> tuple[str, ...] | None:
+        """The ``event`` frames of the events ``user_id`` may read with
+        ``seq > since_seq``, oldest first, as the text ``encode_event`` wrote.
 
         None if the log cannot give every one of them: it was trimmed past
         ``since_seq``, or there are more than ``limit``.

@@ -151,7 +151,8 @@ class ChatServerModel:
         self.chats: dict[str, ServerChat] = {}
         self._now = 0.0
         self._timers: list[_Timer] = []
-        # Closed when the model is collected, which may happen on any thread.
+        # Used by the test's thread; closed by the finalizer on whichever thread the
+        # collector runs (a server's worker thread, in a test that runs one).
         database = ChatDatabase(":memory:", check_same_thread=False)
         weakref.finalize(self, database.close)
         self._database = database

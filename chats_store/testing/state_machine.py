@@ -306,24 +306,24 @@ class ModelChat:
         self.originals.pop(message_id, None)
 
     def resume(self, resumption: Resumption) -> None:
-        """What the chat missed (or a snapshot, keeping pending messages), then what was
-        buffered meanwhile."""
+        """What the chat missed (or a snapshot that replaces the history, keeping pending
+        messages and the updates and deletes in flight of messages it has), then what
+        was buffered meanwhile."""
         self.status = "ready"
         if resumption.snapshot is not None:
             confirmed = {m.id: ModelMessage.confirmed(m) for m in resumption.snapshot.messages}
-            # A message with an update or delete in flight keeps showing it; its
-            # request's outcome settles it.
-            confirmed.update(
-                (message_id, message)
-                for message_id, message in self.messages.items()
-                if message_id in self.originals and message.seq is not None
-            )
+            originals = {i: confirmed[i] for i in self.originals if i in confirmed}
+            for message_id in originals:
+                in_flight = self.messages[message_id]
+                confirmed[message_id] = attrs.evolve(in_flight, seq=confirmed[message_id].seq)
             pending = {
                 message_id: message
                 for message_id, message in self.messages.items()
                 if message.seq is None and message_id not in confirmed
             }
             self.messages = {**confirmed, **pending}
+            self.originals = originals
+            self.last_seq = resumption.snapshot.last_seq
         buffered, self.buffered = self.buffered, []
         for missed in (*resumption.events, *buffered):
             self.apply_event(missed)
@@ -388,7 +388,7 @@ class ClientModel:
                 if chat is not None and chat.status == "loading" and chat.join_call == call_id:
                     chat.status = "ready"
                     chat.messages = {m.id: ModelMessage.confirmed(m) for m in snapshot.messages}
-                    chat.last_seq = max(chat.last_seq, snapshot.last_seq)
+                    chat.last_seq = snapshot.last_seq
                     chat.members_amount = snapshot.members_amount
                     chat.metadata = dict(snapshot.member_metadata)
                     chat.restrictions = snapshot.restrictions

@@ -1027,6 +1027,100 @@ def test_resume_with_a_snapshot_keeps_pending_messages_and_confirms_lost_acks(
     assert statuses(resumed) == [("x", 40, "ready"), ("p", 41, "ready")]
 
 
+def test_a_snapshot_from_an_older_copy_replaces_the_history_and_lowers_last_seq(
+    member: ChatsState,
+) -> None:
+    """The server came back from an older copy: its seqs are used again (b was seq 7)."""
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    older = ChatSnapshot(
+        messages=(server_message("a", 3),),
+        members_amount=3,
+        member_metadata={},
+        restrictions=(),
+        last_seq=5,
+        epoch="restored",
+    )
+    resumed = reduce(
+        reloading,
+        MessagePosted("c1", 6, server_message("n", 6)),  # pushed by it after the resume
+        ChatResumed(
+            0, "c1", attrs.evolve(resumption(snapshot=older, last_seq=5), epoch="restored")
+        ),
+    )
+    state = chat(resumed)
+    assert statuses(resumed) == [("a", 3, "ready"), ("n", 6, "ready"), ("p", None, "interrupted")]
+    assert (state.last_seq, state.epoch) == (6, "restored")
+    later = reduce(resumed, MessagePosted("c1", 7, server_message("m", 7)))  # b's old seq
+    assert [m.id for m in chat(later).messages] == ["a", "n", "m", "p"]  # not dropped
+
+
+def test_a_snapshot_keeps_the_updates_in_flight_of_the_messages_it_has(
+    member: ChatsState,
+) -> None:
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    updating = reduce(
+        reloading,
+        UpdateMessage(5, "c1", "b", "new words"),
+        DeleteMessage(6, "c1", "a"),
+    )
+    snapshot = ChatSnapshot(
+        (server_message("b", 7, author=ME), server_message("z", 8)), 2, {}, (), 8
+    )
+    resumed = reduce(updating, ChatResumed(0, "c1", resumption(snapshot=snapshot, last_seq=8)))
+
+    assert statuses(resumed) == [
+        ("b", 7, "updating"),
+        ("z", 8, "ready"),
+        ("p", None, "interrupted"),
+    ]
+    assert set(chat(resumed).originals) == {"b"}  # a is gone from the server: its delete fails
+    failed = reduce(resumed, MessageUpdateFailed(5, "c1", "b", REFUSED))
+    assert contents_of(failed)["b"] == "hello"  # back to the snapshot's version
+    assert reduce(failed, MessageDeleteFailed(6, "c1", "a", REFUSED)) == failed  # no phantom
+
+
+def _resumed_in_epoch_e1_then_dropped(member: ChatsState) -> ChatsState:
+    return reduce(
+        member,
+        ConnectionStatusChanged("connected"),
+        ChatResumed(0, "c1", attrs.evolve(resumption(last_seq=9), epoch="e1")),
+        ConnectionStatusChanged("disconnected"),
+    )
+
+
+def test_the_epoch_of_the_chat_goes_out_with_its_resume(member: ChatsState) -> None:
+    assert chat(member).epoch is None  # SNAPSHOT has none
+    state = _resumed_in_epoch_e1_then_dropped(member)
+    step = run(state, ConnectionStatusChanged("connected"))
+    assert [c.request for c in step.commands if isinstance(c, SendRequest)] == [
+        ResumeRequest("c1", "refreshed", since_seq=9, epoch="e1")
+    ]
+
+
+@pytest.mark.parametrize("how", ["another epoch", "a server behind the chat"])
+def test_events_of_another_history_without_a_snapshot_are_asked_again_from_the_start(
+    member: ChatsState, how: str
+) -> None:
+    epoch_known = _resumed_in_epoch_e1_then_dropped(member)
+    reloading = reduce(epoch_known, ConnectionStatusChanged("connected"))
+    epoch, last_seq = ("e2", 12) if how == "another epoch" else ("e1", 4)
+    odd = attrs.evolve(
+        resumption(MessagePosted("c1", 12, server_message("x", 12)), last_seq=last_seq),
+        epoch=epoch,
+    )
+    pushed = reduce(reloading, MessagePosted("c1", 13, server_message("y", 13)))
+
+    step = run(pushed, ChatResumed(0, "c1", odd))
+
+    state = chat(step.state)
+    assert state.status == "reloading" and state.last_seq == 0 and state.epoch == epoch
+    assert statuses(step.state) == [("p", None, "interrupted")]  # only the client's own work
+    assert [c.request for c in step.commands if isinstance(c, SendRequest)] == [
+        ResumeRequest("c1", "refreshed", since_seq=0, epoch=epoch)
+    ]
+    assert len(state.buffered_events) == 1  # the push is kept for after the answer
+
+
 def test_auto_resend_queues_interrupted_messages_in_order(connected: ChatsState) -> None:
     state = reduce(
         connected,

@@ -45,15 +45,16 @@ RESUMPTION = Resumption(
     restrictions=(Restriction("mute", 1700000600.0, "spam"),),
     last_seq=11,
     membership="<credential>",
+    epoch="<epoch>",
 )
 
 
 def test_the_resume_frames_in_the_docs_are_what_the_codec_writes() -> None:
-    request = ResumeRequest("c1", "<membership credential>", 6)
+    request = ResumeRequest("c1", "<membership credential>", 6, "<epoch>")
 
     assert encode_request(9, request) == (
         '{"type":"resume","id":9,"chat_id":"c1","membership":"<membership credential>",'
-        '"since_seq":6}'
+        '"since_seq":6,"epoch":"<epoch>"}'
     )
     assert encode_reply(9, RESUMPTION) == (
         '{"type":"ok","id":9,"result":{"events":['
@@ -66,7 +67,7 @@ def test_the_resume_frames_in_the_docs_are_what_the_codec_writes() -> None:
         '"restrictions":[{"kind":"mute","until":1700000600.0,"reason":"spam"}]}}],'
         '"snapshot":null,"members_amount":3,"member_metadata":{"role":"guest"},'
         '"restrictions":[{"kind":"mute","until":1700000600.0,"reason":"spam"}],'
-        '"last_seq":11,"membership":"<credential>"}}'
+        '"last_seq":11,"membership":"<credential>","epoch":"<epoch>"}}'
     )
     assert decode_request(encode_request(9, request)) == (9, request)
 

@@ -53,8 +53,10 @@ async def test_join_returns_the_snapshot_and_others_learn_the_members_amount(
     second = await bob.join("c1")
 
     assert first.membership and second.membership  # checked in test_resume.py
-    assert attrs.evolve(first, membership=None) == ChatSnapshot((), 1, {"role": "host"}, (), 1)
-    assert attrs.evolve(second, membership=None) == ChatSnapshot((message,), 2, {}, (), 3)
+    assert first.epoch and second.epoch == first.epoch  # checked in test_epoch.py
+    plain = {"membership": None, "epoch": None}
+    assert attrs.evolve(first, **plain) == ChatSnapshot((), 1, {"role": "host"}, (), 1)
+    assert attrs.evolve(second, **plain) == ChatSnapshot((message,), 2, {}, (), 3)
     assert await alice.next_event() == MessagePosted("c1", 2, message)
     assert await alice.next_event() == MembersAmountChanged("c1", 3, 2)
     await bob.no_event()

@@ -135,3 +135,28 @@ async def test_serve_runs_a_server_until_interrupted(tmp_path: Path) -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_restore_puts_a_copy_back_as_a_new_epoch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chats_store.server.database import ChatDatabase
+
+    copy, db = tmp_path / "copy.sqlite3", tmp_path / "chats.sqlite3"
+    ChatDatabase(copy).close()
+    old = ChatDatabase(db)
+    old_epoch = old.epoch
+    old.close()
+
+    printed = _run(capsys, "restore", str(copy), "--db", str(db))
+
+    restored = ChatDatabase(db)
+    assert restored.epoch != old_epoch and restored.epoch in printed
+    restored.close()
+
+
+def test_restore_of_a_missing_copy_fails_saying_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["restore", str(tmp_path / "nope.sqlite3"), "--db", str(tmp_path / "db")]) == 1
+    assert "no such file" in capsys.readouterr().err

@@ -45,24 +45,23 @@ def test_events_come_back_in_seq_order_and_private_ones_only_to_their_target(
     second = _post(db, "c1", "m2")
     _post(db, "c2", "m3")
 
-    assert db.events_since("c1", 0, "bob", 100).frames == (first, private, second)
-    assert db.events_since("c1", 0, "carol", 100).frames == (first, second)
-    assert db.events_since("c1", 1, "carol", 100).frames == (second,)
-    assert db.events_since("c1", 3, "carol", 100).frames == ()
-    assert db.events_since("c1", 0, "carol", 100).complete
-    assert not db.events_since("c1", 0, "bob", 2).complete  # more than the limit
+    assert db.missed_frames("c1", "bob", 0, 100) == (first, private, second)
+    assert db.missed_frames("c1", "carol", 0, 100) == (first, second)
+    assert db.missed_frames("c1", "carol", 1, 100) == (second,)
+    assert db.missed_frames("c1", "carol", 3, 100) == ()
+    assert db.missed_frames("c1", "bob", 0, 2) is None  # more than the limit
 
 
 def test_the_log_keeps_at_least_the_last_events_and_raises_its_floor(db: ChatDatabase) -> None:
     frames = [_post(db, "c1", f"m{i}") for i in range(1, 36)]  # seqs 1..35
 
     floor = db.log_floor("c1")
-    kept = db.events_since("c1", floor, "bob", 100)
+    kept = db.missed_frames("c1", "bob", floor, 100)
 
     assert 0 < floor <= 35 - 10  # at least the last 10 kept
-    assert kept.complete and kept.frames == tuple(frames[floor:])
-    assert not db.events_since("c1", floor - 1, "bob", 100).complete
-    assert [decode_event(f).seq for f in kept.frames][-10:] == list(range(26, 36))  # type: ignore[union-attr]
+    assert kept == tuple(frames[floor:])
+    assert db.missed_frames("c1", "bob", floor - 1, 100) is None
+    assert [decode_event(f).seq for f in kept][-10:] == list(range(26, 36))  # type: ignore[union-attr]
     assert db.log_floor("c2") == 0
 
 
@@ -80,7 +79,7 @@ def test_deleting_a_message_erases_its_content_from_the_log(tmp_path: Path) -> N
     db.close()
 
     reopened = ChatDatabase(path)
-    assert reopened.events_since("c1", 0, "bob", 100).frames == (kept, removed)
+    assert reopened.missed_frames("c1", "bob", 0, 100) == (kept, removed)
     reopened.close()
     for file in tmp_path.iterdir():
         assert b"a secret that was deleted" not in file.read_bytes()

@@ -17,6 +17,7 @@ from chats_store.chats.actions import (
     MessagePosted,
     OwnRestrictionsChanged,
     RemovedFromChat,
+    Resumption,
 )
 from chats_store.chats.commands import (
     ChatRequest,
@@ -25,9 +26,11 @@ from chats_store.chats.commands import (
     ModerationRequest,
     PostMessageRequest,
     RenewRequest,
+    ResumeRequest,
 )
 from chats_store.chats.model import Message
 from chats_store.errors import ErrorCode
+from chats_store.protocol import decode_event, encode_event
 from chats_store.server import (
     MEMBERSHIP_TTL,
     RefusedError,
@@ -36,7 +39,15 @@ from chats_store.server import (
     verify_membership_token,
 )
 from chats_store.server.database import ChatDatabase
-from chats_store.server.service import _HANDLERS, Answer, ChatService, Push, Session
+from chats_store.server.service import (
+    _HANDLERS,
+    MEMBERS_AMOUNT_COALESCED_FROM,
+    Answer,
+    ChatService,
+    Push,
+    Session,
+)
+from chats_store.server.storage import StorageBusyError
 from chats_store.testing.clock import FakeClock
 
 SECRET = b"service-test-secret-that-is-long-enough"
@@ -220,3 +231,146 @@ def test_a_renew_needs_the_chat_joined_on_this_connection(core: Core) -> None:
 
     assert isinstance(answer.reply, Failure)
     assert answer.reply.code == ErrorCode.CHAT_NOT_JOINED
+
+
+# Group commit -----------------------------------------------------------------------
+
+
+def test_handle_all_answers_each_request_as_handle_would_with_one_commit(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = core.join("ann")
+    commits = 0
+    transaction = core.database.transaction
+
+    def counted() -> Any:
+        nonlocal commits
+        if not core.database._taken:  # the outermost one
+            commits += 1
+        return transaction()
+
+    monkeypatch.setattr(core.database, "transaction", counted)
+    answers = core.service.handle_all(
+        [
+            (ann, PostMessageRequest("c1", "m1", "one")),
+            (ann, PostMessageRequest("c1", "m2", "   ")),  # refused: rolls back alone
+            (ann, PostMessageRequest("c1", "m3", "three")),
+        ]
+    )
+
+    assert commits == 1
+    first, refused, third = (answer.reply for answer in answers)
+    assert isinstance(first, Message) and isinstance(third, Message)
+    assert (first.seq, third.seq) == (2, 3)
+    assert isinstance(refused, Failure) and refused.code == ErrorCode.CONTENT_EMPTY
+    assert [m.id for m in core.database.messages_before("c1", 100, 10)] == ["m1", "m3"]
+
+
+def test_a_storage_busy_past_its_bound_answers_server_busy_and_applies_nothing(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = core.join("ann")
+
+    def busy() -> Any:
+        raise StorageBusyError("the database stayed locked by another process")
+
+    monkeypatch.setattr(core.database, "transaction", busy)
+    answers = core.service.handle_all([(ann, PostMessageRequest("c1", "m1", "hi"))] * 2)
+
+    for answer in answers:
+        assert isinstance(answer.reply, Failure) and answer.reply.code == ErrorCode.SERVER_BUSY
+        assert "retry later" in answer.reply.detail and answer.pushes == ()
+    assert core.database.message("c1", "m1") is None
+
+
+# Resume: epochs and stored frames ----------------------------------------------------
+
+
+def _credential(core: Core, user_id: str) -> str:
+    snapshot = core.service.snapshot("c1", user_id)
+    assert snapshot is not None and snapshot.membership is not None
+    return snapshot.membership
+
+
+def test_a_resume_passes_the_stored_frames_through_and_reply_decodes_them(core: Core) -> None:
+    ann = core.join("ann")
+    posted = core.service.handle(ann, PostMessageRequest("c1", "m1", "hello")).reply
+    assert isinstance(posted, Message)
+
+    answer = core.service.handle(
+        Session("ann"), ResumeRequest("c1", _credential(core, "ann"), 1, core.database.epoch)
+    )
+
+    assert answer.event_frames == (encode_event(MessagePosted("c1", 2, posted)),)
+    assert isinstance(answer.result, Resumption) and answer.result.events == ()
+    assert isinstance(answer.reply, Resumption)
+    assert answer.reply.events == (MessagePosted("c1", 2, posted),)
+    assert answer.reply.epoch == core.database.epoch
+
+
+@pytest.mark.parametrize("how", ["another epoch", "a since_seq past last_seq"])
+def test_a_resume_from_another_history_gets_a_snapshot(core: Core, how: str) -> None:
+    ann = core.join("ann")
+    core.service.handle(ann, PostMessageRequest("c1", "m1", "hello"))
+    epoch, since_seq = core.database.epoch, 1
+    if how == "another epoch":
+        epoch = "an epoch of another history"
+    else:
+        since_seq = 99
+
+    answer = core.service.handle(
+        Session("ann"), ResumeRequest("c1", _credential(core, "ann"), since_seq, epoch)
+    )
+
+    assert isinstance(answer.reply, Resumption) and answer.event_frames == ()
+    assert answer.reply.snapshot is not None and answer.reply.snapshot.last_seq == 2
+    assert answer.reply.epoch == answer.reply.snapshot.epoch == core.database.epoch
+
+
+# Members amount, coalesced -------------------------------------------------------------
+
+
+def test_in_a_big_chat_the_members_amount_is_pushed_once_per_interval_with_the_final_value(
+    core: Core,
+) -> None:
+    crowd = [core.join(f"member-{i}") for i in range(MEMBERS_AMOUNT_COALESCED_FROM)]
+    assert not core.timers  # pushed at once while few were online
+    joiner = Session("late-1")
+    token = mint_chat_token(SECRET, "late-1", "c1", ("send",), now=core.clock())
+    opened = core.service.handle(joiner, JoinRequest("c1", token))  # pushed, opens an interval
+    amount = MEMBERS_AMOUNT_COALESCED_FROM + 1  # and its seq: each join took one
+    assert opened.pushes == (Push(MembersAmountChanged("c1", amount, amount), tuple(crowd)),)
+    assert len(core.timers) == 1
+
+    later = [core.join(f"late-{i}") for i in range(2, 5)]  # within the interval: not pushed
+    core.service.handle(later[-1], PostMessageRequest("c1", "m1", "hi"))  # takes a seq after
+    assert core.published == []
+    core.timers[-1].callback()  # the interval ends
+
+    final = amount + 3
+    last_seq = core.database.last_seq("c1")
+    (push,) = core.published
+    assert push.event == MembersAmountChanged("c1", last_seq, final)  # a new seq: after m1
+    assert last_seq == amount + 5
+    assert set(push.recipients) == {*crowd, joiner, *later}
+    logged = core.database.missed_frames("c1", "member-0", amount, 100)
+    assert logged is not None
+    events = [decode_event(frame) for frame in logged]
+    amounts = [e.members_amount for e in events if isinstance(e, MembersAmountChanged)]
+    assert amounts == [amount + 1, amount + 2, final, final]  # every change, with its seq
+
+
+def test_the_end_of_an_interval_reuses_the_last_seq_when_nothing_happened_since(
+    core: Core,
+) -> None:
+    for i in range(MEMBERS_AMOUNT_COALESCED_FROM):
+        core.join(f"member-{i}")
+    core.join("late-1")  # opens the interval
+    core.join("late-2")  # waits
+    seq = core.database.last_seq("c1")
+
+    core.timers[-1].callback()
+
+    (push,) = core.published
+    assert push.event == MembersAmountChanged("c1", seq, MEMBERS_AMOUNT_COALESCED_FROM + 2)
+    assert core.database.last_seq("c1") == seq

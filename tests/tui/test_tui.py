@@ -68,8 +68,8 @@ async def client_app(
     tokens = [net.server.chat_token(user_id, CHAT, **token)] if join else []  # type: ignore[arg-type]
     app = ChatApp(client.chats, client.websocket, user_id, tokens)
     async with app.run_test(size=SIZE) as pilot:
-        if join:
-            await until(lambda: "members" in static_text(app, "#chat-header"))
+        if join:  # the start-up worker is done with the join (the header is drawn before)
+            await until(lambda: f"joined {CHAT}" in log_text(app))
         else:
             await until(lambda: "connected" in static_text(app, "#connection"))
         yield pilot
