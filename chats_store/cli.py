@@ -3,6 +3,7 @@
 ::
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
+                      [--workers N]   (N > 1: with --db postgresql://...)
     chats-store restore COPY [--db chats_store.sqlite3]
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
@@ -67,22 +68,63 @@ def _secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bytes:
 # serve -------------------------------------------------------------------------------
 
 
-async def _serve(host: str, port: int, db: str, secret: bytes) -> None:
+async def _serve(
+    host: str, port: int, db: str, secret: bytes, *, worker: int | None = None
+) -> None:
+    """Run one server until SIGINT or SIGTERM; ``worker``: its index among ``--workers``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
             loop.add_signal_handler(signum, stop.set)
-    async with run_server(host, port, db, secret) as server:
+    async with run_server(host, port, db, secret, reuse_port=worker is not None) as server:
         # What start-up made (modules, classes, functions) lives as long as the
         # process: out of the collector's sight, full collections skip it.
         gc.freeze()
+        who = "chats_store server" if worker is None else f"chats_store worker {worker}"
         print(
-            f"chats_store server listening on {server.url} "
-            f"(subprotocol {PROTOCOL_VERSION}, database {db}); Ctrl-C stops it",
+            f"{who} (pid {os.getpid()}) listening on {server.url} "
+            f"(subprotocol {PROTOCOL_VERSION}, database {_shown(db)}); Ctrl-C stops it",
             flush=True,
         )
         await stop.wait()
+    print(f"{who} stopped", flush=True)
+
+
+def _shown(db: str) -> str:
+    """The database as a log line may show it: a URL without its password."""
+    scheme, sep, rest = db.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return db
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{location}"
+
+
+def _serve_worker(index: int, host: str, port: int, db: str, secret: bytes) -> None:
+    """One process of ``--workers`` (started by the supervisor; never returns early)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(host, port, db, secret, worker=index))
+
+
+def _serve_workers(count: int, host: str, port: int, db: str, secret: bytes) -> None:
+    """Run ``count`` server processes on one port until SIGINT or SIGTERM."""
+    from chats_store.server.workers import Supervisor, reserve_port
+
+    with reserve_port(host, port) as reserved:
+        bound = int(reserved.getsockname()[1])
+
+        def exited(index: int, exitcode: int | None) -> None:
+            print(
+                f"chats_store worker {index} ended (exit code {exitcode}); starting it again",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        supervisor = Supervisor(count, _serve_worker, (host, bound, db, secret), on_exit=exited)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda _signum, _frame: supervisor.stop())
+        print(f"chats_store: {count} workers on port {bound}", flush=True)
+        supervisor.run()
     print("chats_store server stopped", flush=True)
 
 
@@ -98,14 +140,30 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="SQLite file, or :memory: (default: chats_store.sqlite3)",
+        help="SQLite file, :memory:, or a postgresql:// URL (default: chats_store.sqlite3)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the port, sharing a PostgreSQL database (default: 1)",
     )
     _add_secret_option(parser)
 
     def serve(args: argparse.Namespace) -> int:
         secret = _secret(parser, args)
+        if args.workers < 1:
+            parser.error(f"--workers must be 1 or more, not {args.workers}")
+        if args.workers > 1 and not is_postgres_url(args.db):
+            parser.error(
+                f"--workers {args.workers} needs a PostgreSQL database (--db "
+                "postgresql://...): an SQLite file is written by one process only"
+            )
         try:
-            asyncio.run(_serve(args.host, args.port, args.db, secret))
+            if args.workers > 1:
+                _serve_workers(args.workers, args.host, args.port, args.db, secret)
+            else:
+                asyncio.run(_serve(args.host, args.port, args.db, secret))
         except KeyboardInterrupt:
             pass
         except OSError as error:

@@ -392,6 +392,7 @@ async def run_server(
     durable: bool = True,
     busy_timeout: float = BUSY_TIMEOUT,
     members_amount_interval: float = MEMBERS_AMOUNT_INTERVAL,
+    reuse_port: bool = False,
 ) -> AsyncIterator[ChatServer]:
     """Run the reference chat server until the block exits.
 
@@ -420,6 +421,10 @@ async def run_server(
     ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
     ``members_amount_interval``: in a chat with many members online, its members
     amount is pushed at most once per that many seconds (1).
+
+    ``reuse_port``: bind with ``SO_REUSEPORT``, so that several server processes
+    listen on one port and the kernel spreads connections over them (the workers
+    of ``chats-store serve --workers``, on one PostgreSQL database).
 
     Raises ``ValueError`` for a missing or short secret or a bad setting.
     """
@@ -485,6 +490,7 @@ async def run_server(
             open_timeout=handshake_timeout,
             ping_interval=ping_interval,
             server_header="chats_store",
+            reuse_port=reuse_port,
         ) as ws_server:
             bound = ws_server.sockets[0].getsockname()
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
