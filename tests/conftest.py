@@ -1,4 +1,10 @@
-"""Fixtures shared by the GUI tests (tests/gui) and the examples' tests (tests/docs).
+"""Fixtures shared across the test packages.
+
+A PostgreSQL cluster for the session (``postgres_cluster``, see
+:mod:`tests.postgres`) and a fresh database of it per test (``postgres_url``);
+they skip the test, saying why, only where PostgreSQL is not installed.
+
+The GUI tests (tests/gui) and the examples' tests (tests/docs):
 
 One Tk root and one QApplication for the whole session: Tk aborts the process when
 its interpreter is freed on another thread than its own, and the garbage collector
@@ -15,6 +21,27 @@ from typing import Any
 import pytest
 
 from tests.gui.display import NoDisplayError, virtual_display
+from tests.postgres import PostgresCluster, PostgresUnavailable
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of the session's own (skips if PostgreSQL is not installed)."""
+    try:
+        cluster = PostgresCluster()
+    except PostgresUnavailable as reason:
+        pytest.skip(str(reason))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """The URL of a new, empty PostgreSQL database (``postgresql://...``)."""
+    return postgres_cluster.create_database()
 
 
 @pytest.fixture(scope="session")

@@ -61,11 +61,12 @@ from chats_store.protocol import (
     encode_error,
     peek_request_id,
 )
-from chats_store.server.database import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS, ChatDatabase
 from chats_store.server.dispatch import Dispatcher
+from chats_store.server.engine import open_storage
 from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
 from chats_store.server.overload import Overload, overloaded
 from chats_store.server.refusal import RefusedError
+from chats_store.server.rows import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS
 from chats_store.server.service import (
     MAX_RESUME_EVENTS,
     MEMBERS_AMOUNT_INTERVAL,
@@ -397,7 +398,10 @@ async def run_server(
     """Run the reference chat server until the block exits.
 
     ``port`` 0 binds a free port (read it from ``.port``). ``db`` is an SQLite
-    file (created if needed, WAL mode) or ``":memory:"``. ``secret`` (at least
+    file (created if needed, WAL mode) or ``":memory:"``, or a ``postgresql://``
+    URL: a PostgreSQL database that any number of server processes share (the
+    extra ``chats_store[postgresql]``; the server creates and migrates its
+    tables). ``secret`` (at least
     32 bytes; default: the ``CHATS_STORE_SECRET`` environment variable) signs and
     verifies every token. ``clock`` (epoch seconds) and ``seconds_per_minute``
     (the length of a moderation "minute") are there for tests.
@@ -416,9 +420,10 @@ async def run_server(
     Storage: with ``durable`` (the default) a request is acknowledged, and its
     events pushed, only once it is on stable storage (SQLite ``synchronous=FULL``;
     the requests that arrive together share one commit); ``durable=False`` acks
-    before the fsync (faster; a power loss may undo acknowledged requests). Another
-    process holding the database's write lock delays requests by up to
-    ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
+    before the fsync (faster; a power loss may undo acknowledged requests); on
+    PostgreSQL that is ``synchronous_commit`` on or off. Another process holding
+    the database's write lock (on PostgreSQL: a lock of the chat) delays requests
+    by up to ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
     ``members_amount_interval``: in a chat with many members online, its members
     amount is pushed at most once per that many seconds (1).
 
@@ -437,13 +442,7 @@ async def run_server(
         raise ValueError(
             f"max_connections_per_user must be 1 or more, not {max_connections_per_user!r}"
         )
-    database = ChatDatabase(
-        db,
-        keep_events=keep_events,
-        check_same_thread=False,  # opened here, then used by the worker's thread only
-        durable=durable,
-        busy_timeout=busy_timeout,
-    )
+    database = open_storage(db, keep_events=keep_events, durable=durable, busy_timeout=busy_timeout)
     outboxes = _Outboxes()
     worker = CoreWorker(asyncio.get_running_loop().call_soon_threadsafe)
 
