@@ -41,6 +41,7 @@ from chats_store.server import (
     mint_session_token,
     run_server,
 )
+from chats_store.server.engine import is_postgres_url
 
 __all__ = ["build_parser", "main"]
 

@@ -61,8 +61,10 @@ from chats_store.protocol import (
     encode_error,
     peek_request_id,
 )
+from chats_store.server.database import ChatDatabase
 from chats_store.server.dispatch import Dispatcher
 from chats_store.server.engine import open_storage
+from chats_store.server.fanout import Fanout, Listener
 from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
 from chats_store.server.overload import Overload, overloaded
 from chats_store.server.refusal import RefusedError
@@ -446,8 +448,13 @@ async def run_server(
     outboxes = _Outboxes()
     worker = CoreWorker(asyncio.get_running_loop().call_soon_threadsafe)
 
+    fanout: Fanout | None = None
+
     def publish(pushes: tuple[Push, ...]) -> None:
-        dispatcher.publish(pushes)
+        if fanout is not None:
+            fanout.published(pushes)  # in order with what other processes committed
+        else:
+            dispatcher.publish(pushes)
 
     try:
         service = ChatService(
@@ -466,7 +473,15 @@ async def run_server(
         raise
     dispatcher = Dispatcher(worker, service, outboxes.send)
     overload = Overload(worker)
-    worker.start(service)
+    listener: Listener | None = None
+    if isinstance(database, ChatDatabase):
+        worker.start(service)
+    else:  # PostgreSQL: other processes may share it
+        fanout = Fanout(service, database, dispatcher.publish)
+        worker.start(fanout)
+        assert isinstance(db, str)
+        listener = Listener(db, worker.call, fanout)
+        listener.start()
     try:
         gateway = _Gateway(
             dispatcher,
@@ -495,6 +510,9 @@ async def run_server(
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
             yield ChatServer(host, int(bound[1]), key, clock)
     finally:
+        if listener is not None:
+            listener.stop()
+            await asyncio.to_thread(listener.join)
         worker.stop()  # closes the service once what was submitted is done
         await asyncio.to_thread(worker.join)
         database.close()

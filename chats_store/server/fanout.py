@@ -37,16 +37,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
-import psycopg
 
 from chats_store.chats.actions import ChatSnapshot, MembersAmountChanged, Resumption
 from chats_store.chats.commands import ChatRequest, JoinRequest, ResumeRequest
 from chats_store.protocol import decode_event
 from chats_store.server.service import Answer, ChatService, Publish, Push, Session
 from chats_store.server.storage import ChatStorage
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "CATCH_UP_PAGE",
@@ -235,10 +237,8 @@ class Fanout:
                 break
             for logged in page:
                 pushes += self._pushes_of(chat_id, logged)
-            if len(page) < self._page:
-                since_seq = through_seq
-            else:
-                since_seq = page[-1].seq
+            # A short page is the end: nothing else up to through_seq is in the log.
+            since_seq = through_seq if len(page) < self._page else page[-1].seq
             self._delivered[chat_id] = max(self._delivered.get(chat_id, 0), since_seq)
         return pushes
 
@@ -297,6 +297,8 @@ class Listener:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        import psycopg  # the extra chats_store[postgresql], there whenever this runs
+
         delay = 0.0
         while not self._stopping.is_set():
             try:

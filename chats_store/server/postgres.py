@@ -54,7 +54,7 @@ it was in; the next one opens a new connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any, LiteralString
 
@@ -63,6 +63,7 @@ from psycopg import errors
 from psycopg.rows import TupleRow
 
 from chats_store.chats.model import Message, Restriction, RestrictionKind
+from chats_store.server.fanout import CHANNEL, LoggedFrame
 from chats_store.server.rows import (
     BUSY_TIMEOUT,
     DEFAULT_KEEP_EVENTS,
@@ -356,11 +357,14 @@ class PostgresDatabase:
     def next_seq(self, chat_id: str) -> int:
         """Take the chat's next event seq (call inside a transaction)."""
         self._lock_chat(chat_id)
+        # The notification wakes the other processes' fan-out (chats_store.server.fanout);
+        # PostgreSQL sends it when, and only if, the transaction commits.
         row = self._one(
-            "INSERT INTO chats (chat_id, last_seq) VALUES (%s, 1) "
+            "WITH taken AS (INSERT INTO chats (chat_id, last_seq) VALUES (%s, 1) "
             "ON CONFLICT (chat_id) DO UPDATE SET last_seq = chats.last_seq + 1 "
-            "RETURNING last_seq",
-            (chat_id,),
+            "RETURNING chat_id, last_seq) "
+            "SELECT last_seq, pg_notify(%s, chat_id || ' ' || last_seq) FROM taken",
+            (chat_id, CHANNEL),
         )
         assert row is not None
         return int(row[0])
@@ -437,6 +441,27 @@ class PostgresDatabase:
         if len(rows) > limit:
             return None
         return tuple(frame for (frame,) in rows)
+
+    # What the fan-out reads (chats_store.server.fanout) ---------------------------
+
+    def logged_range(
+        self, chat_id: str, since_seq: int, through_seq: int, limit: int
+    ) -> tuple[LoggedFrame, ...]:
+        """The chat's logged events with ``since_seq < seq <= through_seq``, oldest first,
+        at most ``limit`` (committed ones: read without taking the chat's lock)."""
+        rows = self._execute(
+            "SELECT seq, target, frame FROM events WHERE chat_id = %s AND seq > %s "
+            "AND seq <= %s ORDER BY seq LIMIT %s",
+            (chat_id, since_seq, through_seq, limit),
+        ).fetchall()
+        return tuple(LoggedFrame(seq, target, frame) for seq, target, frame in rows)
+
+    def last_seqs(self, chat_ids: Collection[str]) -> dict[str, int]:
+        """The last seq of each of these chats (those nothing happened in are left out)."""
+        rows = self._execute(
+            "SELECT chat_id, last_seq FROM chats WHERE chat_id = ANY(%s)", (list(chat_ids),)
+        ).fetchall()
+        return {chat_id: int(last_seq) for chat_id, last_seq in rows}
 
     # Memberships --------------------------------------------------------------
 
