@@ -100,9 +100,7 @@ class Supervisor:
     @property
     def pids(self) -> tuple[int | None, ...]:
         """The process id of each worker (None while one waits to be started again)."""
-        return tuple(
-            slot.process.pid if slot.process is not None else None for slot in self._slots
-        )
+        return tuple(slot.process.pid if slot.process is not None else None for slot in self._slots)
 
     def run(self) -> None:
         """Start every worker and keep them running until :meth:`stop` is called."""
@@ -146,8 +144,8 @@ class Supervisor:
         if self._on_exit is not None:
             self._on_exit(slot.index, process.exitcode)
         ran = time.monotonic() - slot.started
-        slot.delay = 0.0 if ran >= _HEALTHY_AFTER else min(
-            MAX_RESTART_DELAY, max(0.1, slot.delay * 2)
+        slot.delay = (
+            0.0 if ran >= _HEALTHY_AFTER else min(MAX_RESTART_DELAY, max(0.1, slot.delay * 2))
         )
         slot.due = time.monotonic() + slot.delay
 
