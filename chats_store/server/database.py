@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 
 from chats_store.chats.model import Message, Restriction, RestrictionKind
@@ -320,6 +320,9 @@ class ChatDatabase:
         self._write_history()
 
     # Chats --------------------------------------------------------------------
+
+    def lock_chats(self, chat_ids: Collection[str]) -> None:
+        """Nothing to take: the outermost transaction holds the database's write lock."""
 
     def last_seq(self, chat_id: str) -> int:
         row = self._conn.execute(

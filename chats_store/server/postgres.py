@@ -251,6 +251,12 @@ class PostgresDatabase:
         self._execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (chat_id,))
         self._locked.add(chat_id)
 
+    def lock_chats(self, chat_ids: Collection[str]) -> None:
+        """Take the locks of a group commit's chats in their sorted order, so that two
+        processes' group commits never deadlock (call inside the outermost transaction)."""
+        for chat_id in sorted(chat_ids):
+            self._lock_chat(chat_id)
+
     # The epoch ----------------------------------------------------------------
 
     @property

@@ -384,6 +384,7 @@ class ChatService:
         """
         try:
             with self._db.transaction():
+                self._db.lock_chats({request.chat_id for _, request in requests})
                 answers = [self.handle(session, request) for session, request in requests]
         except StorageBusyError as busy:
             return [Answer(_busy(busy))] * len(requests)
