@@ -4,6 +4,7 @@
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
     chats-store restore COPY [--db chats_store.sqlite3]
+    chats-store restore --db postgresql://...
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
                                      [--ttl 300] [--secret S]
@@ -40,6 +41,7 @@ from chats_store.server import (
     mint_session_token,
     run_server,
 )
+from chats_store.server.engine import is_postgres_url, open_storage, shown_db
 
 __all__ = ["build_parser", "main"]
 
@@ -79,7 +81,7 @@ async def _serve(host: str, port: int, db: str, secret: bytes) -> None:
         gc.freeze()
         print(
             f"chats_store server listening on {server.url} "
-            f"(subprotocol {PROTOCOL_VERSION}, database {db}); Ctrl-C stops it",
+            f"(subprotocol {PROTOCOL_VERSION}, database {shown_db(db)}); Ctrl-C stops it",
             flush=True,
         )
         await stop.wait()
@@ -98,22 +100,39 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="SQLite file, or :memory: (default: chats_store.sqlite3)",
+        help="SQLite file, :memory:, or a postgresql:// URL (PostgreSQL, shared by several "
+        "servers) (default: chats_store.sqlite3)",
     )
     _add_secret_option(parser)
 
     def serve(args: argparse.Namespace) -> int:
         secret = _secret(parser, args)
+        failures: tuple[type[Exception], ...] = (
+            OSError,
+            ModuleNotFoundError,
+            *_storage_errors(args.db),
+        )
         try:
             asyncio.run(_serve(args.host, args.port, args.db, secret))
         except KeyboardInterrupt:
             pass
-        except OSError as error:
+        except failures as error:
             print(f"chats-store serve: {error}", file=sys.stderr)
             return 1
         return 0
 
     parser.set_defaults(command=serve)
+
+
+def _storage_errors(db: str) -> tuple[type[Exception], ...]:
+    """What opening the storage ``db`` raises when it cannot be had (told, not traced)."""
+    if not is_postgres_url(db):
+        return (sqlite3.Error,)
+    try:
+        import psycopg
+    except ModuleNotFoundError:
+        return ()  # open_storage says what to install
+    return (psycopg.Error, RuntimeError)  # unreachable, refused, or tables too new
 
 
 # restore -----------------------------------------------------------------------------
@@ -125,18 +144,24 @@ def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="put a copy of the server's database back, as a new epoch",
         description="Copy the database COPY (a backup, even one taken while the server ran) "
         "over the server's database and give its history a new epoch, so that clients that "
-        "saw a later history replace it on their next resume. Stop the server first.",
+        "saw a later history replace it on their next resume. Stop the server first. For "
+        "PostgreSQL, restore the backup with PostgreSQL's tools, then run this without COPY: "
+        "it gives the history a new epoch.",
     )
-    parser.add_argument("copy", metavar="COPY", help="the SQLite file to put back")
+    parser.add_argument("copy", metavar="COPY", nargs="?", help="the SQLite file to put back")
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="the server's SQLite file (default: chats_store.sqlite3)",
+        help="the server's SQLite file, or its postgresql:// URL (default: chats_store.sqlite3)",
     )
 
     def restore(args: argparse.Namespace) -> int:
         from chats_store.server.database import restore_database
 
+        if is_postgres_url(args.db):
+            return _new_postgres_epoch(parser, args)
+        if args.copy is None:
+            parser.error("COPY is required: the SQLite file to put back")
         if not Path(args.copy).is_file():
             print(f"chats-store restore: no such file: {args.copy}", file=sys.stderr)
             return 1
@@ -149,6 +174,26 @@ def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         return 0
 
     parser.set_defaults(command=restore)
+
+
+def _new_postgres_epoch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.copy is not None:
+        parser.error(
+            "a PostgreSQL database is restored with PostgreSQL's tools (pg_restore, psql): "
+            "restore it, then run chats-store restore --db URL without COPY"
+        )
+    failures: tuple[type[Exception], ...] = (ModuleNotFoundError, *_storage_errors(args.db))
+    try:
+        database = open_storage(args.db)
+    except failures as error:
+        print(f"chats-store restore: {error}", file=sys.stderr)
+        return 1
+    try:
+        epoch = database.start_new_epoch()
+    finally:
+        database.close()
+    print(f"the history of {shown_db(args.db)} is the new epoch {epoch}")
+    return 0
 
 
 # token -------------------------------------------------------------------------------

@@ -34,12 +34,14 @@ processes' transactions, the statement raises
 transaction wrote is rolled back.
 
 **The epoch** is kept in the ``meta`` table, so every process of a cluster serves
-the same one, with the identity of the database that served it: the cluster's
-system identifier (when the role may read it) and the database's oid. A database
-whose tables say another identity (a dump restored into a new database or another
-cluster) starts a new epoch when a server opens it; so does a new database.
-:meth:`PostgresDatabase.start_new_epoch` starts one explicitly, for a backup
-restored in place.
+the same one, with the identity of the tables that served it: the cluster's system
+identifier (when the role may read it), the database's oid and the ``meta`` table's.
+Tables that say another identity (a dump restored into a new database, into
+another cluster, or in place with its tables dropped and created again) start a new
+epoch when a server opens them; so does a new database. A restore that keeps the
+tables (data only, or the whole cluster put back from a physical backup) cannot be
+told from the database it replaced: :meth:`PostgresDatabase.start_new_epoch`
+(``chats-store restore --db postgresql://...``) starts a new epoch explicitly.
 
 **The event log** is the SQLite one: the text of each ``event`` frame, trimmed to
 the last ``keep_events`` events per chat (``log_floor`` says from where it is
@@ -258,18 +260,21 @@ class PostgresDatabase:
         return self._epoch
 
     def _identity(self) -> str:
-        """Which database this is: the cluster's system identifier (if readable) and its oid."""
+        """Which tables these are: the cluster's system identifier (if the role may
+        read it), the database's oid and the ``meta`` table's (a dump restored in
+        place creates the tables anew)."""
         row = self._one(
-            "SELECT oid, has_function_privilege('pg_control_system()', 'execute') "
+            "SELECT oid, 'meta'::regclass::oid, "
+            "has_function_privilege('pg_control_system()', 'execute') "
             "FROM pg_database WHERE datname = current_database()"
         )
         assert row is not None
-        oid, may_read_system = row
+        database, table, may_read_system = row
         system = ""
         if may_read_system:
             system_row = self._one("SELECT system_identifier FROM pg_control_system()")
             system = "" if system_row is None else str(system_row[0])
-        return f"{system}/{oid}"
+        return f"{system}/{database}/{table}"
 
     def _open_history(self) -> str:
         """Keep the stored epoch if this database served it, or start a new one."""
