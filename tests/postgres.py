@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 
-__all__ = ["PostgresCluster", "PostgresUnavailable", "postgres_binaries"]
+__all__ = ["PostgresCluster", "PostgresUnavailableError", "postgres_binaries"]
 
 _USER = "postgres"
 """The unprivileged user that runs the cluster when the tests run as root."""
@@ -32,14 +32,14 @@ _START_TIMEOUT = 30
 """Seconds ``pg_ctl`` waits for the cluster to accept connections."""
 
 
-class PostgresUnavailable(Exception):
+class PostgresUnavailableError(Exception):
     """PostgreSQL cannot be had on this machine (the reason says what to install)."""
 
 
 def postgres_binaries() -> str:
     """The directory of ``initdb`` and ``pg_ctl``, the newest version installed.
 
-    Raises :class:`PostgresUnavailable` when there is none.
+    Raises :class:`PostgresUnavailableError` when there is none.
     """
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
@@ -48,7 +48,9 @@ def postgres_binaries() -> str:
     if not found:
         on_path = shutil.which("initdb")
         if on_path is None:
-            raise PostgresUnavailable("PostgreSQL is not installed: apt-get install postgresql")
+            raise PostgresUnavailableError(
+                "PostgreSQL is not installed: apt-get install postgresql"
+            )
         return os.path.dirname(on_path)
     return os.path.dirname(found[-1])
 
@@ -69,7 +71,7 @@ class PostgresCluster:
             try:
                 pwd.getpwnam(_USER)
             except KeyError:
-                raise PostgresUnavailable(
+                raise PostgresUnavailableError(
                     f"the tests run as root and there is no {_USER!r} user to run "
                     "PostgreSQL as: apt-get install postgresql"
                 ) from None
@@ -85,7 +87,7 @@ class PostgresCluster:
             argv = ("runuser", "-u", _USER, "--", *argv)
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise PostgresUnavailable(
+            raise PostgresUnavailableError(
                 f"{command[0]} failed ({result.returncode}): {result.stderr.strip()}"
             )
 

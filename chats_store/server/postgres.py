@@ -246,8 +246,11 @@ class PostgresDatabase:
         return self._execute(query, params).fetchone()
 
     def _lock_chat(self, chat_id: str) -> None:
-        """Take the chat's lock for the rest of the outermost transaction (see the module)."""
-        if chat_id in self._locked:
+        """Take the chat's lock for the rest of the outermost transaction (see the module).
+
+        Outside a transaction a statement reads what is committed, alone: no lock.
+        """
+        if not self._depth or chat_id in self._locked:
             return
         self._execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (chat_id,))
         self._locked.add(chat_id)
