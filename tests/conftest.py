@@ -43,8 +43,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 @pytest.fixture
 def postgres_url(postgres_cluster: PostgresCluster) -> str:
-    """The URL of a new, empty PostgreSQL database (``postgresql://...``)."""
-    return postgres_cluster.create_database()
+    """The URL of new, empty PostgreSQL tables (``postgresql://...``): a schema of their own."""
+    return postgres_cluster.new_database_url()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -194,10 +194,14 @@ class PostgresDatabase:
         self._locked: set[str] = set()
         """The chats whose lock the open outermost transaction holds."""
         self._conn = self._connect()
-        with self.transaction():
-            self._execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
-            self._migrate()
-            self._epoch = self._open_history()
+        try:
+            with self.transaction():
+                self._execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
+                self._migrate()
+                self._epoch = self._open_history()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
         conn = psycopg.connect(self._url, autocommit=True)
