@@ -17,7 +17,12 @@ events (at most 1,000) it drops the older ones and raises the chat's ``log_floor
 (every event with ``seq > log_floor`` is in the log). A resume from before
 ``log_floor`` gets a full snapshot instead. Deleting a message also erases its
 ``message_posted`` and ``message_edited`` events from the log (its content must not
-outlive it; ``secure_delete`` zeroes it on disk); its ``message_removed`` event stays.
+outlive it); its ``message_removed`` event stays. Editing a message replaces its
+``message_posted`` event by one carrying the edited message and drops its earlier
+``message_edited`` events: the log never serves superseded content. On disk,
+``secure_delete`` overwrites what a delete or an edit freed with zeros, and each
+transaction that edited or deleted a message ends with a checkpoint that writes the
+write-ahead log back and truncates it (:meth:`ChatDatabase.checkpoint`).
 
 One connection, used by one thread at a time: each request of the core is one
 transaction (:meth:`ChatDatabase.transaction`), and nothing interleaves. Within one process,
@@ -71,6 +76,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     permissions TEXT NOT NULL,
     metadata    TEXT NOT NULL,
     joined_at   REAL NOT NULL,
+    joined_seq  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (chat_id, user_id)
 );
 CREATE TABLE IF NOT EXISTS restrictions (
@@ -143,6 +149,8 @@ class ChatDatabase:
         if isinstance(keep_events, bool) or not isinstance(keep_events, int) or keep_events < 1:
             raise ValueError(f"keep_events must be a positive integer, not {keep_events!r}")
         self._keep = keep_events
+        self._superseded = False
+        """Whether the current transaction edited or deleted content (see transaction)."""
         self._trim_every = max(1, min(1000, keep_events // 10))
         self._conn = sqlite3.connect(os.fspath(path), check_same_thread=check_same_thread)
         self._conn.row_factory = sqlite3.Row
@@ -152,25 +160,61 @@ class ChatDatabase:
         self._conn.executescript(_SCHEMA)
         self._migrate()
 
+    def _columns(self, table: str) -> set[str]:
+        return {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+
     def _migrate(self) -> None:
-        """Add the event log to a database of an earlier version: its chats start
-        with an empty log (``log_floor`` = ``last_seq``), so a resume gets a snapshot."""
-        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(chats)")}
-        if "log_floor" not in columns:
+        """Bring a database of an earlier version up to date.
+
+        Without an event log, its chats start with an empty one (``log_floor`` =
+        ``last_seq``), so a resume gets a snapshot. Without the seq each membership
+        began at, every membership counts as begun at its chat's ``last_seq``: a
+        resume from before then gets a snapshot, never older events.
+        """
+        if "log_floor" not in self._columns("chats"):
             with self._conn:
                 self._conn.execute(
                     "ALTER TABLE chats ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0"
                 )
                 self._conn.execute("UPDATE chats SET log_floor = last_seq")
+        if "joined_seq" not in self._columns("memberships"):
+            with self._conn:
+                self._conn.execute(
+                    "ALTER TABLE memberships ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0"
+                )
+                self._conn.execute(
+                    "UPDATE memberships SET joined_seq = COALESCE((SELECT last_seq FROM chats "
+                    "WHERE chats.chat_id = memberships.chat_id), 0)"
+                )
 
     def close(self) -> None:
         self._conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Commit what the block changed, or roll all of it back if it raises."""
+        """Commit what the block changed, or roll all of it back if it raises.
+
+        After a transaction that edited or deleted a message has committed, the
+        write-ahead log is written back into the database file and truncated
+        (:meth:`checkpoint`), so that no earlier version of the content stays in it.
+        """
+        self._superseded = False
         with self._conn:
             yield
+        if self._superseded:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write the write-ahead log back into the database file and truncate it to zero
+        bytes (``PRAGMA wal_checkpoint(TRUNCATE)``; nothing for ``":memory:"``).
+
+        With ``secure_delete``, the content of a deleted or edited message is then
+        nowhere in the files: the pages that held it were overwritten with zeros or the
+        new content, and the log that held older copies of them is empty. A reader of
+        another connection holding an older snapshot keeps the log from being truncated
+        until it ends (the next edit or delete checkpoints again).
+        """
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # Chats --------------------------------------------------------------------
 
@@ -243,8 +287,23 @@ class ChatDatabase:
 
     def erase_message_events(self, chat_id: str, message_id: str) -> None:
         """Drop the logged events that carry a message's content (it was deleted)."""
+        self._superseded = True
         self._conn.execute(
             "DELETE FROM events WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        )
+
+    def supersede_message_events(self, posted: MessagePosted) -> None:
+        """Replace the logged ``message_posted`` event of an edited message by ``posted``
+        and drop its ``message_edited`` events (the core logs the new one next)."""
+        self._superseded = True
+        chat_id, message_id = posted.chat_id, posted.message.id
+        self._conn.execute(
+            "DELETE FROM events WHERE chat_id = ? AND message_id = ? AND seq != ?",
+            (chat_id, message_id, posted.seq),
+        )
+        self._conn.execute(
+            "UPDATE events SET frame = ? WHERE chat_id = ? AND seq = ? AND message_id = ?",
+            (encode_event(posted), chat_id, posted.seq, message_id),
         )
 
     def log_floor(self, chat_id: str) -> int:
@@ -283,19 +342,21 @@ class ChatDatabase:
             user_id,
             frozenset(json.loads(row["permissions"])),
             json.loads(row["metadata"]),
+            row["joined_seq"],
         )
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
         self._conn.execute(
-            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
-            "permissions = excluded.permissions, metadata = excluded.metadata",
+            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at, "
+            "joined_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE "
+            "SET permissions = excluded.permissions, metadata = excluded.metadata",
             (
                 membership.chat_id,
                 membership.user_id,
                 json.dumps(sorted(membership.permissions)),
                 json.dumps(membership.metadata, sort_keys=True),
                 joined_at,
+                membership.joined_seq,
             ),
         )
 
@@ -335,12 +396,14 @@ class ChatDatabase:
         )
 
     def edit_message(self, chat_id: str, message_id: str, content: str, edited_at: float) -> None:
+        self._superseded = True
         self._conn.execute(
             "UPDATE messages SET content = ?, edited_at = ? WHERE chat_id = ? AND message_id = ?",
             (content, edited_at, chat_id, message_id),
         )
 
     def delete_message(self, chat_id: str, message_id: str) -> None:
+        self._superseded = True
         self._conn.execute(
             "UPDATE messages SET deleted = 1, content = '' WHERE chat_id = ? AND message_id = ?",
             (chat_id, message_id),

@@ -69,7 +69,8 @@ from chats_store.chats.commands import (
     ResumeRequest,
 )
 from chats_store.chats.model import Message, Restriction, RestrictionKind
-from chats_store.chats.validation import MAX_CONTENT_LENGTH, MAX_HISTORY_PAGE
+from chats_store.chats.validation import MAX_HISTORY_PAGE
+from chats_store.content import MAX_ID_LENGTH, content_failure, id_failure
 from chats_store.errors import ErrorCode
 from chats_store.server.refusal import RefusedError
 from chats_store.server.storage import ChatStorage, LoggedEvent, Membership
@@ -104,7 +105,6 @@ SNAPSHOT_MESSAGES = 100
 MAX_RESUME_EVENTS = 1000
 """A resume reply carries at most this many events; further behind, it is a snapshot."""
 
-MAX_ID_LENGTH = 128
 MAX_REASON_LENGTH = 256
 MAX_DURATION_MINUTES = 100 * 365 * 24 * 60
 _NO_LIMIT_SEQ = 2**62
@@ -181,25 +181,18 @@ _INTERNAL_ERROR = Failure(
 )
 
 
+def _refuse(failure: Failure | None) -> None:
+    """Raise the refusal of a rule of :mod:`chats_store.content`, if it failed."""
+    if failure is not None:
+        raise RefusedError(ErrorCode(failure.code), failure.detail)
+
+
 def _check_id(value: str, what: str) -> None:
-    if not value or len(value) > MAX_ID_LENGTH:
-        raise RefusedError(
-            ErrorCode.INVALID_REQUEST,
-            f"{what} must be 1 to {MAX_ID_LENGTH} characters long, not {len(value)}",
-        )
+    _refuse(id_failure(value, what))
 
 
 def _check_content(content: str) -> None:
-    if not content.strip():
-        raise RefusedError(
-            ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
-        )
-    if len(content) > MAX_CONTENT_LENGTH:
-        raise RefusedError(
-            ErrorCode.CONTENT_TOO_LONG,
-            f"the message content is {len(content)} characters long; the maximum is "
-            f"{MAX_CONTENT_LENGTH}",
-        )
+    _refuse(content_failure(content))
 
 
 def _describe_until(restriction: Restriction) -> str:
@@ -387,13 +380,15 @@ class ChatService:
             )
         self._check_not_blocked(chat_id, session.user_id)
         pushes: list[Push] = []
-        membership = Membership(chat_id, session.user_id, grant.permissions, dict(grant.metadata))
         previous = self._db.membership(chat_id, session.user_id)
+        joined_seq = self._db.next_seq(chat_id) if previous is None else previous.joined_seq
+        membership = Membership(
+            chat_id, session.user_id, grant.permissions, dict(grant.metadata), joined_seq
+        )
         self._db.save_membership(membership, self._clock())
         if previous is None:
-            seq = self._db.next_seq(chat_id)
             amount = self._db.members_amount(chat_id)
-            event = self._log(MembersAmountChanged(chat_id, seq, amount))
+            event = self._log(MembersAmountChanged(chat_id, joined_seq, amount))
             pushes.append(Push(event, self._members_online(chat_id, but=session)))
         elif previous.metadata != membership.metadata:
             # Logged even with no other connection online: one that resumes later
@@ -442,9 +437,11 @@ class ChatService:
         credential = self._credential(membership)
         last_seq = self._db.last_seq(chat_id)
         # since_seq > last_seq: the client is ahead of the server (a database restored
-        # from a backup); it starts over from a snapshot.
+        # from a backup); it starts over from a snapshot. since_seq before the member's
+        # own join: no client of this membership can have it, and the log from before
+        # the join is not the member's to read; a snapshot too.
         missed = None
-        if since_seq <= last_seq:
+        if membership.joined_seq <= since_seq <= last_seq:
             missed = self._db.events_for(
                 chat_id, session.user_id, since_seq, self._max_resume_events
             )
@@ -500,12 +497,7 @@ class ChatService:
                     ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id!r} was posted and deleted"
                 )
             return Answer(stored.message)  # a repeated post: the original, no new event
-        if SEND not in membership.permissions:
-            raise RefusedError(
-                ErrorCode.PERMISSION_DENIED,
-                f"your chat token does not grant the 'send' permission in chat {chat_id!r}",
-            )
-        self._check_not_muted(chat_id, session.user_id)
+        self._check_may_send(membership)
         _check_content(request.content)
         seq = self._db.next_seq(chat_id)
         message = Message(
@@ -520,6 +512,16 @@ class ChatService:
         self._db.insert_message(message)
         event = self._log(MessagePosted(chat_id, seq, message))
         return Answer(message, (Push(event, self._members_online(chat_id)),))
+
+    def _check_may_send(self, membership: Membership) -> None:
+        """Posting and editing need the ``send`` permission and no active mute."""
+        if SEND not in membership.permissions:
+            raise RefusedError(
+                ErrorCode.PERMISSION_DENIED,
+                "your chat token does not grant the 'send' permission in chat "
+                f"{membership.chat_id!r}",
+            )
+        self._check_not_muted(membership.chat_id, membership.user_id)
 
     def _check_not_muted(self, chat_id: str, user_id: str) -> None:
         mute = self._active_kind(chat_id, user_id, "mute")
@@ -541,19 +543,21 @@ class ChatService:
 
     def _edit(self, session: Session, request: EditMessageRequest) -> Answer:
         chat_id = request.chat_id
-        self._membership(session, chat_id)
+        membership = self._membership(session, chat_id)
         message = self._live_message(chat_id, request.message_id)
         if message.author_id != session.user_id:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
                 f"only the author of a message can edit it; this one is by {message.author_id!r}",
             )
-        self._check_not_muted(chat_id, session.user_id)
+        self._check_may_send(membership)
         _check_content(request.content)
         edited_at = self._clock()
+        assert message.seq is not None  # a stored message has the seq it was posted with
         edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
         seq = self._db.next_seq(chat_id)
         self._db.edit_message(chat_id, message.id, edited.content, edited_at)
+        self._db.supersede_message_events(MessagePosted(chat_id, message.seq, edited))
         event = self._log(MessageEdited(chat_id, seq, edited))
         return Answer(edited, (Push(event, self._members_online(chat_id)),))
 

@@ -19,7 +19,11 @@ Contract, for every engine:
   event (``own_*``) is stored with the one user who may read it back. Reading gives
   domain events in ``seq`` order, or None when the log cannot give all of them
   (trimmed, or more than asked): the core then sends a snapshot instead. Deleting a
-  message erases the logged events that carry its content.
+  message erases the logged events that carry its content; editing it replaces them
+  (the log never serves superseded content).
+* **Nothing superseded stays on disk** longer than the engine must keep it: an engine
+  that keeps old versions of its pages (SQLite's write-ahead log) writes them back and
+  drops them once the transaction of an edit or a delete has committed.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ class Membership:
     user_id: str
     permissions: frozenset[str]
     metadata: Mapping[str, str]
+    joined_seq: int = 0
+    """The chat's seq when the membership began (its ``members_amount_changed``): a
+    resume never reads the log from before it. A rejoin of a member keeps it."""
 
 
 @attrs.frozen
@@ -110,7 +117,8 @@ class ChatStorage(Protocol):
     def membership(self, chat_id: str, user_id: str) -> Membership | None: ...
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
-        """Create the membership, or replace its permissions and metadata."""
+        """Create the membership, or replace its permissions and metadata (an existing
+        one keeps its ``joined_seq``)."""
         ...
 
     def delete_membership(self, chat_id: str, user_id: str) -> bool:
@@ -176,4 +184,13 @@ class ChatStorage(Protocol):
 
     def erase_message_events(self, chat_id: str, message_id: str) -> None:
         """Drop the logged events that carry a message's content (it was deleted)."""
+        ...
+
+    def supersede_message_events(self, posted: MessagePosted) -> None:
+        """The message was edited: its logged events stop carrying the earlier content.
+
+        Its ``message_posted`` event (at ``posted.seq``, if the log still holds it) is
+        replaced by ``posted`` (the edited message), and its ``message_edited`` events
+        are dropped; the core then logs the new ``message_edited``.
+        """
         ...

@@ -18,13 +18,16 @@ from chats_store.chats.actions import (
 )
 from chats_store.chats.commands import (
     ChatRequest,
+    EditMessageRequest,
     HistoryRequest,
     JoinRequest,
     ModerationRequest,
     PostMessageRequest,
 )
 from chats_store.chats.model import Message
-from chats_store.errors import ErrorCode
+from chats_store.chats.validation import check_content
+from chats_store.content import content_failure
+from chats_store.errors import ActionCallError, ErrorCode
 from chats_store.server import RefusedError, TokenRefusedError, mint_chat_token
 from chats_store.server.database import ChatDatabase
 from chats_store.server.service import _HANDLERS, Answer, ChatService, Push, Session
@@ -115,11 +118,9 @@ def test_a_refusal_is_a_failure_value_and_changes_nothing(core: Core) -> None:
 
     answer = core.service.handle(ann, PostMessageRequest("c1", "m1", "   "))
 
-    assert answer == Answer(
-        Failure(
-            "refused", ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
-        )
-    )
+    assert answer == Answer(content_failure("   "))
+    assert isinstance(answer.reply, Failure)
+    assert answer.reply.code == ErrorCode.CONTENT_EMPTY
     assert core.database.last_seq("c1") == last_seq
 
 
@@ -187,3 +188,25 @@ def test_tokens_and_rules_refuse_with_one_exception() -> None:
     refusal = RefusedError(ErrorCode.MEMBER_MUTED, "you are muted")
     assert refusal.failure == Failure("refused", ErrorCode.MEMBER_MUTED, "you are muted")
     assert str(refusal) == "you are muted"
+
+
+@pytest.mark.parametrize(
+    "content", ["\u200b", "\ufeff", "\u3164", "\u2800", "\u00ad", " \u200b\u2800 ", "x" * 257]
+)
+def test_the_core_and_the_client_refuse_the_same_content_the_same_way(
+    core: Core, content: str
+) -> None:
+    ann = core.join("ann")
+    core.service.handle(ann, PostMessageRequest("c1", "m1", "visible"))
+
+    posted = core.service.handle(ann, PostMessageRequest("c1", "m2", content)).reply
+    edited = core.service.handle(ann, EditMessageRequest("c1", "m1", content)).reply
+    with pytest.raises(ActionCallError) as refused_locally:
+        check_content(content, "send_message")
+
+    assert posted == edited == content_failure(content)
+    assert isinstance(posted, Failure)
+    assert (refused_locally.value.code, refused_locally.value.detail) == (
+        posted.code,
+        posted.detail,
+    )
