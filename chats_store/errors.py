@@ -112,6 +112,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     MODULE_CLOSED = "module_closed"
     MESSAGE_ID_TAKEN = "message_id_taken"
+    # Server protection against hostile peers (added later; codes are append-only).
+    TOO_MANY_RESTRICTIONS = "too_many_restrictions"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS restrictions (
     reason  TEXT,
     PRIMARY KEY (chat_id, user_id, kind)
 );
+CREATE INDEX IF NOT EXISTS restrictions_by_until ON restrictions (until) WHERE until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     chat_id    TEXT NOT NULL,
     seq        INTEGER NOT NULL,
@@ -444,10 +445,25 @@ class ChatDatabase:
         )
         return cursor.rowcount > 0
 
-    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
-        """Every restriction with an expiry time (to arm the expiry timers at start)."""
+    def restrictions_amount(self, chat_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT COUNT(*) AS amount FROM restrictions WHERE chat_id = ?", (chat_id,)
+        ).fetchone()
+        return int(row["amount"])
+
+    def next_expiry(self) -> float | None:
+        """The earliest expiry time of a stored restriction, of any chat (None: none)."""
+        row = self._conn.execute(
+            "SELECT MIN(until) AS until FROM restrictions WHERE until IS NOT NULL"
+        ).fetchone()
+        return None if row["until"] is None else float(row["until"])
+
+    def expired_restrictions(self, now: float, limit: int) -> tuple[TimedRestriction, ...]:
+        """At most ``limit`` restrictions expired by ``now`` (``until <= now``), earliest first."""
         rows = self._conn.execute(
-            "SELECT chat_id, user_id, kind, until FROM restrictions WHERE until IS NOT NULL"
+            "SELECT chat_id, user_id, kind, until FROM restrictions "
+            "WHERE until IS NOT NULL AND until <= ? ORDER BY until LIMIT ?",
+            (now, limit),
         ).fetchall()
         return tuple(
             TimedRestriction(r["chat_id"], r["user_id"], _kind(r["kind"]), r["until"]) for r in rows

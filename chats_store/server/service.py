@@ -86,6 +86,7 @@ __all__ = [
     "MAX_DURATION_MINUTES",
     "MAX_ID_LENGTH",
     "MAX_REASON_LENGTH",
+    "MAX_RESTRICTIONS_PER_CHAT",
     "MAX_RESUME_EVENTS",
     "SNAPSHOT_MESSAGES",
     "Answer",
@@ -104,6 +105,15 @@ SNAPSHOT_MESSAGES = 100
 
 MAX_RESUME_EVENTS = 1000
 """A resume reply carries at most this many events; further behind, it is a snapshot."""
+
+MAX_RESTRICTIONS_PER_CHAT = 10_000
+"""Mutes and blocks a chat may hold at once (default)."""
+
+EXPIRY_BATCH = 500
+"""Expired restrictions lifted in one transaction; the rest right after."""
+
+EXPIRY_RETRY = 1.0
+"""Seconds before lifting expired restrictions is tried again after it failed."""
 
 MAX_REASON_LENGTH = 256
 MAX_DURATION_MINUTES = 100 * 365 * 24 * 60
@@ -206,7 +216,9 @@ class ChatService:
     """The chat rules over a :class:`~chats_store.server.storage.ChatStorage`.
 
     ``secret`` verifies chat tokens and signs membership credentials;
-    ``snapshot_messages``: how many of the latest messages a snapshot carries.
+    ``snapshot_messages``: how many of the latest messages a snapshot carries;
+    ``max_restrictions_per_chat``: how many mutes and blocks a chat may hold (a new
+    one past it is refused ``too_many_restrictions``; replacing one is not new).
     """
 
     def __init__(
@@ -221,6 +233,7 @@ class ChatService:
         membership_ttl: float = MEMBERSHIP_TTL,
         max_resume_events: int = MAX_RESUME_EVENTS,
         snapshot_messages: int = SNAPSHOT_MESSAGES,
+        max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
     ) -> None:
         if isinstance(membership_ttl, bool) or not membership_ttl > 0:
             raise ValueError(f"membership_ttl must be a positive number, not {membership_ttl!r}")
@@ -228,6 +241,10 @@ class ChatService:
             raise ValueError(f"max_resume_events must be 0 or more, not {max_resume_events!r}")
         if isinstance(snapshot_messages, bool) or snapshot_messages < 0:
             raise ValueError(f"snapshot_messages must be 0 or more, not {snapshot_messages!r}")
+        if isinstance(max_restrictions_per_chat, bool) or max_restrictions_per_chat < 1:
+            raise ValueError(
+                f"max_restrictions_per_chat must be 1 or more, not {max_restrictions_per_chat!r}"
+            )
         self._db = storage
         self._secret = secret
         self._clock = clock
@@ -237,21 +254,22 @@ class ChatService:
         self._membership_ttl = membership_ttl
         self._max_resume_events = max_resume_events
         self._snapshot_messages = snapshot_messages
+        self._max_restrictions = max_restrictions_per_chat
         self._subscribers: dict[str, dict[Session, None]] = {}
-        self._timers: dict[tuple[str, str, RestrictionKind], Timer] = {}
+        self._expiry: tuple[float, Timer] | None = None
+        """The one expiry timer, and the time it is armed for (see _arm_expiry)."""
 
     # Lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Arm the expiry timers of the restrictions stored by a previous run."""
-        for timed in self._db.timed_restrictions():
-            self._arm(timed.chat_id, timed.user_id, timed.kind, timed.until)
+        """Arm the expiry timer for the earliest restriction stored by a previous run."""
+        self._arm_expiry(self._db.next_expiry())
 
     def close(self) -> None:
-        """Cancel every timer (the storage is closed by its owner)."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        """Cancel the expiry timer (the storage is closed by its owner)."""
+        if self._expiry is not None:
+            self._expiry[1].cancel()
+            self._expiry = None
 
     def disconnect(self, session: Session) -> None:
         """Stop pushing to ``session``; its memberships stay."""
@@ -651,52 +669,55 @@ class ChatService:
         until: float | None,
         reason: str | None,
     ) -> list[Push]:
+        replaces = any(r.kind == kind for r in self._db.restrictions(chat_id, user_id))
+        if not replaces and self._db.restrictions_amount(chat_id) >= self._max_restrictions:
+            raise RefusedError(
+                ErrorCode.TOO_MANY_RESTRICTIONS,
+                f"chat {chat_id!r} already holds {self._max_restrictions} mutes and blocks, "
+                "the most allowed - lift some (unmute, unblock) or give durations so that "
+                "they expire",
+            )
         self._db.save_restriction(chat_id, user_id, Restriction(kind, until, reason))
         pushes = self._restrictions_changed(chat_id, user_id)
         if kind == "block" and self._db.membership(chat_id, user_id) is not None:
             removed = RemovedFromChat(chat_id, "blocked", reason)
             pushes += self._remove_member(chat_id, user_id, removed)
-        if until is None:
-            self._disarm(chat_id, user_id, kind)
-        else:
-            self._arm(chat_id, user_id, kind, until)
+        self._arm_expiry(until)
         return pushes
 
     def _lift(self, chat_id: str, user_id: str, kind: RestrictionKind) -> list[Push]:
-        self._disarm(chat_id, user_id, kind)
         if not self._db.delete_restriction(chat_id, user_id, kind):
             return []
         return self._restrictions_changed(chat_id, user_id)
 
     # Expiry -----------------------------------------------------------------------
+    # One timer, armed for the earliest expiry the storage holds: however many
+    # restrictions there are, the core holds one timer, and starting reads one row.
+    # A lifted or replaced restriction leaves the timer as it is: when it fires,
+    # whatever has expired by then is lifted, and it is armed for the next one.
 
-    def _arm(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
-        self._disarm(chat_id, user_id, kind)
+    def _arm_expiry(self, until: float | None) -> None:
+        """Make sure the expiry timer fires by ``until`` (None: no new expiry)."""
+        if until is None or (self._expiry is not None and self._expiry[0] <= until):
+            return
+        if self._expiry is not None:
+            self._expiry[1].cancel()
         delay = max(0.0, until - self._clock())
-        self._timers[(chat_id, user_id, kind)] = self._schedule(
-            delay, lambda: self._expire(chat_id, user_id, kind, until)
-        )
+        self._expiry = (until, self._schedule(delay, self._expire))
 
-    def _disarm(self, chat_id: str, user_id: str, kind: RestrictionKind) -> None:
-        timer = self._timers.pop((chat_id, user_id, kind), None)
-        if timer is not None:
-            timer.cancel()
-
-    def _expire(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
-        """A timer fired: lift the restriction if it is still the one armed, and publish."""
-        self._timers.pop((chat_id, user_id, kind), None)
+    def _expire(self) -> None:
+        """The timer fired: lift what has expired (a batch at a time), publish, re-arm."""
+        self._expiry = None
+        now = self._clock()
         try:
             with self._db.transaction():
-                stored = next(
-                    (r for r in self._db.restrictions(chat_id, user_id) if r.kind == kind), None
-                )
-                if stored is None or stored.until != until:
-                    return
-                if stored.is_active(self._clock()):  # the timer ran early: wait for the clock
-                    self._arm(chat_id, user_id, kind, until)
-                    return
-                pushes = self._lift(chat_id, user_id, kind)
+                expired = self._db.expired_restrictions(now, EXPIRY_BATCH)
+                pushes: list[Push] = []
+                for timed in expired:
+                    pushes += self._lift(timed.chat_id, timed.user_id, timed.kind)
         except Exception:
-            logger.exception("the expiry of a %s of %r in %r failed", kind, user_id, chat_id)
+            logger.exception("lifting the restrictions expired by %s failed", now)
+            self._arm_expiry(now + EXPIRY_RETRY)
             return
         self._publish(tuple(pushes))
+        self._arm_expiry(now if len(expired) == EXPIRY_BATCH else self._db.next_expiry())

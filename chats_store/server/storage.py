@@ -87,7 +87,7 @@ class StoredMessage:
 
 @attrs.frozen
 class TimedRestriction:
-    """A restriction with an expiry time, to arm its timer when the server starts."""
+    """A restriction with an expiry time, of a member of a chat (one that has expired)."""
 
     chat_id: str
     user_id: str
@@ -159,8 +159,17 @@ class ChatStorage(Protocol):
         """Lift the member's restriction of ``kind``; False if there was none."""
         ...
 
-    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
-        """Every restriction with an expiry time, of every chat."""
+    def restrictions_amount(self, chat_id: str) -> int:
+        """How many restrictions the chat holds (expired ones not yet lifted included)."""
+        ...
+
+    def next_expiry(self) -> float | None:
+        """The earliest expiry time of a stored restriction, of any chat (None: none)."""
+        ...
+
+    def expired_restrictions(self, now: float, limit: int) -> tuple[TimedRestriction, ...]:
+        """At most ``limit`` restrictions, of any chat, whose expiry time is ``now`` or
+        earlier, earliest first."""
         ...
 
     # The event log.

@@ -41,9 +41,14 @@ class _Timer:
     delay: float
     callback: Callable[[], None]
     cancelled: bool = False
+    fired: bool = False
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    def fire(self) -> None:
+        self.fired = True
+        self.callback()
 
 
 @attrs.define
@@ -181,6 +186,87 @@ def test_an_early_timer_waits_for_the_clock(core: Core) -> None:
 
     assert core.published == []
     assert [t.delay for t in core.timers] == [60, 60]  # armed again
+
+
+def _armed(core: Core) -> list[_Timer]:
+    return [timer for timer in core.timers if not (timer.cancelled or timer.fired)]
+
+
+def test_the_core_holds_one_expiry_timer_however_many_restrictions(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for i in range(50):  # blocks of made-up ids, the latest ending first
+        core.service.handle(moderator, ModerationRequest("c1", f"u{i}", "block", 100 - i))
+
+    (timer,) = _armed(core)
+    assert timer.delay == 51 * 60
+
+    core.clock.advance(100 * 60)
+    timer.fire()
+
+    assert core.database.restrictions_amount("c1") == 0
+    assert _armed(core) == []
+
+
+def test_expired_restrictions_are_lifted_in_batches(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chats_store.server.service.EXPIRY_BATCH", 4)
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for i in range(10):
+        core.service.handle(moderator, ModerationRequest("c1", f"u{i}", "block", 1))
+    core.clock.advance(60)
+
+    amounts = []
+    while _armed(core):
+        _armed(core)[0].fire()
+        amounts.append(core.database.restrictions_amount("c1"))
+
+    assert amounts == [6, 2, 0]
+
+
+def test_start_arms_one_timer_for_the_earliest_stored_expiry(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for i in range(20):
+        core.service.handle(moderator, ModerationRequest("c1", f"u{i}", "block", 5 + i))
+    core.service.close()
+    timers: list[_Timer] = []
+
+    def schedule(delay: float, callback: Callable[[], None]) -> _Timer:
+        timers.append(_Timer(delay, callback))
+        return timers[-1]
+
+    restarted = ChatService(
+        core.database, SECRET, clock=core.clock, schedule=schedule, publish=core.published.extend
+    )
+    restarted.start()
+
+    assert [t.delay for t in timers] == [5 * 60]
+
+
+def test_a_chat_holds_at_most_its_cap_of_restrictions(core: Core) -> None:
+    core.service = ChatService(
+        core.database,
+        SECRET,
+        clock=core.clock,
+        schedule=lambda delay, callback: _Timer(delay, callback),
+        publish=core.published.extend,
+        max_restrictions_per_chat=3,
+    )
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for user_id in ("u1", "u2", "u3"):
+        assert (
+            core.service.handle(moderator, ModerationRequest("c1", user_id, "block")).reply is None
+        )
+
+    refused = core.service.handle(moderator, ModerationRequest("c1", "u4", "block")).reply
+    replaced = core.service.handle(moderator, ModerationRequest("c1", "u1", "block", 5)).reply
+    core.service.handle(moderator, ModerationRequest("c1", "u1", "unblock"))
+    after_a_lift = core.service.handle(moderator, ModerationRequest("c1", "u4", "block")).reply
+
+    assert isinstance(refused, Failure) and refused.code == ErrorCode.TOO_MANY_RESTRICTIONS
+    assert "3 mutes and blocks" in refused.detail
+    assert replaced is None and after_a_lift is None
+    assert core.database.restrictions_amount("c1") == 3
 
 
 def test_tokens_and_rules_refuse_with_one_exception() -> None:
