@@ -114,6 +114,9 @@ class ErrorCode(StrEnum):
     MESSAGE_ID_TAKEN = "message_id_taken"
     # Server protection against hostile peers (added later; codes are append-only).
     TOO_MANY_RESTRICTIONS = "too_many_restrictions"
+    TOO_MANY_HANDSHAKES = "too_many_handshakes"
+    SERVER_BUSY = "server_busy"
+    HEADERS_TOO_LARGE = "headers_too_large"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

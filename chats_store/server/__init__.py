@@ -15,6 +15,7 @@ from chats_store.server.app import (
     MAX_QUEUED_FRAMES,
     SECRET_ENV,
     ChatServer,
+    ServerLimits,
     run_server,
 )
 from chats_store.server.refusal import RefusedError
@@ -42,6 +43,7 @@ __all__ = [
     "ChatGrant",
     "ChatServer",
     "RefusedError",
+    "ServerLimits",
     "TokenRefusedError",
     "check_secret",
     "mint_chat_token",

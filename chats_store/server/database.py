@@ -248,11 +248,12 @@ class ChatDatabase:
         )
 
     def events_for(
-        self, chat_id: str, user_id: str, since_seq: int, limit: int
+        self, chat_id: str, user_id: str, since_seq: int, limit: int, max_bytes: int
     ) -> tuple[ServerEvent, ...] | None:
         """The logged events ``user_id`` may read with ``seq > since_seq``, oldest first;
-        None if the log was trimmed past ``since_seq`` or holds more than ``limit``."""
-        logged = self.events_since(chat_id, since_seq, user_id, limit)
+        None if the log was trimmed past ``since_seq`` or holds more than ``limit`` of
+        them, or more than ``max_bytes`` of frame text."""
+        logged = self.events_since(chat_id, since_seq, user_id, limit, max_bytes)
         if not logged.complete:
             return None
         return tuple(decode_event(frame) for frame in logged.frames)
@@ -313,11 +314,21 @@ class ChatDatabase:
         ).fetchone()
         return int(row["log_floor"]) if row else 0
 
-    def events_since(self, chat_id: str, since_seq: int, user_id: str, limit: int) -> LoggedEvents:
+    def events_since(
+        self,
+        chat_id: str,
+        since_seq: int,
+        user_id: str,
+        limit: int,
+        max_bytes: int | None = None,
+    ) -> LoggedEvents:
         """The frames of the events ``user_id`` may read with ``seq > since_seq``.
 
-        At most ``limit`` of them, oldest first; not ``complete`` if the log was
-        trimmed past ``since_seq`` or holds more than ``limit`` of them.
+        At most ``limit`` of them, oldest first, of at most ``max_bytes`` characters
+        in all (frames are ASCII: characters are bytes; None: no limit); not
+        ``complete`` (and none of them) if the log was trimmed past ``since_seq`` or
+        holds more than that. Rows are read one at a time: past a limit, no more
+        are read.
         """
         if since_seq < self.log_floor(chat_id):
             return LoggedEvents((), complete=False)
@@ -325,10 +336,16 @@ class ChatDatabase:
             "SELECT frame FROM events WHERE chat_id = ? AND seq > ? "
             "AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?",
             (chat_id, since_seq, user_id, limit + 1),
-        ).fetchall()
-        if len(rows) > limit:
-            return LoggedEvents((), complete=False)
-        return LoggedEvents(tuple(row["frame"] for row in rows), complete=True)
+        )
+        frames: list[str] = []
+        size = 0
+        for (frame,) in rows:
+            size += len(frame)
+            if len(frames) == limit or (max_bytes is not None and size > max_bytes):
+                rows.close()
+                return LoggedEvents((), complete=False)
+            frames.append(frame)
+        return LoggedEvents(tuple(frames), complete=True)
 
     # Memberships --------------------------------------------------------------
 

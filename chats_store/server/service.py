@@ -72,6 +72,8 @@ from chats_store.chats.model import Message, Restriction, RestrictionKind
 from chats_store.chats.validation import MAX_HISTORY_PAGE
 from chats_store.content import MAX_ID_LENGTH, content_failure, id_failure
 from chats_store.errors import ErrorCode
+from chats_store.protocol import MAX_SERVER_FRAME_SIZE
+from chats_store.protocol.server import message_size_bound
 from chats_store.server.refusal import RefusedError
 from chats_store.server.storage import ChatStorage, LoggedEvent, Membership
 from chats_store.server.tokens import (
@@ -85,8 +87,10 @@ from chats_store.server.tokens import (
 __all__ = [
     "MAX_DURATION_MINUTES",
     "MAX_ID_LENGTH",
+    "MAX_PAGE_BYTES",
     "MAX_REASON_LENGTH",
     "MAX_RESTRICTIONS_PER_CHAT",
+    "MAX_RESUME_BYTES",
     "MAX_RESUME_EVENTS",
     "SNAPSHOT_MESSAGES",
     "Answer",
@@ -105,6 +109,17 @@ SNAPSHOT_MESSAGES = 100
 
 MAX_RESUME_EVENTS = 1000
 """A resume reply carries at most this many events; further behind, it is a snapshot."""
+
+MAX_RESUME_BYTES = MAX_SERVER_FRAME_SIZE // 2
+"""A resume reply carries events of at most this many bytes (their frames' text, as
+the log holds them); more, and it is a snapshot. Half the frame maximum: the rest of
+the resumption (metadata, restrictions, the credential) fits in the other half."""
+
+MAX_PAGE_BYTES = MAX_SERVER_FRAME_SIZE // 2
+"""The messages of a snapshot or a history page take at most this many bytes (by
+:func:`~chats_store.protocol.server.message_size_bound`): the oldest are left out past
+it. Ids of at most 128 characters and content of at most 256 never reach it (200
+messages of astral characters only are under 1.6 MB); longer ids of older data might."""
 
 MAX_RESTRICTIONS_PER_CHAT = 10_000
 """Mutes and blocks a chat may hold at once (default)."""
@@ -205,6 +220,16 @@ def _check_content(content: str) -> None:
     _refuse(content_failure(content))
 
 
+def _fitting(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """The newest of ``messages`` (oldest first) that fit in :data:`MAX_PAGE_BYTES`."""
+    budget = MAX_PAGE_BYTES
+    for index in range(len(messages) - 1, -1, -1):
+        budget -= message_size_bound(messages[index])
+        if budget < 0:
+            return messages[index + 1 :]
+    return messages
+
+
 def _describe_until(restriction: Restriction) -> str:
     if restriction.until is None:
         return "permanently"
@@ -216,6 +241,8 @@ class ChatService:
     """The chat rules over a :class:`~chats_store.server.storage.ChatStorage`.
 
     ``secret`` verifies chat tokens and signs membership credentials;
+    ``max_resume_events`` and ``max_resume_bytes``: past either, a resume gets a
+    snapshot instead of the events it missed;
     ``snapshot_messages``: how many of the latest messages a snapshot carries;
     ``max_restrictions_per_chat``: how many mutes and blocks a chat may hold (a new
     one past it is refused ``too_many_restrictions``; replacing one is not new).
@@ -232,6 +259,7 @@ class ChatService:
         seconds_per_minute: float = 60.0,
         membership_ttl: float = MEMBERSHIP_TTL,
         max_resume_events: int = MAX_RESUME_EVENTS,
+        max_resume_bytes: int = MAX_RESUME_BYTES,
         snapshot_messages: int = SNAPSHOT_MESSAGES,
         max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
     ) -> None:
@@ -239,6 +267,8 @@ class ChatService:
             raise ValueError(f"membership_ttl must be a positive number, not {membership_ttl!r}")
         if isinstance(max_resume_events, bool) or max_resume_events < 0:
             raise ValueError(f"max_resume_events must be 0 or more, not {max_resume_events!r}")
+        if isinstance(max_resume_bytes, bool) or max_resume_bytes < 0:
+            raise ValueError(f"max_resume_bytes must be 0 or more, not {max_resume_bytes!r}")
         if isinstance(snapshot_messages, bool) or snapshot_messages < 0:
             raise ValueError(f"snapshot_messages must be 0 or more, not {snapshot_messages!r}")
         if isinstance(max_restrictions_per_chat, bool) or max_restrictions_per_chat < 1:
@@ -253,6 +283,7 @@ class ChatService:
         self._minute = seconds_per_minute
         self._membership_ttl = membership_ttl
         self._max_resume_events = max_resume_events
+        self._max_resume_bytes = max_resume_bytes
         self._snapshot_messages = snapshot_messages
         self._max_restrictions = max_restrictions_per_chat
         self._subscribers: dict[str, dict[Session, None]] = {}
@@ -371,7 +402,9 @@ class ChatService:
     def _snapshot(self, membership: Membership, credential: str) -> ChatSnapshot:
         chat_id = membership.chat_id
         return ChatSnapshot(
-            messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, self._snapshot_messages),
+            messages=_fitting(
+                self._db.messages_before(chat_id, _NO_LIMIT_SEQ, self._snapshot_messages)
+            ),
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
             restrictions=self._active(chat_id, membership.user_id),
@@ -461,7 +494,11 @@ class ChatService:
         missed = None
         if membership.joined_seq <= since_seq <= last_seq:
             missed = self._db.events_for(
-                chat_id, session.user_id, since_seq, self._max_resume_events
+                chat_id,
+                session.user_id,
+                since_seq,
+                self._max_resume_events,
+                self._max_resume_bytes,
             )
         resumption = Resumption(
             events=() if missed is None else missed,
@@ -606,7 +643,9 @@ class ChatService:
         if request.before_seq < 0:
             raise RefusedError(ErrorCode.INVALID_REQUEST, "before_seq must be 0 or more")
         before_seq = min(request.before_seq, _NO_LIMIT_SEQ)  # SQLite integers are 64-bit
-        return Answer(self._db.messages_before(request.chat_id, before_seq, request.limit))
+        return Answer(
+            _fitting(self._db.messages_before(request.chat_id, before_seq, request.limit))
+        )
 
     # Moderation -----------------------------------------------------------------
 

@@ -182,12 +182,13 @@ class ChatStorage(Protocol):
         ...
 
     def events_for(
-        self, chat_id: str, user_id: str, since_seq: int, limit: int
+        self, chat_id: str, user_id: str, since_seq: int, limit: int, max_bytes: int
     ) -> tuple[ServerEvent, ...] | None:
         """The logged events ``user_id`` may read with ``seq > since_seq``, oldest first.
 
         None if the log cannot give every one of them: it was trimmed past
-        ``since_seq``, or there are more than ``limit``.
+        ``since_seq``, or there are more than ``limit``, or their frames' text is more
+        than ``max_bytes`` bytes.
         """
         ...
 
