@@ -215,6 +215,7 @@ class _Gateway:
                 verdict = Verdict.ACCEPT if limiter is None else limiter.admit(time.monotonic())
                 if verdict is Verdict.ACCEPT:
                     close = self.receive(session, data, limiter)
+                    await asyncio.sleep(0)  # the other connections' turn: one request each
                 elif verdict is Verdict.REFUSE:
                     assert limiter is not None
                     outbox.send(_rate_limited(peek_request_id(data), limiter))

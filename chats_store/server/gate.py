@@ -32,7 +32,8 @@ Every refusal is :func:`refusal`: a one-line plain-text body
 overloaded server, say) answers with :func:`refusal` too.
 
 Once open, a connection may send ``ping_rate`` pings per second (bursts of
-``ping_burst``): past them it is closed with **1008**. Its transport may hold at
+``ping_burst``): past them it is closed with **1008** and nothing more it sends is
+read. Its transport may hold at
 most ``max_write_buffer`` bytes unwritten, checked after every read (a peer
 that sends pings and never reads fills it with pongs): past it the connection is
 dropped.
@@ -410,11 +411,13 @@ class GuardedConnection(ServerConnection):
             and self.protocol.state is State.OPEN
         ):
             limits = self.gate.limits
+            logger.info("closing a connection from %s: a ping flood", self.address)
             self.protocol.fail(
                 CloseCode.POLICY_VIOLATION,
                 f"ping flood: more than {limits.ping_rate:g} pings per second",
             )
             self.send_data()
+            self.transport.close()  # reads no more; writes what it holds, then closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_handshake()

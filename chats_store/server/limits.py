@@ -316,21 +316,21 @@ class ServerLimits:
     )
     ping_burst: int = _burst(20, "pings a connection may send at once")
     max_queued_frames: int | None = _limit(
-        MAX_QUEUED_FRAMES, "frames queued for one connection, unsent (then closed 1008)"
+        MAX_QUEUED_FRAMES, "frames queued in one connection's outbox (then closed 1008)"
     )
     max_queued_bytes: int | None = _limit(
         2 * MAX_SERVER_FRAME_SIZE,
-        "bytes of frames queued for one connection, unsent (then closed 1008)",
+        "bytes of frames queued in one connection's outbox (then closed 1008)",
     )
     max_queued_bytes_total: int | None = _limit(
         256 * 1024 * 1024,
-        "bytes of frames queued for all connections, unsent (then the connection holding "
-        "the most is closed 1013)",
+        "bytes of frames queued in all outboxes (then the connection holding the most is "
+        "closed 1013)",
     )
     max_backlog_age: float | None = _limit(
         30.0,
-        "seconds a connection's oldest unsent frame may wait, or its write buffer go "
-        "without progress (then closed 1008, or dropped)",
+        "seconds a connection's oldest unsent frame may wait (then closed 1008), or what is "
+        "on its way to the peer stay untaken (then dropped)",
         integer=False,
     )
     max_write_buffer: int | None = _limit(
