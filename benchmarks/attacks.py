@@ -59,7 +59,7 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 class Server:
-    """``chats-store serve`` of the tree in ``PYTHONPATH``, on port 0 and a file of ``directory``."""
+    """``chats-store serve`` of the tree in ``PYTHONPATH`` on port 0, its file in ``directory``."""
 
     def __init__(self, directory: Path, secret: str) -> None:
         self.directory = directory
@@ -541,7 +541,7 @@ async def reconnect_loop(server: Server) -> Figures:
         except InvalidStatus:
             refused_handshakes += 1
             await asyncio.sleep(0.05)
-        except Exception:  # noqa: BLE001 (a flood close: reconnect)
+        except Exception:
             pass
     return {
         "requests accepted in 8 s": accepted,
@@ -555,6 +555,7 @@ async def resumes_stall_bystanders(server: Server) -> Figures:
     """200 resumes of ~990 missed events at once from one connection; a bystander asks
     for one message every 20 ms: its worst wait."""
     from websockets.exceptions import ConnectionClosed
+
     async with raw(server, "mallory") as setup:
         joined = await setup.join(server, "mallory", "c1")
     await post_many(server, "c1", 990, "a message of ordinary length, " * 3)
@@ -725,7 +726,7 @@ async def restriction_flood(server: Server) -> Figures:
                     accepted += (await moderator.reply(request_id, 5))["type"] == "ok"
         except InvalidStatus:
             await asyncio.sleep(0.05)
-        except Exception:  # noqa: BLE001 (a flood close: reconnect)
+        except Exception:
             pass
     server.stop()
     server.start()
@@ -808,13 +809,13 @@ async def huge_number() -> Figures:
     request_id = protocol.send_request(PostMessageRequest("c1", "m1", "hi"))
     protocol.data_to_send()
     frame = (
-        '{"type":"ok","id":%d,"result":{"id":"m1","chat_id":"c1","author_id":"alice",'
-        '"content":"hi","seq":1,"created_at":1e400,"edited_at":null}}' % request_id
+        f'{{"type":"ok","id":{request_id},"result":{{"id":"m1","chat_id":"c1",'
+        '"author_id":"alice","content":"hi","seq":1,"created_at":1e400,"edited_at":null}}'
     )
     try:
         protocol.receive_data(frame)
         items = protocol.events_received()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return {"decoded as": f"refused: {type(error).__name__}"}
     result = getattr(items[0], "result", None) if items else None
     return {"decoded as": repr(getattr(result, "created_at", result))}
@@ -835,7 +836,7 @@ async def events_while_loading() -> Figures:
         for seq in range(1, 40_001):
             message = Message(f"m{seq}", "c1", "bob", "hi", "ready", seq, 1.0)
             state = reducer(state, MessagePosted("c1", seq, message)).state
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         outcome = f"{type(error).__name__} after {seq}"
     return {"loop blocked s": round(time.perf_counter() - started, 2), "outcome": outcome}
 
@@ -889,7 +890,7 @@ async def run_side(only: set[str] | None) -> None:
         try:
             with server_process() as server:
                 figures = await asyncio.wait_for(attack(server), 180)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             figures = {"failed": f"{type(error).__name__}: {error}"[:200]}
             traceback.print_exc(file=sys.stderr)
         figures["run s"] = round(time.perf_counter() - started, 1)
@@ -899,7 +900,7 @@ async def run_side(only: set[str] | None) -> None:
             continue
         try:
             figures = await asyncio.wait_for(client_attack(), 60)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             figures = {"failed": f"{type(error).__name__}: {error}"[:200]}
         print(json.dumps({"attack": name, "figures": figures}), flush=True)
 

@@ -60,11 +60,10 @@ from websockets.protocol import State
 
 from chats_store.errors import ErrorCode
 from chats_store.server.limits import Buckets, ServerLimits, TokenBucket
-from chats_store.server.outbox import write_buffer_over
 from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import verify_session_token
 
-__all__ = ["Gate", "GuardedConnection", "address_key", "refusal"]
+__all__ = ["Gate", "GuardedConnection", "address_key", "refusal", "write_buffer_over"]
 
 logger = logging.getLogger("chats_store.server")
 
@@ -94,6 +93,11 @@ def refusal(
     if status is HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = 'Bearer realm="chats_store"'
     return Response(status.value, status.phrase, headers, body)
+
+
+def write_buffer_over(connection: ServerConnection, limit: int | None) -> bool:
+    """Whether the connection's transport holds more than ``limit`` bytes unwritten."""
+    return limit is not None and connection.transport.get_write_buffer_size() > limit
 
 
 def address_key(peername: Any) -> str:
@@ -343,6 +347,9 @@ class GuardedConnection(ServerConnection):
     address = "local"
     """The network address the connection counts under (:func:`address_key`)."""
 
+    on_pong: Callable[[bytes], None] | None = None
+    """Called with the payload of each pong received (the outbox's confirmations)."""
+
     @classmethod
     def for_gate(cls, gate: Gate) -> type[GuardedConnection]:
         return type("GuardedConnection", (cls,), {"gate": gate})
@@ -403,6 +410,8 @@ class GuardedConnection(ServerConnection):
             self._end_handshake()  # the request is read
             return
         super().process_event(event)
+        if isinstance(event, Frame) and event.opcode is Opcode.PONG and self.on_pong:
+            self.on_pong(bytes(event.data))
         if (
             isinstance(event, Frame)
             and event.opcode is Opcode.PING

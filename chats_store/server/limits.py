@@ -208,6 +208,9 @@ class Buckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._buckets
+
     def _bucket(self, key: str, now: float) -> TokenBucket:
         self._sweep(now)
         bucket = self._buckets.get(key)
@@ -329,8 +332,7 @@ class ServerLimits:
     )
     max_backlog_age: float | None = _limit(
         30.0,
-        "seconds a connection's oldest unsent frame may wait (then closed 1008), or what is "
-        "on its way to the peer stay untaken (then dropped)",
+        "seconds a frame may wait to be read by the client (then closed 1008)",
         integer=False,
     )
     max_write_buffer: int | None = _limit(

@@ -9,28 +9,26 @@ transport's write buffer is full). The memory a connection takes is bounded:
   outbox: the next frame closes the connection with **1008** ("read faster");
 * at most ``max_write_buffer`` bytes in its transport's write buffer (``websockets``
   adds only what it must answer there, pongs and the closing handshake): more, and
-  the connection is dropped at once;
+  the connection is dropped at once (:class:`~chats_store.server.gate.GuardedConnection`
+  checks it after every read, the watchdog at each round);
 * all outboxes together at most ``max_queued_bytes_total`` bytes: a frame that does
   not fit closes the connection holding the most with **1013** (try again later),
   as many as it takes.
 
-And so is how stale what it shows may be. Until the peer has received it, a frame
-is *unsent*: queued, in the transport's write buffer, or in the kernel's send queue
-(on Linux, where ``SIOCOUTQ`` tells its size; elsewhere a frame the kernel took
-counts as received). The peer receives a frame when its kernel acknowledges it:
-what it has not read from its own receive buffer stays invisible, up to that
-buffer's size, which a peer that reads slowly does not grow. A watchdog
-(:meth:`Outboxes.watch`) looks at every connection each quarter of
-``max_backlog_age`` (at most every second):
-
-* the oldest unsent frame at most ``max_backlog_age`` seconds old: an older one
-  closes the connection with **1008**, so that its client resyncs instead of
-  showing old messages (a slow reader is closed within ``max_backlog_age`` plus one
-  round of the watchdog);
-* bytes on their way that the peer takes none of for ``max_backlog_age`` seconds
-  drop the connection (a peer that reads nothing cannot read a close frame either;
-  this covers websockets' keepalive, which waits for the write buffer to drain
-  before its ping time-out starts).
+And so is how stale what a client shows may be. A frame is *confirmed* once the
+client's WebSocket layer has read it: the watchdog (:meth:`Outboxes.watch`), each
+quarter of ``max_backlog_age`` (at most every second), sends a ping behind the
+frames handed over since the last one, and its pong (a client answers pings in the
+order it reads frames) confirms them all. A ping goes only when the oldest
+frame not confirmed yet is a quarter of ``max_backlog_age`` old, so a client that
+reads gets at most one such ping per quarter of the bound. The oldest frame not confirmed yet (or
+still queued) may be at most ``max_backlog_age`` seconds old: an older one closes
+the connection with **1008**, so that its client resyncs instead of showing old
+messages. A slow reader is closed within ``max_backlog_age`` plus one round of the
+watchdog. A connection closed so that does not finish the closing handshake within
+:data:`CLOSE_TIMEOUT` seconds (a peer that reads nothing cannot read the close
+frame either: ``websockets`` would wait for its write buffer to drain forever, as
+its keepalive does before its ping time-out starts) is dropped.
 
 Every frame is checked against the protocol's maximum
 (:data:`~chats_store.protocol.MAX_SERVER_FRAME_SIZE`) before it is queued; one
@@ -41,29 +39,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from chats_store.protocol import MAX_SERVER_FRAME_SIZE, encode_event
+from chats_store.server.gate import GuardedConnection, write_buffer_over
 from chats_store.server.limits import ServerLimits
 from chats_store.server.service import Push, Session
 
-if sys.platform == "linux":  # the kernel's send queue (SIOCOUTQ is TIOCOUTQ)
-    import fcntl
-    import termios
-
-__all__ = ["Outbox", "Outboxes", "fits_in_a_frame", "write_buffer_over"]
+__all__ = ["CLOSE_TIMEOUT", "Outbox", "Outboxes", "fits_in_a_frame"]
 
 logger = logging.getLogger("chats_store.server")
 
 MAX_WATCH_TICK = 1.0
 """Seconds between two rounds of the watchdog, at most."""
+
+CLOSE_TIMEOUT = 10.0
+"""Seconds a connection the outbox closes has to finish the closing handshake."""
 
 
 def fits_in_a_frame(text: str) -> bool:
@@ -71,38 +68,10 @@ def fits_in_a_frame(text: str) -> bool:
     return len(text) <= MAX_SERVER_FRAME_SIZE
 
 
-def _wire_size(size: int) -> int:
-    """The bytes a text frame of ``size`` bytes takes on the wire (a server's frames
-    are not masked: a 2, 4 or 10 byte header)."""
-    return size + (2 if size < 126 else 4 if size < 65536 else 10)
-
-
-def _kernel_unsent(connection: ServerConnection) -> int:
-    """Bytes the kernel holds for the socket that the peer has not acknowledged yet
-    (``SIOCOUTQ``; 0 where the platform cannot tell). A peer acknowledges what reaches
-    its own receive buffer, read or not: what it has not read stays invisible up to the
-    size of that buffer (which a peer that reads slowly does not grow)."""
-    if sys.platform != "linux":
-        return 0
-    sock = connection.transport.get_extra_info("socket")
-    if sock is None:
-        return 0
-    try:
-        unsent = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-    except (OSError, ValueError):
-        return 0
-    return int.from_bytes(unsent, sys.byteorder, signed=True)
-
-
-def write_buffer_over(connection: ServerConnection, limit: int | None) -> bool:
-    """Whether the connection's transport holds more than ``limit`` bytes unwritten."""
-    return limit is not None and connection.transport.get_write_buffer_size() > limit
-
-
 class Outbox:
     """One connection's unsent frames, written in order by :meth:`run` (see the module)."""
 
-    def __init__(self, connection: ServerConnection, outboxes: Outboxes, now: float) -> None:
+    def __init__(self, connection: GuardedConnection, outboxes: Outboxes) -> None:
         self._connection = connection
         self._outboxes = outboxes
         self._limits = outboxes.limits
@@ -110,17 +79,17 @@ class Outbox:
         """Frames not yet handed to the connection, with the time each was queued."""
         self.queued_bytes = 0
         """Bytes of the queued frames (counted in the global budget)."""
-        self._in_flight: deque[tuple[int, float]] = deque()
-        """Frames handed to the connection that the peer may not have received: the
-        wire offset where each ends, and the time it was queued."""
+        self._unconfirmed: deque[float] = deque()
+        """When each frame handed over but not confirmed yet was queued, oldest first."""
         self._handed = 0
-        """Wire bytes handed to the connection so far."""
+        """Frames handed to the connection so far."""
+        self._ping: tuple[bytes, int] | None = None
+        """The ping in flight, and how many frames had been handed over before it."""
+        self._pings = 0
+        self._confirmed = 0
         self._ready = asyncio.Event()
         self._closed = False
-        self._on_the_way = 0
-        self._received = 0
-        self._progress_at = now
-        """When the bytes on their way were last seen taken by the peer (or none)."""
+        connection.on_pong = self._pong
 
     def send(self, text: str) -> None:
         """Queue ``text``, or close the connection if that breaks a bound."""
@@ -161,50 +130,41 @@ class Outbox:
                     text, queued_at = self._queued.popleft()
                     self.queued_bytes -= len(text)
                     self._outboxes.release(len(text))
-                    self._handed += _wire_size(len(text))
-                    self._in_flight.append((self._handed, queued_at))
+                    self._handed += 1
+                    self._unconfirmed.append(queued_at)
                     await self._connection.send(text)
         except ConnectionClosed:
             return
 
-    def _account_received(self) -> int:
-        """Forget the handed frames the peer has received; the bytes still on their way
-        (in the transport's write buffer and the kernel's send queue)."""
-        connection = self._connection
-        on_the_way = connection.transport.get_write_buffer_size() + _kernel_unsent(connection)
-        received = self._handed - on_the_way
-        in_flight = self._in_flight
-        while in_flight and in_flight[0][0] <= received:
-            in_flight.popleft()
-        return on_the_way
+    def _pong(self, payload: bytes) -> None:
+        """A pong came: if it answers the outbox's ping, the frames before it are read."""
+        if self._ping is None or payload != self._ping[0]:
+            return  # a keepalive pong, or an unsolicited one
+        handed_before = self._ping[1]
+        self._ping = None
+        while self._confirmed < handed_before and self._unconfirmed:
+            self._unconfirmed.popleft()
+            self._confirmed += 1
 
     def backlog_age(self, now: float) -> float:
-        """Seconds the oldest unsent frame has waited (0 when none)."""
-        self._account_received()
-        if self._in_flight:
-            return now - self._in_flight[0][1]
+        """Seconds the oldest frame not confirmed yet has waited (0 when none)."""
+        if self._unconfirmed:
+            return now - self._unconfirmed[0]
         if self._queued:
             return now - self._queued[0][1]
         return 0.0
 
     def check(self, now: float) -> None:
-        """The watchdog's round: close or drop the connection if it broke a bound."""
+        """The watchdog's round: close or drop the connection if it broke a bound, and
+        ask the client to confirm what it was handed since the last round."""
         if self._closed:
             return
         limits = self._limits
         if write_buffer_over(self._connection, limits.max_write_buffer):
             self.drop("its write buffer is over the limit")
             return
-        on_the_way = self._account_received()
-        received = self._handed - on_the_way
-        if on_the_way == 0 or on_the_way < self._on_the_way or received > self._received:
-            self._progress_at = now
-        self._on_the_way, self._received = on_the_way, received
         bound = limits.max_backlog_age
         if bound is None:
-            return
-        if now - self._progress_at > bound:
-            self.drop(f"the peer took none of what was sent to it for {bound:g} s")
             return
         age = self.backlog_age(now)
         if age > bound:
@@ -213,24 +173,45 @@ class Outbox:
                 f"too slow: a frame waited {age:.1f} s to be read (more than {bound:g} s) - "
                 "reconnect and resync",
             )
+        elif self._ping is None and self._unconfirmed and age >= bound / 4:
+            self._send_ping()  # only when it matters: at most one per quarter of the bound
+
+    def _send_ping(self) -> None:
+        """A ping behind the frames handed over, written at once (never waiting to drain)."""
+        connection = self._connection
+        if connection.protocol.state is not State.OPEN:
+            return
+        self._pings += 1
+        payload = b"outbox %d" % self._pings
+        self._ping = (payload, self._handed)
+        connection.protocol.send_ping(payload)
+        connection.send_data()
 
     def forget(self) -> None:
         """Queue nothing more and forget what is unsent (the connection is ending)."""
         self._closed = True
         self._queued.clear()
-        self._in_flight.clear()
+        self._unconfirmed.clear()
         if self.queued_bytes:
             self._outboxes.release(self.queued_bytes)
             self.queued_bytes = 0
         self._ready.set()
 
     def close(self, code: int, reason: str) -> None:
-        """Queue nothing more, forget what is unsent, and close the connection."""
+        """Queue nothing more, forget what is unsent, and close the connection (dropping
+        it if the closing handshake takes more than :data:`CLOSE_TIMEOUT` seconds)."""
         if self._closed:
             return
         logger.info("closing a connection: %d %s", code, reason)
         self.forget()
-        self._outboxes.spawn(self._connection.close(code, reason))
+        self._outboxes.spawn(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self._connection.close(code, reason), CLOSE_TIMEOUT)
+        except TimeoutError:
+            logger.info("dropping a connection: its closing handshake did not end")
+            self._connection.transport.abort()
 
     def drop(self, why: str) -> None:
         """Forget what is unsent and drop the TCP connection without a closing handshake."""
@@ -257,8 +238,8 @@ class Outboxes:
         """Bytes of the frames queued in every connection's outbox."""
         return self._queued
 
-    def open(self, session: Session, connection: ServerConnection) -> Outbox:
-        outbox = self._by_session[session] = Outbox(connection, self, self._clock())
+    def open(self, session: Session, connection: GuardedConnection) -> Outbox:
+        outbox = self._by_session[session] = Outbox(connection, self)
         return outbox
 
     def close(self, session: Session) -> None:
