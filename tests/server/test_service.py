@@ -15,6 +15,7 @@ from chats_store.chats.actions import (
     MessagePosted,
     OwnRestrictionsChanged,
     RemovedFromChat,
+    Resumption,
 )
 from chats_store.chats.commands import (
     ChatRequest,
@@ -23,14 +24,24 @@ from chats_store.chats.commands import (
     JoinRequest,
     ModerationRequest,
     PostMessageRequest,
+    ResumeRequest,
 )
 from chats_store.chats.model import Message
-from chats_store.chats.validation import check_content
+from chats_store.chats.validation import MAX_HISTORY_PAGE, check_content
 from chats_store.content import content_failure
 from chats_store.errors import ActionCallError, ErrorCode
+from chats_store.protocol import MAX_SERVER_FRAME_SIZE, encode_reply
 from chats_store.server import RefusedError, TokenRefusedError, mint_chat_token
 from chats_store.server.database import ChatDatabase
-from chats_store.server.service import _HANDLERS, Answer, ChatService, Push, Session
+from chats_store.server.service import (
+    _HANDLERS,
+    MAX_PAGE_BYTES,
+    SNAPSHOT_MESSAGES,
+    Answer,
+    ChatService,
+    Push,
+    Session,
+)
 from chats_store.testing.clock import FakeClock
 
 SECRET = b"service-test-secret-that-is-long-enough"
@@ -296,3 +307,73 @@ def test_the_core_and_the_client_refuse_the_same_content_the_same_way(
         posted.code,
         posted.detail,
     )
+
+
+ASTRAL = "\U0001f600"
+
+
+def test_pages_and_snapshots_of_maximal_messages_fit_in_a_frame(core: Core) -> None:
+    chat_id, author = ASTRAL * 128, ASTRAL * 127 + "a"
+    metadata = {f"{ASTRAL * 100}{n}": ASTRAL * 200 for n in range(10)}
+    token = mint_chat_token(SECRET, author, chat_id, ("send",), metadata, now=core.clock())
+    session = Session(author)
+    assert isinstance(core.service.handle(session, JoinRequest(chat_id, token)).reply, ChatSnapshot)
+    for index in range(MAX_HISTORY_PAGE):
+        message_id = f"{index:03d}" + ASTRAL * 125
+        posted = core.service.handle(session, PostMessageRequest(chat_id, message_id, ASTRAL * 256))
+        assert isinstance(posted.reply, Message)
+
+    page = core.service.handle(session, HistoryRequest(chat_id, 2**53, MAX_HISTORY_PAGE)).reply
+    snapshot = core.service.handle(session, JoinRequest(chat_id, token)).reply
+
+    assert isinstance(page, tuple) and len(page) == MAX_HISTORY_PAGE  # nothing left out
+    assert isinstance(snapshot, ChatSnapshot) and len(snapshot.messages) == SNAPSHOT_MESSAGES
+    assert len(encode_reply(1, page)) < MAX_PAGE_BYTES < MAX_SERVER_FRAME_SIZE
+    assert len(encode_reply(2, snapshot)) < MAX_SERVER_FRAME_SIZE
+
+
+def test_a_page_of_older_data_is_cut_to_the_frame_budget(core: Core) -> None:
+    ann = core.join("ann")
+    with core.database.transaction():  # messages of a user id longer than allowed today
+        for index in range(100):
+            seq = core.database.next_seq("c1")
+            core.database.insert_message(
+                Message(f"m{index}", "c1", "x" * 20_000, "hi", "ready", seq, 1.0)
+            )
+
+    page = core.service.handle(ann, HistoryRequest("c1", 2**53, 100)).reply
+
+    assert isinstance(page, tuple) and 0 < len(page) < 100
+    assert page[-1].id == "m99"  # the newest are kept: paging back finds the others
+    assert len(encode_reply(1, page)) <= MAX_PAGE_BYTES
+
+
+def test_a_resume_past_its_byte_budget_gets_a_snapshot(core: Core) -> None:
+    core.service = ChatService(
+        core.database,
+        SECRET,
+        clock=core.clock,
+        schedule=lambda delay, callback: _Timer(delay, callback),
+        publish=core.published.extend,
+        max_resume_bytes=3_000,
+    )
+    ann = core.join("ann")
+    joined = core.join("bob")
+    snapshot = core.service.snapshot("c1", "bob")
+    assert snapshot is not None and snapshot.membership is not None
+    bob = Session("bob")
+    for index in range(4):  # about 400 bytes of frame each
+        core.service.handle(ann, PostMessageRequest("c1", f"m{index}", "x" * 200))
+
+    few = core.service.handle(
+        bob, ResumeRequest("c1", snapshot.membership, snapshot.last_seq)
+    ).reply
+    for index in range(4, 12):
+        core.service.handle(ann, PostMessageRequest("c1", f"m{index}", "x" * 200))
+    many = core.service.handle(
+        bob, ResumeRequest("c1", snapshot.membership, snapshot.last_seq)
+    ).reply
+
+    assert joined.chats == {"c1"}  # the connection bob resumes from is another one
+    assert isinstance(few, Resumption) and len(few.events) == 4 and few.snapshot is None
+    assert isinstance(many, Resumption) and many.events == () and many.snapshot is not None
