@@ -948,20 +948,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.side:
         asyncio.run(run_side(only))
         return
-    with tempfile.TemporaryDirectory(prefix="chats-store-base-") as temp:
-        base_tree = Path(temp) / "base"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", "--quiet", str(base_tree), args.base],
-            cwd=ROOT,
-            check=True,
-        )
-        try:
-            base = _side(base_tree, args.only)
-            this = _side(ROOT, args.only)
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False
-            )
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from compare_revisions import worktree
+
+    with worktree(args.base) as base_tree:
+        base = _side(base_tree, args.only)
+        this = _side(ROOT, args.only)
     print(f"# Attacks: {args.base} (before) against the working tree (after)\n")
     print("| attack | the issue measured | before | after |")
     print("|---|---|---|---|")

@@ -286,24 +286,18 @@ class Gate:
 
     def _crowded(self, user_id: str, address: str) -> Response | None:
         """The refusal of one more open connection of ``user_id`` from ``address``."""
-        per_user = self._max_connections_per_user
-        if _over(per_user, self._by_user.of(user_id)):
-            return refusal(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                ErrorCode.TOO_MANY_CONNECTIONS,
-                f"user {user_id!r} already has {per_user} open connections, the most "
-                "allowed - close one and try again",
-                retry_after=1,
-            )
-        per_ip = self.limits.max_connections_per_ip
-        if _over(per_ip, self._by_ip.of(address)):
-            return refusal(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                ErrorCode.TOO_MANY_CONNECTIONS,
-                f"your address already has {per_ip} open connections, the most allowed - "
-                "close one and try again",
-                retry_after=1,
-            )
+        for limit, count, who in (
+            (self._max_connections_per_user, self._by_user.of(user_id), f"user {user_id!r}"),
+            (self.limits.max_connections_per_ip, self._by_ip.of(address), "your address"),
+        ):
+            if _over(limit, count):
+                return refusal(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    ErrorCode.TOO_MANY_CONNECTIONS,
+                    f"{who} already has {limit} open connections, the most allowed - "
+                    "close one and try again",
+                    retry_after=1,
+                )
         if _over(self.limits.max_connections, self._by_ip.total):
             return refusal(
                 HTTPStatus.SERVICE_UNAVAILABLE,

@@ -277,21 +277,26 @@ class ServerProcess:
         return rss_mib(self.process.pid)
 
 
+def serve_command(db: Path, *flags: str) -> list[str]:
+    """The command line of ``chats-store serve`` on a free port and ``db``."""
+    return [
+        sys.executable,
+        "-m",
+        "chats_store.cli",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        *flags,
+    ]
+
+
 @contextmanager
 def server_process(tmp_path: Path, *flags: str) -> Iterator[ServerProcess]:
     """The reference server of this tree in a subprocess, with ``serve`` flags."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chats_store.cli",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "chats.sqlite3"),
-            *flags,
-        ],
+        serve_command(tmp_path / "chats.sqlite3", *flags),
         env={**os.environ, "CHATS_STORE_SECRET": SECRET},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

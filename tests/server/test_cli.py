@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import attrs
@@ -23,7 +22,7 @@ from chats_store.server import (
     verify_chat_token,
     verify_session_token,
 )
-from tests.server.conftest import SECRET
+from tests.server.conftest import SECRET, serve_command
 
 KEY = SECRET.encode()
 
@@ -97,16 +96,7 @@ def test_help_works(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None
 async def test_serve_runs_a_server_until_interrupted(tmp_path: Path) -> None:
     env = {**os.environ, "CHATS_STORE_SECRET": SECRET}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chats_store.cli",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "c.db"),
-        ],
+        serve_command(tmp_path / "c.db"),
         stdout=subprocess.PIPE,
         text=True,
         env=env,

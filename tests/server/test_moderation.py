@@ -249,9 +249,7 @@ async def test_expiry_is_checked_at_use_by_the_server_clock(
 
 
 async def test_blocks_of_made_up_ids_stop_at_the_chat_s_cap(stack: AsyncExitStack) -> None:
-    server = await stack.enter_async_context(
-        run_server(secret=SECRET, max_restrictions_per_chat=3)
-    )
+    server = await stack.enter_async_context(run_server(secret=SECRET, max_restrictions_per_chat=3))
     moderator = await open_client(stack, server, "mod")
     await moderator.join("c1", permissions=("send", "moderate"))
     for ghost in ("ghost1", "ghost2", "ghost3"):

@@ -334,3 +334,34 @@ async def test_large_replies_cost_in_proportion_to_their_size(stack: AsyncExitSt
     assert 4 <= len(resumed) <= 6 and all(len(r.events) == 55 for r in resumed)
     assert len(refused) >= 4 and {f.code for f in refused} == {ErrorCode.RATE_LIMITED}
     assert reply_cost(185_000) == 11
+
+
+async def test_a_burst_of_resumes_does_not_stall_a_bystander(stack: AsyncExitStack) -> None:
+    server = await stack.enter_async_context(run_server(secret=SECRET))
+    poster = await open_client(stack, server, "poster")
+    greedy = await open_client(stack, server, "greedy")
+    bystander = await open_client(stack, server, "bystander")
+    await poster.join("c1")
+    await bystander.join("c2")
+    snapshot = await greedy.join("c1")
+    for index in range(190):
+        await poster.send(PostMessageRequest("c1", f"m{index}", "a message " * 20))
+    while len(poster.replies) < 190:
+        await poster._read()
+
+    for _ in range(150):  # at once: each returns 190 events (~60 KB)
+        await greedy.send(ResumeRequest("c1", snapshot.membership, snapshot.last_seq))
+    waits = []
+    for _ in range(20):
+        started = time.perf_counter()
+        await bystander.ok(HistoryRequest("c2", 10, 1))
+        waits.append(time.perf_counter() - started)
+    answered = 0
+    with suppress(ConnectionClosed, TimeoutError):
+        while True:
+            await greedy._read(1)
+            answered = len(greedy.replies)
+
+    resumed = [r for r in greedy.replies.values() if isinstance(r, Resumption)]
+    assert max(waits) < 0.5, waits  # the resumes' cost stops them after the user's share
+    assert len(resumed) <= 60 and answered >= len(resumed)

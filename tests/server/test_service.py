@@ -70,6 +70,18 @@ class Core:
     timers: list[_Timer]
     published: list[Push]
 
+    def restart(self, **options: Any) -> None:
+        """A new core over the same database, with ``options`` (``ChatService``'s)."""
+        self.service.close()
+        self.service = ChatService(
+            self.database,
+            SECRET,
+            clock=self.clock,
+            schedule=lambda delay, callback: _Timer(delay, callback),
+            publish=self.published.extend,
+            **options,
+        )
+
     def join(self, user_id: str, chat_id: str = "c1", *permissions: str) -> Session:
         session = Session(user_id)
         token = mint_chat_token(
@@ -255,14 +267,7 @@ def test_start_arms_one_timer_for_the_earliest_stored_expiry(core: Core) -> None
 
 
 def test_a_chat_holds_at_most_its_cap_of_restrictions(core: Core) -> None:
-    core.service = ChatService(
-        core.database,
-        SECRET,
-        clock=core.clock,
-        schedule=lambda delay, callback: _Timer(delay, callback),
-        publish=core.published.extend,
-        max_restrictions_per_chat=3,
-    )
+    core.restart(max_restrictions_per_chat=3)
     moderator = core.join("mod", "c1", "send", "moderate")
     for user_id in ("u1", "u2", "u3"):
         assert (
@@ -349,14 +354,7 @@ def test_a_page_of_older_data_is_cut_to_the_frame_budget(core: Core) -> None:
 
 
 def test_a_resume_past_its_byte_budget_gets_a_snapshot(core: Core) -> None:
-    core.service = ChatService(
-        core.database,
-        SECRET,
-        clock=core.clock,
-        schedule=lambda delay, callback: _Timer(delay, callback),
-        publish=core.published.extend,
-        max_resume_bytes=3_000,
-    )
+    core.restart(max_resume_bytes=3_000)
     ann = core.join("ann")
     joined = core.join("bob")
     snapshot = core.service.snapshot("c1", "bob")
