@@ -5,7 +5,8 @@
 membership credentials it issues on join); a refused token raises
 :class:`RefusedError` (``TokenRefusedError`` is its former name). The wire protocol
 is ``docs/protocol.md``; the rules are in :mod:`chats_store.server.service`, the
-storage interface in :mod:`chats_store.server.storage`.
+storage interface in :mod:`chats_store.server.storage`; the bounds a hostile peer
+meets are :class:`ServerLimits` (``docs/security.md``).
 This package never imports reactivex or the client's facade.
 """
 

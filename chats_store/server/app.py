@@ -176,7 +176,6 @@ class _Gateway:
         self._service = service
         self._outboxes = outboxes
         self._gate = gate
-        self._rate_limit = rate_limit
         self._requests = None if rate_limit is None else Buckets(rate_limit, rate_burst)
         """Each user's request bucket, shared by its connections."""
 
@@ -240,10 +239,11 @@ class _Gateway:
 
     def _limiter(self, user_id: str) -> RateLimiter | None:
         """This connection's limiter over ``user_id``'s shared bucket (held until released)."""
-        if self._requests is None or self._rate_limit is None:
+        if self._requests is None:
             return None
-        bucket = self._requests.hold(user_id, time.monotonic())
-        return RateLimiter(self._rate_limit, bucket.burst, time.monotonic(), bucket=bucket)
+        now = time.monotonic()
+        bucket = self._requests.hold(user_id, now)
+        return RateLimiter(bucket.rate, bucket.burst, now, bucket=bucket)
 
     def receive(
         self, session: Session, data: str | bytes, limiter: RateLimiter | None = None

@@ -363,5 +363,8 @@ async def test_a_burst_of_resumes_does_not_stall_a_bystander(stack: AsyncExitSta
             answered = len(greedy.replies)
 
     resumed = [r for r in greedy.replies.values() if isinstance(r, Resumption)]
-    assert max(waits) < 0.5, waits  # the resumes' cost stops them after the user's share
+    # Before, the bystander waited for every resume (7 s for 200 in the issue): the
+    # gateway gives it a turn after each one, and their cost stops them after the
+    # user's share.
+    assert max(waits) < 1.5, waits
     assert len(resumed) <= 60 and answered >= len(resumed)
