@@ -864,7 +864,16 @@ async def terminal_sequences() -> Figures:
 
         try:
             text = describe(Restriction("mute", None, "[/]"), 0.0)
-            rendered = render(text) if isinstance(text, str) else text
+            # A client that gives its widgets Text (``_plain``) never parses markup; an
+            # older one handed the string to a widget that did.
+            plain = getattr(tui, "_plain", None)
+            rendered = (
+                plain(text)
+                if plain is not None
+                else render(text)
+                if isinstance(text, str)
+                else text
+            )
             markup = "parsed, no error" if "[/]" not in str(rendered) else "shown as text"
         except MarkupError:
             markup = "MarkupError (the client crashes)"
