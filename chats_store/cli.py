@@ -3,6 +3,7 @@
 ::
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
+                      [--rate-limit 20] [--max-connections-per-ip 1000] [...]
     chats-store restore COPY [--db chats_store.sqlite3]
     chats-store restore --db postgresql://...
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
@@ -33,15 +34,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import (
+    HANDSHAKE_TIMEOUT,
+    MAX_CONNECTIONS_PER_USER,
     SECRET_ENV,
+    ServerLimits,
     check_secret,
     mint_chat_token,
     mint_session_token,
     run_server,
 )
 from chats_store.server.engine import is_postgres_url, open_storage, shown_db
+from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE
+from chats_store.server.service import (
+    MAX_RESTRICTIONS_PER_CHAT,
+    MAX_RESUME_BYTES,
+    MAX_RESUME_EVENTS,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -69,13 +81,94 @@ def _secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bytes:
 # serve -------------------------------------------------------------------------------
 
 
-async def _serve(host: str, port: int, db: str, secret: bytes) -> None:
+def _limit_value(integer: bool) -> Callable[[str], float | None]:
+    """argparse type of a limit: a positive number, or ``none`` for no limit."""
+
+    def parse(text: str) -> float | None:
+        if text.lower() == "none":
+            return None
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {'integer' if integer else 'number'} or none, not {text!r}"
+            ) from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive value or none, not {text!r}")
+        return value
+
+    return parse
+
+
+_SERVE_SETTINGS: tuple[tuple[str, Any, bool, str], ...] = (
+    ("rate_limit", DEFAULT_RATE, False, "requests per second per user, over its connections"),
+    ("rate_burst", DEFAULT_BURST, True, "requests a user may send at once"),
+    ("handshake_timeout", HANDSHAKE_TIMEOUT, False, "seconds to complete the handshake"),
+    ("max_connections_per_user", MAX_CONNECTIONS_PER_USER, True, "open connections per user"),
+    ("max_resume_events", MAX_RESUME_EVENTS, True, "events a resume carries, then a snapshot"),
+    ("max_resume_bytes", MAX_RESUME_BYTES, True, "bytes of events a resume carries"),
+    ("max_restrictions_per_chat", MAX_RESTRICTIONS_PER_CHAT, True, "mutes and blocks per chat"),
+)
+"""The settings of run_server that ``serve`` takes as flags besides ServerLimits': name,
+default, whether an integer, help. Those that run_server lets be None take ``none``."""
+
+_NOT_LIFTABLE = frozenset(
+    {"rate_burst", "max_resume_events", "max_resume_bytes", "max_restrictions_per_chat"}
+)
+
+
+def _shown(default: float | None) -> str:
+    return (
+        "none"
+        if default is None
+        else f"{default:,}"
+        if isinstance(default, int)
+        else f"{default:g}"
+    )
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per protection setting: run_server's own, then each of ServerLimits."""
+    group = parser.add_argument_group(
+        "protection",
+        "limits of the server (the security documentation explains each); 'none' lifts a limit",
+    )
+    for name, default, integer, help_text in _SERVE_SETTINGS:
+        liftable = name not in _NOT_LIFTABLE
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=_limit_value(integer) if liftable else (int if integer else float),
+            default=default,
+            metavar="N",
+            help=f"{help_text} (default: {_shown(default)})",
+        )
+    for field in attrs.fields(ServerLimits):
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest="limit_" + field.name,
+            type=_limit_value(field.metadata["integer"]),
+            default=field.default,
+            metavar="N",
+            help=f"{field.metadata['help']} (default: {_shown(field.default)})",
+        )
+
+
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """run_server's keyword arguments from the parsed ``serve`` flags."""
+    options: dict[str, Any] = {name: getattr(args, name) for name, *_ in _SERVE_SETTINGS}
+    limits = {f.name: getattr(args, "limit_" + f.name) for f in attrs.fields(ServerLimits)}
+    options["limits"] = ServerLimits(**limits)
+    return options
+
+
+async def _serve(host: str, port: int, db: str, secret: bytes, options: dict[str, Any]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
             loop.add_signal_handler(signum, stop.set)
-    async with run_server(host, port, db, secret) as server:
+    async with run_server(host, port, db, secret, **options) as server:
         # What start-up made (modules, classes, functions) lives as long as the
         # process: out of the collector's sight, full collections skip it.
         gc.freeze()
@@ -104,16 +197,22 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "servers) (default: chats_store.sqlite3)",
     )
     _add_secret_option(parser)
+    _add_settings(parser)
 
     def serve(args: argparse.Namespace) -> int:
         secret = _secret(parser, args)
         failures: tuple[type[Exception], ...] = (
             OSError,
+            ValueError,
             ModuleNotFoundError,
             *_storage_errors(args.db),
         )
         try:
-            asyncio.run(_serve(args.host, args.port, args.db, secret))
+            options = _server_options(args)
+        except ValueError as error:
+            parser.error(str(error))
+        try:
+            asyncio.run(_serve(args.host, args.port, args.db, secret, options))
         except KeyboardInterrupt:
             pass
         except failures as error:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
-from chats_store.chats.actions import MessagePosted, MessageRemoved, OwnRestrictionsChanged
+from chats_store.chats.actions import (
+    MessageEdited,
+    MessagePosted,
+    MessageRemoved,
+    OwnRestrictionsChanged,
+)
+from chats_store.chats.commands import DeleteMessageRequest, EditMessageRequest
 from chats_store.chats.model import Message
 from chats_store.protocol import decode_event, encode_event
+from chats_store.server import run_server
 from chats_store.server.database import DEFAULT_KEEP_EVENTS
-from tests.server.conftest import Storage
+from tests.server.conftest import SECRET, Storage, open_client
 
 
 @pytest.fixture
@@ -87,6 +95,53 @@ def test_deleting_a_message_erases_its_content_from_the_log(
     if each_db.endswith(".sqlite3"):  # PostgreSQL keeps dead row versions until VACUUM
         for file in tmp_path.iterdir():
             assert b"a secret that was deleted" not in file.read_bytes()
+
+
+def test_editing_a_message_replaces_its_events_in_the_log(db: Storage) -> None:
+    _post(db, "c1", "m1", "the original text")
+    for content in ("a first fix", "the final text"):
+        with db.transaction():
+            seq = db.next_seq("c1")
+            edited = Message("m1", "c1", "alice", content, "ready", 1, 1.0, edited_at=2.0)
+            db.edit_message("c1", "m1", content, 2.0)
+            db.supersede_message_events(MessagePosted("c1", 1, edited))
+            db.append_event(MessageEdited("c1", seq, edited))
+
+    frames = db.missed_frames("c1", "bob", 0, 100)
+    assert frames is not None
+
+    assert [decode_event(frame) for frame in frames] == [
+        MessagePosted("c1", 1, edited),
+        MessageEdited("c1", 3, edited),
+    ]
+    assert not any("the original text" in f or "a first fix" in f for f in frames)
+
+
+def _files_hold(directory: Path, text: str) -> list[str]:
+    """The files of ``directory`` whose raw bytes hold ``text``."""
+    return [f.name for f in directory.iterdir() if text.encode() in f.read_bytes()]
+
+
+async def test_edited_and_deleted_content_leaves_the_files_while_the_server_runs(
+    tmp_path: Path,
+) -> None:
+    async with (
+        run_server(db=tmp_path / "chats.sqlite3", secret=SECRET) as server,
+        AsyncExitStack() as stack,
+    ):
+        alice = await open_client(stack, server, "alice")
+        await alice.join("c1")
+        await alice.post("c1", "m1", "the original text")
+        await alice.post("c1", "m2", "the deleted text")
+        assert _files_hold(tmp_path, "the original text") == ["chats.sqlite3-wal"]
+
+        await alice.ok(EditMessageRequest("c1", "m1", "the final text"))
+        await alice.ok(DeleteMessageRequest("c1", "m2"))
+
+        assert _files_hold(tmp_path, "the original text") == []
+        assert _files_hold(tmp_path, "the deleted text") == []
+        assert _files_hold(tmp_path, "the final text") == ["chats.sqlite3"]
+        assert (tmp_path / "chats.sqlite3-wal").stat().st_size == 0
 
 
 @pytest.mark.parametrize("keep", [0, -1, 1.5, True])
