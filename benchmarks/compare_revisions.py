@@ -18,12 +18,14 @@ nothing about time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +74,24 @@ def _run(tree: Path, only: str, extra: list[str]) -> dict[str, float]:
     return _figures(done.stdout)
 
 
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """``revision`` checked out in a temporary git worktree, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="chats-store-base-") as temp:
+        tree = Path(temp) / "base"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "--quiet", str(tree), revision],
+            cwd=ROOT,
+            check=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the git revision to compare against")
@@ -79,28 +99,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("extra", nargs="*", help="arguments for workloads.py (after --)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="chats-store-base-") as temp:
-        base_tree = Path(temp) / "base"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", "--quiet", str(base_tree), args.base],
-            cwd=ROOT,
-            check=True,
-        )
-        try:
-            results: dict[str, dict[str, list[float]]] = {
-                "base": defaultdict(list),
-                "this": defaultdict(list),
-            }
-            sides = [("base", base_tree), ("this", ROOT)]
-            for round_ in range(args.rounds):
-                for name, tree in sides if round_ % 2 == 0 else sides[::-1]:
-                    for key, value in _run(tree, args.only, args.extra).items():
-                        results[name][key].append(value)
-                    print(f"round {round_ + 1}/{args.rounds}: {name} done", file=sys.stderr)
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False
-            )
+    with worktree(args.base) as base_tree:
+        results: dict[str, dict[str, list[float]]] = {
+            "base": defaultdict(list),
+            "this": defaultdict(list),
+        }
+        sides = [("base", base_tree), ("this", ROOT)]
+        for round_ in range(args.rounds):
+            for name, tree in sides if round_ % 2 == 0 else sides[::-1]:
+                for key, value in _run(tree, args.only, args.extra).items():
+                    results[name][key].append(value)
+                print(f"round {round_ + 1}/{args.rounds}: {name} done", file=sys.stderr)
     print(f"# {args.base} (base) against the working tree, median of {args.rounds} rounds\n")
     print("| figure | base | this | this / base |")
     print("|---|---:|---:|---:|")

@@ -49,7 +49,20 @@ def rss_mib(pid: int) -> float:
 
 def start_server(secret: str, db: Path) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "chats_store.cli", "serve", "--port", "0", "--db", str(db)],
+        [
+            sys.executable,
+            "-m",
+            "chats_store.cli",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            # Every client of the benchmark comes from one address (loopback): the
+            # limits per address would make them queue for their handshakes.
+            *("--max-handshakes-per-ip", "none", "--handshake-rate-per-ip", "none"),
+            *("--max-connections-per-ip", "none"),
+        ],
         env={**os.environ, "CHATS_STORE_SECRET": secret},
         stdout=subprocess.PIPE,
         text=True,

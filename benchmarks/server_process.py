@@ -37,6 +37,13 @@ from chats_store.server import mint_session_token
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
+LOOPBACK_LIMITS = {
+    "max_handshakes_per_ip": None,
+    "handshake_rate_per_ip": None,
+    "max_connections_per_ip": None,
+}
+"""Every client of a benchmark comes from one address (loopback): the limits per
+address of a revision that has them would make them queue for their handshakes."""
 
 _SERVER = r"""
 import asyncio, gc, inspect, json, sys, threading, time
@@ -83,6 +90,9 @@ async def main():
     supported = inspect.signature(run_server).parameters
     kwargs = {k: v for k, v in options.items() if k in supported}
     ignored = sorted(set(options) - set(kwargs))
+    if "limits" in kwargs:  # a revision with ServerLimits: given as a dict of its fields
+        from chats_store.server import ServerLimits
+        kwargs["limits"] = ServerLimits(**kwargs["limits"])
     async with run_server(**kwargs) as server:
         print(json.dumps({"address": server.address, "ignored": ignored}), flush=True)
         task = asyncio.create_task(probe())
@@ -129,7 +139,7 @@ class ServerProcess:
 
     def __init__(self, tree: Path, **options: Any) -> None:
         self.tree = tree
-        self.options = {"secret": SECRET, "port": 0, **options}
+        self.options = {"secret": SECRET, "port": 0, "limits": LOOPBACK_LIMITS, **options}
         self.address = ""
         self.ignored: list[str] = []
         self.pid = 0

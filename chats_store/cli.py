@@ -3,8 +3,10 @@
 ::
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
+                      [--rate-limit 20] [--max-connections-per-ip 1000] [...]
                       [--workers N]   (N > 1: with --db postgresql://...)
     chats-store restore COPY [--db chats_store.sqlite3]
+    chats-store restore --db postgresql://...
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
                                      [--ttl 300] [--secret S]
@@ -33,15 +35,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import (
+    HANDSHAKE_TIMEOUT,
+    MAX_CONNECTIONS_PER_USER,
     SECRET_ENV,
+    ServerLimits,
     check_secret,
     mint_chat_token,
     mint_session_token,
     run_server,
 )
-from chats_store.server.engine import is_postgres_url
+from chats_store.server.engine import is_postgres_url, open_storage, shown_db
+from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE
+from chats_store.server.service import (
+    MAX_RESTRICTIONS_PER_CHAT,
+    MAX_RESUME_BYTES,
+    MAX_RESUME_EVENTS,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -69,8 +82,95 @@ def _secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bytes:
 # serve -------------------------------------------------------------------------------
 
 
+def _limit_value(integer: bool) -> Callable[[str], float | None]:
+    """argparse type of a limit: a positive number, or ``none`` for no limit."""
+
+    def parse(text: str) -> float | None:
+        if text.lower() == "none":
+            return None
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {'integer' if integer else 'number'} or none, not {text!r}"
+            ) from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive value or none, not {text!r}")
+        return value
+
+    return parse
+
+
+_SERVE_SETTINGS: tuple[tuple[str, Any, bool, str], ...] = (
+    ("rate_limit", DEFAULT_RATE, False, "requests per second per user, over its connections"),
+    ("rate_burst", DEFAULT_BURST, True, "requests a user may send at once"),
+    ("handshake_timeout", HANDSHAKE_TIMEOUT, False, "seconds to complete the handshake"),
+    ("max_connections_per_user", MAX_CONNECTIONS_PER_USER, True, "open connections per user"),
+    ("max_resume_events", MAX_RESUME_EVENTS, True, "events a resume carries, then a snapshot"),
+    ("max_resume_bytes", MAX_RESUME_BYTES, True, "bytes of events a resume carries"),
+    ("max_restrictions_per_chat", MAX_RESTRICTIONS_PER_CHAT, True, "mutes and blocks per chat"),
+)
+"""The settings of run_server that ``serve`` takes as flags besides ServerLimits': name,
+default, whether an integer, help. Those that run_server lets be None take ``none``."""
+
+_NOT_LIFTABLE = frozenset(
+    {"rate_burst", "max_resume_events", "max_resume_bytes", "max_restrictions_per_chat"}
+)
+
+
+def _shown(default: float | None) -> str:
+    return (
+        "none"
+        if default is None
+        else f"{default:,}"
+        if isinstance(default, int)
+        else f"{default:g}"
+    )
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per protection setting: run_server's own, then each of ServerLimits."""
+    group = parser.add_argument_group(
+        "protection",
+        "limits of the server (the security documentation explains each); 'none' lifts a limit",
+    )
+    for name, default, integer, help_text in _SERVE_SETTINGS:
+        liftable = name not in _NOT_LIFTABLE
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=_limit_value(integer) if liftable else (int if integer else float),
+            default=default,
+            metavar="N",
+            help=f"{help_text} (default: {_shown(default)})",
+        )
+    for field in attrs.fields(ServerLimits):
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest="limit_" + field.name,
+            type=_limit_value(field.metadata["integer"]),
+            default=field.default,
+            metavar="N",
+            help=f"{field.metadata['help']} (default: {_shown(field.default)})",
+        )
+
+
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """run_server's keyword arguments from the parsed ``serve`` flags."""
+    options: dict[str, Any] = {name: getattr(args, name) for name, *_ in _SERVE_SETTINGS}
+    limits = {f.name: getattr(args, "limit_" + f.name) for f in attrs.fields(ServerLimits)}
+    options["limits"] = ServerLimits(**limits)
+    return options
+
+
 async def _serve(
-    host: str, port: int, db: str, secret: bytes, *, worker: int | None = None
+    host: str,
+    port: int,
+    db: str,
+    secret: bytes,
+    options: dict[str, Any],
+    *,
+    worker: int | None = None,
 ) -> None:
     """Run one server until SIGINT or SIGTERM; ``worker``: its index among ``--workers``."""
     stop = asyncio.Event()
@@ -78,36 +178,33 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
             loop.add_signal_handler(signum, stop.set)
-    async with run_server(host, port, db, secret, reuse_port=worker is not None) as server:
+    async with run_server(
+        host, port, db, secret, reuse_port=worker is not None, **options
+    ) as server:
         # What start-up made (modules, classes, functions) lives as long as the
         # process: out of the collector's sight, full collections skip it.
         gc.freeze()
         who = "chats_store server" if worker is None else f"chats_store worker {worker}"
         print(
             f"{who} (pid {os.getpid()}) listening on {server.url} "
-            f"(subprotocol {PROTOCOL_VERSION}, database {_shown(db)}); Ctrl-C stops it",
+            f"(subprotocol {PROTOCOL_VERSION}, database {shown_db(db)}); Ctrl-C stops it",
             flush=True,
         )
         await stop.wait()
     print(f"{who} stopped", flush=True)
 
 
-def _shown(db: str) -> str:
-    """The database as a log line may show it: a URL without its password."""
-    scheme, sep, rest = db.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return db
-    return f"{scheme}://{credentials.partition(':')[0]}:***@{location}"
-
-
-def _serve_worker(index: int, host: str, port: int, db: str, secret: bytes) -> None:
-    """One process of ``--workers`` (started by the supervisor; never returns early)."""
+def _serve_worker(
+    index: int, host: str, port: int, db: str, secret: bytes, options: dict[str, Any]
+) -> None:
+    """One process of ``--workers`` (started by the supervisor)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(host, port, db, secret, worker=index))
+        asyncio.run(_serve(host, port, db, secret, options, worker=index))
 
 
-def _serve_workers(count: int, host: str, port: int, db: str, secret: bytes) -> None:
+def _serve_workers(
+    count: int, host: str, port: int, db: str, secret: bytes, options: dict[str, Any]
+) -> None:
     """Run ``count`` server processes on one port until SIGINT or SIGTERM."""
     from chats_store.server.workers import Supervisor, reserve_port
 
@@ -121,7 +218,9 @@ def _serve_workers(count: int, host: str, port: int, db: str, secret: bytes) -> 
                 flush=True,
             )
 
-        supervisor = Supervisor(count, _serve_worker, (host, bound, db, secret), on_exit=exited)
+        supervisor = Supervisor(
+            count, _serve_worker, (host, bound, db, secret, options), on_exit=exited
+        )
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda _signum, _frame: supervisor.stop())
         print(f"chats_store: {count} workers on port {bound}", flush=True)
@@ -141,7 +240,8 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="SQLite file, :memory:, or a postgresql:// URL (default: chats_store.sqlite3)",
+        help="SQLite file, :memory:, or a postgresql:// URL (PostgreSQL, shared by several "
+        "servers) (default: chats_store.sqlite3)",
     )
     parser.add_argument(
         "--workers",
@@ -150,6 +250,7 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="server processes on the port, sharing a PostgreSQL database (default: 1)",
     )
     _add_secret_option(parser)
+    _add_settings(parser)
 
     def serve(args: argparse.Namespace) -> int:
         secret = _secret(parser, args)
@@ -160,19 +261,40 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                 f"--workers {args.workers} needs a PostgreSQL database (--db "
                 "postgresql://...): an SQLite file is written by one process only"
             )
+        failures: tuple[type[Exception], ...] = (
+            OSError,
+            ValueError,
+            ModuleNotFoundError,
+            *_storage_errors(args.db),
+        )
+        try:
+            options = _server_options(args)
+        except ValueError as error:
+            parser.error(str(error))
         try:
             if args.workers > 1:
-                _serve_workers(args.workers, args.host, args.port, args.db, secret)
+                _serve_workers(args.workers, args.host, args.port, args.db, secret, options)
             else:
-                asyncio.run(_serve(args.host, args.port, args.db, secret))
+                asyncio.run(_serve(args.host, args.port, args.db, secret, options))
         except KeyboardInterrupt:
             pass
-        except OSError as error:
+        except failures as error:
             print(f"chats-store serve: {error}", file=sys.stderr)
             return 1
         return 0
 
     parser.set_defaults(command=serve)
+
+
+def _storage_errors(db: str) -> tuple[type[Exception], ...]:
+    """What opening the storage ``db`` raises when it cannot be had (told, not traced)."""
+    if not is_postgres_url(db):
+        return (sqlite3.Error,)
+    try:
+        import psycopg
+    except ModuleNotFoundError:
+        return ()  # open_storage says what to install
+    return (psycopg.Error, RuntimeError)  # unreachable, refused, or tables too new
 
 
 # restore -----------------------------------------------------------------------------
@@ -184,18 +306,24 @@ def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="put a copy of the server's database back, as a new epoch",
         description="Copy the database COPY (a backup, even one taken while the server ran) "
         "over the server's database and give its history a new epoch, so that clients that "
-        "saw a later history replace it on their next resume. Stop the server first.",
+        "saw a later history replace it on their next resume. Stop the server first. For "
+        "PostgreSQL, restore the backup with PostgreSQL's tools, then run this without COPY: "
+        "it gives the history a new epoch.",
     )
-    parser.add_argument("copy", metavar="COPY", help="the SQLite file to put back")
+    parser.add_argument("copy", metavar="COPY", nargs="?", help="the SQLite file to put back")
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="the server's SQLite file (default: chats_store.sqlite3)",
+        help="the server's SQLite file, or its postgresql:// URL (default: chats_store.sqlite3)",
     )
 
     def restore(args: argparse.Namespace) -> int:
         from chats_store.server.database import restore_database
 
+        if is_postgres_url(args.db):
+            return _new_postgres_epoch(parser, args)
+        if args.copy is None:
+            parser.error("COPY is required: the SQLite file to put back")
         if not Path(args.copy).is_file():
             print(f"chats-store restore: no such file: {args.copy}", file=sys.stderr)
             return 1
@@ -208,6 +336,26 @@ def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         return 0
 
     parser.set_defaults(command=restore)
+
+
+def _new_postgres_epoch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.copy is not None:
+        parser.error(
+            "a PostgreSQL database is restored with PostgreSQL's tools (pg_restore, psql): "
+            "restore it, then run chats-store restore --db URL without COPY"
+        )
+    failures: tuple[type[Exception], ...] = (ModuleNotFoundError, *_storage_errors(args.db))
+    try:
+        database = open_storage(args.db)
+    except failures as error:
+        print(f"chats-store restore: {error}", file=sys.stderr)
+        return 1
+    try:
+        epoch = database.start_new_epoch()
+    finally:
+        database.close()
+    print(f"the history of {shown_db(args.db)} is the new epoch {epoch}")
+    return 0
 
 
 # token -------------------------------------------------------------------------------

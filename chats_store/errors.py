@@ -119,6 +119,10 @@ class ErrorCode(StrEnum):
     TOKEN_PROVIDER_FAILED = "token_provider_failed"
     # The server's storage stayed locked by another process past its bound (issue 13).
     SERVER_BUSY = "server_busy"
+    # Server protection against hostile peers (issue 11).
+    TOO_MANY_RESTRICTIONS = "too_many_restrictions"
+    TOO_MANY_HANDSHAKES = "too_many_handshakes"
+    HEADERS_TOO_LARGE = "headers_too_large"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

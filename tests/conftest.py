@@ -3,6 +3,8 @@
 A PostgreSQL cluster for the session (``postgres_cluster``, see
 :mod:`tests.postgres`) and a fresh database of it per test (``postgres_url``);
 they skip the test, saying why, only where PostgreSQL is not installed.
+``each_db`` runs a test on each storage engine: a new SQLite file, then a new
+PostgreSQL database.
 
 The GUI tests (tests/gui) and the examples' tests (tests/docs):
 
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.gui.display import NoDisplayError, virtual_display
-from tests.postgres import PostgresCluster, PostgresUnavailable
+from tests.postgres import PostgresCluster, PostgresUnavailableError
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +32,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of the session's own (skips if PostgreSQL is not installed)."""
     try:
         cluster = PostgresCluster()
-    except PostgresUnavailable as reason:
+    except PostgresUnavailableError as reason:
         pytest.skip(str(reason))
     try:
         cluster.start()
@@ -40,8 +43,18 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 @pytest.fixture
 def postgres_url(postgres_cluster: PostgresCluster) -> str:
-    """The URL of a new, empty PostgreSQL database (``postgresql://...``)."""
-    return postgres_cluster.create_database()
+    """The URL of new, empty PostgreSQL tables (``postgresql://...``): a schema of their own."""
+    return postgres_cluster.new_database_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def each_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database of each storage engine in turn, as ``run_server``'s ``db``:
+    an SQLite file, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "chats.sqlite3")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,10 @@ that directory. PostgreSQL refuses to run as root: as root, the binaries run as 
 ``postgres`` user (``runuser``), in a directory that user owns. ``fsync`` stays on, so
 that the durability the tests see is the production one.
 
-Each test gets a database of its own (:meth:`PostgresCluster.create_database`), made
-from ``template0``: cheap, and nothing of one test leaks into the next.
+Each test gets tables of its own (:meth:`PostgresCluster.new_database_url`): a new
+schema in the cluster's database ``chats``, first on the URL's ``search_path``. A
+schema costs a few milliseconds where ``CREATE DATABASE`` copies and fsyncs a
+template (about a second here), and nothing of one test leaks into the next.
 """
 
 from __future__ import annotations
@@ -22,24 +24,28 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["PostgresCluster", "PostgresUnavailable", "postgres_binaries"]
+__all__ = ["PostgresCluster", "PostgresUnavailableError", "postgres_binaries"]
 
 _USER = "postgres"
 """The unprivileged user that runs the cluster when the tests run as root."""
+
+_DATABASE = "chats"
+"""The database the tests' schemas are made in."""
 
 _START_TIMEOUT = 30
 """Seconds ``pg_ctl`` waits for the cluster to accept connections."""
 
 
-class PostgresUnavailable(Exception):
+class PostgresUnavailableError(Exception):
     """PostgreSQL cannot be had on this machine (the reason says what to install)."""
 
 
 def postgres_binaries() -> str:
     """The directory of ``initdb`` and ``pg_ctl``, the newest version installed.
 
-    Raises :class:`PostgresUnavailable` when there is none.
+    Raises :class:`PostgresUnavailableError` when there is none.
     """
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
@@ -48,7 +54,9 @@ def postgres_binaries() -> str:
     if not found:
         on_path = shutil.which("initdb")
         if on_path is None:
-            raise PostgresUnavailable("PostgreSQL is not installed: apt-get install postgresql")
+            raise PostgresUnavailableError(
+                "PostgreSQL is not installed: apt-get install postgresql"
+            )
         return os.path.dirname(on_path)
     return os.path.dirname(found[-1])
 
@@ -69,7 +77,7 @@ class PostgresCluster:
             try:
                 pwd.getpwnam(_USER)
             except KeyError:
-                raise PostgresUnavailable(
+                raise PostgresUnavailableError(
                     f"the tests run as root and there is no {_USER!r} user to run "
                     "PostgreSQL as: apt-get install postgresql"
                 ) from None
@@ -85,7 +93,7 @@ class PostgresCluster:
             argv = ("runuser", "-u", _USER, "--", *argv)
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise PostgresUnavailable(
+            raise PostgresUnavailableError(
                 f"{command[0]} failed ({result.returncode}): {result.stderr.strip()}"
             )
 
@@ -104,6 +112,7 @@ class PostgresCluster:
             "--encoding",
             "UTF8",
             "--no-instructions",
+            "--no-sync",  # the cluster is thrown away; the server runs with fsync on
         )
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 "
@@ -124,19 +133,27 @@ class PostgresCluster:
             "start",
         )
         self._started = True
+        self.sql(f"CREATE DATABASE {_DATABASE}", database="postgres")
 
-    def url(self, database: str = "postgres") -> str:
-        """The ``postgresql://`` URL of one of the cluster's databases."""
-        return f"postgresql://{_USER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = _DATABASE, schema: str | None = None) -> str:
+        """The ``postgresql://`` URL of one of the cluster's databases (and ``schema``
+        first on its search path)."""
+        url = f"postgresql://{_USER}@127.0.0.1:{self.port}/{database}"
+        return url if schema is None else f"{url}?options=-csearch_path%3D{schema}"
 
-    def create_database(self) -> str:
-        """A new, empty database; its URL."""
+    def sql(self, query: str, database: str = _DATABASE) -> list[tuple[Any, ...]]:
+        """Run ``query`` alone (autocommit) in ``database``; the rows it returned."""
         import psycopg
 
-        name = f"test_{next(self._names)}"
-        with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        return self.url(name)
+        with psycopg.connect(self.url(database), autocommit=True) as connection:
+            cursor = connection.execute(query.encode())
+            return cursor.fetchall() if cursor.description else []
+
+    def new_database_url(self) -> str:
+        """The URL of new, empty tables: a schema of their own (see the module)."""
+        schema = f"test_{next(self._names)}"
+        self.sql(f"CREATE SCHEMA {schema}")
+        return self.url(schema=schema)
 
     def stop(self) -> None:
         try:

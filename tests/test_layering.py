@@ -91,6 +91,7 @@ STDLIB_WITHOUT_IO: Mapping[str, str] = {
     "sys": "sys.intern only (ONLY_NAMES): the codec shares repeated id strings",
     "types": "MappingProxyType, NoneType, UnionType",
     "typing": "annotations",
+    "unicodedata": "character categories (the content rule's blank characters)",
 }
 """The standard library a pure module may import, and what for.
 
@@ -124,6 +125,7 @@ REFUSED_STDLIB = ("time", "uuid", "os", "random", "logging", "pathlib", "importl
 # Modules that must exist and be pure: guards against the walker silently finding
 # nothing (a renamed package, a wrong ROOT) or a pure module listed as runtime.
 KNOWN_PURE = (
+    "chats_store.content",
     "chats_store.core",
     "chats_store.core.reducer",
     "chats_store.chats",

@@ -20,6 +20,7 @@ from typing import Any
 from chats_store.chats.actions import Failure
 from chats_store.chats.lifecycle import connection_refusal, refusal
 from chats_store.chats.model import ChatsState, ChatState, Message
+from chats_store.content import MAX_CONTENT_LENGTH, content_failure
 from chats_store.errors import ActionCallError, ErrorCode, TokenError
 from chats_store.tokens import CHAT_AUDIENCE, read_unverified_claims
 
@@ -37,8 +38,6 @@ __all__ = [
     "check_send_message",
     "check_update_message",
 ]
-
-MAX_CONTENT_LENGTH = 256
 
 MAX_HISTORY_PAGE = 200
 
@@ -68,20 +67,11 @@ def _allowed_message(state: ChatsState, action: str, chat_id: str, message_id: s
 
 
 def check_content(content: object, action: str) -> str:
-    """Content must be a non-blank string of at most 256 characters."""
+    """Content must be a string that :func:`chats_store.content.content_failure` accepts:
+    not blank, at most ``MAX_CONTENT_LENGTH`` characters (the server's rule too)."""
     if not isinstance(content, str):
         raise TypeError(f"{action}: content must be a str, not {type(content).__name__}")
-    if not content.strip():
-        raise ActionCallError(
-            action, ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
-        )
-    if len(content) > MAX_CONTENT_LENGTH:
-        raise ActionCallError(
-            action,
-            ErrorCode.CONTENT_TOO_LONG,
-            f"the message content is {len(content)} characters long; the maximum is "
-            f"{MAX_CONTENT_LENGTH} - shorten it or split it into several messages",
-        )
+    _raise(action, content_failure(content))
     return content
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from chats_store.chats.actions import Resumption, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
+from chats_store.chats.model import Message
 from chats_store.errors import ProtocolError
 from chats_store.protocol.frames import (
     MAX_FRAME_SIZE,
@@ -29,13 +30,20 @@ from chats_store.protocol.frames import (
 from chats_store.protocol.mapping import event_from_wire, event_to_wire, reply_codec_of
 
 __all__ = [
+    "MESSAGE_OVERHEAD",
     "decode_event",
     "decode_request",
     "encode_error",
     "encode_event",
     "encode_reply",
+    "message_size_bound",
     "peek_request_id",
 ]
+
+MESSAGE_OVERHEAD = 200
+"""Bytes a message's JSON object takes besides its strings, at most: the keys, the
+quotes, the punctuation, ``seq`` (up to 19 digits) and two timestamps (the longest
+``repr`` of a float is 24 characters)."""
 
 
 def decode_request(data: str | bytes) -> tuple[int, ChatRequest]:
@@ -117,3 +125,18 @@ def peek_request_id(data: str | bytes) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID:
         return value
     return None
+
+
+def message_size_bound(message: Message) -> int:
+    """At most the bytes ``message`` takes in a frame, computed without encoding it.
+
+    Frames are ASCII (:func:`~chats_store.protocol.frames.dumps` escapes every other
+    character): a character of a string takes at most 12 bytes (one outside the
+    Basic Multilingual Plane is two ``\\uXXXX`` escapes), and the rest of the object
+    at most :data:`MESSAGE_OVERHEAD`. A server adds the bounds of the messages of a
+    page to keep the page under its frame budget.
+    """
+    characters = (
+        len(message.id) + len(message.chat_id) + len(message.author_id) + len(message.content)
+    )
+    return 12 * characters + MESSAGE_OVERHEAD

@@ -5,7 +5,9 @@
 membership credentials it issues on join); a refused token raises
 :class:`RefusedError` (``TokenRefusedError`` is its former name). The wire protocol
 is in the project's protocol documentation; the rules are in
-:mod:`chats_store.server.service`, the storage interface in :mod:`chats_store.server.storage`.
+:mod:`chats_store.server.service`, the storage interface in
+:mod:`chats_store.server.storage`; the bounds a hostile peer meets are
+:class:`ServerLimits` (see the security documentation).
 This package never imports reactivex or the client's facade.
 """
 
@@ -15,6 +17,7 @@ from chats_store.server.app import (
     MAX_QUEUED_FRAMES,
     SECRET_ENV,
     ChatServer,
+    ServerLimits,
     run_server,
 )
 from chats_store.server.refusal import RefusedError
@@ -42,6 +45,7 @@ __all__ = [
     "ChatGrant",
     "ChatServer",
     "RefusedError",
+    "ServerLimits",
     "TokenRefusedError",
     "check_secret",
     "mint_chat_token",

@@ -15,22 +15,24 @@ then each push once (the same text queued for every recipient).
 
 The handshake needs the subprotocol ``chats_store.v1`` (HTTP 400 otherwise) and a
 session token in the ``Authorization: Bearer <token>`` header (HTTP 401 with a
-plain-text reason otherwise). Each connection then gets its own outbox: frames
-are queued without waiting and written in order by one writer task, so a slow
-client delays nobody else (past ``MAX_QUEUED_FRAMES`` unsent frames it is
-closed with 1008).
+plain-text reason otherwise). Each connection then gets its own outbox
+(:mod:`chats_store.server.outbox`): frames are queued without waiting and written
+in order by one writer task, so a slow client delays nobody else, and what it
+leaves unread is bounded in frames, bytes and age.
 
 Protection against abusive clients, each configurable in :func:`run_server`:
 
-* a handshake must complete within ``handshake_timeout`` seconds (5), or the TCP
-  connection is dropped;
-* a user may hold ``max_connections_per_user`` connections at once (10); the next
-  handshake is answered HTTP 429 (``too_many_connections: ...``);
-* each connection may send ``rate_limit`` requests per second (20) with bursts of
-  ``rate_burst`` (200): beyond that a request gets an ``error`` reply
+* who may connect, how many at once and how fast, with what headers: the gate
+  (:mod:`chats_store.server.gate`), with the settings of :class:`ServerLimits`,
+  ``handshake_timeout`` (5 s to complete the handshake) and
+  ``max_connections_per_user`` (10);
+* each user may send ``rate_limit`` requests per second (20), over all its
+  connections, with bursts of ``rate_burst`` (200); a large reply costs more
+  (:mod:`chats_store.server.limits`): beyond that a request gets an ``error`` reply
   ``rate_limited`` without being processed, and a connection that keeps flooding
-  (see :mod:`chats_store.server.limits`) is closed with 1008;
-* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009);
+  is closed with 1008;
+* a frame may be at most ``MAX_FRAME_SIZE`` bytes (closed with 1009); every frame
+  the server sends is at most ``MAX_SERVER_FRAME_SIZE``;
 * while the server is overloaded (its core's worker is behind:
   :mod:`chats_store.server.overload`), a handshake is answered HTTP 503 with a
   ``Retry-After`` spread at random, so that a herd of reconnections comes back
@@ -43,11 +45,8 @@ import asyncio
 import logging
 import os
 import time
-import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from http import HTTPStatus
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
@@ -65,11 +64,22 @@ from chats_store.server.database import ChatDatabase
 from chats_store.server.dispatch import Dispatcher
 from chats_store.server.engine import open_storage
 from chats_store.server.fanout import Fanout, Listener
-from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
+from chats_store.server.gate import Gate, GuardedConnection
+from chats_store.server.limits import (
+    DEFAULT_BURST,
+    DEFAULT_RATE,
+    MAX_QUEUED_FRAMES,
+    Buckets,
+    RateLimiter,
+    ServerLimits,
+    Verdict,
+)
+from chats_store.server.outbox import Outboxes
 from chats_store.server.overload import Overload, overloaded
-from chats_store.server.refusal import RefusedError
 from chats_store.server.rows import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS
 from chats_store.server.service import (
+    MAX_RESTRICTIONS_PER_CHAT,
+    MAX_RESUME_BYTES,
     MAX_RESUME_EVENTS,
     MEMBERS_AMOUNT_INTERVAL,
     ChatService,
@@ -82,7 +92,6 @@ from chats_store.server.tokens import (
     mint_chat_token,
     mint_membership_token,
     mint_session_token,
-    verify_session_token,
 )
 from chats_store.server.worker import CoreWorker
 
@@ -92,14 +101,13 @@ __all__ = [
     "MAX_QUEUED_FRAMES",
     "SECRET_ENV",
     "ChatServer",
+    "ServerLimits",
     "run_server",
 ]
 
 logger = logging.getLogger("chats_store.server")
 
 SECRET_ENV = "CHATS_STORE_SECRET"
-MAX_QUEUED_FRAMES = 1000
-"""Unsent frames a connection may have queued before it is closed as too slow."""
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds a connection has to complete the WebSocket handshake (default)."""
 MAX_CONNECTIONS_PER_USER = 10
@@ -160,128 +168,35 @@ class ChatServer:
         return f"<ChatServer {self.url}>"
 
 
-class _Outbox:
-    """One connection's queue of frames, written in order by :meth:`run`."""
-
-    def __init__(self, connection: ServerConnection) -> None:
-        self._connection = connection
-        self._frames: deque[str] = deque()
-        self._ready = asyncio.Event()
-        self._overflowed = False
-
-    def send(self, text: str) -> None:
-        if self._overflowed:
-            return
-        if len(self._frames) >= MAX_QUEUED_FRAMES:
-            self._overflowed = True
-            self._frames.clear()
-        else:
-            self._frames.append(text)
-        self._ready.set()
-
-    async def run(self) -> None:
-        try:
-            while True:
-                await self._ready.wait()
-                self._ready.clear()
-                if self._overflowed:
-                    await self._connection.close(1008, "too many unread frames: read faster")
-                    return
-                while self._frames:
-                    await self._connection.send(self._frames.popleft())
-        except ConnectionClosed:
-            return
-
-
-class _Outboxes:
-    """The outbox of each open connection's session: where the core's pushes go."""
-
-    def __init__(self) -> None:
-        self._by_session: dict[Session, _Outbox] = {}
-
-    def open(self, session: Session, outbox: _Outbox) -> None:
-        self._by_session[session] = outbox
-
-    def close(self, session: Session) -> None:
-        self._by_session.pop(session, None)
-
-    def send(self, session: Session, text: str) -> None:
-        outbox = self._by_session.get(session)
-        if outbox is not None:
-            outbox.send(text)
-
-
-def _unauthorized(connection: ServerConnection, reason: str) -> Response:
-    response = connection.respond(HTTPStatus.UNAUTHORIZED, reason + "\n")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="chats_store"'
-    return response
-
-
 class _Gateway:
-    """The ``websockets`` callbacks: handshake checks and the per-connection loop."""
+    """The ``websockets`` callbacks: the handshake (through the gate) and each
+    connection's loop: requests in, through the user's rate limit, to the core."""
 
     def __init__(
         self,
         dispatcher: Dispatcher,
         overload: Overload,
-        outboxes: _Outboxes,
-        secret: bytes,
-        clock: Callable[[], float],
+        outboxes: Outboxes,
+        gate: Gate,
         *,
         rate_limit: float | None,
         rate_burst: int,
-        max_connections_per_user: int | None,
     ) -> None:
         self._dispatcher = dispatcher
         self._overload = overload
         self._outboxes = outboxes
-        self._secret = secret
-        self._clock = clock
-        self._rate_limit = rate_limit
-        self._rate_burst = rate_burst
-        self._max_connections = max_connections_per_user
-        self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
-        self._open: dict[str, int] = {}
-        """Open connections (past the handshake) per user."""
-
-    def _at_capacity(self, user_id: str) -> bool:
-        cap = self._max_connections
-        return cap is not None and self._open.get(user_id, 0) >= cap
-
-    def _limiter(self) -> RateLimiter | None:
-        if self._rate_limit is None:
-            return None
-        return RateLimiter(self._rate_limit, self._rate_burst, time.monotonic())
+        self._gate = gate
+        self._requests = None if rate_limit is None else Buckets(rate_limit, rate_burst)
+        """Each user's request bucket, shared by its connections."""
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        # Overloaded: refuse first, before any token is verified (issue 13: herds).
+        # Overloaded: refuse first, before any token is verified (a herd of
+        # reconnections comes back spread out).
         retry_after = self._overload.retry_after()
         if retry_after is not None:
-            return overloaded(connection, retry_after)
-        header = request.headers.get("Authorization")
-        if header is None:
-            return _unauthorized(
-                connection,
-                "missing session token: send the header 'Authorization: Bearer <session token>'",
-            )
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized(
-                connection, "the Authorization header must be 'Bearer <session token>'"
-            )
-        try:
-            user_id = verify_session_token(self._secret, token.strip(), self._clock)
-        except RefusedError as error:
-            return _unauthorized(connection, f"{error.code}: {error.message}")
-        if self._at_capacity(user_id):
-            return connection.respond(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                f"{ErrorCode.TOO_MANY_CONNECTIONS}: user {user_id!r} already has "
-                f"{self._max_connections} open connections, the most allowed - close one "
-                "and try again\n",
-            )
-        self._users[connection] = user_id
-        return None
+            return overloaded(retry_after)
+        assert isinstance(connection, GuardedConnection)
+        return self._gate.admit(connection, connection.address, request)
 
     @staticmethod
     def select_subprotocol(
@@ -295,25 +210,27 @@ class _Gateway:
         )
 
     async def handle(self, connection: ServerConnection) -> None:
-        user_id = self._users.pop(connection, None)
+        assert isinstance(connection, GuardedConnection)
+        user_id = self._gate.user_of(connection)
         if user_id is None:  # process_request always sets it; be safe anyway
             await connection.close(1008, "not authenticated")
             return
-        if self._at_capacity(user_id):  # handshakes that raced past process_request
-            await connection.close(1008, f"{ErrorCode.TOO_MANY_CONNECTIONS}: close one first")
+        address = connection.address
+        refused = self._gate.open(user_id, address)
+        if refused is not None:  # handshakes that raced past process_request
+            await connection.close(1008, refused.encode()[:120].decode("utf-8", "ignore"))
             return
-        self._open[user_id] = self._open.get(user_id, 0) + 1
-        outbox = _Outbox(connection)
         session = Session(user_id)
-        self._outboxes.open(session, outbox)
-        self._dispatcher.connect(session)
+        outbox = self._outboxes.open(session, connection)
+        limiter = self._limiter(user_id)
+        self._dispatcher.connect(session, limiter)
         writer = asyncio.create_task(outbox.run())
-        limiter = self._limiter()
         try:
             async for data in connection:
                 verdict = Verdict.ACCEPT if limiter is None else limiter.admit(time.monotonic())
                 if verdict is Verdict.ACCEPT:
                     close = await self._dispatcher.receive(session, data)
+                    await asyncio.sleep(0)  # the other connections' turn: one request each
                 elif verdict is Verdict.REFUSE:
                     assert limiter is not None
                     self._dispatcher.reply(session, _rate_limited(peek_request_id(data), limiter))
@@ -329,15 +246,21 @@ class _Gateway:
         except ConnectionClosed:
             pass
         finally:
-            remaining = self._open[user_id] - 1
-            if remaining:
-                self._open[user_id] = remaining
-            else:
-                del self._open[user_id]
+            self._gate.closed(user_id, address)
+            if self._requests is not None:
+                self._requests.release(user_id)
             self._dispatcher.disconnect(session)
             self._outboxes.close(session)
             writer.cancel()
             await asyncio.wait([writer])
+
+    def _limiter(self, user_id: str) -> RateLimiter | None:
+        """This connection's limiter over ``user_id``'s shared bucket (held until released)."""
+        if self._requests is None:
+            return None
+        now = time.monotonic()
+        bucket = self._requests.hold(user_id, now)
+        return RateLimiter(bucket.rate, bucket.burst, now, bucket=bucket)
 
 
 async def _close(connection: ServerConnection, code: int, reason: str) -> None:
@@ -387,6 +310,7 @@ async def run_server(
     ping_interval: float | None = 20.0,
     membership_ttl: float = MEMBERSHIP_TTL,
     max_resume_events: int = MAX_RESUME_EVENTS,
+    max_resume_bytes: int = MAX_RESUME_BYTES,
     keep_events: int = DEFAULT_KEEP_EVENTS,
     rate_limit: float | None = DEFAULT_RATE,
     rate_burst: int = DEFAULT_BURST,
@@ -395,6 +319,8 @@ async def run_server(
     durable: bool = True,
     busy_timeout: float = BUSY_TIMEOUT,
     members_amount_interval: float = MEMBERS_AMOUNT_INTERVAL,
+    max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
+    limits: ServerLimits = ServerLimits(),  # noqa: B008 (frozen: one value for every call)
     reuse_port: bool = False,
 ) -> AsyncIterator[ChatServer]:
     """Run the reference chat server until the block exits.
@@ -411,13 +337,16 @@ async def run_server(
     Resumable memberships: ``membership_ttl`` is how long the membership
     credential of a join or resume reply is valid (seconds, 7 days);
     ``max_resume_events`` the most events a resume reply carries before it sends a
-    snapshot instead (1,000); ``keep_events`` how many events the log keeps per
-    chat, at least (10,000).
+    snapshot instead (1,000), ``max_resume_bytes`` the most bytes of them (2 MiB);
+    ``keep_events`` how many events the log keeps per chat, at least (10,000);
+    ``max_restrictions_per_chat`` how many mutes and blocks a chat may hold (10,000).
 
-    Protection: ``rate_limit`` requests per second per connection (20; None: no
-    limit) in bursts of ``rate_burst`` (200); ``handshake_timeout`` seconds to
-    complete the WebSocket handshake (5; None: no limit);
-    ``max_connections_per_user`` (10; None: no limit).
+    Protection: ``rate_limit`` requests per second per user, over all its
+    connections (20; None: no limit) in bursts of ``rate_burst`` (200);
+    ``handshake_timeout`` seconds to complete the WebSocket handshake (5; None: no
+    limit); ``max_connections_per_user`` (10; None: no limit); ``limits``, every
+    other bound (connections per address and in all, handshakes, headers, pings,
+    unsent frames), :class:`ServerLimits`.
 
     Storage: with ``durable`` (the default) a request is acknowledged, and its
     events pushed, only once it is on stable storage (SQLite ``synchronous=FULL``;
@@ -445,7 +374,7 @@ async def run_server(
             f"max_connections_per_user must be 1 or more, not {max_connections_per_user!r}"
         )
     database = open_storage(db, keep_events=keep_events, durable=durable, busy_timeout=busy_timeout)
-    outboxes = _Outboxes()
+    outboxes = Outboxes(limits)
     worker = CoreWorker(asyncio.get_running_loop().call_soon_threadsafe)
 
     fanout: Fanout | None = None
@@ -467,6 +396,8 @@ async def run_server(
             membership_ttl=membership_ttl,
             max_resume_events=max_resume_events,
             members_amount_interval=members_amount_interval,
+            max_resume_bytes=max_resume_bytes,
+            max_restrictions_per_chat=max_restrictions_per_chat,
         )
     except BaseException:
         database.close()
@@ -482,16 +413,11 @@ async def run_server(
         assert isinstance(db, str)
         listener = Listener(db, worker.call, fanout)
         listener.start()
+    watchdog = asyncio.create_task(outboxes.watch())
     try:
+        gate = Gate(limits, key, clock, max_connections_per_user=max_connections_per_user)
         gateway = _Gateway(
-            dispatcher,
-            overload,
-            outboxes,
-            key,
-            clock,
-            rate_limit=rate_limit,
-            rate_burst=rate_burst,
-            max_connections_per_user=max_connections_per_user,
+            dispatcher, overload, outboxes, gate, rate_limit=rate_limit, rate_burst=rate_burst
         )
         async with serve(
             gateway.handle,
@@ -504,12 +430,14 @@ async def run_server(
             open_timeout=handshake_timeout,
             ping_interval=ping_interval,
             server_header="chats_store",
+            create_connection=GuardedConnection.for_gate(gate),
             reuse_port=reuse_port,
         ) as ws_server:
             bound = ws_server.sockets[0].getsockname()
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
             yield ChatServer(host, int(bound[1]), key, clock)
     finally:
+        watchdog.cancel()
         if listener is not None:
             listener.stop()
             await asyncio.to_thread(listener.join)

@@ -38,8 +38,13 @@ events (10,000 by default); every ``keep_events // 10`` events (at most 1,000) i
 drops the older ones and raises the chat's ``log_floor`` (every event with
 ``seq > log_floor`` is in the log). A resume from before ``log_floor`` gets a full
 snapshot instead. Deleting a message also erases its ``message_posted`` and
-``message_edited`` events from the log (its content must not outlive it;
-``secure_delete`` zeroes it on disk); its ``message_removed`` event stays.
+``message_edited`` events from the log (its content must not outlive it); its
+``message_removed`` event stays. Editing a message replaces its ``message_posted``
+event by one carrying the edited message and drops its earlier ``message_edited``
+events: the log never serves superseded content. On disk, ``secure_delete``
+overwrites what a delete or an edit freed with zeros, and each transaction that
+edited or deleted a message ends with a checkpoint that writes the write-ahead log
+back and truncates it (:meth:`ChatDatabase.checkpoint`).
 
 One connection, used by one thread at a time: each request of the core is one
 transaction, and nothing interleaves. Within one process, ``next_seq``'s upsert is
@@ -55,11 +60,14 @@ import sqlite3
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 
+from chats_store.chats.actions import MessagePosted
 from chats_store.chats.model import Message, Restriction, RestrictionKind
+from chats_store.protocol import encode_event
 from chats_store.server.rows import (
     BUSY_TIMEOUT,
     DEFAULT_KEEP_EVENTS,
     LogTrim,
+    bounded_frames,
     check_busy_timeout,
     event_row,
     membership_columns,
@@ -107,6 +115,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     permissions TEXT NOT NULL,
     metadata    TEXT NOT NULL,
     joined_at   REAL NOT NULL,
+    joined_seq  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (chat_id, user_id)
 );
 CREATE TABLE IF NOT EXISTS restrictions (
@@ -117,6 +126,7 @@ CREATE TABLE IF NOT EXISTS restrictions (
     reason  TEXT,
     PRIMARY KEY (chat_id, user_id, kind)
 );
+CREATE INDEX IF NOT EXISTS restrictions_by_until ON restrictions (until) WHERE until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     chat_id    TEXT NOT NULL,
     seq        INTEGER NOT NULL,
@@ -174,6 +184,8 @@ class ChatDatabase:
     ) -> None:
         self._trim = LogTrim(keep_events)
         check_busy_timeout(busy_timeout)
+        self._superseded = False
+        """Whether the current transaction edited or deleted content (see transaction)."""
         self._path = os.fspath(path)
         self._conn = sqlite3.connect(
             self._path,
@@ -198,13 +210,28 @@ class ChatDatabase:
         self._seqs = self._committed_seqs()
         self._epoch = self._open_history()
 
+    def _columns(self, table: str) -> set[str]:
+        return {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+
     def _migrate(self) -> None:
-        """Add the event log to a database of an earlier version: its chats start
-        with an empty log (``log_floor`` = ``last_seq``), so a resume gets a snapshot."""
-        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(chats)")}
-        if "log_floor" not in columns:
+        """Bring a database of an earlier version up to date.
+
+        Without an event log, its chats start with an empty one (``log_floor`` =
+        ``last_seq``), so a resume gets a snapshot. Without the seq each membership
+        began at, every membership counts as begun at its chat's ``last_seq``: a
+        resume from before then gets a snapshot, never older events.
+        """
+        if "log_floor" not in self._columns("chats"):
             self._conn.execute("ALTER TABLE chats ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0")
             self._conn.execute("UPDATE chats SET log_floor = last_seq")
+        if "joined_seq" not in self._columns("memberships"):
+            self._conn.execute(
+                "ALTER TABLE memberships ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0"
+            )
+            self._conn.execute(
+                "UPDATE memberships SET joined_seq = COALESCE((SELECT last_seq FROM chats "
+                "WHERE chats.chat_id = memberships.chat_id), 0)"
+            )
 
     def _committed_seqs(self) -> int:
         row = self._conn.execute("SELECT COALESCE(SUM(last_seq), 0) AS seqs FROM chats").fetchone()
@@ -279,7 +306,10 @@ class ChatDatabase:
         The outermost is ``BEGIN IMMEDIATE`` ... ``COMMIT`` (durable when it returns,
         with ``durable``); a nested one is a savepoint, kept or dropped alone.
         Raises :class:`~chats_store.server.storage.StorageBusyError` if another
-        process held the write lock for longer than ``busy_timeout``.
+        process held the write lock for longer than ``busy_timeout``. After an
+        outermost transaction that edited or deleted a message has committed, the
+        write-ahead log is written back into the database file and truncated
+        (:meth:`checkpoint`), so that no earlier version of the content stays in it.
         """
         depth = len(self._taken)
         if depth:
@@ -318,6 +348,21 @@ class ChatDatabase:
             raise
         self._seqs += self._taken.pop()
         self._write_history()
+        if self._superseded:
+            self._superseded = False
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write the write-ahead log back into the database file and truncate it to zero
+        bytes (``PRAGMA wal_checkpoint(TRUNCATE)``; nothing for ``":memory:"``).
+
+        With ``secure_delete``, the content of a deleted or edited message is then
+        nowhere in the files: the pages that held it were overwritten with zeros or the
+        new content, and the log that held older copies of them is empty. A reader of
+        another connection holding an older snapshot keeps the log from being truncated
+        until it ends (the next edit or delete checkpoints again).
+        """
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # Chats --------------------------------------------------------------------
 
@@ -385,8 +430,23 @@ class ChatDatabase:
 
     def erase_message_events(self, chat_id: str, message_id: str) -> None:
         """Drop the logged events that carry a message's content (it was deleted)."""
+        self._superseded = True
         self._conn.execute(
             "DELETE FROM events WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        )
+
+    def supersede_message_events(self, posted: MessagePosted) -> None:
+        """Replace the logged ``message_posted`` event of an edited message by ``posted``
+        and drop its ``message_edited`` events (the core logs the new one next)."""
+        self._superseded = True
+        chat_id, message_id = posted.chat_id, posted.message.id
+        self._conn.execute(
+            "DELETE FROM events WHERE chat_id = ? AND message_id = ? AND seq != ?",
+            (chat_id, message_id, posted.seq),
+        )
+        self._conn.execute(
+            "UPDATE events SET frame = ? WHERE chat_id = ? AND seq = ? AND message_id = ?",
+            (encode_event(posted), chat_id, posted.seq, message_id),
         )
 
     def log_floor(self, chat_id: str) -> int:
@@ -396,12 +456,14 @@ class ChatDatabase:
         return int(row["log_floor"]) if row else 0
 
     def missed_frames(
-        self, chat_id: str, user_id: str, since_seq: int, limit: int
+        self, chat_id: str, user_id: str, since_seq: int, limit: int, max_bytes: int | None = None
     ) -> tuple[str, ...] | None:
         """The frames of the events ``user_id`` may read with ``seq > since_seq``.
 
-        At most ``limit`` of them, oldest first; None if the log was trimmed past
-        ``since_seq`` or holds more than ``limit`` of them.
+        At most ``limit`` of them, oldest first, of at most ``max_bytes`` characters
+        in all (frames are ASCII: characters are bytes; None: no limit); None if the
+        log was trimmed past ``since_seq`` or holds more than that. Rows are read one
+        at a time: past a limit, no more are read.
         """
         if since_seq < self.log_floor(chat_id):
             return None
@@ -414,10 +476,10 @@ class ChatDatabase:
             "SELECT frame FROM events WHERE chat_id = ? AND seq > ? "
             "AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?",
             (chat_id, since_seq, user_id, limit + 1),
-        ).fetchall()
-        if len(rows) > limit:
-            return None
-        return tuple(frame for (frame,) in rows)
+        )
+        frames = bounded_frames(rows, limit, max_bytes)
+        rows.close()
+        return frames
 
     # Memberships --------------------------------------------------------------
 
@@ -427,18 +489,21 @@ class ChatDatabase:
         ).fetchone()
         if row is None:
             return None
-        return membership_from_columns(chat_id, user_id, row["permissions"], row["metadata"])
+        return membership_from_columns(
+            chat_id, user_id, row["permissions"], row["metadata"], row["joined_seq"]
+        )
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
         self._conn.execute(
-            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
-            "permissions = excluded.permissions, metadata = excluded.metadata",
+            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at, "
+            "joined_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE "
+            "SET permissions = excluded.permissions, metadata = excluded.metadata",
             (
                 membership.chat_id,
                 membership.user_id,
                 *membership_columns(membership),
                 joined_at,
+                membership.joined_seq,
             ),
         )
 
@@ -478,12 +543,14 @@ class ChatDatabase:
         )
 
     def edit_message(self, chat_id: str, message_id: str, content: str, edited_at: float) -> None:
+        self._superseded = True
         self._conn.execute(
             "UPDATE messages SET content = ?, edited_at = ? WHERE chat_id = ? AND message_id = ?",
             (content, edited_at, chat_id, message_id),
         )
 
     def delete_message(self, chat_id: str, message_id: str) -> None:
+        self._superseded = True
         self._conn.execute(
             "UPDATE messages SET deleted = 1, content = '' WHERE chat_id = ? AND message_id = ?",
             (chat_id, message_id),
@@ -526,10 +593,25 @@ class ChatDatabase:
         )
         return cursor.rowcount > 0
 
-    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
-        """Every restriction with an expiry time (to arm the expiry timers at start)."""
+    def restrictions_amount(self, chat_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT COUNT(*) AS amount FROM restrictions WHERE chat_id = ?", (chat_id,)
+        ).fetchone()
+        return int(row["amount"])
+
+    def next_expiry(self) -> float | None:
+        """The earliest expiry time of a stored restriction, of any chat (None: none)."""
+        row = self._conn.execute(
+            "SELECT MIN(until) AS until FROM restrictions WHERE until IS NOT NULL"
+        ).fetchone()
+        return None if row["until"] is None else float(row["until"])
+
+    def expired_restrictions(self, now: float, limit: int) -> tuple[TimedRestriction, ...]:
+        """At most ``limit`` restrictions expired by ``now`` (``until <= now``), earliest first."""
         rows = self._conn.execute(
-            "SELECT chat_id, user_id, kind, until FROM restrictions WHERE until IS NOT NULL"
+            "SELECT chat_id, user_id, kind, until FROM restrictions "
+            "WHERE until IS NOT NULL AND until <= ? ORDER BY until LIMIT ?",
+            (now, limit),
         ).fetchall()
         return tuple(
             TimedRestriction(r["chat_id"], r["user_id"], restriction_kind(r["kind"]), r["until"])

@@ -17,6 +17,10 @@ request caused, and the pushes of an answer before those of the next one.
 
 * a connection has at most ``max_pending`` requests in the worker; its next frame
   waits (its socket is not read meanwhile, so TCP pushes back);
+* a request whose reply may be large (a join, a resume, a history page) is answered,
+  and its reply's size charged to the user's rate limit, before the connection's
+  next frame is read: a client cannot have hundreds of big replies made for it
+  before their cost stops it;
 * at most ``max_resumes`` resume requests are in the worker at once (their
   catch-ups are the big replies); the next resume waits, and so do the frames after
   it on its connection, so the other connections' requests are not queued behind
@@ -38,14 +42,23 @@ from collections.abc import Callable
 import attrs
 
 from chats_store.chats.actions import Failure
-from chats_store.chats.commands import ChatRequest, ResumeRequest
+from chats_store.chats.commands import ChatRequest, HistoryRequest, JoinRequest, ResumeRequest
 from chats_store.errors import ErrorCode, ProtocolError
-from chats_store.protocol import decode_request, encode_error, encode_event, encode_reply
+from chats_store.protocol import (
+    MAX_SERVER_FRAME_SIZE,
+    decode_request,
+    encode_error,
+    encode_event,
+    encode_reply,
+)
+from chats_store.server.limits import RateLimiter, reply_cost
+from chats_store.server.outbox import fits_in_a_frame
 from chats_store.server.service import Answer, ChatService, Push, Session
 from chats_store.server.worker import CoreWorker
 
 __all__ = [
     "FRAME_COST",
+    "LARGE_REPLIES",
     "MAX_PENDING_PER_CONNECTION",
     "MAX_RESUMES_IN_FLIGHT",
     "SLICE_BYTES",
@@ -66,15 +79,21 @@ SLICE_BYTES = 128 * 1024
 queued counts :data:`FRAME_COST` bytes more: the writers' work per frame sent)."""
 FRAME_COST = 1024
 
+LARGE_REPLIES = (JoinRequest, ResumeRequest, HistoryRequest)
+"""Requests whose reply may be large: see the module's docstring."""
+
 Send = Callable[[Session, str], None]
 """Queue a frame's text in the outbox of a session's connection (nothing if it is gone)."""
 
 
 @attrs.define
 class _Reply:
-    """A reply owed to a connection, in request order; ``text`` None until it is known."""
+    """A reply owed to a connection, in request order; ``text`` None until it is known.
+
+    ``charged``: set once the reply's cost is charged (for :data:`LARGE_REPLIES`)."""
 
     text: str | None = None
+    charged: asyncio.Event | None = None
 
 
 @attrs.define
@@ -87,11 +106,13 @@ class _Answered:
 
 
 class _Connection:
-    """What the dispatcher keeps for one session: its replies owed, in order."""
+    """What the dispatcher keeps for one session: its replies owed, in order, and the
+    rate limiter its replies are charged to."""
 
-    __slots__ = ("in_worker", "owed", "room", "settled")
+    __slots__ = ("in_worker", "limiter", "owed", "room", "settled")
 
-    def __init__(self) -> None:
+    def __init__(self, limiter: RateLimiter | None) -> None:
+        self.limiter = limiter
         self.owed: deque[_Reply] = deque()
         self.in_worker = 0
         self.room = asyncio.Event()
@@ -128,9 +149,10 @@ class Dispatcher:
 
     # Connections ------------------------------------------------------------------
 
-    def connect(self, session: Session) -> None:
-        """A connection opened for ``session``: its requests may come."""
-        self._connections[session] = _Connection()
+    def connect(self, session: Session, limiter: RateLimiter | None = None) -> None:
+        """A connection opened for ``session``: its requests may come. Each reply costs
+        ``limiter`` in proportion to its size (:func:`~chats_store.server.limits.reply_cost`)."""
+        self._connections[session] = _Connection(limiter)
 
     def disconnect(self, session: Session) -> None:
         """Forget the session's connection; the core stops pushing to it (after the
@@ -145,7 +167,7 @@ class Dispatcher:
         connection must be closed (binary 1003, not JSON 1007, too large 1009);
         every other frame gets exactly one reply, in order. Waits while the
         connection has too many requests in the worker, or while too many resumes
-        are.
+        are, and until the reply of a request of :data:`LARGE_REPLIES` is charged.
         """
         try:
             request_id, request = decode_request(data)
@@ -163,7 +185,7 @@ class Dispatcher:
             await connection.room.wait()
         if isinstance(request, ResumeRequest):
             await self._resumes.acquire()
-        reply = _Reply()
+        reply = _Reply(charged=asyncio.Event() if isinstance(request, LARGE_REPLIES) else None)
         connection.owed.append(reply)
         connection.settled.clear()
         connection.in_worker += 1
@@ -173,6 +195,8 @@ class Dispatcher:
             self._start_draining()
 
         self._worker.submit(session, request, done)
+        if reply.charged is not None:
+            await reply.charged.wait()
         return None
 
     def reply(self, session: Session, text: str) -> None:
@@ -230,6 +254,8 @@ class Dispatcher:
         item.reply.text = text
         connection = self._connections.get(item.session)
         if connection is not None:
+            if connection.limiter is not None:
+                connection.limiter.charge(reply_cost(len(text)))
             connection.in_worker -= 1
             connection.room.set()
             owed = connection.owed
@@ -238,6 +264,8 @@ class Dispatcher:
                 self._send(item.session, ready)
             if not owed:
                 connection.settled.set()
+        if item.reply.charged is not None:
+            item.reply.charged.set()
         return queued + self._push(item.answer.pushes)
 
     def _push(self, pushes: tuple[Push, ...]) -> int:
@@ -257,9 +285,22 @@ def _reply_text(request_id: int, answer: Answer, session: Session) -> str:
     if isinstance(result, Failure):
         return encode_error(request_id, result.code, result.detail)
     try:
-        return encode_reply(request_id, result, event_frames=answer.event_frames)
+        text = encode_reply(request_id, result, event_frames=answer.event_frames)
     except Exception:
         logger.exception("the reply to request %d of %r failed", request_id, session.user_id)
         return encode_error(
             request_id, ErrorCode.INTERNAL_ERROR, "the server failed to encode the reply"
         )
+    if not fits_in_a_frame(text):  # the core keeps every reply under the maximum
+        logger.error(
+            "the reply to request %d of %r is %d bytes, over the frame maximum",
+            request_id,
+            session.user_id,
+            len(text),
+        )
+        return encode_error(
+            request_id,
+            ErrorCode.INTERNAL_ERROR,
+            f"the reply would be larger than the frame maximum of {MAX_SERVER_FRAME_SIZE} bytes",
+        )
+    return text

@@ -9,6 +9,7 @@ server processes), anything else an SQLite file or ``":memory:"``
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import TYPE_CHECKING
 
 from chats_store.server.database import ChatDatabase
@@ -17,7 +18,7 @@ from chats_store.server.rows import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS
 if TYPE_CHECKING:
     from chats_store.server.postgres import PostgresDatabase
 
-__all__ = ["is_postgres_url", "open_storage"]
+__all__ = ["is_postgres_url", "open_storage", "shown_db"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -25,6 +26,19 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def is_postgres_url(db: str | os.PathLike[str]) -> bool:
     """Whether ``db`` names a PostgreSQL database rather than an SQLite file."""
     return isinstance(db, str) and db.startswith(_POSTGRES_SCHEMES)
+
+
+def shown_db(db: str | os.PathLike[str]) -> str:
+    """``db`` as it may be shown (printed, logged): a URL's password masked."""
+    if not is_postgres_url(db):
+        return os.fspath(db)
+    assert isinstance(db, str)
+    url = urllib.parse.urlsplit(db)
+    if url.password is None:
+        return db
+    user, _, host = url.netloc.rpartition("@")
+    masked = f"{user.partition(':')[0]}:***@{host}"
+    return urllib.parse.urlunsplit(url._replace(netloc=masked))
 
 
 def open_storage(

@@ -21,9 +21,10 @@ import math
 import random
 from http import HTTPStatus
 
-from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Response
 
+from chats_store.errors import ErrorCode
+from chats_store.server.gate import refusal
 from chats_store.server.worker import CoreWorker
 
 __all__ = ["MAX_BACKLOG", "Overload", "overloaded"]
@@ -55,11 +56,11 @@ class Overload:
         return self._random.randint(base, 2 * base)
 
 
-def overloaded(connection: ServerConnection, retry_after: int) -> Response:
-    """HTTP 503 with ``Retry-After`` (whole seconds) and a one-line reason."""
-    response = connection.respond(
+def overloaded(retry_after: int) -> Response:
+    """HTTP 503 ``server_busy`` with ``Retry-After`` (whole seconds), as every refusal."""
+    return refusal(
         HTTPStatus.SERVICE_UNAVAILABLE,
-        f"server_overloaded: the server is overloaded - retry in {retry_after} s\n",
+        ErrorCode.SERVER_BUSY,
+        f"the server is overloaded - retry in {retry_after} s",
+        retry_after,
     )
-    response.headers["Retry-After"] = str(retry_after)
-    return response

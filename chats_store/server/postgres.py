@@ -24,8 +24,11 @@ takes that chat's lock (a transaction-level advisory lock, held until it commits
 rolls back), so every transaction sees each chat it touches as if it ran alone: a
 snapshot's messages and ``last_seq`` agree, a repeated post of a message id finds
 the message another process just committed (and is answered with it, never stored
-twice; ``(chat_id, message_id)`` is the table's key besides), an expired restriction
-is lifted by one process only. ``next_seq`` then takes the chat's next seq on its
+twice; ``(chat_id, message_id)`` is the table's key besides). An expired restriction
+is lifted once: every process's expiry timer reads the expired ones in one order
+(:meth:`PostgresDatabase.expired_restrictions`) and lifts each under its chat's lock;
+the first deletes it and tells the member, the others wait for that commit, find it
+gone, and tell no one. ``next_seq`` then takes the chat's next seq on its
 row (``UPDATE ... SET last_seq = last_seq + 1 ... RETURNING``), committed with the
 event it numbers. Waiting for a lock is bounded by ``busy_timeout``
 (``lock_timeout``); past it, or when PostgreSQL breaks a deadlock between two
@@ -34,19 +37,24 @@ processes' transactions, the statement raises
 transaction wrote is rolled back.
 
 **The epoch** is kept in the ``meta`` table, so every process of a cluster serves
-the same one, with the identity of the database that served it: the cluster's
-system identifier (when the role may read it) and the database's oid. A database
-whose tables say another identity (a dump restored into a new database or another
-cluster) starts a new epoch when a server opens it; so does a new database.
-:meth:`PostgresDatabase.start_new_epoch` starts one explicitly, for a backup
-restored in place.
+the same one, with the identity of the tables that served it: the cluster's system
+identifier (when the role may read it), the database's oid and the ``meta`` table's.
+Tables that say another identity (a dump restored into a new database, into
+another cluster, or in place with its tables dropped and created again) start a new
+epoch when a server opens them; so does a new database. A restore that keeps the
+tables (data only, or the whole cluster put back from a physical backup) cannot be
+told from the database it replaced: :meth:`PostgresDatabase.start_new_epoch`
+(``chats-store restore --db postgresql://...``) starts a new epoch explicitly.
 
 **The event log** is the SQLite one: the text of each ``event`` frame, trimmed to
 the last ``keep_events`` events per chat (``log_floor`` says from where it is
 complete); deleting a message drops its ``message_posted`` and ``message_edited``
-events. PostgreSQL does not overwrite a row in place: the erased content stays in
-the dead row versions until ``VACUUM`` reclaims them (autovacuum does, soon after)
-and in the WAL until it is recycled.
+events, editing it replaces them. **Superseded content on disk:** PostgreSQL never
+overwrites a row in place, so the engine cannot keep the contract's "nothing
+superseded stays on disk" the way SQLite does: an erased or edited content stays in
+dead row versions until ``VACUUM`` (autovacuum, soon after) frees their space for
+reuse, and in the WAL until its segments are recycled (and in any WAL archive or
+base backup). Where that matters, encrypt the database's storage.
 
 A broken connection (PostgreSQL restarted, the network cut) fails the transaction
 it was in; the next one opens a new connection.
@@ -62,12 +70,14 @@ import psycopg
 from psycopg import errors
 from psycopg.rows import TupleRow
 
+from chats_store.chats.actions import MessagePosted
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 from chats_store.server.fanout import CHANNEL, LoggedFrame
 from chats_store.server.rows import (
     BUSY_TIMEOUT,
     DEFAULT_KEEP_EVENTS,
     LogTrim,
+    bounded_frames,
     check_busy_timeout,
     event_row,
     membership_columns,
@@ -110,6 +120,7 @@ _MIGRATIONS: tuple[LiteralString, ...] = (
         permissions TEXT NOT NULL,
         metadata    TEXT NOT NULL,
         joined_at   DOUBLE PRECISION NOT NULL,
+        joined_seq  BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (chat_id, user_id)
     );
     CREATE TABLE restrictions (
@@ -193,10 +204,14 @@ class PostgresDatabase:
         self._locked: set[str] = set()
         """The chats whose lock the open outermost transaction holds."""
         self._conn = self._connect()
-        with self.transaction():
-            self._execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
-            self._migrate()
-            self._epoch = self._open_history()
+        try:
+            with self.transaction():
+                self._execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
+                self._migrate()
+                self._epoch = self._open_history()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
         conn = psycopg.connect(self._url, autocommit=True)
@@ -245,8 +260,11 @@ class PostgresDatabase:
         return self._execute(query, params).fetchone()
 
     def _lock_chat(self, chat_id: str) -> None:
-        """Take the chat's lock for the rest of the outermost transaction (see the module)."""
-        if chat_id in self._locked:
+        """Take the chat's lock for the rest of the outermost transaction (see the module).
+
+        Outside a transaction a statement reads what is committed, alone: no lock.
+        """
+        if not self._depth or chat_id in self._locked:
             return
         self._execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (chat_id,))
         self._locked.add(chat_id)
@@ -265,18 +283,21 @@ class PostgresDatabase:
         return self._epoch
 
     def _identity(self) -> str:
-        """Which database this is: the cluster's system identifier (if readable) and its oid."""
+        """Which tables these are: the cluster's system identifier (if the role may
+        read it), the database's oid and the ``meta`` table's (a dump restored in
+        place creates the tables anew)."""
         row = self._one(
-            "SELECT oid, has_function_privilege('pg_control_system()', 'execute') "
+            "SELECT oid, 'meta'::regclass::oid, "
+            "has_function_privilege('pg_control_system()', 'execute') "
             "FROM pg_database WHERE datname = current_database()"
         )
         assert row is not None
-        oid, may_read_system = row
+        database, table, may_read_system = row
         system = ""
         if may_read_system:
             system_row = self._one("SELECT system_identifier FROM pg_control_system()")
             system = "" if system_row is None else str(system_row[0])
-        return f"{system}/{oid}"
+        return f"{system}/{database}/{table}"
 
     def _open_history(self) -> str:
         """Keep the stored epoch if this database served it, or start a new one."""
@@ -424,18 +445,33 @@ class PostgresDatabase:
             "DELETE FROM events WHERE chat_id = %s AND message_id = %s", (chat_id, message_id)
         )
 
+    def supersede_message_events(self, posted: MessagePosted) -> None:
+        """Replace the logged ``message_posted`` event of an edited message by ``posted``
+        and drop its ``message_edited`` events (the core logs the new one next)."""
+        chat_id, message_id = posted.chat_id, posted.message.id
+        self._lock_chat(chat_id)
+        self._execute(
+            "DELETE FROM events WHERE chat_id = %s AND message_id = %s AND seq <> %s",
+            (chat_id, message_id, posted.seq),
+        )
+        self._execute(
+            "UPDATE events SET frame = %s WHERE chat_id = %s AND seq = %s AND message_id = %s",
+            (event_row(posted).frame, chat_id, posted.seq, message_id),
+        )
+
     def log_floor(self, chat_id: str) -> int:
         self._lock_chat(chat_id)
         row = self._one("SELECT log_floor FROM chats WHERE chat_id = %s", (chat_id,))
         return int(row[0]) if row else 0
 
     def missed_frames(
-        self, chat_id: str, user_id: str, since_seq: int, limit: int
+        self, chat_id: str, user_id: str, since_seq: int, limit: int, max_bytes: int | None = None
     ) -> tuple[str, ...] | None:
         """The frames of the events ``user_id`` may read with ``seq > since_seq``.
 
-        At most ``limit`` of them, oldest first; None if the log was trimmed past
-        ``since_seq`` or holds more than ``limit`` of them.
+        At most ``limit`` of them, oldest first, of at most ``max_bytes`` characters
+        in all (None: no limit); None if the log was trimmed past ``since_seq`` or
+        holds more than that.
         """
         if since_seq < self.log_floor(chat_id):
             return None
@@ -443,10 +479,8 @@ class PostgresDatabase:
             "SELECT frame FROM events WHERE chat_id = %s AND seq > %s "
             "AND (target IS NULL OR target = %s) ORDER BY seq LIMIT %s",
             (chat_id, since_seq, user_id, limit + 1),
-        ).fetchall()
-        if len(rows) > limit:
-            return None
-        return tuple(frame for (frame,) in rows)
+        )
+        return bounded_frames(rows, limit, max_bytes)
 
     # What the fan-out reads (chats_store.server.fanout) ---------------------------
 
@@ -474,7 +508,8 @@ class PostgresDatabase:
     def membership(self, chat_id: str, user_id: str) -> Membership | None:
         self._lock_chat(chat_id)
         row = self._one(
-            "SELECT permissions, metadata FROM memberships WHERE chat_id = %s AND user_id = %s",
+            "SELECT permissions, metadata, joined_seq FROM memberships "
+            "WHERE chat_id = %s AND user_id = %s",
             (chat_id, user_id),
         )
         if row is None:
@@ -484,14 +519,15 @@ class PostgresDatabase:
     def save_membership(self, membership: Membership, joined_at: float) -> None:
         self._lock_chat(membership.chat_id)
         self._execute(
-            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
-            "permissions = excluded.permissions, metadata = excluded.metadata",
+            "INSERT INTO memberships (chat_id, user_id, permissions, metadata, joined_at, "
+            "joined_seq) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (chat_id, user_id) "
+            "DO UPDATE SET permissions = excluded.permissions, metadata = excluded.metadata",
             (
                 membership.chat_id,
                 membership.user_id,
                 *membership_columns(membership),
                 joined_at,
+                membership.joined_seq,
             ),
         )
 
@@ -591,10 +627,25 @@ class PostgresDatabase:
         )
         return cursor.rowcount > 0
 
-    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
-        """Every restriction with an expiry time (to arm the expiry timers at start)."""
+    def restrictions_amount(self, chat_id: str) -> int:
+        self._lock_chat(chat_id)
+        row = self._one("SELECT COUNT(*) FROM restrictions WHERE chat_id = %s", (chat_id,))
+        assert row is not None
+        return int(row[0])
+
+    def next_expiry(self) -> float | None:
+        """The earliest expiry time of a stored restriction, of any chat (None: none)."""
+        row = self._one("SELECT MIN(until) FROM restrictions WHERE until IS NOT NULL")
+        return None if row is None or row[0] is None else float(row[0])
+
+    def expired_restrictions(self, now: float, limit: int) -> tuple[TimedRestriction, ...]:
+        """At most ``limit`` restrictions expired by ``now`` (``until <= now``), earliest
+        first; in one order for every process (see the module: lifted once)."""
         rows = self._execute(
-            "SELECT chat_id, user_id, kind, until FROM restrictions WHERE until IS NOT NULL"
+            "SELECT chat_id, user_id, kind, until FROM restrictions "
+            "WHERE until IS NOT NULL AND until <= %s "
+            "ORDER BY until, chat_id, user_id, kind LIMIT %s",
+            (now, limit),
         ).fetchall()
         return tuple(
             TimedRestriction(chat_id, user_id, restriction_kind(kind), until)

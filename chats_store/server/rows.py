@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_KEEP_EVENTS",
     "EventRow",
     "LogTrim",
+    "bounded_frames",
     "check_busy_timeout",
     "event_row",
     "membership_columns",
@@ -68,11 +69,11 @@ def membership_columns(membership: Membership) -> tuple[str, str]:
 
 
 def membership_from_columns(
-    chat_id: str, user_id: str, permissions: str, metadata: str
+    chat_id: str, user_id: str, permissions: str, metadata: str, joined_seq: int
 ) -> Membership:
     """The membership that :func:`membership_columns` stored."""
     loaded: Mapping[str, str] = json.loads(metadata)
-    return Membership(chat_id, user_id, frozenset(json.loads(permissions)), loaded)
+    return Membership(chat_id, user_id, frozenset(json.loads(permissions)), loaded, joined_seq)
 
 
 @attrs.frozen
@@ -116,3 +117,19 @@ class LogTrim:
         if seq % self.every == 0 and seq > self.keep:
             return seq - self.keep
         return None
+
+
+def bounded_frames(
+    rows: Iterable[tuple[str]], limit: int, max_bytes: int | None
+) -> tuple[str, ...] | None:
+    """The frames of ``rows``, in order, if there are at most ``limit`` of them of at
+    most ``max_bytes`` characters in all (frames are ASCII: characters are bytes; None:
+    no bound); None past either bound, and no further row is read."""
+    frames: list[str] = []
+    size = 0
+    for (frame,) in rows:
+        size += len(frame)
+        if len(frames) == limit or (max_bytes is not None and size > max_bytes):
+            return None
+        frames.append(frame)
+    return tuple(frames)

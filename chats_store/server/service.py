@@ -91,9 +91,11 @@ from chats_store.chats.commands import (
     ResumeRequest,
 )
 from chats_store.chats.model import Message, Restriction, RestrictionKind
-from chats_store.chats.validation import MAX_CONTENT_LENGTH, MAX_HISTORY_PAGE
+from chats_store.chats.validation import MAX_HISTORY_PAGE
+from chats_store.content import MAX_ID_LENGTH, content_failure, id_failure
 from chats_store.errors import ErrorCode
-from chats_store.protocol import decode_event
+from chats_store.protocol import MAX_SERVER_FRAME_SIZE, decode_event
+from chats_store.protocol.server import message_size_bound
 from chats_store.server.refusal import RefusedError
 from chats_store.server.storage import ChatStorage, LoggedEvent, Membership, StorageBusyError
 from chats_store.server.tokens import (
@@ -107,7 +109,10 @@ from chats_store.server.tokens import (
 __all__ = [
     "MAX_DURATION_MINUTES",
     "MAX_ID_LENGTH",
+    "MAX_PAGE_BYTES",
     "MAX_REASON_LENGTH",
+    "MAX_RESTRICTIONS_PER_CHAT",
+    "MAX_RESUME_BYTES",
     "MAX_RESUME_EVENTS",
     "MEMBERS_AMOUNT_COALESCED_FROM",
     "MEMBERS_AMOUNT_INTERVAL",
@@ -135,7 +140,26 @@ MEMBERS_AMOUNT_INTERVAL = 1.0
 MEMBERS_AMOUNT_COALESCED_FROM = 10
 """A members amount pushed to this many members or more opens a coalescing interval."""
 
-MAX_ID_LENGTH = 128
+MAX_RESUME_BYTES = MAX_SERVER_FRAME_SIZE // 2
+"""A resume reply carries events of at most this many bytes (their frames' text, as
+the log holds them); more, and it is a snapshot. Half the frame maximum: the rest of
+the resumption (metadata, restrictions, the credential) fits in the other half."""
+
+MAX_PAGE_BYTES = MAX_SERVER_FRAME_SIZE // 2
+"""The messages of a snapshot or a history page take at most this many bytes (by
+:func:`~chats_store.protocol.server.message_size_bound`): the oldest are left out past
+it. Ids of at most 128 characters and content of at most 256 never reach it (200
+messages of astral characters only are under 1.6 MB); longer ids of older data might."""
+
+MAX_RESTRICTIONS_PER_CHAT = 10_000
+"""Mutes and blocks a chat may hold at once (default)."""
+
+EXPIRY_BATCH = 500
+"""Expired restrictions lifted in one transaction; the rest right after."""
+
+EXPIRY_RETRY = 1.0
+"""Seconds before lifting expired restrictions is tried again after it failed."""
+
 MAX_REASON_LENGTH = 256
 MAX_DURATION_MINUTES = 100 * 365 * 24 * 60
 _NO_LIMIT_SEQ = 2**62
@@ -250,25 +274,28 @@ def _busy(error: StorageBusyError) -> Failure:
     )
 
 
+def _refuse(failure: Failure | None) -> None:
+    """Raise the refusal of a rule of :mod:`chats_store.content`, if it failed."""
+    if failure is not None:
+        raise RefusedError(ErrorCode(failure.code), failure.detail)
+
+
 def _check_id(value: str, what: str) -> None:
-    if not value or len(value) > MAX_ID_LENGTH:
-        raise RefusedError(
-            ErrorCode.INVALID_REQUEST,
-            f"{what} must be 1 to {MAX_ID_LENGTH} characters long, not {len(value)}",
-        )
+    _refuse(id_failure(value, what))
 
 
 def _check_content(content: str) -> None:
-    if not content.strip():
-        raise RefusedError(
-            ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
-        )
-    if len(content) > MAX_CONTENT_LENGTH:
-        raise RefusedError(
-            ErrorCode.CONTENT_TOO_LONG,
-            f"the message content is {len(content)} characters long; the maximum is "
-            f"{MAX_CONTENT_LENGTH}",
-        )
+    _refuse(content_failure(content))
+
+
+def _fitting(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """The newest of ``messages`` (oldest first) that fit in :data:`MAX_PAGE_BYTES`."""
+    budget = MAX_PAGE_BYTES
+    for index in range(len(messages) - 1, -1, -1):
+        budget -= message_size_bound(messages[index])
+        if budget < 0:
+            return messages[index + 1 :]
+    return messages
 
 
 def _describe_until(restriction: Restriction) -> str:
@@ -282,7 +309,11 @@ class ChatService:
     """The chat rules over a :class:`~chats_store.server.storage.ChatStorage`.
 
     ``secret`` verifies chat tokens and signs membership credentials;
-    ``snapshot_messages``: how many of the latest messages a snapshot carries.
+    ``max_resume_events`` and ``max_resume_bytes``: past either, a resume gets a
+    snapshot instead of the events it missed;
+    ``snapshot_messages``: how many of the latest messages a snapshot carries;
+    ``max_restrictions_per_chat``: how many mutes and blocks a chat may hold (a new
+    one past it is refused ``too_many_restrictions``; replacing one is not new).
     """
 
     def __init__(
@@ -296,19 +327,27 @@ class ChatService:
         seconds_per_minute: float = 60.0,
         membership_ttl: float = MEMBERSHIP_TTL,
         max_resume_events: int = MAX_RESUME_EVENTS,
+        max_resume_bytes: int = MAX_RESUME_BYTES,
         snapshot_messages: int = SNAPSHOT_MESSAGES,
         members_amount_interval: float = MEMBERS_AMOUNT_INTERVAL,
+        max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
     ) -> None:
         if isinstance(membership_ttl, bool) or not membership_ttl > 0:
             raise ValueError(f"membership_ttl must be a positive number, not {membership_ttl!r}")
         if isinstance(max_resume_events, bool) or max_resume_events < 0:
             raise ValueError(f"max_resume_events must be 0 or more, not {max_resume_events!r}")
+        if isinstance(max_resume_bytes, bool) or max_resume_bytes < 0:
+            raise ValueError(f"max_resume_bytes must be 0 or more, not {max_resume_bytes!r}")
         if isinstance(snapshot_messages, bool) or snapshot_messages < 0:
             raise ValueError(f"snapshot_messages must be 0 or more, not {snapshot_messages!r}")
         if isinstance(members_amount_interval, bool) or not members_amount_interval >= 0:
             raise ValueError(
                 "members_amount_interval must be 0 or more seconds, not "
                 f"{members_amount_interval!r}"
+            )
+        if isinstance(max_restrictions_per_chat, bool) or max_restrictions_per_chat < 1:
+            raise ValueError(
+                f"max_restrictions_per_chat must be 1 or more, not {max_restrictions_per_chat!r}"
             )
         self._db = storage
         self._secret = secret
@@ -318,24 +357,26 @@ class ChatService:
         self._minute = seconds_per_minute
         self._membership_ttl = membership_ttl
         self._max_resume_events = max_resume_events
+        self._max_resume_bytes = max_resume_bytes
         self._snapshot_messages = snapshot_messages
         self._amount_interval = members_amount_interval
         self._subscribers: dict[str, dict[Session, None]] = {}
-        self._timers: dict[tuple[str, str, RestrictionKind], Timer] = {}
         self._amount_windows: dict[str, _AmountWindow] = {}
+        self._max_restrictions = max_restrictions_per_chat
+        self._expiry: tuple[float, Timer] | None = None
+        """The one expiry timer, and the time it is armed for (see _arm_expiry)."""
 
     # Lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Arm the expiry timers of the restrictions stored by a previous run."""
-        for timed in self._db.timed_restrictions():
-            self._arm(timed.chat_id, timed.user_id, timed.kind, timed.until)
+        """Arm the expiry timer for the earliest restriction stored by a previous run."""
+        self._arm_expiry(self._db.next_expiry())
 
     def close(self) -> None:
         """Cancel every timer (the storage is closed by its owner)."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        if self._expiry is not None:
+            self._expiry[1].cancel()
+            self._expiry = None
         for window in self._amount_windows.values():
             window.timer.cancel()
         self._amount_windows.clear()
@@ -499,7 +540,9 @@ class ChatService:
     def _snapshot(self, membership: Membership, credential: str) -> ChatSnapshot:
         chat_id = membership.chat_id
         return ChatSnapshot(
-            messages=self._db.messages_before(chat_id, _NO_LIMIT_SEQ, self._snapshot_messages),
+            messages=_fitting(
+                self._db.messages_before(chat_id, _NO_LIMIT_SEQ, self._snapshot_messages)
+            ),
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
             restrictions=self._active(chat_id, membership.user_id),
@@ -527,11 +570,14 @@ class ChatService:
             )
         self._check_not_blocked(chat_id, session.user_id)
         pushes: list[Push] = []
-        membership = Membership(chat_id, session.user_id, grant.permissions, dict(grant.metadata))
         previous = self._db.membership(chat_id, session.user_id)
+        joined_seq = self._db.next_seq(chat_id) if previous is None else previous.joined_seq
+        membership = Membership(
+            chat_id, session.user_id, grant.permissions, dict(grant.metadata), joined_seq
+        )
         self._db.save_membership(membership, self._clock())
         if previous is None:
-            pushes += self._amount_changed(chat_id, self._db.next_seq(chat_id), but=session)
+            pushes += self._amount_changed(chat_id, joined_seq, but=session)
         elif previous.metadata != membership.metadata:
             # Logged even with no other connection online: one that resumes later
             # learns of it then.
@@ -580,12 +626,18 @@ class ChatService:
         last_seq = self._db.last_seq(chat_id)
         epoch = self._db.epoch
         # Another epoch, or a since_seq past last_seq: what the client holds is not
-        # this history (restored from an older copy, replaced); it starts over
-        # from a snapshot.
+        # this history (restored from an older copy, replaced); it starts over from a
+        # snapshot. since_seq before the member's own join: no client of this
+        # membership can have it, and the log from before the join is not the
+        # member's to read; a snapshot too.
         missed = None
-        if request.epoch in (None, epoch) and since_seq <= last_seq:
+        if request.epoch in (None, epoch) and membership.joined_seq <= since_seq <= last_seq:
             missed = self._db.missed_frames(
-                chat_id, session.user_id, since_seq, self._max_resume_events
+                chat_id,
+                session.user_id,
+                since_seq,
+                self._max_resume_events,
+                self._max_resume_bytes,
             )
         resumption = Resumption(
             events=(),
@@ -695,12 +747,7 @@ class ChatService:
                     ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id!r} was posted and deleted"
                 )
             return Answer(stored.message)  # a repeated post: the original, no new event
-        if SEND not in membership.permissions:
-            raise RefusedError(
-                ErrorCode.PERMISSION_DENIED,
-                f"your chat token does not grant the 'send' permission in chat {chat_id!r}",
-            )
-        self._check_not_muted(chat_id, session.user_id)
+        self._check_may_send(membership)
         _check_content(request.content)
         seq = self._db.next_seq(chat_id)
         message = Message(
@@ -717,6 +764,16 @@ class ChatService:
             message,
             (self._logged(MessagePosted(chat_id, seq, message), self._members_online(chat_id)),),
         )
+
+    def _check_may_send(self, membership: Membership) -> None:
+        """Posting and editing need the ``send`` permission and no active mute."""
+        if SEND not in membership.permissions:
+            raise RefusedError(
+                ErrorCode.PERMISSION_DENIED,
+                "your chat token does not grant the 'send' permission in chat "
+                f"{membership.chat_id!r}",
+            )
+        self._check_not_muted(membership.chat_id, membership.user_id)
 
     def _check_not_muted(self, chat_id: str, user_id: str) -> None:
         mute = self._active_kind(chat_id, user_id, "mute")
@@ -738,19 +795,21 @@ class ChatService:
 
     def _edit(self, session: Session, request: EditMessageRequest) -> Answer:
         chat_id = request.chat_id
-        self._membership(session, chat_id)
+        membership = self._membership(session, chat_id)
         message = self._live_message(chat_id, request.message_id)
         if message.author_id != session.user_id:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
                 f"only the author of a message can edit it; this one is by {message.author_id!r}",
             )
-        self._check_not_muted(chat_id, session.user_id)
+        self._check_may_send(membership)
         _check_content(request.content)
         edited_at = self._clock()
+        assert message.seq is not None  # a stored message has the seq it was posted with
         edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
         seq = self._db.next_seq(chat_id)
         self._db.edit_message(chat_id, message.id, edited.content, edited_at)
+        self._db.supersede_message_events(MessagePosted(chat_id, message.seq, edited))
         return Answer(
             edited,
             (self._logged(MessageEdited(chat_id, seq, edited), self._members_online(chat_id)),),
@@ -783,7 +842,9 @@ class ChatService:
         if request.before_seq < 0:
             raise RefusedError(ErrorCode.INVALID_REQUEST, "before_seq must be 0 or more")
         before_seq = min(request.before_seq, _NO_LIMIT_SEQ)  # SQLite integers are 64-bit
-        return Answer(self._db.messages_before(request.chat_id, before_seq, request.limit))
+        return Answer(
+            _fitting(self._db.messages_before(request.chat_id, before_seq, request.limit))
+        )
 
     # Moderation -----------------------------------------------------------------
 
@@ -846,52 +907,55 @@ class ChatService:
         until: float | None,
         reason: str | None,
     ) -> list[Push]:
+        replaces = any(r.kind == kind for r in self._db.restrictions(chat_id, user_id))
+        if not replaces and self._db.restrictions_amount(chat_id) >= self._max_restrictions:
+            raise RefusedError(
+                ErrorCode.TOO_MANY_RESTRICTIONS,
+                f"chat {chat_id!r} already holds {self._max_restrictions} mutes and blocks, "
+                "the most allowed - lift some (unmute, unblock) or give durations so that "
+                "they expire",
+            )
         self._db.save_restriction(chat_id, user_id, Restriction(kind, until, reason))
         pushes = self._restrictions_changed(chat_id, user_id)
         if kind == "block" and self._db.membership(chat_id, user_id) is not None:
             removed = RemovedFromChat(chat_id, "blocked", reason)
             pushes += self._remove_member(chat_id, user_id, removed)
-        if until is None:
-            self._disarm(chat_id, user_id, kind)
-        else:
-            self._arm(chat_id, user_id, kind, until)
+        self._arm_expiry(until)
         return pushes
 
     def _lift(self, chat_id: str, user_id: str, kind: RestrictionKind) -> list[Push]:
-        self._disarm(chat_id, user_id, kind)
         if not self._db.delete_restriction(chat_id, user_id, kind):
             return []
         return self._restrictions_changed(chat_id, user_id)
 
     # Expiry -----------------------------------------------------------------------
+    # One timer, armed for the earliest expiry the storage holds: however many
+    # restrictions there are, the core holds one timer, and starting reads one row.
+    # A lifted or replaced restriction leaves the timer as it is: when it fires,
+    # whatever has expired by then is lifted, and it is armed for the next one.
 
-    def _arm(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
-        self._disarm(chat_id, user_id, kind)
+    def _arm_expiry(self, until: float | None) -> None:
+        """Make sure the expiry timer fires by ``until`` (None: no new expiry)."""
+        if until is None or (self._expiry is not None and self._expiry[0] <= until):
+            return
+        if self._expiry is not None:
+            self._expiry[1].cancel()
         delay = max(0.0, until - self._clock())
-        self._timers[(chat_id, user_id, kind)] = self._schedule(
-            delay, lambda: self._expire(chat_id, user_id, kind, until)
-        )
+        self._expiry = (until, self._schedule(delay, self._expire))
 
-    def _disarm(self, chat_id: str, user_id: str, kind: RestrictionKind) -> None:
-        timer = self._timers.pop((chat_id, user_id, kind), None)
-        if timer is not None:
-            timer.cancel()
-
-    def _expire(self, chat_id: str, user_id: str, kind: RestrictionKind, until: float) -> None:
-        """A timer fired: lift the restriction if it is still the one armed, and publish."""
-        self._timers.pop((chat_id, user_id, kind), None)
+    def _expire(self) -> None:
+        """The timer fired: lift what has expired (a batch at a time), publish, re-arm."""
+        self._expiry = None
+        now = self._clock()
         try:
             with self._db.transaction():
-                stored = next(
-                    (r for r in self._db.restrictions(chat_id, user_id) if r.kind == kind), None
-                )
-                if stored is None or stored.until != until:
-                    return
-                if stored.is_active(self._clock()):  # the timer ran early: wait for the clock
-                    self._arm(chat_id, user_id, kind, until)
-                    return
-                pushes = self._lift(chat_id, user_id, kind)
+                expired = self._db.expired_restrictions(now, EXPIRY_BATCH)
+                pushes: list[Push] = []
+                for timed in expired:
+                    pushes += self._lift(timed.chat_id, timed.user_id, timed.kind)
         except Exception:
-            logger.exception("the expiry of a %s of %r in %r failed", kind, user_id, chat_id)
+            logger.exception("lifting the restrictions expired by %s failed", now)
+            self._arm_expiry(now + EXPIRY_RETRY)
             return
         self._publish(tuple(pushes))
+        self._arm_expiry(now if len(expired) == EXPIRY_BATCH else self._db.next_expiry())

@@ -27,7 +27,11 @@ Contract, for every engine:
   ``seq`` order, or None when the log cannot give all of them (trimmed, or more
   than asked): the core then sends a snapshot instead. The frames go to the client
   as they are, never decoded on the way. Deleting a message erases the logged
-  events that carry its content.
+  events that carry its content; editing it replaces them (the log never serves
+  superseded content).
+* **Nothing superseded stays on disk** longer than the engine must keep it: an engine
+  that keeps old versions of its pages (SQLite's write-ahead log) writes them back and
+  drops them once the transaction of an edit or a delete has committed.
 * **The epoch** names the history the storage holds (see
   :attr:`ChatStorage.epoch`): two storages with the same epoch hold the same
   history, one possibly further on; the storage takes a new one whenever it cannot
@@ -88,6 +92,9 @@ class Membership:
     user_id: str
     permissions: frozenset[str]
     metadata: Mapping[str, str]
+    joined_seq: int = 0
+    """The chat's seq when the membership began (its ``members_amount_changed``): a
+    resume never reads the log from before it. A rejoin of a member keeps it."""
 
 
 @attrs.frozen
@@ -100,7 +107,7 @@ class StoredMessage:
 
 @attrs.frozen
 class TimedRestriction:
-    """A restriction with an expiry time, to arm its timer when the server starts."""
+    """A restriction with an expiry time, of a member of a chat (one that has expired)."""
 
     chat_id: str
     user_id: str
@@ -157,7 +164,8 @@ class ChatStorage(Protocol):
     def membership(self, chat_id: str, user_id: str) -> Membership | None: ...
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
-        """Create the membership, or replace its permissions and metadata."""
+        """Create the membership, or replace its permissions and metadata (an existing
+        one keeps its ``joined_seq``)."""
         ...
 
     def delete_membership(self, chat_id: str, user_id: str) -> bool:
@@ -198,8 +206,17 @@ class ChatStorage(Protocol):
         """Lift the member's restriction of ``kind``; False if there was none."""
         ...
 
-    def timed_restrictions(self) -> tuple[TimedRestriction, ...]:
-        """Every restriction with an expiry time, of every chat."""
+    def restrictions_amount(self, chat_id: str) -> int:
+        """How many restrictions the chat holds (expired ones not yet lifted included)."""
+        ...
+
+    def next_expiry(self) -> float | None:
+        """The earliest expiry time of a stored restriction, of any chat (None: none)."""
+        ...
+
+    def expired_restrictions(self, now: float, limit: int) -> tuple[TimedRestriction, ...]:
+        """At most ``limit`` restrictions, of any chat, whose expiry time is ``now`` or
+        earlier, earliest first."""
         ...
 
     # The event log.
@@ -212,16 +229,26 @@ class ChatStorage(Protocol):
         ...
 
     def missed_frames(
-        self, chat_id: str, user_id: str, since_seq: int, limit: int
+        self, chat_id: str, user_id: str, since_seq: int, limit: int, max_bytes: int | None = None
     ) -> tuple[str, ...] | None:
         """The ``event`` frames of the events ``user_id`` may read with
         ``seq > since_seq``, oldest first, as the text ``encode_event`` wrote.
 
         None if the log cannot give every one of them: it was trimmed past
-        ``since_seq``, or there are more than ``limit``.
+        ``since_seq``, or there are more than ``limit``, or their frames' text is more
+        than ``max_bytes`` bytes (frames are ASCII; None: no bound).
         """
         ...
 
     def erase_message_events(self, chat_id: str, message_id: str) -> None:
         """Drop the logged events that carry a message's content (it was deleted)."""
+        ...
+
+    def supersede_message_events(self, posted: MessagePosted) -> None:
+        """The message was edited: its logged events stop carrying the earlier content.
+
+        Its ``message_posted`` event (at ``posted.seq``, if the log still holds it) is
+        replaced by ``posted`` (the edited message), and its ``message_edited`` events
+        are dropped; the core then logs the new ``message_edited``.
+        """
         ...

@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 import jwt
 
+from chats_store.content import id_failure
 from chats_store.errors import ErrorCode
 from chats_store.server.refusal import RefusedError
 from chats_store.tokens import CHAT_AUDIENCE, MEMBERSHIP_AUDIENCE, SESSION_AUDIENCE
@@ -95,9 +96,13 @@ def _positive_ttl(ttl: float) -> float:
     return ttl
 
 
-def _nonempty(value: object, what: str) -> str:
+def _id(value: object, what: str) -> str:
+    """An id to mint: one the server accepts (:func:`~chats_store.content.id_failure`)."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    failure = id_failure(value, what)
+    if failure is not None:
+        raise ValueError(f"{failure.detail}: the server refuses longer ids")
     return value
 
 
@@ -113,7 +118,7 @@ def mint_session_token(
     key = check_secret(secret)
     issued = time.time() if now is None else now
     claims: dict[str, Any] = {
-        "sub": _nonempty(user_id, "user_id"),
+        "sub": _id(user_id, "user_id"),
         "aud": SESSION_AUDIENCE,
         "iat": int(issued),
         "exp": int(issued + _positive_ttl(ttl)),
@@ -181,8 +186,8 @@ def _mint_grant(
         raise ValueError(f"metadata must map strings to strings, not {metadata!r}")
     issued = time.time() if now is None else now
     claims: dict[str, Any] = {
-        "sub": _nonempty(user_id, "user_id"),
-        "chat": _nonempty(chat_id, "chat_id"),
+        "sub": _id(user_id, "user_id"),
+        "chat": _id(chat_id, "chat_id"),
         "aud": audience,
         "iat": int(issued),
         "exp": int(issued + _positive_ttl(ttl)),
@@ -242,6 +247,9 @@ def _verify(
         )
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise RefusedError(ErrorCode.INVALID_TOKEN, f"the {kind} token has no user (sub)")
+    failure = id_failure(claims["sub"], f"the {kind} token's user id (sub)")
+    if failure is not None:
+        raise RefusedError(ErrorCode.INVALID_TOKEN, failure.detail)
     return claims
 
 

@@ -83,7 +83,7 @@ from chats_store.chats.model import (
     Restriction,
 )
 from chats_store.chats.reducer import reduce_chats
-from chats_store.chats.validation import MAX_CONTENT_LENGTH
+from chats_store.content import MAX_CONTENT_LENGTH, is_blank
 from chats_store.errors import ErrorCode
 from chats_store.testing.server_model import CLIENT_ID, ChatServerModel, ServerChat
 
@@ -144,7 +144,7 @@ def member_ids() -> SearchStrategy[str]:
 
 def contents() -> SearchStrategy[str]:
     """Message contents ``send_message`` accepts: 1 to 256 characters, not blank."""
-    return st.text(min_size=1, max_size=MAX_CONTENT_LENGTH).filter(lambda text: bool(text.strip()))
+    return st.text(min_size=1, max_size=MAX_CONTENT_LENGTH).filter(lambda text: not is_blank(text))
 
 
 def timestamps() -> SearchStrategy[float]:

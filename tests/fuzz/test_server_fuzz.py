@@ -55,8 +55,9 @@ from chats_store import (
     create_websocket,
 )
 from chats_store.chats.selectors import select_chat_messages
+from chats_store.content import content_failure
 from chats_store.protocol import MAX_FRAME_SIZE, MAX_SERVER_FRAME_SIZE, PROTOCOL_VERSION
-from chats_store.server import ChatServer, mint_chat_token, run_server
+from chats_store.server import ChatServer, ServerLimits, mint_chat_token, run_server
 from tests.fuzz.support import (
     LONG,
     Frame,
@@ -224,11 +225,11 @@ class _ErrorLog(logging.Handler):
 
 def server_options(*, protected: bool) -> dict[str, Any]:
     """run_server options for a fuzz run: no keep-alive pings; unless ``protected``,
-    no request rate limit and no cap on connections per user (the fuzzer sends
-    thousands of frames a second and reconnects after every close)."""
+    no request rate limit and no other limit (the fuzzer sends thousands of frames a
+    second and reconnects after every close)."""
     options: dict[str, Any] = {"ping_interval": None}
     if not protected:
-        options.update(rate_limit=None, max_connections_per_user=None)
+        options.update(rate_limit=None, max_connections_per_user=None, limits=ServerLimits.off())
     return options
 
 
@@ -606,7 +607,7 @@ class ServerFuzzer:
                 assert all(m.status == "ready" and m.seq is not None for m in history)
                 assert context.status == "ready"
                 for message in history:
-                    assert 1 <= len(message.content) <= 256 and message.content.strip()
+                    assert content_failure(message.content) is None
             probe_history = final.messages(PROBE_CHAT)
             assert self.watcher is not None
             self.check_watcher()

@@ -46,6 +46,7 @@ from chats_store.protocol import (
     encode_reply,
     encode_request,
 )
+from chats_store.protocol.server import message_size_bound
 
 # Any text but lone surrogates (which no UTF-8 frame can carry), astral planes included.
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
@@ -309,3 +310,35 @@ def test_the_frames_in_the_docs_are_what_the_codec_writes() -> None:
         '{"type":"event","chat_id":"c1","seq":8,'
         '"event":{"kind":"members_amount_changed","members_amount":3}}'
     )
+
+
+long_texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+any_times = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(
+    st.builds(
+        Message,
+        id=long_texts,
+        chat_id=long_texts,
+        author_id=long_texts,
+        content=long_texts,
+        status=st.just("ready"),
+        seq=st.integers(min_value=0, max_value=2**63 - 1),
+        created_at=any_times,
+        edited_at=st.none() | any_times,
+    )
+)
+def test_a_message_takes_at_most_its_size_bound_in_a_frame(message: Message) -> None:
+    size = len(encode_reply(0, (message,))) - len(encode_reply(0, ()))
+
+    assert size <= message_size_bound(message)
+
+
+def test_the_size_bound_of_a_maximal_message_is_close_to_its_size() -> None:
+    astral = "\U0001f600"
+    message = Message(astral * 128, astral * 128, astral * 128, astral * 256, "ready", 2**62, 1.5)
+
+    size = len(encode_reply(0, (message,))) - len(encode_reply(0, ()))
+
+    assert 0.95 * message_size_bound(message) <= size <= message_size_bound(message)

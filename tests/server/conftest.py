@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, suppress
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+import attrs
 import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,10 +39,37 @@ from chats_store.protocol import (
     ReplyReceived,
 )
 from chats_store.server import ChatServer, run_server
+from chats_store.server.database import ChatDatabase
+from chats_store.server.engine import open_storage
+
+if TYPE_CHECKING:
+    from chats_store.server.postgres import PostgresDatabase
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-that-is-long-enough-too"
 TIMEOUT = 2.0
+
+
+# Storage engines. --------------------------------------------------------------------
+
+Storage: TypeAlias = "ChatDatabase | PostgresDatabase"
+"""A storage of either engine."""
+
+
+@pytest.fixture
+def open_db(each_db: str) -> Iterator[Callable[..., Storage]]:
+    """Open a handle on the test's database of each engine (``open_storage`` options),
+    as another server process would: every handle is closed after the test."""
+    opened: list[Storage] = []
+
+    def open_db(**options: Any) -> Storage:
+        storage = open_storage(each_db, **options)
+        opened.append(storage)
+        return storage
+
+    yield open_db
+    for storage in opened:
+        storage.close()
 
 
 # Hostile tokens: the right claims, signed the wrong way. -----------------------------
@@ -216,3 +250,95 @@ def client(server: ChatServer, stack: AsyncExitStack) -> ClientFactory:
         return await open_client(stack, on or server, user_id)
 
     return make
+
+
+# Hostile peers ------------------------------------------------------------------------------
+
+
+def small_receive_buffer_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A connected socket whose receive buffer is small (4 KiB, autotuning off): a peer
+    that stops reading makes the server hold what it sends, as over a real network."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def open_non_reader(stack: AsyncExitStack, server: ChatServer, user_id: str) -> RawClient:
+    """A client that reads what a test awaits and nothing else: past one frame waiting,
+    it stops reading the socket (and the server holds what it sends)."""
+    connection = await stack.enter_async_context(
+        connect(
+            server.url,
+            sock=small_receive_buffer_socket(server.port),
+            subprotocols=[Subprotocol(PROTOCOL_VERSION)],
+            additional_headers=handshake_headers(server.session_token(user_id)),
+            open_timeout=TIMEOUT,
+            close_timeout=0.5,
+            ping_interval=None,
+            max_size=None,
+            max_queue=1,
+        )
+    )
+    return RawClient(user_id, connection, server)
+
+
+def rss_mib(pid: int) -> float:
+    """Peak resident memory of process ``pid`` so far (``VmHWM``), in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+@attrs.define
+class ServerProcess:
+    """``chats-store serve`` in a process of its own (its memory is measured alone)."""
+
+    process: subprocess.Popen[str]
+    server: ChatServer
+
+    @property
+    def peak_mib(self) -> float:
+        return rss_mib(self.process.pid)
+
+
+def serve_command(db: Path, *flags: str) -> list[str]:
+    """The command line of ``chats-store serve`` on a free port and ``db``."""
+    return [
+        sys.executable,
+        "-m",
+        "chats_store.cli",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        *flags,
+    ]
+
+
+@contextmanager
+def server_process(tmp_path: Path, *flags: str) -> Iterator[ServerProcess]:
+    """The reference server of this tree in a subprocess, with ``serve`` flags."""
+    process = subprocess.Popen(
+        serve_command(tmp_path / "chats.sqlite3", *flags),
+        env={**os.environ, "CHATS_STORE_SECRET": SECRET},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on ws://" in line, line
+        port = int(line.split("ws://", 1)[1].split()[0].rsplit(":", 1)[1])
+        yield ServerProcess(process, ChatServer("127.0.0.1", port, SECRET.encode(), time.time))
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from contextlib import AsyncExitStack
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from chats_store.chats.commands import HistoryRequest, PostMessageRequest
+from chats_store import ChatsConfig, create_chats, create_user, create_websocket
+from chats_store.chats.commands import HistoryRequest, PostMessageRequest, ResumeRequest
 from chats_store.errors import ErrorCode
-from chats_store.protocol import MAX_FRAME_SIZE
-from chats_store.server.service import ChatService
-from tests.server.conftest import ClientFactory, RawClient
+from chats_store.protocol import MAX_FRAME_SIZE, MAX_SERVER_FRAME_SIZE
+from chats_store.server import ChatServer
+from chats_store.server.service import SNAPSHOT_MESSAGES, ChatService
+from tests.server.conftest import TIMEOUT, ClientFactory, RawClient, open_client
 
 
 async def _raw_reply(client: RawClient, frame: str) -> dict[str, object]:
@@ -179,3 +183,52 @@ async def test_numbers_past_sqlite_integers_are_answered(client: ClientFactory) 
 
     assert await alice.ok(HistoryRequest("c1", 2**70, 10)) == (message,)
     await alice.refused(HistoryRequest("c1", 5, 2**70), ErrorCode.INVALID_LIMIT)
+
+
+async def test_a_resume_after_many_maximal_messages_is_a_snapshot_within_the_frame_maximum(
+    bulk_server: ChatServer, stack: AsyncExitStack
+) -> None:
+    """The resume amplification: while a member is away, another posts 600 messages of
+    256 emoji with ids of 120 (4.6 MB of events, more than a frame may hold)."""
+    emoji = "\U0001f600"
+    chat_id = emoji * 120
+    away = await open_client(stack, bulk_server, "away")
+    joined = await away.join(chat_id)
+    await away.connection.close()
+    websocket = create_websocket(open_timeout=TIMEOUT)
+    chats = create_chats(
+        user_module=create_user(bulk_server.session_token("away")),
+        websocket_module=websocket,
+        config=ChatsConfig(host=bulk_server.address, request_timeout=TIMEOUT),
+    )
+    stack.push_async_callback(chats.close)
+    connected: list[str] = []
+    websocket.status.subscribe(lambda status: connected.append(status))
+    await websocket.connect()
+    await chats.join_chat(bulk_server.chat_token("away", chat_id))
+    await websocket.disconnect()
+    poster = await open_client(stack, bulk_server, "poster")
+    await poster.join(chat_id)
+    for index in range(600):
+        await poster.send(PostMessageRequest(chat_id, f"{index:03d}" + emoji * 117, emoji * 256))
+    while len(poster.replies) < 600:
+        await poster._read(10)
+
+    back = await open_client(stack, bulk_server, "away")
+    request_id = await back.send(ResumeRequest(chat_id, joined.membership, joined.last_seq))
+    frame = await asyncio.wait_for(back.connection.recv(), 10)
+    await websocket.connect()
+    for _ in range(100):
+        if chats.get_chat_status(chat_id).value == "ready" and connected[-1] == "connected":
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # no storm of reconnections follows
+    shown = chats.get_chat_messages(chat_id).value or ()
+    await websocket.disconnect()
+
+    reply = json.loads(frame)
+    assert reply["id"] == request_id and reply["type"] == "ok"
+    assert len(frame) <= MAX_SERVER_FRAME_SIZE
+    assert reply["result"]["events"] == [] and reply["result"]["snapshot"] is not None
+    assert connected.count("connected") == 2  # the first connection, then one resume
+    assert len(shown) == SNAPSHOT_MESSAGES and shown[-1].id == "599" + emoji * 117

@@ -284,8 +284,11 @@ async def test_a_message_id_of_another_author_is_refused(client: ClientFactory) 
     [
         ("", ErrorCode.CONTENT_EMPTY),
         ("   ", ErrorCode.CONTENT_EMPTY),
+        ("\u200b\ufeff", ErrorCode.CONTENT_EMPTY),
+        ("\u3164 \u2800\u00ad", ErrorCode.CONTENT_EMPTY),
         ("x" * 257, "content_too_long"),
     ],
+    ids=["empty", "spaces", "ZWSP and BOM", "fillers and soft hyphen", "too long"],
 )
 async def test_post_content_is_checked(client: ClientFactory, content: str, code: str) -> None:
     alice = await client("alice")
@@ -301,6 +304,22 @@ async def test_post_needs_the_send_permission(client: ClientFactory) -> None:
     await reader.join("c1", permissions=())
 
     await reader.refused(PostMessageRequest("c1", "m1", "hi"), ErrorCode.PERMISSION_DENIED)
+
+
+async def test_editing_needs_the_send_permission(client: ClientFactory) -> None:
+    alice, bob = await client("alice"), await client("bob")
+    await alice.join("c1")
+    await bob.join("c1")
+    await alice.post("c1", "m1", "before")
+    await alice.join("c1", permissions=())  # a new token without 'send'
+    await bob.drop_events()
+
+    refused = await alice.refused(
+        EditMessageRequest("c1", "m1", "after"), ErrorCode.PERMISSION_DENIED
+    )
+
+    assert "'send' permission" in refused.detail
+    await bob.no_event()
 
 
 async def test_bad_ids_are_refused(client: ClientFactory) -> None:

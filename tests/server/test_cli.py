@@ -5,23 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from chats_store.chats.commands import JoinRequest
-from chats_store.cli import main
+from chats_store.cli import _server_options, build_parser, main
 from chats_store.protocol import PROTOCOL_VERSION, ClientProtocol, ReplyReceived
 from chats_store.server import (
+    ServerLimits,
     mint_chat_token,
     mint_session_token,
     verify_chat_token,
     verify_session_token,
 )
-from tests.server.conftest import SECRET
+from tests.server.conftest import SECRET, serve_command
 
 KEY = SECRET.encode()
 
@@ -95,16 +96,7 @@ def test_help_works(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None
 async def test_serve_runs_a_server_until_interrupted(tmp_path: Path) -> None:
     env = {**os.environ, "CHATS_STORE_SECRET": SECRET}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chats_store.cli",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "c.db"),
-        ],
+        serve_command(tmp_path / "c.db"),
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -160,3 +152,54 @@ def test_restore_of_a_missing_copy_fails_saying_so(
 ) -> None:
     assert main(["restore", str(tmp_path / "nope.sqlite3"), "--db", str(tmp_path / "db")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_serve_takes_every_protection_setting_as_a_flag() -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--rate-limit",
+            "5",
+            "--max-connections-per-user",
+            "none",
+            "--max-connections-per-ip",
+            "none",
+            "--max-backlog-age",
+            "2.5",
+            "--ping-burst",
+            "3",
+        ]
+    )
+
+    options = _server_options(args)
+
+    assert (options["rate_limit"], options["max_connections_per_user"]) == (5.0, None)
+    assert options["rate_burst"] == 200
+    limits = options["limits"]
+    assert (limits.max_connections_per_ip, limits.max_backlog_age, limits.ping_burst) == (
+        None,
+        2.5,
+        3,
+    )
+    defaults = attrs.asdict(ServerLimits())
+    changed = {k for k, v in attrs.asdict(limits).items() if v != defaults[k]}
+    assert changed == {"max_connections_per_ip", "max_backlog_age", "ping_burst"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--max-connections", "0"],
+        ["serve", "--max-connections", "many"],
+        ["serve", "--rate-burst", "none"],
+        ["serve", "--max-backlog-age", "-1"],
+    ],
+)
+def test_a_bad_setting_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([*argv, "--secret", SECRET])
+
+    assert caught.value.code == 2
+    assert f"argument {argv[1]}" in capsys.readouterr().err

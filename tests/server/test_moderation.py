@@ -246,3 +246,19 @@ async def test_expiry_is_checked_at_use_by_the_server_clock(
 
     await bob.post("c1", "m1")  # the timer has not fired, but the mute is over
     assert (await bob.join("c1")).restrictions == ()
+
+
+async def test_blocks_of_made_up_ids_stop_at_the_chat_s_cap(stack: AsyncExitStack) -> None:
+    server = await stack.enter_async_context(run_server(secret=SECRET, max_restrictions_per_chat=3))
+    moderator = await open_client(stack, server, "mod")
+    await moderator.join("c1", permissions=("send", "moderate"))
+    for ghost in ("ghost1", "ghost2", "ghost3"):
+        await moderator.ok(ModerationRequest("c1", ghost, "block", 60))
+
+    refused = await moderator.refused(
+        ModerationRequest("c1", "ghost4", "block", 60), ErrorCode.TOO_MANY_RESTRICTIONS
+    )
+    await moderator.ok(ModerationRequest("c1", "ghost1", "unblock"))
+    await moderator.ok(ModerationRequest("c1", "ghost4", "block", 60))
+
+    assert "already holds 3 mutes and blocks" in refused.detail

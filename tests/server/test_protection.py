@@ -12,12 +12,30 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from chats_store.chats.commands import HistoryRequest, PostMessageRequest
+from chats_store.chats.actions import Failure, Resumption
+from chats_store.chats.commands import (
+    HistoryRequest,
+    JoinRequest,
+    PostMessageRequest,
+    ResumeRequest,
+)
 from chats_store.chats.model import Message
 from chats_store.errors import ErrorCode
 from chats_store.protocol import PROTOCOL_VERSION
-from chats_store.server import HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_USER, ChatServer, run_server
-from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter, Verdict
+from chats_store.server import (
+    HANDSHAKE_TIMEOUT,
+    MAX_CONNECTIONS_PER_USER,
+    ChatServer,
+    ServerLimits,
+    run_server,
+)
+from chats_store.server.limits import (
+    DEFAULT_BURST,
+    DEFAULT_RATE,
+    RateLimiter,
+    Verdict,
+    reply_cost,
+)
 from tests.server.conftest import SECRET, RawClient, handshake_headers, open_client
 
 # The token bucket, with a fake clock -------------------------------------------------------
@@ -157,7 +175,10 @@ async def test_a_flooding_connection_is_closed_with_1008_and_others_go_on(
     assert "flood" in (mallory.connection.close_reason or "")
     message = await alice.post("c1", "m1")
     assert isinstance(message, Message)
-    assert await other_mallory.post("c1", "m2")  # the same user's other connection is fine
+    # The same user's other connection is not closed; it shares the user's bucket, so
+    # it gets a token as any request of that user does.
+    await asyncio.sleep(0.15)
+    assert await other_mallory.post("c1", "m2")
 
 
 async def test_no_rate_limit_when_disabled(stack: AsyncExitStack) -> None:
@@ -264,3 +285,86 @@ async def test_the_protection_settings_are_checked() -> None:
         with pytest.raises(ValueError):  # noqa: PT011
             async with run_server(secret=SECRET, **options):  # type: ignore[arg-type]
                 pass
+
+
+# Fair shares: the rate is the user's, over every connection and reconnection ------------------
+
+
+async def test_a_user_reconnecting_in_a_loop_gets_its_rate_and_no_more() -> None:
+    limits = ServerLimits(handshake_rate_per_user=None)  # the request rate alone
+    async with run_server(secret=SECRET, rate_limit=20, rate_burst=30, limits=limits) as server:
+        accepted = connections = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:
+            async with AsyncExitStack() as stack:
+                looper = await open_client(stack, server, "looper")
+                connections += 1
+                ids = [await looper.send(JoinRequest("c1", server.chat_token("looper", "c1")))]
+                for _ in range(29):
+                    ids.append(await looper.send(HistoryRequest("c1", 1, 1)))
+                for request_id in ids:
+                    if not isinstance(await looper.reply(request_id), Failure):
+                        accepted += 1
+        elapsed = time.monotonic() - started
+
+    assert connections >= 5
+    assert accepted <= 30 + 20 * elapsed + 1, (accepted, elapsed)
+
+
+async def test_large_replies_cost_in_proportion_to_their_size(stack: AsyncExitStack) -> None:
+    server = await stack.enter_async_context(run_server(secret=SECRET, rate_limit=5, rate_burst=60))
+    poster = await open_client(stack, server, "poster")
+    greedy = await open_client(stack, server, "greedy")
+    await poster.join("c1")
+    snapshot = await greedy.join("c1")
+    for index in range(55):  # ~300 KB of events, in the poster's burst
+        await poster.send(PostMessageRequest("c1", f"m{index}", "\U0001f600" * 256))
+    while len(poster.replies) < 55:
+        await poster._read()
+
+    outcomes = []
+    for _ in range(10):  # each resume returns ~185 KB: 12 tokens; 10 tokens would not do
+        outcomes.append(
+            await greedy.request(ResumeRequest("c1", snapshot.membership, snapshot.last_seq))
+        )
+
+    resumed = [o for o in outcomes if isinstance(o, Resumption)]
+    refused = [o for o in outcomes if isinstance(o, Failure)]
+    # 60 tokens at most (and the few that come back meanwhile), 12 a resume: 5 or 6 resumes.
+    assert 4 <= len(resumed) <= 6 and all(len(r.events) == 55 for r in resumed)
+    assert len(refused) >= 4 and {f.code for f in refused} == {ErrorCode.RATE_LIMITED}
+    assert reply_cost(185_000) == 11
+
+
+async def test_a_burst_of_resumes_does_not_stall_a_bystander(stack: AsyncExitStack) -> None:
+    server = await stack.enter_async_context(run_server(secret=SECRET))
+    poster = await open_client(stack, server, "poster")
+    greedy = await open_client(stack, server, "greedy")
+    bystander = await open_client(stack, server, "bystander")
+    await poster.join("c1")
+    await bystander.join("c2")
+    snapshot = await greedy.join("c1")
+    for index in range(190):
+        await poster.send(PostMessageRequest("c1", f"m{index}", "a message " * 20))
+    while len(poster.replies) < 190:
+        await poster._read()
+
+    for _ in range(150):  # at once: each returns 190 events (~60 KB)
+        await greedy.send(ResumeRequest("c1", snapshot.membership, snapshot.last_seq))
+    waits = []
+    for _ in range(20):
+        started = time.perf_counter()
+        await bystander.ok(HistoryRequest("c2", 10, 1))
+        waits.append(time.perf_counter() - started)
+    answered = 0
+    with suppress(ConnectionClosed, TimeoutError):
+        while True:
+            await greedy._read(1)
+            answered = len(greedy.replies)
+
+    resumed = [r for r in greedy.replies.values() if isinstance(r, Resumption)]
+    # Before, the bystander waited for every resume (7 s for 200 in the issue): the
+    # gateway gives it a turn after each one, and their cost stops them after the
+    # user's share.
+    assert max(waits) < 1.5, waits
+    assert len(resumed) <= 60 and answered >= len(resumed)

@@ -112,7 +112,7 @@ async def test_a_resume_returns_every_event_the_member_missed_in_seq_order(
     snapshot = await bob.join("c1")  # seq 2
     await carol.join("c1")  # seq 3
     await bob.connection.close()
-    posted = await alice.post("c1", "m1", "hello")  # seq 4
+    await alice.post("c1", "m1", "hello")  # seq 4
     edited = await alice.ok(EditMessageRequest("c1", "m1", "hello, all"))  # seq 5
     await alice.post("c1", "m2", "oops")  # seq 6: erased from the log by its deletion
     await alice.ok(DeleteMessageRequest("c1", "m2"))  # seq 7
@@ -127,7 +127,7 @@ async def test_a_resume_returns_every_event_the_member_missed_in_seq_order(
     mute = Restriction("mute", None, "quiet")
     assert resumption.events == (
         MembersAmountChanged("c1", 3, 3),
-        MessagePosted("c1", 4, posted),
+        MessagePosted("c1", 4, edited),  # the edit replaced the posted content in the log
         MessageEdited("c1", 5, edited),
         MessageRemoved("c1", 7, "m2"),
         OwnRestrictionsChanged("c1", 8, (mute,)),
@@ -258,6 +258,42 @@ async def test_a_resume_from_before_the_trimmed_log_gets_a_snapshot(
     assert old.snapshot is not None and old.events == ()
     assert old.snapshot.messages == tuple(messages)
     assert [e.seq for e in recent.events] == [9, 10, 11, 12]
+
+
+async def test_a_resume_never_serves_superseded_content(client: ClientFactory) -> None:
+    alice, bob = await client("alice"), await client("bob")
+    await alice.join("c1")
+    away = await bob.join("c1")  # seq 2
+    await bob.connection.close()
+    await alice.post("c1", "m1", "the original text")  # seq 3
+    await alice.ok(EditMessageRequest("c1", "m1", "a first fix"))  # seq 4
+    edited = await alice.ok(EditMessageRequest("c1", "m1", "the final text"))  # seq 5
+
+    bob = await client("bob")
+    resumption = await _resume(bob, away)
+
+    assert resumption.events == (MessagePosted("c1", 3, edited), MessageEdited("c1", 5, edited))
+    for event in resumption.events:
+        assert isinstance(event, MessagePosted | MessageEdited)
+        assert event.message.content == "the final text"
+
+
+async def test_a_resume_from_before_the_members_own_join_gets_a_snapshot(
+    client: ClientFactory,
+) -> None:
+    alice, carol = await client("alice"), await client("carol")
+    await alice.join("c1")  # seq 1
+    await alice.post("c1", "m1", "the original text")  # seq 2
+    edited = await alice.ok(EditMessageRequest("c1", "m1", "the final text"))  # seq 3
+    joined = await carol.join("c1")  # seq 4
+    await alice.post("c1", "m2", "after carol")  # seq 5
+
+    from_zero = await carol.ok(ResumeRequest("c1", joined.membership, 0))
+    from_her_join = await _resume(carol, joined)
+
+    assert from_zero.events == () and from_zero.snapshot is not None
+    assert from_zero.snapshot.messages[0] == edited
+    assert [e.seq for e in from_her_join.events] == [5]
 
 
 async def test_a_resume_from_the_future_gets_a_snapshot(client: ClientFactory) -> None:

@@ -21,6 +21,7 @@ from chats_store.chats.actions import (
 )
 from chats_store.chats.commands import (
     ChatRequest,
+    EditMessageRequest,
     HistoryRequest,
     JoinRequest,
     ModerationRequest,
@@ -29,8 +30,10 @@ from chats_store.chats.commands import (
     ResumeRequest,
 )
 from chats_store.chats.model import Message
-from chats_store.errors import ErrorCode
-from chats_store.protocol import decode_event, encode_event
+from chats_store.chats.validation import MAX_HISTORY_PAGE, check_content
+from chats_store.content import content_failure
+from chats_store.errors import ActionCallError, ErrorCode
+from chats_store.protocol import MAX_SERVER_FRAME_SIZE, decode_event, encode_event, encode_reply
 from chats_store.server import (
     MEMBERSHIP_TTL,
     RefusedError,
@@ -41,7 +44,9 @@ from chats_store.server import (
 from chats_store.server.database import ChatDatabase
 from chats_store.server.service import (
     _HANDLERS,
+    MAX_PAGE_BYTES,
     MEMBERS_AMOUNT_COALESCED_FROM,
+    SNAPSHOT_MESSAGES,
     Answer,
     ChatService,
     Push,
@@ -58,9 +63,14 @@ class _Timer:
     delay: float
     callback: Callable[[], None]
     cancelled: bool = False
+    fired: bool = False
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    def fire(self) -> None:
+        self.fired = True
+        self.callback()
 
 
 @attrs.define
@@ -70,6 +80,18 @@ class Core:
     clock: FakeClock
     timers: list[_Timer]
     published: list[Push]
+
+    def restart(self, **options: Any) -> None:
+        """A new core over the same database, with ``options`` (``ChatService``'s)."""
+        self.service.close()
+        self.service = ChatService(
+            self.database,
+            SECRET,
+            clock=self.clock,
+            schedule=lambda delay, callback: _Timer(delay, callback),
+            publish=self.published.extend,
+            **options,
+        )
 
     def join(self, user_id: str, chat_id: str = "c1", *permissions: str) -> Session:
         session = Session(user_id)
@@ -135,11 +157,9 @@ def test_a_refusal_is_a_failure_value_and_changes_nothing(core: Core) -> None:
 
     answer = core.service.handle(ann, PostMessageRequest("c1", "m1", "   "))
 
-    assert answer == Answer(
-        Failure(
-            "refused", ErrorCode.CONTENT_EMPTY, "the message content is empty - write something"
-        )
-    )
+    assert answer == Answer(content_failure("   "))
+    assert isinstance(answer.reply, Failure)
+    assert answer.reply.code == ErrorCode.CONTENT_EMPTY
     assert core.database.last_seq("c1") == last_seq
 
 
@@ -200,6 +220,80 @@ def test_an_early_timer_waits_for_the_clock(core: Core) -> None:
 
     assert core.published == []
     assert [t.delay for t in core.timers] == [60, 60]  # armed again
+
+
+def _armed(core: Core) -> list[_Timer]:
+    return [timer for timer in core.timers if not (timer.cancelled or timer.fired)]
+
+
+def test_the_core_holds_one_expiry_timer_however_many_restrictions(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for i in range(50):  # blocks of made-up ids, the latest ending first
+        core.service.handle(moderator, ModerationRequest("c1", f"u{i}", "block", 100 - i))
+
+    (timer,) = _armed(core)
+    assert timer.delay == 51 * 60
+
+    core.clock.advance(100 * 60)
+    timer.fire()
+
+    assert core.database.restrictions_amount("c1") == 0
+    assert _armed(core) == []
+
+
+def test_expired_restrictions_are_lifted_in_batches(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chats_store.server.service.EXPIRY_BATCH", 4)
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for i in range(10):
+        core.service.handle(moderator, ModerationRequest("c1", f"u{i}", "block", 1))
+    core.clock.advance(60)
+
+    amounts = []
+    while _armed(core):
+        _armed(core)[0].fire()
+        amounts.append(core.database.restrictions_amount("c1"))
+
+    assert amounts == [6, 2, 0]
+
+
+def test_start_arms_one_timer_for_the_earliest_stored_expiry(core: Core) -> None:
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for i in range(20):
+        core.service.handle(moderator, ModerationRequest("c1", f"u{i}", "block", 5 + i))
+    core.service.close()
+    timers: list[_Timer] = []
+
+    def schedule(delay: float, callback: Callable[[], None]) -> _Timer:
+        timers.append(_Timer(delay, callback))
+        return timers[-1]
+
+    restarted = ChatService(
+        core.database, SECRET, clock=core.clock, schedule=schedule, publish=core.published.extend
+    )
+    restarted.start()
+
+    assert [t.delay for t in timers] == [5 * 60]
+
+
+def test_a_chat_holds_at_most_its_cap_of_restrictions(core: Core) -> None:
+    core.restart(max_restrictions_per_chat=3)
+    moderator = core.join("mod", "c1", "send", "moderate")
+    for user_id in ("u1", "u2", "u3"):
+        assert (
+            core.service.handle(moderator, ModerationRequest("c1", user_id, "block")).reply is None
+        )
+
+    refused = core.service.handle(moderator, ModerationRequest("c1", "u4", "block")).reply
+    replaced = core.service.handle(moderator, ModerationRequest("c1", "u1", "block", 5)).reply
+    core.service.handle(moderator, ModerationRequest("c1", "u1", "unblock"))
+    after_a_lift = core.service.handle(moderator, ModerationRequest("c1", "u4", "block")).reply
+
+    assert isinstance(refused, Failure) and refused.code == ErrorCode.TOO_MANY_RESTRICTIONS
+    assert "3 mutes and blocks" in refused.detail
+    assert replaced is None and after_a_lift is None
+    assert core.database.restrictions_amount("c1") == 3
 
 
 def test_tokens_and_rules_refuse_with_one_exception() -> None:
@@ -374,3 +468,88 @@ def test_the_end_of_an_interval_reuses_the_last_seq_when_nothing_happened_since(
     (push,) = core.published
     assert push.event == MembersAmountChanged("c1", seq, MEMBERS_AMOUNT_COALESCED_FROM + 2)
     assert core.database.last_seq("c1") == seq
+
+
+@pytest.mark.parametrize(
+    "content", ["\u200b", "\ufeff", "\u3164", "\u2800", "\u00ad", " \u200b\u2800 ", "x" * 257]
+)
+def test_the_core_and_the_client_refuse_the_same_content_the_same_way(
+    core: Core, content: str
+) -> None:
+    ann = core.join("ann")
+    core.service.handle(ann, PostMessageRequest("c1", "m1", "visible"))
+
+    posted = core.service.handle(ann, PostMessageRequest("c1", "m2", content)).reply
+    edited = core.service.handle(ann, EditMessageRequest("c1", "m1", content)).reply
+    with pytest.raises(ActionCallError) as refused_locally:
+        check_content(content, "send_message")
+
+    assert posted == edited == content_failure(content)
+    assert isinstance(posted, Failure)
+    assert (refused_locally.value.code, refused_locally.value.detail) == (
+        posted.code,
+        posted.detail,
+    )
+
+
+ASTRAL = "\U0001f600"
+
+
+def test_pages_and_snapshots_of_maximal_messages_fit_in_a_frame(core: Core) -> None:
+    chat_id, author = ASTRAL * 128, ASTRAL * 127 + "a"
+    metadata = {f"{ASTRAL * 100}{n}": ASTRAL * 200 for n in range(10)}
+    token = mint_chat_token(SECRET, author, chat_id, ("send",), metadata, now=core.clock())
+    session = Session(author)
+    assert isinstance(core.service.handle(session, JoinRequest(chat_id, token)).reply, ChatSnapshot)
+    for index in range(MAX_HISTORY_PAGE):
+        message_id = f"{index:03d}" + ASTRAL * 125
+        posted = core.service.handle(session, PostMessageRequest(chat_id, message_id, ASTRAL * 256))
+        assert isinstance(posted.reply, Message)
+
+    page = core.service.handle(session, HistoryRequest(chat_id, 2**53, MAX_HISTORY_PAGE)).reply
+    snapshot = core.service.handle(session, JoinRequest(chat_id, token)).reply
+
+    assert isinstance(page, tuple) and len(page) == MAX_HISTORY_PAGE  # nothing left out
+    assert isinstance(snapshot, ChatSnapshot) and len(snapshot.messages) == SNAPSHOT_MESSAGES
+    assert len(encode_reply(1, page)) < MAX_PAGE_BYTES < MAX_SERVER_FRAME_SIZE
+    assert len(encode_reply(2, snapshot)) < MAX_SERVER_FRAME_SIZE
+
+
+def test_a_page_of_older_data_is_cut_to_the_frame_budget(core: Core) -> None:
+    ann = core.join("ann")
+    with core.database.transaction():  # messages of a user id longer than allowed today
+        for index in range(100):
+            seq = core.database.next_seq("c1")
+            core.database.insert_message(
+                Message(f"m{index}", "c1", "x" * 20_000, "hi", "ready", seq, 1.0)
+            )
+
+    page = core.service.handle(ann, HistoryRequest("c1", 2**53, 100)).reply
+
+    assert isinstance(page, tuple) and 0 < len(page) < 100
+    assert page[-1].id == "m99"  # the newest are kept: paging back finds the others
+    assert len(encode_reply(1, page)) <= MAX_PAGE_BYTES
+
+
+def test_a_resume_past_its_byte_budget_gets_a_snapshot(core: Core) -> None:
+    core.restart(max_resume_bytes=3_000)
+    ann = core.join("ann")
+    joined = core.join("bob")
+    snapshot = core.service.snapshot("c1", "bob")
+    assert snapshot is not None and snapshot.membership is not None
+    bob = Session("bob")
+    for index in range(4):  # about 400 bytes of frame each
+        core.service.handle(ann, PostMessageRequest("c1", f"m{index}", "x" * 200))
+
+    few = core.service.handle(
+        bob, ResumeRequest("c1", snapshot.membership, snapshot.last_seq)
+    ).reply
+    for index in range(4, 12):
+        core.service.handle(ann, PostMessageRequest("c1", f"m{index}", "x" * 200))
+    many = core.service.handle(
+        bob, ResumeRequest("c1", snapshot.membership, snapshot.last_seq)
+    ).reply
+
+    assert joined.chats == {"c1"}  # the connection bob resumes from is another one
+    assert isinstance(few, Resumption) and len(few.events) == 4 and few.snapshot is None
+    assert isinstance(many, Resumption) and many.events == () and many.snapshot is not None

@@ -1,0 +1,427 @@
+"""The gate: who may open a connection, how many at once, how fast, with what headers.
+
+:class:`Gate` holds the counts and the buckets; :class:`GuardedConnection` (the
+server's ``websockets`` connection class) reports to it and guards what
+``websockets`` does not: the bytes of a handshake request, incoming pings, the
+write buffer. In the order a client meets them:
+
+1. **TCP accept.** At most ``max_handshakes`` handshakes in progress in all and
+   ``max_handshakes_per_ip`` from one network address (an IPv6 address counts by
+   its /64): past them the connection is answered **HTTP 503** or **429** at once
+   and closed. A handshake is in progress from the TCP accept until its request has
+   been read (``run_server``'s ``handshake_timeout`` bounds how long that takes).
+2. **The request.** At most ``max_header_bytes`` bytes of request line and headers
+   (counted as they arrive: more, and the connection is answered **HTTP 431** and
+   closed before they are parsed) and ``max_headers`` headers (**431**).
+3. **The handshake rate.** ``handshake_rate_per_ip`` handshakes per second from one
+   address (bursts of ``handshake_burst_per_ip``), checked before the token, then
+   ``handshake_rate_per_user`` for the token's user: **HTTP 429**
+   ``too_many_handshakes``.
+4. **The token**: exactly one ``Authorization: Bearer <session token>`` header (two
+   are **HTTP 400**), a valid session token whose user id is 1 to 128 characters
+   (**HTTP 401** otherwise).
+5. **Open connections**: ``max_connections_per_user`` of one user and
+   ``max_connections_per_ip`` of one address (**HTTP 429**
+   ``too_many_connections``), ``max_connections`` in all (**HTTP 503**
+   ``server_busy``).
+
+Every refusal is :func:`refusal`: a one-line plain-text body
+``<code>: <what happened and what to do>``, the code an
+:class:`~chats_store.errors.ErrorCode` value; every 429 and 503 carries
+``Retry-After`` (whole seconds). Anything else that refuses a handshake (an
+overloaded server, say) answers with :func:`refusal` too.
+
+Once open, a connection may send ``ping_rate`` pings per second (bursts of
+``ping_burst``): past them it is closed with **1008** and nothing more it sends is
+read. Its transport may hold at
+most ``max_write_buffer`` bytes unwritten, checked after every read (a peer
+that sends pings and never reads fills it with pongs): past it the connection is
+dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from chats_store.errors import ErrorCode
+from chats_store.server.limits import Buckets, ServerLimits, TokenBucket
+from chats_store.server.refusal import RefusedError
+from chats_store.server.tokens import verify_session_token
+
+__all__ = ["Gate", "GuardedConnection", "address_key", "refusal", "write_buffer_over"]
+
+logger = logging.getLogger("chats_store.server")
+
+
+def refusal(
+    status: HTTPStatus, code: str, message: str, retry_after: float | None = None
+) -> Response:
+    """The HTTP answer refusing a handshake: ``<code>: <message>`` as plain text.
+
+    ``retry_after``: seconds after which trying again may succeed (``Retry-After``,
+    rounded up to whole seconds, at least 1); required for 429 and 503.
+    """
+    busy = status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
+    if busy and retry_after is None:
+        raise ValueError(f"a {status.value} answer needs retry_after")
+    body = f"{code}: {message}\n".encode()
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ]
+    )
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if status is HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = 'Bearer realm="chats_store"'
+    return Response(status.value, status.phrase, headers, body)
+
+
+def write_buffer_over(connection: ServerConnection, limit: int | None) -> bool:
+    """Whether the connection's transport holds more than ``limit`` bytes unwritten."""
+    return limit is not None and connection.transport.get_write_buffer_size() > limit
+
+
+def address_key(peername: Any) -> str:
+    """The network address a connection counts under: its IP, or the /64 of an IPv6 one."""
+    host = peername[0] if isinstance(peername, tuple) and peername else None
+    if not isinstance(host, str):
+        return "local"  # a Unix socket
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class _Counts:
+    """How many of something each key has, and in all."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._by_key: dict[str, int] = {}
+
+    def of(self, key: str) -> int:
+        return self._by_key.get(key, 0)
+
+    def add(self, key: str) -> None:
+        self.total += 1
+        self._by_key[key] = self._by_key.get(key, 0) + 1
+
+    def remove(self, key: str) -> None:
+        self.total -= 1
+        remaining = self._by_key[key] - 1
+        if remaining:
+            self._by_key[key] = remaining
+        else:
+            del self._by_key[key]
+
+
+def _over(limit: int | None, count: int) -> bool:
+    return limit is not None and count >= limit
+
+
+class Gate:
+    """Admission of connections (see the module): counts, buckets and the token check."""
+
+    def __init__(
+        self,
+        limits: ServerLimits,
+        secret: bytes,
+        clock: Callable[[], float],
+        *,
+        max_connections_per_user: int | None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self._secret = secret
+        self._clock = clock
+        self._monotonic = monotonic
+        self._max_connections_per_user = max_connections_per_user
+        self._handshakes = _Counts()
+        self._by_ip = _Counts()
+        self._by_user = _Counts()
+        self._handshakes_by_ip = _bucket_set(
+            limits.handshake_rate_per_ip, limits.handshake_burst_per_ip
+        )
+        self._handshakes_by_user = _bucket_set(
+            limits.handshake_rate_per_user, limits.handshake_burst_per_user
+        )
+        self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+
+    @property
+    def open_connections(self) -> int:
+        return self._by_ip.total
+
+    @property
+    def handshakes_in_progress(self) -> int:
+        return self._handshakes.total
+
+    # 1. TCP accept -------------------------------------------------------------------------
+
+    def handshake_started(self, address: str) -> Response | None:
+        """A TCP connection was accepted: its refusal, or None (then it is counted)."""
+        limits = self.limits
+        if _over(limits.max_handshakes, self._handshakes.total):
+            return refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                ErrorCode.SERVER_BUSY,
+                f"the server has {limits.max_handshakes} handshakes in progress, the most it "
+                "takes - try again in a moment",
+                retry_after=1,
+            )
+        if _over(limits.max_handshakes_per_ip, self._handshakes.of(address)):
+            return refusal(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                ErrorCode.TOO_MANY_HANDSHAKES,
+                f"your address has {limits.max_handshakes_per_ip} handshakes in progress, the "
+                "most allowed - finish them first",
+                retry_after=1,
+            )
+        self._handshakes.add(address)
+        return None
+
+    def handshake_ended(self, address: str) -> None:
+        """The request of a counted handshake was read (or its connection was lost)."""
+        self._handshakes.remove(address)
+
+    # 2-5. The request ------------------------------------------------------------------------
+
+    def admit(
+        self, connection: ServerConnection, address: str, request: Request
+    ) -> Response | None:
+        """The refusal of a handshake request, or None: then :meth:`user_of` knows who it is."""
+        limits = self.limits
+        headers = sum(1 for _ in request.headers.raw_items())
+        if limits.max_headers is not None and headers > limits.max_headers:
+            return refusal(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                ErrorCode.HEADERS_TOO_LARGE,
+                f"the request has {headers} headers; the most is {limits.max_headers}",
+            )
+        now = self._monotonic()
+        wait = self._take(self._handshakes_by_ip, address, now)
+        if wait is not None:
+            return self._too_many_handshakes("your address", limits.handshake_rate_per_ip, wait)
+        user_id = self._authenticate(request)
+        if isinstance(user_id, Response):
+            return user_id
+        wait = self._take(self._handshakes_by_user, user_id, now)
+        if wait is not None:
+            return self._too_many_handshakes(
+                f"user {user_id!r}", limits.handshake_rate_per_user, wait
+            )
+        crowded = self._crowded(user_id, address)
+        if crowded is not None:
+            return crowded
+        self._users[connection] = user_id
+        return None
+
+    def user_of(self, connection: ServerConnection) -> str | None:
+        """The user an admitted connection authenticated as (once: it is forgotten)."""
+        return self._users.pop(connection, None)
+
+    @staticmethod
+    def _take(buckets: Buckets | None, key: str, now: float) -> float | None:
+        return None if buckets is None else buckets.take(key, now)
+
+    @staticmethod
+    def _too_many_handshakes(who: str, rate: float | None, wait: float) -> Response:
+        return refusal(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            ErrorCode.TOO_MANY_HANDSHAKES,
+            f"{who} opened connections faster than {rate:g} per second - wait and retry "
+            "with a growing delay",
+            retry_after=wait,
+        )
+
+    def _authenticate(self, request: Request) -> str | Response:
+        headers = request.headers.get_all("Authorization")
+        if not headers:
+            return refusal(
+                HTTPStatus.UNAUTHORIZED,
+                ErrorCode.INVALID_TOKEN,
+                "missing session token: send the header 'Authorization: Bearer <session token>'",
+            )
+        if len(headers) > 1:
+            return refusal(
+                HTTPStatus.BAD_REQUEST,
+                ErrorCode.INVALID_TOKEN,
+                f"the request has {len(headers)} Authorization headers: send exactly one, "
+                "'Authorization: Bearer <session token>'",
+            )
+        scheme, _, token = headers[0].partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return refusal(
+                HTTPStatus.UNAUTHORIZED,
+                ErrorCode.INVALID_TOKEN,
+                "the Authorization header must be 'Bearer <session token>'",
+            )
+        try:
+            return verify_session_token(self._secret, token.strip(), self._clock)
+        except RefusedError as error:
+            return refusal(HTTPStatus.UNAUTHORIZED, error.code, error.message)
+
+    def _crowded(self, user_id: str, address: str) -> Response | None:
+        """The refusal of one more open connection of ``user_id`` from ``address``."""
+        for limit, count, who in (
+            (self._max_connections_per_user, self._by_user.of(user_id), f"user {user_id!r}"),
+            (self.limits.max_connections_per_ip, self._by_ip.of(address), "your address"),
+        ):
+            if _over(limit, count):
+                return refusal(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    ErrorCode.TOO_MANY_CONNECTIONS,
+                    f"{who} already has {limit} open connections, the most allowed - "
+                    "close one and try again",
+                    retry_after=1,
+                )
+        if _over(self.limits.max_connections, self._by_ip.total):
+            return refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                ErrorCode.SERVER_BUSY,
+                f"the server holds {self.limits.max_connections} connections, the most it "
+                "takes - try again later",
+                retry_after=5,
+            )
+        return None
+
+    # Open connections -----------------------------------------------------------------------
+
+    def open(self, user_id: str, address: str) -> str | None:
+        """Count an open connection; the reason to close it instead, when handshakes
+        that raced past :meth:`admit` together went over a cap."""
+        refused = self._crowded(user_id, address)
+        if refused is not None:
+            return refused.body.decode().strip()
+        self._by_user.add(user_id)
+        self._by_ip.add(address)
+        return None
+
+    def closed(self, user_id: str, address: str) -> None:
+        self._by_user.remove(user_id)
+        self._by_ip.remove(address)
+
+
+def _bucket_set(rate: float | None, burst: int) -> Buckets | None:
+    return None if rate is None else Buckets(rate, burst)
+
+
+class GuardedConnection(ServerConnection):
+    """The server's connection class: reports to the :class:`Gate` and guards the
+    request's bytes, incoming pings and the write buffer (see the module).
+
+    Made per server by :meth:`for_gate` (``websockets`` creates connections from a class).
+    """
+
+    gate: ClassVar[Gate]
+
+    address = "local"
+    """The network address the connection counts under (:func:`address_key`)."""
+
+    on_pong: Callable[[bytes], None] | None = None
+    """Called with the payload of each pong received (the outbox's confirmations)."""
+
+    @classmethod
+    def for_gate(cls, gate: Gate) -> type[GuardedConnection]:
+        return type("GuardedConnection", (cls,), {"gate": gate})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counted = False
+        self._request_bytes = 0
+        limits = self.gate.limits
+        self._pings: TokenBucket | None = (
+            None
+            if limits.ping_rate is None
+            else TokenBucket(limits.ping_rate, limits.ping_burst, time.monotonic())
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.address = address_key(transport.get_extra_info("peername"))
+        refused = self.gate.handshake_started(self.address)
+        if refused is None:
+            self._counted = True
+        else:
+            self._answer_and_close(refused)
+
+    def _answer_and_close(self, response: Response) -> None:
+        """Answer before the request was parsed (the handshake never reaches websockets)."""
+        logger.info("refused a connection from %s: %s", self.address, response.body[:80])
+        self.transport.write(response.serialize())
+        self.transport.close()
+
+    def _end_handshake(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.gate.handshake_ended(self.address)
+
+    def data_received(self, data: bytes) -> None:
+        if self.request is None:
+            self._request_bytes += len(data)
+            limit = self.gate.limits.max_header_bytes
+            if limit is not None and self._request_bytes > limit:
+                self._end_handshake()
+                self._answer_and_close(
+                    refusal(
+                        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        ErrorCode.HEADERS_TOO_LARGE,
+                        f"the request line and headers are over {limit} bytes",
+                    )
+                )
+                return
+        super().data_received(data)
+        if write_buffer_over(self, self.gate.limits.max_write_buffer):
+            logger.info("dropping a connection from %s: its write buffer is full", self.address)
+            self.transport.abort()
+
+    def process_event(self, event: Any) -> None:
+        if self.request is None:
+            super().process_event(event)
+            self._end_handshake()  # the request is read
+            return
+        super().process_event(event)
+        if isinstance(event, Frame) and event.opcode is Opcode.PONG and self.on_pong:
+            self.on_pong(bytes(event.data))
+        if (
+            isinstance(event, Frame)
+            and event.opcode is Opcode.PING
+            and self._pings is not None
+            and not self._pings.take(time.monotonic())
+            and self.protocol.state is State.OPEN
+        ):
+            limits = self.gate.limits
+            logger.info("closing a connection from %s: a ping flood", self.address)
+            self.protocol.fail(
+                CloseCode.POLICY_VIOLATION,
+                f"ping flood: more than {limits.ping_rate:g} pings per second",
+            )
+            self.send_data()
+            self.transport.close()  # reads no more; writes what it holds, then closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end_handshake()
+        super().connection_lost(exc)
