@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager
 
 import psycopg
 import pytest
@@ -36,7 +36,7 @@ from chats_store.server import mint_chat_token, run_server
 from chats_store.server.fanout import LISTENER_NAME, SWEEP_INTERVAL, Fanout
 from chats_store.server.postgres import PostgresDatabase
 from chats_store.server.service import Answer, ChatService, Push, Session
-from tests.e2e.conftest import SECRET, Net, eventually
+from tests.e2e.conftest import SECRET, Client, Net, eventually
 
 KEY = SECRET.encode()
 
@@ -239,69 +239,63 @@ def test_a_restriction_expires_once_whichever_processes_run_its_timer(
 # Two real servers on one database: the wake-up -----------------------------------------
 
 
+@asynccontextmanager
+async def ann_and_bob(url: str) -> AsyncIterator[tuple[Client, Client]]:
+    """Two servers on ``url``; ann joined chat c1 on the first, bob on the second."""
+    async with (
+        run_server(db=url, secret=SECRET) as first,
+        run_server(db=url, secret=SECRET) as second,
+    ):
+        ann_net, bob_net = Net(first), Net(second)
+        try:
+            yield await ann_net.joined("ann"), await bob_net.joined("bob")
+        finally:
+            await ann_net.close()
+            await bob_net.close()
+
+
 async def test_an_event_committed_without_a_notification_arrives_by_the_sweep(
     postgres_url: str,
 ) -> None:
-    async with (
-        run_server(db=postgres_url, secret=SECRET) as first,
-        run_server(db=postgres_url, secret=SECRET) as second,
-    ):
-        ann_net, bob_net = Net(first), Net(second)
-        try:
-            ann = await ann_net.joined("ann")
-            bob = await bob_net.joined("bob")
-            await ann.chats.send_message("c1", "woken")
-            await eventually(lambda: len(bob.messages()) == 1)
-            # A commit whose NOTIFY is lost: what a process that was not listening misses.
-            with (
-                psycopg.connect(postgres_url, autocommit=True) as connection,
-                connection.transaction(),
-            ):
-                (seq,) = connection.execute(
-                    "UPDATE chats SET last_seq = last_seq + 1 WHERE chat_id = 'c1' "
-                    "RETURNING last_seq"
-                ).fetchone() or (0,)
-                quiet = Message("quiet", "c1", "ann", "unannounced", "ready", seq, time.time())
-                connection.execute(
-                    "INSERT INTO messages (chat_id, message_id, author_id, content, seq, "
-                    "created_at) VALUES ('c1', 'quiet', 'ann', 'unannounced', %s, %s)",
-                    (seq, quiet.created_at),
-                )
-                connection.execute(
-                    "INSERT INTO events (chat_id, seq, message_id, frame) "
-                    "VALUES ('c1', %s, 'quiet', %s)",
-                    (seq, encode_event(MessagePosted("c1", seq, quiet))),
-                )
-            started = time.monotonic()
-            await eventually(lambda: len(bob.messages()) == 2, timeout=SWEEP_INTERVAL + 3)
-            assert time.monotonic() - started <= SWEEP_INTERVAL + 1
-            assert [m.content for m in bob.messages()] == ["woken", "unannounced"]
-        finally:
-            await ann_net.close()
-            await bob_net.close()
+    async with ann_and_bob(postgres_url) as (ann, bob):
+        await ann.chats.send_message("c1", "woken")
+        await eventually(lambda: len(bob.messages()) == 1)
+        # A commit whose NOTIFY is lost: what a process that was not listening misses.
+        with (
+            psycopg.connect(postgres_url, autocommit=True) as connection,
+            connection.transaction(),
+        ):
+            (seq,) = connection.execute(
+                "UPDATE chats SET last_seq = last_seq + 1 WHERE chat_id = 'c1' RETURNING last_seq"
+            ).fetchone() or (0,)
+            quiet = Message("quiet", "c1", "ann", "unannounced", "ready", seq, time.time())
+            connection.execute(
+                "INSERT INTO messages (chat_id, message_id, author_id, content, seq, "
+                "created_at) VALUES ('c1', 'quiet', 'ann', 'unannounced', %s, %s)",
+                (seq, quiet.created_at),
+            )
+            connection.execute(
+                "INSERT INTO events (chat_id, seq, message_id, frame) "
+                "VALUES ('c1', %s, 'quiet', %s)",
+                (seq, encode_event(MessagePosted("c1", seq, quiet))),
+            )
+        started = time.monotonic()
+        await eventually(lambda: len(bob.messages()) == 2, timeout=SWEEP_INTERVAL + 3)
+        assert time.monotonic() - started <= SWEEP_INTERVAL + 1
+        assert [m.content for m in bob.messages()] == ["woken", "unannounced"]
 
 
 async def test_a_listener_whose_connection_is_cut_loses_nothing(postgres_url: str) -> None:
-    async with (
-        run_server(db=postgres_url, secret=SECRET) as first,
-        run_server(db=postgres_url, secret=SECRET) as second,
-    ):
-        ann_net, bob_net = Net(first), Net(second)
-        try:
-            ann = await ann_net.joined("ann")
-            bob = await bob_net.joined("bob")
-            with psycopg.connect(postgres_url, autocommit=True) as connection:
-                cut = connection.execute(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = %s",
-                    (LISTENER_NAME,),
-                ).fetchone()
-            assert cut == (2,)
-            sent = [await ann.chats.send_message("c1", f"m{n}") for n in range(5)]
-            await asyncio.sleep(0.05)
-            sent.append(await ann.chats.send_message("c1", "after"))
-            await eventually(lambda: len(bob.messages()) == 6, timeout=SWEEP_INTERVAL + 3)
-            assert [m.id for m in bob.messages()] == [m.id for m in sent]
-        finally:
-            await ann_net.close()
-            await bob_net.close()
+    async with ann_and_bob(postgres_url) as (ann, bob):
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            cut = connection.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (LISTENER_NAME,),
+            ).fetchone()
+        assert cut == (2,)
+        sent = [await ann.chats.send_message("c1", f"m{n}") for n in range(5)]
+        await asyncio.sleep(0.05)
+        sent.append(await ann.chats.send_message("c1", "after"))
+        await eventually(lambda: len(bob.messages()) == 6, timeout=SWEEP_INTERVAL + 3)
+        assert [m.id for m in bob.messages()] == [m.id for m in sent]
