@@ -323,7 +323,7 @@ def _postgres(url: str | None) -> Iterator[Callable[[], str]]:
     cluster = PostgresCluster()
     cluster.start()
     try:
-        yield cluster.create_database
+        yield cluster.new_database_url
     finally:
         cluster.stop()
 
