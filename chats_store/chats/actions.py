@@ -92,6 +92,8 @@ class ChatSnapshot:
     the join (a signed token, audience ``chats_store:membership``): give it back in a
     :class:`~chats_store.chats.commands.ResumeRequest` to re-attach after a
     reconnect without a fresh chat token. None where no server issued one.
+    ``server_time`` is the server's clock when it answered (epoch seconds; None from
+    a server that does not send it): see :mod:`chats_store.chats.server_clock`.
     """
 
     messages: tuple[Message, ...]
@@ -100,6 +102,7 @@ class ChatSnapshot:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
+    server_time: float | None = None
 
 
 # Intents ---------------------------------------------------------------------
@@ -379,6 +382,7 @@ class Resumption:
     ``last_seq`` are the chat's current values either way; ``last_seq`` may be
     larger than the last event's seq (other members' private events take seqs).
     ``membership`` is a refreshed credential: keep it for the next resume.
+    ``server_time``: the server's clock when it answered, as in :class:`ChatSnapshot`.
     """
 
     events: tuple[ServerEvent, ...]
@@ -388,3 +392,4 @@ class Resumption:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str = attrs.field(repr=False)
+    server_time: float | None = None

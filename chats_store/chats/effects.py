@@ -13,6 +13,10 @@ that is dispatched like any other, so the reducer rolls back what the call chang
 optimistically (a send becomes ``interrupted``, an update restores the content) and
 releases what waited behind it (the next queued send is cancelled the same way).
 A call still waiting after that is settled with :class:`CallCancelledError`.
+
+Every reply feeds the module's :class:`~chats_store.chats.server_clock.ServerClock`
+with the server times it holds, the ``server_time`` of a join or resume bounded by
+the request's round trip, before its outcome is dispatched.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from chats_store.chats.actions import Failure
 from chats_store.chats.commands import ChatReply, Outcome, SendRequest, SettleCall, outcome_of
+from chats_store.chats.server_clock import ServerClock, latest_server_time
 from chats_store.chats.transport import ChatsTransport
 from chats_store.core.reducer import Command
 from chats_store.errors import CallCancelledError, ErrorCode
@@ -49,10 +54,12 @@ class ChatsEffects:
         transport: ChatsTransport,
         dispatch: Callable[[Any], None],
         request_timeout: float,
+        server_clock: ServerClock,
     ) -> None:
         self._transport = transport
         self._dispatch = dispatch
         self._request_timeout = request_timeout
+        self._server_clock = server_clock
         self._calls: dict[int, tuple[str, asyncio.Future[Outcome]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -100,8 +107,14 @@ class ChatsEffects:
 
     async def _send(self, command: SendRequest) -> None:
         result: ChatReply | Failure
+        clock = self._server_clock
         try:
+            sent = clock.local()
             result = await self._transport.request(command.request, self._request_timeout)
+            if not isinstance(result, Failure):
+                received = clock.local()
+                clock.answered(getattr(result, "server_time", None), sent, received)
+                clock.saw(latest_server_time(result), received)
         except asyncio.CancelledError:
             if not self._closed:
                 raise  # cancelled from outside (the loop shutting down): nothing to report

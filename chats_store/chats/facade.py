@@ -76,6 +76,7 @@ from chats_store.chats.selectors import (
     status_of,
     sync_statuses_of,
 )
+from chats_store.chats.server_clock import ServerClock, issued_at, latest_server_time
 from chats_store.chats.transport import ChatsTransport, ChatsTransportProvider
 from chats_store.chats.validation import (
     check_delete_message,
@@ -97,6 +98,7 @@ from chats_store.errors import (
     RequestTimeoutError,
     ServerRefusedError,
 )
+from chats_store.tokens import CHAT_AUDIENCE, SESSION_AUDIENCE
 from chats_store.user.module import User
 
 __all__ = ["Chats", "ChatsConfig", "create_chats"]
@@ -220,7 +222,8 @@ class Chats:
     ) -> None:
         self._user = user
         self._config = config
-        self._clock = clock
+        self._server_clock = ServerClock(clock)
+        self._server_clock.saw(issued_at(user.session_token, SESSION_AUDIENCE))
         self._new_message_id = new_message_id
         self._call_ids = itertools.count(1)
         self._closed = False
@@ -231,7 +234,9 @@ class Chats:
             ChatsState(),
             scope_of=_chat_scope,
         )
-        self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
+        self._effects = ChatsEffects(
+            transport, self._store.dispatch, config.request_timeout, self._server_clock
+        )
         self._store.set_interpreter(self._effects.run)
         self._action_log: ActionLogWriter | None = None
         self._remove_action_log: Callable[[], None] | None = None
@@ -247,7 +252,7 @@ class Chats:
             transport.status.subscribe(
                 lambda status: self._store.dispatch(ConnectionStatusChanged(status))
             ),
-            transport.events.subscribe(self._store.dispatch),
+            transport.events.subscribe(self._on_event),
         )
 
     @property
@@ -258,6 +263,23 @@ class Chats:
     @property
     def config(self) -> ChatsConfig:
         return self._config
+
+    @property
+    def server_clock(self) -> ServerClock:
+        """The server's clock as this client estimates it: ``chats.server_clock()`` is
+        the server's time now (epoch seconds).
+
+        Server deadlines are the server's: count a restriction down with it
+        (``restriction.until - chats.server_clock()``, ``restriction.is_active(
+        chats.server_clock())``), not with the local clock, which may be minutes off.
+        The module's own checks (mutes, token expiry) use it. See
+        :mod:`chats_store.chats.server_clock`.
+        """
+        return self._server_clock
+
+    def _on_event(self, event: Any) -> None:
+        self._server_clock.saw(latest_server_time(event))
+        self._store.dispatch(event)
 
     async def close(self) -> None:
         """Stop listening to the transport, end every pending call, close the action log.
@@ -406,7 +428,9 @@ class Chats:
         :meth:`leave_chat` is called before the join finished.
         """
         state = self._state_for("join_chat")
-        claims = check_join_chat(state, token, self._user.user_id, self._clock())
+        if isinstance(token, str):
+            self._server_clock.saw(issued_at(token, CHAT_AUDIENCE))
+        claims = check_join_chat(state, token, self._user.user_id, self._server_clock.earliest())
         chat_id: str = claims["chat"]
         outcome = await self._call("join_chat", lambda call_id: JoinChat(call_id, chat_id, token))
         if not isinstance(outcome, ChatJoined):
@@ -439,7 +463,7 @@ class Chats:
         raises.
         """
         state = self._state_for("send_message")
-        now = self._clock()
+        now = self._server_clock()
         message_id = self._new_message_id()
         checked = check_send_message(state, chat_id, content, now, message_id=message_id)
         author_id = self._user.user_id
@@ -453,7 +477,9 @@ class Chats:
 
     async def resend_message(self, chat_id: str, message_id: str) -> Message:
         """Send an ``interrupted`` message again, with the same id (never a duplicate)."""
-        check_resend_message(self._state_for("resend_message"), chat_id, message_id, self._clock())
+        check_resend_message(
+            self._state_for("resend_message"), chat_id, message_id, self._server_clock()
+        )
         outcome = await self._call(
             "resend_message", lambda call_id: ResendMessage(call_id, chat_id, message_id)
         )

@@ -103,6 +103,7 @@ class WireSnapshot:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
+    server_time: float | None = None
 
 
 @attrs.frozen
@@ -220,6 +221,7 @@ class WireResumption:
     restrictions: tuple[Restriction, ...]
     last_seq: int
     membership: str = attrs.field(repr=False)
+    server_time: float | None = None
 
 
 # The converter ----------------------------------------------------------------------

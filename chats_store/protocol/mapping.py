@@ -116,6 +116,7 @@ def snapshot_to_wire(snapshot: ChatSnapshot) -> WireSnapshot:
         restrictions=snapshot.restrictions,
         last_seq=snapshot.last_seq,
         membership=snapshot.membership,
+        server_time=snapshot.server_time,
     )
 
 
@@ -127,6 +128,7 @@ def snapshot_from_wire(wire: WireSnapshot) -> ChatSnapshot:
         restrictions=wire.restrictions,
         last_seq=wire.last_seq,
         membership=wire.membership,
+        server_time=wire.server_time,
     )
 
 
@@ -222,6 +224,7 @@ def resumption_to_wire(resumption: Resumption) -> WireResumption:
         restrictions=resumption.restrictions,
         last_seq=resumption.last_seq,
         membership=resumption.membership,
+        server_time=resumption.server_time,
     )
 
 
@@ -235,6 +238,7 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
         restrictions=wire.restrictions,
         last_seq=wire.last_seq,
         membership=wire.membership,
+        server_time=wire.server_time,
     )
 
 

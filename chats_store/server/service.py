@@ -366,6 +366,7 @@ class ChatService:
             restrictions=self._active(chat_id, membership.user_id),
             last_seq=self._db.last_seq(chat_id),
             membership=credential,
+            server_time=self._clock(),
         )
 
     # Join, resume and leave -------------------------------------------------------
@@ -456,6 +457,7 @@ class ChatService:
             restrictions=self._active(chat_id, session.user_id),
             last_seq=last_seq,
             membership=credential,
+            server_time=self._clock(),
         )
         self._subscribe(session, chat_id)
         return Answer(resumption)
