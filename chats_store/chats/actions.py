@@ -8,7 +8,8 @@ Three families, each named by what it is:
 * **outcomes** (past tense), dispatched by the effects when a request's reply or
   failure arrives, with the same ``call_id``;
 * **server events** (past tense), pushed by the server, each with the chat
-  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport.
+  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport and
+  :class:`ChatsRestored` from a state file.
 
 Every action that concerns one chat has a ``chat_id`` field; it changes nothing
 but that chat's entry (and the list of chat ids), which the store relies on to
@@ -22,7 +23,7 @@ from typing import Literal
 
 import attrs
 
-from chats_store.chats.model import ConnectionStatus, Message, Restriction
+from chats_store.chats.model import ConnectionStatus, Message, PendingOperation, Restriction
 
 __all__ = [
     "ChatJoinFailed",
@@ -34,6 +35,7 @@ __all__ = [
     "ChatResumeFailed",
     "ChatResumed",
     "ChatSnapshot",
+    "ChatsRestored",
     "ConnectionStatusChanged",
     "DeleteMessage",
     "Failure",
@@ -59,6 +61,7 @@ __all__ = [
     "OwnRestrictionsChanged",
     "RemovedFromChat",
     "ResendMessage",
+    "RestoredChat",
     "Resumption",
     "SendMessage",
     "ServerEvent",
@@ -357,6 +360,33 @@ class RemovedFromChat:
 @attrs.frozen
 class ConnectionStatusChanged:
     status: ConnectionStatus
+
+
+@attrs.frozen
+class RestoredChat:
+    """What a state file kept of one joined chat (see :class:`ChatsRestored`).
+
+    ``messages``: its newest confirmed messages by ``seq`` (``ready``, as the server
+    last confirmed them), then its pending ones (``interrupted``), in order;
+    ``operations``: its requests not acknowledged, in the order they were made.
+    """
+
+    chat_id: str
+    last_seq: int
+    membership: str = attrs.field(repr=False)
+    members_amount: int | None
+    member_metadata: Mapping[str, str]
+    restrictions: tuple[Restriction, ...]
+    messages: tuple[Message, ...]
+    operations: tuple[PendingOperation, ...]
+
+
+@attrs.frozen
+class ChatsRestored:
+    """The chats of a state file, restored when the module is created (before any
+    connection): each becomes ``reloading`` until it has resumed."""
+
+    chats: tuple[RestoredChat, ...]
 
 
 ServerEvent = (

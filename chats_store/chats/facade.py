@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import time
 import uuid
 import weakref
@@ -63,6 +64,7 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
+from chats_store.chats.persistence import DEFAULT_KEPT_MESSAGES, StateFile
 from chats_store.chats.reducer import chats_reducer
 from chats_store.chats.selectors import (
     ChatSummary,
@@ -154,6 +156,12 @@ class ChatsConfig:
     a long-running application's memory stays flat; older ones come back with
     :meth:`Chats.load_older_messages`, which stay until the chat next changes.
     None (the default) keeps every message.
+    ``state_file``: a path; the module keeps its chats there (an SQLite file, created
+    with mode 0600: it holds membership credentials), so that a new module on the
+    same file, for the same user, restores them at once, before any connection, and
+    finishes the requests the previous process left in flight (see
+    :mod:`chats_store.chats.persistence`). One module per file; None (the default)
+    keeps nothing.
     """
 
     host: str
@@ -161,6 +169,7 @@ class ChatsConfig:
     request_timeout: float = 10.0
     auto_resend: bool = False
     max_messages_in_memory: int | None = attrs.field(default=None)
+    state_file: str | os.PathLike[str] | None = None
 
     @max_messages_in_memory.validator
     def _check_max_messages(self, attribute: object, value: int | None) -> None:
@@ -219,7 +228,11 @@ class Chats:
         clock: Callable[[], float] = time.time,
         new_message_id: Callable[[], str] = _new_message_id,
         action_log: str | Path | None = None,
+        state_file: StateFile | None = None,
     ) -> None:
+        if state_file is None and config.state_file is not None:
+            state_file = open_state_file(config, user)
+        self._state_file = state_file
         self._user = user
         self._config = config
         self._server_clock = ServerClock(clock)
@@ -235,7 +248,11 @@ class Chats:
             scope_of=_chat_scope,
         )
         self._effects = ChatsEffects(
-            transport, self._store.dispatch, config.request_timeout, self._server_clock
+            transport,
+            self._store.dispatch,
+            config.request_timeout,
+            self._server_clock,
+            None if state_file is None else state_file.unrecorded,
         )
         self._store.set_interpreter(self._effects.run)
         self._action_log: ActionLogWriter | None = None
@@ -248,6 +265,12 @@ class Chats:
                 clock=clock,
             )
             self._remove_action_log = self._store.add_middleware(self._action_log)
+        self._remove_state_file: Callable[[], None] | None = None
+        if state_file is not None:
+            self._server_clock.offset = state_file.offset
+            self._store.dispatch(state_file.restored)
+            state_file.follow(self._store.state, self._server_clock)
+            self._remove_state_file = self._store.add_middleware(state_file.record)
         self._subscriptions = CompositeDisposable(
             transport.status.subscribe(
                 lambda status: self._store.dispatch(ConnectionStatusChanged(status))
@@ -282,7 +305,7 @@ class Chats:
         self._store.dispatch(event)
 
     async def close(self) -> None:
-        """Stop listening to the transport, end every pending call, close the action log.
+        """Stop listening to the transport, end every pending call, close the files.
 
         Every call still pending (a request in flight, a send queued behind another,
         a join waiting for its snapshot) raises :class:`CallCancelledError` with code
@@ -290,12 +313,19 @@ class Chats:
         failed request: a send stays ``interrupted``, an update's previous content
         comes back (``leave_chat`` still returns: the chat was left locally). Calls
         made afterwards raise :class:`ActionCallError` (``module_closed``). The
-        WebSocket module is not closed: it may serve other modules. Idempotent.
+        state file is closed first, so it keeps those requests as in flight: a new
+        module on it sends them again. The WebSocket module is not closed: it may
+        serve other modules. Idempotent.
         """
         if self._closed:
             return
         self._closed = True
         self._subscriptions.dispose()
+        # The state file keeps the requests in flight as they are: a new module on it
+        # sends them again (cancelling them would record them interrupted).
+        if self._state_file is not None and self._remove_state_file is not None:
+            self._remove_state_file()
+            self._state_file.close()
         await self._effects.close()
         if self._action_log is not None and self._remove_action_log is not None:
             self._remove_action_log()
@@ -610,7 +640,13 @@ def create_chats(
     there as a JSON line with a time stamp (tokens and membership credentials
     redacted; see :mod:`chats_store.chats.action_log`), for ``chats-store replay``.
     The file is closed by :meth:`Chats.close`.
+
+    With ``config.state_file``, the chats kept there are restored before this returns
+    (each ``reloading``); raises :class:`~chats_store.errors.StateFileError` when the
+    file cannot be used (another user's, damaged, newer, in use), before anything is
+    registered with ``websocket_module``.
     """
+    state_file = None if config.state_file is None else open_state_file(config, user_module)
     transport = websocket_module.chats_transport(config.url, user_module.session_token)
     return Chats(
         user_module,
@@ -619,4 +655,16 @@ def create_chats(
         clock=clock,
         new_message_id=new_message_id,
         action_log=action_log,
+        state_file=state_file,
+    )
+
+
+def open_state_file(config: ChatsConfig, user: User) -> StateFile:
+    """The state file of ``config`` for ``user``, keeping the messages a chat keeps in
+    memory (``max_messages_in_memory``, or ``DEFAULT_KEPT_MESSAGES``)."""
+    assert config.state_file is not None
+    return StateFile.open(
+        config.state_file,
+        user.user_id,
+        kept_messages=config.max_messages_in_memory or DEFAULT_KEPT_MESSAGES,
     )

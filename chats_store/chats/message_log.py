@@ -375,6 +375,31 @@ class MessageLog:
         """How many confirmed messages the log holds (pending ones not counted)."""
         return self.items._confirmed
 
+    @property
+    def pending(self) -> tuple[Message, ...]:
+        """The messages not confirmed by the server, in creation order."""
+        return self.items._pending
+
+    def changes_since(self, older: MessageLog) -> tuple[list[Message], list[Message]]:
+        """What differs from ``older``: the messages of this log that ``older`` does not
+        hold (new ones and new versions), and those of ``older`` this log does not hold.
+
+        Messages are told apart by identity, chunks first: versions of one history
+        share their unchanged chunks, so the cost is that of the chunks that changed,
+        whatever the history's length.
+        """
+        mine = (*self.items._chunks, self.items._pending)
+        theirs = (*older.items._chunks, older.items._pending)
+        shared = {id(chunk) for chunk in mine} & {id(chunk) for chunk in theirs}
+        my_rest = [m for chunk in mine if id(chunk) not in shared for m in chunk]
+        their_rest = [m for chunk in theirs if id(chunk) not in shared for m in chunk]
+        my_ids = {id(m) for m in my_rest}
+        their_ids = {id(m) for m in their_rest}
+        return (
+            [m for m in my_rest if id(m) not in their_ids],
+            [m for m in their_rest if id(m) not in my_ids],
+        )
+
     def keep_newest(self, limit: int) -> MessageLog:
         """The log without its oldest confirmed messages beyond ``limit`` (pending ones stay).
 

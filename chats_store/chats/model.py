@@ -32,6 +32,8 @@ __all__ = [
     "MessageLog",
     "MessageSequence",
     "MessageStatus",
+    "OperationKind",
+    "PendingOperation",
     "QueuedSend",
     "RemovalReason",
     "Restriction",
@@ -120,6 +122,23 @@ class QueuedSend:
     message_id: str
 
 
+OperationKind = Literal["send", "edit", "delete"]
+
+
+@attrs.frozen
+class PendingOperation:
+    """A request of the user about message ``message_id`` that the server has not
+    acknowledged: a ``send``, an ``edit`` to ``content``, or a ``delete``.
+
+    What a state file keeps of a chat's requests in flight, and what a chat restored
+    from it sends again (:attr:`ChatState.recovered`).
+    """
+
+    kind: OperationKind
+    message_id: str
+    content: str | None = None
+
+
 @attrs.frozen
 class ChatState:
     """One joined (or joining) chat.
@@ -135,6 +154,13 @@ class ChatState:
     the order they were made; the first one is in flight. ``history_in_flight``
     counts the history requests (``load_older_messages``) not answered yet: the
     messages' sync status stays ``loading`` until the last one is.
+
+    ``recovered`` holds, in the order they were made, the operations a state file
+    kept of a chat restored from it (``ChatsConfig.state_file``): requests that were
+    in flight when the previous process ended. They go out again with their original
+    ids: the sends at the next connection, first in the send queue (the server
+    deduplicates posts by id); the edits and deletes once the chat has resumed,
+    unless the resumption shows them applied. The resume's outcome empties it.
     """
 
     chat_id: str
@@ -151,6 +177,7 @@ class ChatState:
     send_queue: tuple[QueuedSend, ...] = ()
     membership: str | None = attrs.field(default=None, repr=False)
     history_in_flight: int = 0
+    recovered: tuple[PendingOperation, ...] = ()
 
 
 RemovalReason = Literal["kicked", "blocked", "membership_lost"]

@@ -6,9 +6,9 @@
 action becomes a dict with a ``"type"`` key, the class name.
 
 Credentials never reach a log: :func:`action_to_data` replaces the chat token of
-:class:`JoinChat` and the membership credentials of :class:`ChatSnapshot` and
-:class:`Resumption` with :data:`REDACTED` (:func:`redact` does the same on the
-action itself), so ``action_from_data(action_to_data(a)) == redact(a)``.
+:class:`JoinChat` and the membership credentials of :class:`ChatSnapshot`,
+:class:`Resumption` and :class:`RestoredChat` with :data:`REDACTED` (:func:`redact`
+does the same on the action itself), so ``action_from_data(action_to_data(a)) == redact(a)``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from chats_store.chats.actions import (
     ChatJoined,
     ChatResumed,
     ChatSnapshot,
+    ChatsRestored,
     JoinChat,
     ServerEvent,
 )
@@ -49,10 +50,10 @@ ACTION_TYPES: tuple[type, ...] = tuple(
     for name in _actions.__all__
     if isinstance(value := getattr(_actions, name), type)
     and attrs.has(value)
-    and name not in ("Failure", "ChatSnapshot", "Resumption")
+    and name not in ("Failure", "ChatSnapshot", "Resumption", "RestoredChat")
 )
-"""Every action class (the nested value classes ``Failure``, ``ChatSnapshot`` and
-``Resumption`` are not actions)."""
+"""Every action class (the nested value classes ``Failure``, ``ChatSnapshot``,
+``Resumption`` and ``RestoredChat`` are not actions)."""
 
 _Action = Union[ACTION_TYPES]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
 
@@ -79,6 +80,9 @@ def redact(action: A) -> A:
             snapshot=None if snapshot is None else _redact_snapshot(snapshot),
         )
         redacted = attrs.evolve(action, resumption=resumption)
+    elif isinstance(action, ChatsRestored):
+        chats = tuple(attrs.evolve(chat, membership=REDACTED) for chat in action.chats)
+        redacted = attrs.evolve(action, chats=chats)
     result: A = redacted
     return result
 
