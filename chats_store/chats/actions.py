@@ -26,6 +26,7 @@ import attrs
 from chats_store.chats.model import ConnectionStatus, Message, PendingOperation, Restriction
 
 __all__ = [
+    "ChatHistoryRestored",
     "ChatJoinFailed",
     "ChatJoined",
     "ChatLeaveFailed",
@@ -384,9 +385,20 @@ class RestoredChat:
 @attrs.frozen
 class ChatsRestored:
     """The chats of a state file, restored when the module is created (before any
-    connection): each becomes ``reloading`` until it has resumed."""
+    connection): each becomes ``reloading`` until it has resumed. Each shows its newest
+    messages at once; :class:`ChatHistoryRestored` brings the older ones the file keeps."""
 
     chats: tuple[RestoredChat, ...]
+
+
+@attrs.frozen
+class ChatHistoryRestored:
+    """Older messages of a chat restored from a state file: those it keeps below
+    ``before_seq``, the oldest message :class:`ChatsRestored` showed."""
+
+    chat_id: str
+    before_seq: int
+    messages: tuple[Message, ...]
 
 
 ServerEvent = (

@@ -10,6 +10,7 @@ arguments.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import os
@@ -271,12 +272,37 @@ class Chats:
             self._store.dispatch(state_file.restored)
             state_file.follow(self._store.state, self._server_clock)
             self._remove_state_file = self._store.add_middleware(state_file.record)
+            self._restore_history(state_file, list(state_file.older))
         self._subscriptions = CompositeDisposable(
             transport.status.subscribe(
                 lambda status: self._store.dispatch(ConnectionStatusChanged(status))
             ),
             transport.events.subscribe(self._on_event),
         )
+
+    def _restore_history(self, state_file: StateFile, chat_ids: list[str]) -> None:
+        """Bring back the older messages the state file keeps, a chat per turn of the
+        running event loop (all at once without one): every chat shows its newest
+        messages at once, and the loop stays free meanwhile."""
+
+        def restore(chat_id: str) -> None:
+            history = state_file.history(chat_id)
+            if history is not None and not self._closed:
+                self._store.dispatch(history)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            for chat_id in chat_ids:
+                restore(chat_id)
+            return
+
+        def step() -> None:
+            if chat_ids and not self._closed:
+                restore(chat_ids.pop(0))
+                loop.call_soon(step)
+
+        loop.call_soon(step)
 
     @property
     def store(self) -> Store[ChatsState]:

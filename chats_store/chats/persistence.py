@@ -44,14 +44,14 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 import cattrs
 from immutables import Map
 
-from chats_store.chats.actions import ChatsRestored, Failure, RestoredChat
+from chats_store.chats.actions import ChatHistoryRestored, ChatsRestored, Failure, RestoredChat
 from chats_store.chats.commands import (
     ChatRequest,
     DeleteMessageRequest,
@@ -62,7 +62,6 @@ from chats_store.chats.model import (
     ChatsState,
     ChatState,
     Message,
-    MessageStatus,
     PendingOperation,
     Restriction,
 )
@@ -86,11 +85,16 @@ APPLICATION_ID = 0x63_73_73_66  # "cssf": chats_store state file, in the SQLite 
 DEFAULT_KEPT_MESSAGES = 1_000
 """How many confirmed messages per chat the file keeps when ``max_messages_in_memory`` is None."""
 
+RESTORED_AT_ONCE = 100
+"""How many of its newest messages a restored chat shows at once (a join shows as many);
+the older ones the file keeps follow, a chat at a time (:meth:`StateFile.history`)."""
+
 _TRIM_SLACK = 64
 """The file trims a chat back to its window once it holds this many messages more."""
 
 MIGRATIONS: tuple[str, ...] = (
-    # Version 1: the user, the chats, their messages, the operations not acknowledged.
+    # Version 1: the user, the chats, their confirmed messages (by seq: a chat's newest
+    # are read in one range) and pending ones (in order), the operations not acknowledged.
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE chats (
@@ -104,16 +108,25 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE messages (
         chat_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
         id TEXT NOT NULL,
         author_id TEXT NOT NULL,
         content TEXT NOT NULL,
-        seq INTEGER,
         created_at REAL NOT NULL,
         edited_at REAL,
-        pending_rank INTEGER,
-        PRIMARY KEY (chat_id, id)
+        PRIMARY KEY (chat_id, seq)
     ) WITHOUT ROWID;
-    CREATE INDEX messages_by_seq ON messages (chat_id, seq);
+    CREATE UNIQUE INDEX messages_by_id ON messages (chat_id, id);
+    CREATE TABLE pending (
+        chat_id TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        author_id TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (chat_id, rank)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX pending_by_id ON pending (chat_id, id);
     CREATE TABLE operations (
         number INTEGER PRIMARY KEY,
         chat_id TEXT NOT NULL,
@@ -234,6 +247,9 @@ class StateFile:
         self._ranks = itertools.count(1)
         self._server_clock: ServerClock | None = None
         self._closed = False
+        self.older: dict[str, int] = {}
+        """The chats that keep older messages than they show at once, and the ``seq`` of
+        the oldest one they show (see :meth:`history`)."""
 
     # Opening ---------------------------------------------------------------------------
 
@@ -261,7 +277,7 @@ class StateFile:
         state_file = cls(name, connection, kept_messages, contents.restored, contents.offset)
         state_file._positions = itertools.count(contents.last_position + 1)
         state_file._ranks = itertools.count(contents.last_rank + 1)
-        state_file._counts = contents.counts
+        state_file.older = contents.older
         logger.info("state file %s: %d chats restored", name, len(contents.restored.chats))
         return state_file
 
@@ -307,6 +323,23 @@ class StateFile:
         self._seen = state.chats
         self._server_clock = server_clock
 
+    def history(self, chat_id: str) -> ChatHistoryRestored | None:
+        """The action that brings back the older messages of ``chat_id`` (once; None
+        when there are none, or when they cannot be read: they stay on the server)."""
+        before_seq = self.older.pop(chat_id, None)
+        if before_seq is None or self._closed:
+            return None
+        try:
+            rows = self._db.execute(
+                f"{_SELECT_CONFIRMED} AND seq < ? ORDER BY seq", (chat_id, before_seq)
+            ).fetchall()
+        except sqlite3.Error:
+            logger.exception("state file %s: the older messages of %r", self.path, chat_id)
+            return None
+        if not rows:
+            return None
+        return ChatHistoryRestored(chat_id, before_seq, tuple(_confirmed(rows)))
+
     def record(self, action: Any, state: ChatsState) -> None:
         """The store middleware: write what ``action`` changed, in one transaction.
 
@@ -315,11 +348,18 @@ class StateFile:
         """
         if self._closed or (state.chats is self._seen and not self._dirty):
             return
+        if isinstance(action, ChatHistoryRestored) and action.chat_id not in self._dirty:
+            # What it brought back comes from the file: nothing to write.
+            self._seen = state.chats
+            chat = _kept(state.chats.get(action.chat_id))
+            if chat is not None and action.chat_id in self._chats:
+                self._chats = self._chats.set(action.chat_id, chat)
+            return
         scope: str | None = getattr(action, "chat_id", None)
-        if scope is None:
-            candidates: Iterable[str] = {*state.chats.keys(), *self._chats.keys()}
-        else:
-            candidates = {scope, *self._dirty}
+        # In join order: a chat new to the file takes the next position.
+        candidates: Iterable[str] = dict.fromkeys(
+            [*state.chat_ids, *self._chats.keys()] if scope is None else [*self._dirty, scope]
+        )
         changes = [
             (chat_id, before, after)
             for chat_id in candidates
@@ -329,7 +369,7 @@ class StateFile:
         self._seen = state.chats
         if not changes:
             return
-        writes = _Writes(self._kept_messages, self._counts, self._positions, self._ranks)
+        writes = _Writes(self._kept_messages, self._count_of, self._positions, self._ranks)
         for chat_id, before, after in changes:
             writes.chat(chat_id, before, after)
         writes.offset(self._server_clock, self.offset)
@@ -354,6 +394,16 @@ class StateFile:
                 chats = chats.set(chat_id, after)
             self._dirty.discard(chat_id)
         self._chats = chats
+
+    def _count_of(self, chat_id: str) -> int:
+        """How many confirmed messages of ``chat_id`` the file holds (read once, then kept)."""
+        count = self._counts.get(chat_id)
+        if count is None:
+            row = self._db.execute(
+                "SELECT count(*) FROM messages WHERE chat_id = ?", (chat_id,)
+            ).fetchone()
+            count = self._counts[chat_id] = row[0]
+        return count
 
     def _commit(self, writes: _Writes) -> None:
         """Run ``writes`` in one transaction, synced to the disk if it records a request."""
@@ -399,7 +449,7 @@ class _Writes:
     def __init__(
         self,
         kept_messages: int,
-        counts: Mapping[str, int],
+        count_of: Callable[[str], int],
         positions: Iterator[int],
         ranks: Iterator[int],
     ) -> None:
@@ -411,7 +461,7 @@ class _Writes:
         self.clock: ClockOffset | None = None
         """The clock estimate written, if it changed."""
         self._kept_messages = kept_messages
-        self._known_counts = counts
+        self._count_of = count_of
         self._positions = positions
         self._ranks = ranks
 
@@ -420,7 +470,7 @@ class _Writes:
 
     def chat(self, chat_id: str, before: ChatState | None, after: ChatState | None) -> None:
         if after is None:
-            for table in ("chats", "messages", "operations"):
+            for table in _CHAT_TABLES:
                 self._add(f"DELETE FROM {table} WHERE chat_id = ?", chat_id)
             return
         if before is None:
@@ -430,8 +480,8 @@ class _Writes:
                 next(self._positions),
                 *_encoded(after),
             )
-            self._add("DELETE FROM messages WHERE chat_id = ?", chat_id)
-            self._add("DELETE FROM operations WHERE chat_id = ?", chat_id)
+            for table in _CHAT_TABLES[1:]:
+                self._add(f"DELETE FROM {table} WHERE chat_id = ?", chat_id)
             self._messages(ChatState(chat_id=chat_id, status="ready", join_call_id=0), after, 0)
             self._operations(chat_id, {}, operations_of(after))
             return
@@ -443,7 +493,7 @@ class _Writes:
                 chat_id,
             )
         if before.messages is not after.messages or before.originals is not after.originals:
-            self._messages(before, after, self._known_counts.get(chat_id, 0))
+            self._messages(before, after, self._count_of(chat_id))
         if (
             before.messages.pending is not after.messages.pending
             or before.originals is not after.originals
@@ -467,32 +517,48 @@ class _Writes:
             old, new = _file_view(before, message_id), _file_view(after, message_id)
             if old == new:
                 continue
+            was_pending = old is not None and old[4] is None
             was_confirmed = old is not None and old[4] is not None
+            if was_pending and (new is None or new[4] is not None):
+                self._add("DELETE FROM pending WHERE chat_id = ? AND id = ?", chat_id, message_id)
             if new is None:
-                self._add("DELETE FROM messages WHERE chat_id = ? AND id = ?", chat_id, message_id)
-                count -= was_confirmed
+                if was_confirmed:
+                    self._add(
+                        "DELETE FROM messages WHERE chat_id = ? AND id = ?", chat_id, message_id
+                    )
+                    count -= 1
                 continue
-            rank = next(self._ranks) if new[4] is None else None
+            _, _, author_id, content, seq, created_at, edited_at = new
+            if seq is None:
+                self._add(
+                    "INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, id) "
+                    "DO UPDATE SET content = excluded.content",
+                    chat_id,
+                    next(self._ranks),
+                    message_id,
+                    author_id,
+                    content,
+                    created_at,
+                )
+                continue
             self._add(
-                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (chat_id, id) DO UPDATE SET content = excluded.content, "
-                "seq = excluded.seq, created_at = excluded.created_at, "
-                "edited_at = excluded.edited_at, "
-                "pending_rank = coalesce(pending_rank, excluded.pending_rank)",
-                new[1],
-                new[0],
-                new[2],
-                new[3],
-                new[4],
-                new[5],
-                new[6],
-                rank,
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, seq) "
+                "DO UPDATE SET id = excluded.id, author_id = excluded.author_id, "
+                "content = excluded.content, created_at = excluded.created_at, "
+                "edited_at = excluded.edited_at",
+                chat_id,
+                seq,
+                message_id,
+                author_id,
+                content,
+                created_at,
+                edited_at,
             )
-            count += new[4] is not None and not was_confirmed
+            count += not was_confirmed
         if count > self._kept_messages + _TRIM_SLACK:
             self._add(
                 "DELETE FROM messages WHERE chat_id = ? AND seq < (SELECT seq FROM messages "
-                "WHERE chat_id = ? AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                "WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                 chat_id,
                 chat_id,
                 self._kept_messages - 1,
@@ -624,15 +690,15 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
 
 @attrs.frozen
 class _Contents:
-    """What a file keeps: the action that restores it, its clock estimate, and where
-    its numbering goes on (the last chat position and pending rank, the confirmed
-    messages of each chat)."""
+    """What a file keeps: the action that restores it, its clock estimate, where its
+    numbering goes on (the last chat position and pending rank), and the chats that may
+    keep more messages than they show at once (the ``seq`` of the oldest one shown)."""
 
     restored: ChatsRestored
     offset: ClockOffset
     last_position: int
     last_rank: int
-    counts: dict[str, int]
+    older: dict[str, int]
 
 
 def _read(path: str, db: sqlite3.Connection) -> _Contents:
@@ -642,20 +708,22 @@ def _read(path: str, db: sqlite3.Connection) -> _Contents:
             "SELECT chat_id, position, last_seq, membership, members_amount, member_metadata, "
             "restrictions FROM chats ORDER BY position"
         ).fetchall()
-        confirmed = _grouped(
-            db.execute(
-                "SELECT id, chat_id, author_id, content, seq, created_at, edited_at "
-                "FROM messages WHERE seq IS NOT NULL ORDER BY chat_id, seq"
-            ),
-            "ready",
-        )
-        pending = _grouped(
-            db.execute(
-                "SELECT id, chat_id, author_id, content, seq, created_at, edited_at "
-                "FROM messages WHERE seq IS NULL ORDER BY chat_id, pending_rank"
-            ),
-            "interrupted",
-        )
+        confirmed = {
+            row[0]: _confirmed(
+                db.execute(
+                    f"{_SELECT_CONFIRMED} ORDER BY seq DESC LIMIT ?", (row[0], RESTORED_AT_ONCE)
+                ).fetchall()[::-1]
+            )
+            for row in chats
+        }
+        pending: dict[str, list[Message]] = {}
+        for chat_id, message_id, author_id, content, created_at in db.execute(
+            "SELECT chat_id, id, author_id, content, created_at FROM pending ORDER BY chat_id, rank"
+        ):
+            message = Message(
+                message_id, chat_id, author_id, content, "interrupted", None, created_at
+            )
+            pending.setdefault(chat_id, []).append(message)
         operations: dict[str, list[PendingOperation]] = {}
         for chat_id, message_id, kind, content in db.execute(
             "SELECT chat_id, message_id, kind, content FROM operations ORDER BY number"
@@ -664,7 +732,7 @@ def _read(path: str, db: sqlite3.Connection) -> _Contents:
                 raise ValueError(f"operation {kind!r} of message {message_id!r}")
             operations.setdefault(chat_id, []).append(PendingOperation(kind, message_id, content))
         clock = db.execute("SELECT lower, upper FROM server_clock").fetchone()
-        last_rank = db.execute("SELECT coalesce(max(pending_rank), 0) FROM messages").fetchone()[0]
+        last_rank = db.execute("SELECT coalesce(max(rank), 0) FROM pending").fetchone()[0]
         restored = tuple(
             RestoredChat(
                 chat_id=chat_id,
@@ -693,19 +761,29 @@ def _read(path: str, db: sqlite3.Connection) -> _Contents:
         offset=offset,
         last_position=max((row[1] for row in chats), default=0),
         last_rank=last_rank,
-        counts={chat_id: len(messages) for chat_id, messages in confirmed.items()},
+        older={
+            chat_id: messages[0].seq
+            for chat_id, messages in confirmed.items()
+            if len(messages) == RESTORED_AT_ONCE and messages[0].seq is not None
+        },
     )
 
 
-def _grouped(rows: Iterable[tuple[Any, ...]], status: MessageStatus) -> dict[str, list[Message]]:
-    """Messages by chat, in the rows' order, with ``status``."""
-    by_chat: dict[str, list[Message]] = {}
-    for chat_id, group in itertools.groupby(rows, key=lambda row: row[1]):
-        by_chat[chat_id] = [
-            Message(m_id, c_id, author, content, status, seq, created, edited)
-            for m_id, c_id, author, content, seq, created, edited in group
-        ]
-    return by_chat
+_SELECT_CONFIRMED = (
+    "SELECT id, chat_id, author_id, content, seq, created_at, edited_at FROM messages "
+    "WHERE chat_id = ?"
+)
+
+_CHAT_TABLES = ("chats", "messages", "pending", "operations")
+"""The tables that hold a chat's rows (``chats`` first)."""
+
+
+def _confirmed(rows: Iterable[tuple[Any, ...]]) -> list[Message]:
+    """The messages of ``rows`` (as :data:`_SELECT_CONFIRMED` reads them), ``ready``."""
+    return [
+        Message(m_id, chat_id, author, content, "ready", seq, created, edited)
+        for m_id, chat_id, author, content, seq, created, edited in rows
+    ]
 
 
 def _metadata(value: object) -> dict[str, str]:

@@ -39,6 +39,7 @@ import attrs
 from immutables import Map
 
 from chats_store.chats.actions import (
+    ChatHistoryRestored,
     ChatJoined,
     ChatJoinFailed,
     ChatLeaveFailed,
@@ -450,6 +451,18 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
     for event in chat.buffered_events:
         ready = EVENT_CASES[type(event)](ready, event)
     return ready
+
+
+def chat_history_restored(chat: ChatState, action: ChatHistoryRestored) -> ChatState:
+    """The older messages of a restored chat go below the ones it shows, if it still
+    starts at ``before_seq``: not after a resume replaced its messages with a snapshot
+    (a gap would open) nor once older ones came from the server."""
+    if chat.messages.first_confirmed_seq != action.before_seq:
+        return chat
+    older = tuple(m for m in action.messages if m.seq is not None and m.seq < action.before_seq)
+    if not older:
+        return chat
+    return _evolve_chat(chat, messages=MessageLog((*older, *chat.messages)))
 
 
 def _post(chat: ChatState, entry: QueuedSend) -> SendRequest | None:
@@ -864,6 +877,7 @@ CHATS_CASES: Mapping[type, WholeCase] = {
 
 CHAT_CASES: Mapping[type, ChatCase] = {
     ChatJoined: chat_joined,
+    ChatHistoryRestored: chat_history_restored,
     SendMessage: send_message,
     ResendMessage: resend_message,
     MessageSent: message_sent,

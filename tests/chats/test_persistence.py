@@ -30,6 +30,7 @@ from chats_store.chats.model import ChatsState, Message, PendingOperation
 from chats_store.chats.persistence import (
     APPLICATION_ID,
     MIGRATIONS,
+    RESTORED_AT_ONCE,
     SCHEMA_VERSION,
     StateFile,
     operations_of,
@@ -248,6 +249,31 @@ async def test_without_a_window_the_file_keeps_its_default(
     assert kept == [f"m{number}" for number in range(80 - len(kept), 80)]
 
 
+async def test_a_long_chat_shows_its_newest_at_once_and_the_rest_right_after(
+    world: World, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = await world.client("ann", state_file=path)
+    await ann.chats.join_chat(world.server.chat_token("ann", "c1"))
+    for number in range(RESTORED_AT_ONCE + 50):
+        world.server.post("c1", "bob", f"m{number}", f"bob-{number}")
+    await settle()
+    everything = ann.chats.get_chat_messages("c1").value
+    commits: list[object] = []
+    commit = StateFile._commit
+    monkeypatch.setattr(
+        StateFile, "_commit", lambda self, writes: (commits.append(writes), commit(self, writes))
+    )
+
+    again = await restart(world, ann, path)
+
+    shown = again.chats.get_chat_messages("c1").value
+    assert shown is not None and everything is not None
+    assert list(shown) == list(everything)[-RESTORED_AT_ONCE:]
+    await settle()
+    assert again.chats.get_chat_messages("c1").value == everything
+    assert commits == [], "what came back from the file is not written again"
+
+
 async def test_a_request_whose_record_failed_does_not_leave(
     world: World, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -416,8 +442,8 @@ def test_a_file_of_version_1_is_upgraded(path: str) -> None:
             "INSERT INTO chats VALUES ('c1', 1, 7, 'credential', 3, ?, ?)",
             (json.dumps({"role": "guest"}), json.dumps([{"kind": "mute", "until": None}])),
         )
-        db.execute("INSERT INTO messages VALUES ('c1', 'm1', 'bob', 'hi', 5, 100.0, NULL, NULL)")
-        db.execute("INSERT INTO messages VALUES ('c1', 'p', 'ann', 'yo', NULL, 101.0, NULL, 1)")
+        db.execute("INSERT INTO messages VALUES ('c1', 5, 'm1', 'bob', 'hi', 100.0, NULL)")
+        db.execute("INSERT INTO pending VALUES ('c1', 1, 'p', 'ann', 'yo', 101.0)")
         db.execute("INSERT INTO operations (chat_id, message_id, kind) VALUES ('c1', 'p', 'send')")
     db.close()
 

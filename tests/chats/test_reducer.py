@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from chats_store.chats.actions import (
+    ChatHistoryRestored,
     ChatJoined,
     ChatJoinFailed,
     ChatLeaveFailed,
@@ -205,6 +206,7 @@ def test_every_case_has_an_example_here() -> None:
         ChatResumed,
         ChatResumeFailed,
         ChatsRestored,
+        ChatHistoryRestored,
     }
     assert set(CHATS_CASES) | set(CHAT_CASES) == covered
 
@@ -1308,3 +1310,30 @@ def test_chats_restored_while_connected_resume_at_once(connected: ChatsState) ->
     assert sent(step) == [ResumeRequest("c1", MEMBERSHIP, 9), PostMessageRequest("c1", "p", "hi")]
     again = run(step.state, ChatsRestored((attrs.evolve(RESTORED, last_seq=1),)))
     assert again.state is step.state or chat(again.state) is chat(step.state), "held chats stay"
+
+
+def test_the_older_messages_of_a_restored_chat_go_below_those_it_shows(
+    restored: ChatsState,
+) -> None:
+    older = (server_message("x", 1), server_message("y", 2))
+
+    state = reduce(restored, ChatHistoryRestored("c1", 3, older))
+
+    assert [m.id for m in chat(state).messages] == ["x", "y", "a", "b", "p", "q", "r"]
+    assert chat(state).messages.find("x") == older[0]
+    bounded = run(
+        restored, ChatHistoryRestored("c1", 3, older), reducer=chats_reducer(max_messages=3)
+    )
+    assert [m.id for m in chat(bounded.state).messages][:3] == ["y", "a", "b"]
+
+
+def test_older_messages_that_would_leave_a_gap_are_not_restored(restored: ChatsState) -> None:
+    """A resume replaced the messages with a snapshot of the newest: the file's older
+    ones would leave a hole between them."""
+    reloading = reduce(restored, ConnectionStatusChanged("connected"))
+    snapshot = ChatSnapshot((server_message("z", 40),), 4, {}, (), 40)
+    resumed = reduce(reloading, ChatResumed(0, "c1", resumption(snapshot=snapshot, last_seq=40)))
+
+    after = reduce(resumed, ChatHistoryRestored("c1", 3, (server_message("x", 1),)))
+
+    assert after is resumed or chat(after) is chat(resumed)

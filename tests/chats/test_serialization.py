@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chats_store.chats.actions import (
+    ChatHistoryRestored,
     ChatJoined,
     ChatResumed,
     ChatResumeFailed,
@@ -74,6 +75,12 @@ def restored(draw: st.DrawFn) -> ChatsRestored:
     return ChatsRestored(tuple(chats))
 
 
+@st.composite
+def history(draw: st.DrawFn) -> ChatHistoryRestored:
+    messages = tuple(draw(st.lists(cs.confirmed_messages("c1"), max_size=3)))
+    return ChatHistoryRestored("c1", draw(st.integers(1, 100)), messages)
+
+
 def _with_membership(snapshot: ChatSnapshot) -> ChatSnapshot:
     import attrs
 
@@ -84,6 +91,7 @@ any_action = st.one_of(
     cs.chats_states(max_steps=10).flatmap(cs.chats_actions),
     resumed(),
     restored(),
+    history(),
     st.builds(ChatResumeFailed, st.integers(1, 9), cs.chat_ids(), cs.failures()),
 )
 
@@ -103,6 +111,7 @@ def test_the_strategies_cover_every_action_class() -> None:
         ChatResumed,
         ChatResumeFailed,
         ChatsRestored,
+        ChatHistoryRestored,
     }
 
 
