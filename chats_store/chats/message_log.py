@@ -393,6 +393,20 @@ class MessageLog:
         shared = {id(chunk) for chunk in mine} & {id(chunk) for chunk in theirs}
         my_rest = [m for chunk in mine if id(chunk) not in shared for m in chunk]
         their_rest = [m for chunk in theirs if id(chunk) not in shared for m in chunk]
+        # What the two have in common at the start and at the end (a message appended,
+        # edited or removed changes one place), then the rest by identity.
+        start, limit = 0, min(len(my_rest), len(their_rest))
+        while start < limit and my_rest[start] is their_rest[start]:
+            start += 1
+        my_end, their_end = len(my_rest), len(their_rest)
+        while (
+            my_end > start
+            and their_end > start
+            and my_rest[my_end - 1] is their_rest[their_end - 1]
+        ):
+            my_end -= 1
+            their_end -= 1
+        my_rest, their_rest = my_rest[start:my_end], their_rest[start:their_end]
         my_ids = {id(m) for m in my_rest}
         their_ids = {id(m) for m in their_rest}
         return (

@@ -288,6 +288,8 @@ class StateFile:
             # Exclusive before WAL: one module per file, and no shared-memory index.
             db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA journal_mode=WAL")
+            # Acknowledgements and pushes: committed, not synced; requests: see _commit.
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if "locked" in str(error):
