@@ -265,7 +265,7 @@ class StateFile:
         name = os.fspath(path)
         created = _create(name)
         try:
-            connection = sqlite3.connect(name, timeout=1.0, isolation_level=None)
+            connection = sqlite3.connect(name, timeout=0.1, isolation_level=None)
         except sqlite3.Error as error:
             raise _problem(name, "damaged", f"cannot be opened ({error})") from None
         try:

@@ -343,6 +343,13 @@ def test_operations_of_a_chat_in_order() -> None:
 # Refusals ------------------------------------------------------------------------------
 
 
+def refusal(path: str) -> StateFileError:
+    """What opening ``path`` for ann raises."""
+    with pytest.raises(StateFileError) as raised:
+        StateFile.open(path, "ann", kept_messages=10)
+    return raised.value
+
+
 async def test_a_file_of_another_user_is_refused(world: World, path: str) -> None:
     ann = await world.client("ann", state_file=path)
     await ann.chats.close()
@@ -366,11 +373,10 @@ async def test_a_file_in_use_is_refused(world: World, path: str) -> None:
 def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(path: str) -> None:
     Path(path).write_bytes(b"not a database " * 100)
 
-    with pytest.raises(StateFileError) as raised:
-        StateFile.open(path, "ann", kept_messages=10)
+    refused = refusal(path)
 
-    assert raised.value.reason == "damaged"
-    assert "not a readable SQLite file" in str(raised.value)
+    assert refused.reason == "damaged"
+    assert "not a readable SQLite file" in str(refused)
     assert Path(path).read_bytes() == b"not a database " * 100
 
 
@@ -379,11 +385,10 @@ def test_a_file_of_another_program_is_refused(path: str) -> None:
         other.execute("CREATE TABLE notes (text TEXT)")
     other.close()
 
-    with pytest.raises(StateFileError) as raised:
-        StateFile.open(path, "ann", kept_messages=10)
+    refused = refusal(path)
 
-    assert raised.value.reason == "not_a_state_file"
-    assert "another program" in str(raised.value)
+    assert refused.reason == "not_a_state_file"
+    assert "another program" in str(refused)
 
 
 def test_a_file_of_a_newer_version_is_refused(path: str) -> None:
@@ -392,12 +397,11 @@ def test_a_file_of_a_newer_version_is_refused(path: str) -> None:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
 
-    with pytest.raises(StateFileError) as raised:
-        StateFile.open(path, "ann", kept_messages=10)
+    refused = refusal(path)
 
-    assert raised.value.reason == "newer_version"
-    assert f"schema version {SCHEMA_VERSION + 1}" in str(raised.value)
-    assert "upgrade chats_store" in str(raised.value)
+    assert refused.reason == "newer_version"
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(refused)
+    assert "upgrade chats_store" in str(refused)
 
 
 async def test_a_damaged_row_is_refused(world: World, path: str) -> None:
@@ -408,11 +412,10 @@ async def test_a_damaged_row_is_refused(world: World, path: str) -> None:
         db.execute("UPDATE chats SET restrictions = '{not json'")
     db.close()
 
-    with pytest.raises(StateFileError) as raised:
-        StateFile.open(path, "ann", kept_messages=10)
+    refused = refusal(path)
 
-    assert raised.value.reason == "damaged"
-    assert "cannot be read" in str(raised.value)
+    assert refused.reason == "damaged"
+    assert "cannot be read" in str(refused)
 
 
 def test_a_file_whose_pages_are_damaged_is_refused(path: str) -> None:
@@ -422,10 +425,9 @@ def test_a_file_whose_pages_are_damaged_is_refused(path: str) -> None:
     data[4096:] = b"\xff" * (len(data) - 4096)  # every page after the first
     Path(path).write_bytes(bytes(data))
 
-    with pytest.raises(StateFileError) as raised:
-        StateFile.open(path, "ann", kept_messages=10)
+    refused = refusal(path)
 
-    assert raised.value.reason == "damaged"
+    assert refused.reason == "damaged"
 
 
 # Migrations ----------------------------------------------------------------------------
