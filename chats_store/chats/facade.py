@@ -673,16 +673,21 @@ def create_chats(
     registered with ``websocket_module``.
     """
     state_file = None if config.state_file is None else open_state_file(config, user_module)
-    transport = websocket_module.chats_transport(config.url, user_module.session_token)
-    return Chats(
-        user_module,
-        transport,
-        config,
-        clock=clock,
-        new_message_id=new_message_id,
-        action_log=action_log,
-        state_file=state_file,
-    )
+    try:
+        transport = websocket_module.chats_transport(config.url, user_module.session_token)
+        return Chats(
+            user_module,
+            transport,
+            config,
+            clock=clock,
+            new_message_id=new_message_id,
+            action_log=action_log,
+            state_file=state_file,
+        )
+    except BaseException:
+        if state_file is not None:
+            state_file.close()  # so that a new attempt finds the file free
+        raise
 
 
 def open_state_file(config: ChatsConfig, user: User) -> StateFile:

@@ -66,7 +66,7 @@ from chats_store.chats.model import (
     Restriction,
 )
 from chats_store.chats.server_clock import ClockOffset, ServerClock
-from chats_store.errors import ErrorCode, StateFileError, StateFileProblem
+from chats_store.errors import ErrorCode, StateFileError
 
 __all__ = [
     "APPLICATION_ID",
@@ -210,10 +210,6 @@ def _chat_values(chat: ChatState) -> tuple[Any, ...]:
     return (chat.last_seq, chat.membership, chat.members_amount, metadata, chat.restrictions)
 
 
-def _problem(path: str, reason: StateFileProblem, message: str) -> StateFileError:
-    return StateFileError(path, reason, message)
-
-
 class StateFile:
     """One user's state file, open; see the module docstring.
 
@@ -267,7 +263,7 @@ class StateFile:
         try:
             connection = sqlite3.connect(name, timeout=0.1, isolation_level=None)
         except sqlite3.Error as error:
-            raise _problem(name, "damaged", f"cannot be opened ({error})") from None
+            raise StateFileError(name, "damaged", f"cannot be opened ({error})") from None
         try:
             cls._prepare(name, connection, user_id, created)
             contents = _read(name, connection)
@@ -293,15 +289,19 @@ class StateFile:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if "locked" in str(error):
-                raise _problem(
+                raise StateFileError(
                     path,
                     "in_use",
                     "another Chats module has it open (maybe in another process) - give "
                     "each module a file of its own, or close the other one first",
                 ) from None
-            raise _problem(path, "damaged", f"is not a readable SQLite file ({error})") from None
+            raise StateFileError(
+                path, "damaged", f"is not a readable SQLite file ({error})"
+            ) from None
         except sqlite3.DatabaseError as error:
-            raise _problem(path, "damaged", f"is not a readable SQLite file ({error})") from None
+            raise StateFileError(
+                path, "damaged", f"is not a readable SQLite file ({error})"
+            ) from None
         try:
             _check(path, db, user_id)
             db.execute("COMMIT")
@@ -312,10 +312,9 @@ class StateFile:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
             if isinstance(error, sqlite3.DatabaseError):
-                raise _problem(path, "damaged", f"cannot be read ({error})") from None
+                raise StateFileError(path, "damaged", f"cannot be read ({error})") from None
             raise
 
-    # Following the store -------------------------------------------------------------
     # Following the store -------------------------------------------------------------
 
     def follow(self, state: ChatsState, server_clock: ServerClock) -> None:
@@ -372,14 +371,17 @@ class StateFile:
         if not changes:
             return
         writes = _Writes(self._kept_messages, self._count_of, self._positions, self._ranks)
-        for chat_id, before, after in changes:
-            writes.chat(chat_id, before, after)
-        writes.offset(self._server_clock, self.offset)
         try:
+            for chat_id, before, after in changes:
+                writes.chat(chat_id, before, after)
+            writes.offset(self._server_clock, self.offset)
             self._commit(writes)
-        except sqlite3.Error:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+        except Exception:
+            # Whatever failed (a full disk, a bug), these chats' requests must not leave
+            # unrecorded: never raise to the store, which would drop this middleware.
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             if not self._dirty:
                 logger.exception("state file %s: a write failed", self.path)
             self._dirty.update(chat_id for chat_id, _, _ in changes)
@@ -637,14 +639,14 @@ def _check(path: str, db: sqlite3.Connection, user_id: str) -> None:
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute("INSERT INTO meta (key, value) VALUES ('user_id', ?)", (user_id,))
     elif application_id != APPLICATION_ID:
-        raise _problem(
+        raise StateFileError(
             path,
             "not_a_state_file",
             "is an SQLite file of another program, not a chats_store state file - "
             "give create_chats a path of its own",
         )
     elif version > SCHEMA_VERSION:
-        raise _problem(
+        raise StateFileError(
             path,
             "newer_version",
             f"was written by a newer chats_store (schema version {version}; this "
@@ -656,9 +658,9 @@ def _check(path: str, db: sqlite3.Connection, user_id: str) -> None:
             logger.info("state file %s upgraded to version %d", path, SCHEMA_VERSION)
         owner = db.execute("SELECT value FROM meta WHERE key = 'user_id'").fetchone()
         if owner is None:
-            raise _problem(path, "damaged", "does not say whose it is")
+            raise StateFileError(path, "damaged", "does not say whose it is")
         if owner[0] != user_id:
-            raise _problem(
+            raise StateFileError(
                 path,
                 "other_user",
                 f"keeps the chats of user {owner[0]!r}, not {user_id!r} - give each "
@@ -676,7 +678,7 @@ def _create(path: str) -> bool:
     except FileExistsError:
         return False
     except OSError as error:
-        raise _problem(path, "damaged", f"cannot be created ({error.strerror})") from None
+        raise StateFileError(path, "damaged", f"cannot be created ({error.strerror})") from None
     os.close(descriptor)
     return True
 
@@ -751,7 +753,7 @@ def _read(path: str, db: sqlite3.Connection) -> _Contents:
             for chat_id, _, last_seq, membership, members_amount, metadata, restrictions in chats
         )
     except (sqlite3.DatabaseError, ValueError, TypeError, cattrs.BaseValidationError) as error:
-        raise _problem(path, "damaged", f"cannot be read ({error})") from None
+        raise StateFileError(path, "damaged", f"cannot be read ({error})") from None
     offset = ClockOffset()
     if clock is not None:
         lower, upper = clock

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chats_store import CallCancelledError, ChatsConfig, StateFileError, create_chats
+from chats_store import CallCancelledError, Chats, ChatsConfig, StateFileError, create_chats
 from chats_store.chats.action_log import read_action_log
 from chats_store.chats.actions import ChatsRestored, RestoredChat
 from chats_store.chats.actions import ChatsRestored as Restore
@@ -319,6 +319,22 @@ async def test_the_action_log_shows_the_restore_without_credentials(
     assert isinstance(entries[0].action, ChatsRestored)
     assert entries[0].action.chats[0].membership == REDACTED
     assert membership and membership not in log.read_text()
+
+
+async def test_a_module_that_failed_to_start_leaves_the_file_free(
+    world: World, path: str, tmp_path: Path
+) -> None:
+    def start(action_log: Path) -> Chats:
+        return create_chats(
+            user_module=world.server.user("ann"),
+            websocket_module=world.server.websocket(),
+            config=ChatsConfig(host="memory", state_file=path),
+            action_log=action_log,
+        )
+
+    with pytest.raises(IsADirectoryError):
+        start(tmp_path)  # the action log cannot be written
+    await start(tmp_path / "actions.jsonl").close()  # the file is not "in use"
 
 
 def test_operations_of_a_chat_in_order() -> None:
