@@ -559,15 +559,14 @@ class _Writes:
                 edited_at,
             )
             count += not was_confirmed
-        if count > self._kept_messages + _TRIM_SLACK:
-            self._add(
-                "DELETE FROM messages WHERE chat_id = ? AND seq < (SELECT seq FROM messages "
-                "WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                chat_id,
-                chat_id,
-                self._kept_messages - 1,
-            )
-            count = self._kept_messages
+        kept = self._kept_messages
+        log = after.messages
+        if count > kept + _TRIM_SLACK and log.confirmed_count >= kept:
+            # Every message reaches the file through the state, so the file's newest are
+            # the state's (a restored chat may hold fewer until its history is back).
+            oldest_kept = log.items[log.confirmed_count - kept].seq
+            self._add("DELETE FROM messages WHERE chat_id = ? AND seq < ?", chat_id, oldest_kept)
+            count = kept
         self.counts[chat_id] = count
 
     def _operations(
