@@ -183,12 +183,13 @@ def _file_view(chat: ChatState, message_id: str) -> _Row | None:
 
 
 def operations_of(chat: ChatState) -> dict[str, PendingOperation]:
-    """The chat's operations not acknowledged, by message id, in the order they were made.
+    """The chat's operations not acknowledged, by message id.
 
-    The recovered ones first (a restored chat's), then the requests in flight: a
-    ``sending`` message is a send, an ``updating`` one an edit to its new content, a
-    ``deleting`` one a delete. A request in flight replaces a recovered operation of
-    the same message (the user acted on it again).
+    The recovered ones (a restored chat's), then the requests in flight: a ``sending``
+    message is a send (in the order of the messages), an ``updating`` one an edit to its
+    new content, a ``deleting`` one a delete. A request in flight replaces a recovered
+    operation of the same message (the user acted on it again). The file numbers each
+    operation as it is first written: that is the order they were made in.
     """
     operations = {operation.message_id: operation for operation in chat.recovered}
     for message in chat.messages.pending:
@@ -239,7 +240,6 @@ class StateFile:
         self._seen: Map[str, ChatState] = Map()  # the state's chats at the last record
         self._counts: dict[str, int] = {}  # confirmed messages of each chat in the file
         self._dirty: set[str] = set()  # chats whose last write failed
-        self._positions = itertools.count(1)
         self._ranks = itertools.count(1)
         self._server_clock: ServerClock | None = None
         self._closed = False
@@ -271,7 +271,6 @@ class StateFile:
             connection.close()
             raise
         state_file = cls(name, connection, kept_messages, contents.restored, contents.offset)
-        state_file._positions = itertools.count(contents.last_position + 1)
         state_file._ranks = itertools.count(contents.last_rank + 1)
         state_file.older = contents.older
         logger.info("state file %s: %d chats restored", name, len(contents.restored.chats))
@@ -370,10 +369,12 @@ class StateFile:
         self._seen = state.chats
         if not changes:
             return
-        writes = _Writes(self._kept_messages, self._count_of, self._positions, self._ranks)
+        writes = _Writes(self._kept_messages, self._count_of, self._ranks)
         try:
             for chat_id, before, after in changes:
                 writes.chat(chat_id, before, after)
+            if any(before is None and after is not None for _, before, after in changes):
+                writes.positions([c for c in state.chat_ids if _kept(state.chats.get(c))])
             writes.offset(self._server_clock, self.offset)
             self._commit(writes)
         except Exception:
@@ -454,7 +455,6 @@ class _Writes:
         self,
         kept_messages: int,
         count_of: Callable[[str], int],
-        positions: Iterator[int],
         ranks: Iterator[int],
     ) -> None:
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
@@ -466,7 +466,6 @@ class _Writes:
         """The clock estimate written, if it changed."""
         self._kept_messages = kept_messages
         self._count_of = count_of
-        self._positions = positions
         self._ranks = ranks
 
     def _add(self, statement: str, *parameters: Any) -> None:
@@ -481,7 +480,7 @@ class _Writes:
             self._add(
                 "INSERT OR REPLACE INTO chats VALUES (?, ?, ?, ?, ?, ?, ?)",
                 chat_id,
-                next(self._positions),
+                0,  # see positions
                 *_encoded(after),
             )
             for table in _CHAT_TABLES[1:]:
@@ -504,6 +503,12 @@ class _Writes:
             or before.recovered is not after.recovered
         ):
             self._operations(chat_id, operations_of(before), operations_of(after))
+
+    def positions(self, chat_ids: list[str]) -> None:
+        """The chats kept, in join order (``chats_ids``): a chat that was joined earlier
+        may have become ready later."""
+        for position, chat_id in enumerate(chat_ids, 1):
+            self._add("UPDATE chats SET position = ? WHERE chat_id = ?", position, chat_id)
 
     def _messages(self, before: ChatState, after: ChatState, count: int) -> None:
         """The messages whose kept version differs between ``before`` and ``after``;
@@ -694,12 +699,11 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
 @attrs.frozen
 class _Contents:
     """What a file keeps: the action that restores it, its clock estimate, where its
-    numbering goes on (the last chat position and pending rank), and the chats that may
+    numbering goes on (the last pending rank), and the chats that may
     keep more messages than they show at once (the ``seq`` of the oldest one shown)."""
 
     restored: ChatsRestored
     offset: ClockOffset
-    last_position: int
     last_rank: int
     older: dict[str, int]
 
@@ -762,7 +766,6 @@ def _read(path: str, db: sqlite3.Connection) -> _Contents:
     return _Contents(
         restored=ChatsRestored(restored),
         offset=offset,
-        last_position=max((row[1] for row in chats), default=0),
         last_rank=last_rank,
         older={
             chat_id: messages[0].seq

@@ -11,10 +11,13 @@ import json
 import os
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
 
 from chats_store import CallCancelledError, Chats, ChatsConfig, StateFileError, create_chats
 from chats_store.chats.action_log import read_action_log
@@ -26,7 +29,7 @@ from chats_store.chats.commands import (
     PostMessageRequest,
     ResumeRequest,
 )
-from chats_store.chats.model import ChatsState, Message, PendingOperation
+from chats_store.chats.model import ChatsState, ChatState, Message, PendingOperation
 from chats_store.chats.persistence import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -37,7 +40,9 @@ from chats_store.chats.persistence import (
 )
 from chats_store.chats.reducer import reduce_chats
 from chats_store.chats.serialization import REDACTED
+from chats_store.chats.server_clock import ServerClock
 from chats_store.errors import ErrorCode
+from chats_store.testing import strategies as cs
 from tests.chats.conftest import Client, World, settle
 
 
@@ -354,6 +359,61 @@ def test_operations_of_a_chat_in_order() -> None:
     )
     state = reduce_chats(ChatsState(), Restore((restored,))).state
     assert list(operations_of(state.chats["c1"]).values()) == list(restored.operations)
+
+
+# What the file keeps, for any history ------------------------------------------------------
+
+
+def kept_view(chat: ChatState, status: str) -> list[Message]:
+    """The messages of ``chat`` as the file keeps them: as the server last confirmed them
+    (the original of one being updated or deleted), restored ``status`` (``ready`` for a
+    confirmed one, ``interrupted`` for a pending one)."""
+    return [
+        attrs.evolve(chat.originals.get(m.id, m), status=status)
+        for m in chat.messages
+        if (m.seq is None) == (status == "interrupted")
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cs.chats_scenarios(max_steps=30))
+def test_the_file_follows_any_history_and_restores_what_it_kept(
+    scenario: cs.ChatsScenario,
+) -> None:
+    """Each action of a valid history recorded as it comes (the file written by its
+    differences) restores the chats as the file keeps them from the final state."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "state")
+        state_file = StateFile.open(path, cs.CLIENT_ID, kept_messages=1_000)
+        state_file.follow(ChatsState(), ServerClock(lambda: 0.0))
+        state = ChatsState(connection="connected")
+        for action in scenario.actions:
+            state = reduce_chats(state, action).state
+            state_file.record(action, state)
+        state_file.close()
+        reopened = StateFile.open(path, cs.CLIENT_ID, kept_messages=1_000)
+        restored = reduce_chats(ChatsState(), reopened.restored).state
+        for chat_id in restored.chat_ids:
+            history = reopened.history(chat_id)
+            if history is not None:
+                restored = reduce_chats(restored, history).state
+        reopened.close()
+
+    kept = [c for c in state.chat_ids if state.chats[c].status != "loading"]
+    assert restored.chat_ids == tuple(kept)
+    for chat_id in kept:
+        chat, back = state.chats[chat_id], restored.chats[chat_id]
+        assert list(back.messages) == kept_view(chat, "ready") + kept_view(chat, "interrupted")
+        assert {op.message_id: op for op in back.recovered} == operations_of(chat)
+        sends = [op.message_id for op in back.recovered if op.kind == "send"]
+        assert sends == [m.id for m in chat.messages.pending if m.status == "sending"]
+        assert (back.last_seq, back.membership, back.members_amount) == (
+            chat.last_seq,
+            chat.membership,
+            chat.members_amount,
+        )
+        assert dict(back.member_metadata or {}) == dict(chat.member_metadata or {})
+        assert back.restrictions == chat.restrictions
 
 
 # Refusals ------------------------------------------------------------------------------
