@@ -128,7 +128,8 @@ def _shown(default: float | None) -> str:
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per protection setting: run_server's own, then each of ServerLimits."""
     group = parser.add_argument_group(
-        "protection", "limits of the server (see docs/security.md); 'none' lifts a limit"
+        "protection",
+        "limits of the server (the security documentation explains each); 'none' lifts a limit",
     )
     for name, default, integer, help_text in _SERVE_SETTINGS:
         liftable = name not in _NOT_LIFTABLE
