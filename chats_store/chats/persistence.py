@@ -186,14 +186,17 @@ def operations_of(chat: ChatState) -> dict[str, PendingOperation]:
     """The chat's operations not acknowledged, by message id.
 
     The recovered ones (a restored chat's), then the requests in flight: a ``sending``
-    message is a send (in the order of the messages), an ``updating`` one an edit to its
-    new content, a ``deleting`` one a delete. A request in flight replaces a recovered
-    operation of the same message (the user acted on it again). The file numbers each
-    operation as it is first written: that is the order they were made in.
+    message is a send (in the order of the send queue, the order they were made in: a
+    message sent again goes behind the sends made before it), an ``updating`` one an
+    edit to its new content, a ``deleting`` one a delete. A request in flight replaces
+    a recovered operation of the same message (the user acted on it again). The file
+    numbers each operation as it is first written, in this order: the order they were
+    made in.
     """
     operations = {operation.message_id: operation for operation in chat.recovered}
-    for message in chat.messages.pending:
-        if message.status == "sending":
+    for entry in chat.send_queue:
+        message = chat.messages.find(entry.message_id)
+        if message is not None and message.status == "sending":
             operations[message.id] = PendingOperation("send", message.id)
     for message_id in chat.originals:
         shown = chat.messages.find(message_id)
@@ -499,6 +502,7 @@ class _Writes:
             self._messages(before, after, self._count_of(chat_id))
         if (
             before.messages.pending is not after.messages.pending
+            or before.send_queue is not after.send_queue
             or before.originals is not after.originals
             or before.recovered is not after.recovered
         ):

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,19 @@ from hypothesis import given, settings
 
 from chats_store import CallCancelledError, Chats, ChatsConfig, StateFileError, create_chats
 from chats_store.chats.action_log import read_action_log
-from chats_store.chats.actions import ChatsRestored, RestoredChat
+from chats_store.chats.actions import (
+    ChatJoined,
+    ChatSnapshot,
+    ChatsRestored,
+    DeleteMessage,
+    Failure,
+    JoinChat,
+    MessagePosted,
+    MessageSendFailed,
+    ResendMessage,
+    RestoredChat,
+    SendMessage,
+)
 from chats_store.chats.actions import ChatsRestored as Restore
 from chats_store.chats.commands import (
     DeleteMessageRequest,
@@ -364,30 +377,30 @@ def test_operations_of_a_chat_in_order() -> None:
 # What the file keeps, for any history ------------------------------------------------------
 
 
-def kept_view(chat: ChatState, status: str) -> list[Message]:
+def kept_view(chat: ChatState) -> list[Message]:
     """The messages of ``chat`` as the file keeps them: as the server last confirmed them
-    (the original of one being updated or deleted), restored ``status`` (``ready`` for a
-    confirmed one, ``interrupted`` for a pending one)."""
+    (the original of one being updated or deleted), the confirmed ones ``ready`` in
+    ``seq`` order, then the pending ones ``interrupted`` in order. What the server
+    confirmed is kept confirmed even while the message shows pending (a delete of an
+    interrupted message whose send the server had applied)."""
+    kept = [chat.originals.get(m.id, m) for m in chat.messages]
+    confirmed = sorted((m for m in kept if m.seq is not None), key=lambda m: m.seq or 0)
     return [
-        attrs.evolve(chat.originals.get(m.id, m), status=status)
-        for m in chat.messages
-        if (m.seq is None) == (status == "interrupted")
+        *(attrs.evolve(m, status="ready") for m in confirmed),
+        *(attrs.evolve(m, status="interrupted") for m in kept if m.seq is None),
     ]
 
 
-@settings(max_examples=60, deadline=None)
-@given(cs.chats_scenarios(max_steps=30))
-def test_the_file_follows_any_history_and_restores_what_it_kept(
-    scenario: cs.ChatsScenario,
-) -> None:
-    """Each action of a valid history recorded as it comes (the file written by its
-    differences) restores the chats as the file keeps them from the final state."""
+def recorded_and_restored(actions: Iterable[Any]) -> tuple[ChatsState, ChatsState]:
+    """The state ``actions`` lead to, each recorded in a state file as it comes (the
+    file written by its differences), and the state restored from that file (its
+    older messages brought back too)."""
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "state")
         state_file = StateFile.open(path, cs.CLIENT_ID, kept_messages=1_000)
         state_file.follow(ChatsState(), ServerClock(lambda: 0.0))
         state = ChatsState(connection="connected")
-        for action in scenario.actions:
+        for action in actions:
             state = reduce_chats(state, action).state
             state_file.record(action, state)
         state_file.close()
@@ -398,15 +411,26 @@ def test_the_file_follows_any_history_and_restores_what_it_kept(
             if history is not None:
                 restored = reduce_chats(restored, history).state
         reopened.close()
+    return state, restored
+
+
+@settings(max_examples=60, deadline=None)
+@given(cs.chats_scenarios(max_steps=30))
+def test_the_file_follows_any_history_and_restores_what_it_kept(
+    scenario: cs.ChatsScenario,
+) -> None:
+    """Each action of a valid history recorded as it comes restores the chats as the
+    file keeps them from the final state."""
+    state, restored = recorded_and_restored(scenario.actions)
 
     kept = [c for c in state.chat_ids if state.chats[c].status != "loading"]
     assert restored.chat_ids == tuple(kept)
     for chat_id in kept:
         chat, back = state.chats[chat_id], restored.chats[chat_id]
-        assert list(back.messages) == kept_view(chat, "ready") + kept_view(chat, "interrupted")
+        assert list(back.messages) == kept_view(chat)
         assert {op.message_id: op for op in back.recovered} == operations_of(chat)
         sends = [op.message_id for op in back.recovered if op.kind == "send"]
-        assert sends == [m.id for m in chat.messages.pending if m.status == "sending"]
+        assert sends == [entry.message_id for entry in chat.send_queue]
         assert (back.last_seq, back.membership, back.members_amount) == (
             chat.last_seq,
             chat.membership,
@@ -414,6 +438,55 @@ def test_the_file_follows_any_history_and_restores_what_it_kept(
         )
         assert dict(back.member_metadata or {}) == dict(chat.member_metadata or {})
         assert back.restrictions == chat.restrictions
+
+
+JOINED = (
+    JoinChat(1, "c1", "token"),
+    ChatJoined(1, "c1", ChatSnapshot((), 1, {}, (), 1, membership="credential")),
+)
+"""Chat c1 joined: the start of the histories below."""
+
+
+def test_a_message_sent_again_is_recovered_behind_the_sends_made_before_it() -> None:
+    refused = Failure("refused", ErrorCode.PERMISSION_DENIED, "refused")
+    state, restored = recorded_and_restored(
+        (
+            *JOINED,
+            SendMessage(2, "c1", "m2", cs.CLIENT_ID, "first", 2.0),
+            SendMessage(3, "c1", "m3", cs.CLIENT_ID, "second", 3.0),
+            MessageSendFailed(2, "c1", "m2", refused),  # m3 goes out
+            ResendMessage(4, "c1", "m2"),  # queued behind m3
+        )
+    )
+
+    chat = state.chats["c1"]
+    assert [entry.message_id for entry in chat.send_queue] == ["m3", "m2"]
+    assert list(operations_of(chat)) == ["m3", "m2"]
+    assert restored.chats["c1"].recovered == (
+        PendingOperation("send", "m3"),
+        PendingOperation("send", "m2"),
+    )
+
+
+def test_a_message_the_server_confirmed_during_its_delete_is_kept_confirmed() -> None:
+    """Its send timed out after the server applied it; the user deletes the interrupted
+    message; its push arrives while the delete is in flight."""
+    posted = Message("m2", "c1", cs.CLIENT_ID, "hi", "ready", 2, 2.0)
+    state, restored = recorded_and_restored(
+        (
+            *JOINED,
+            SendMessage(2, "c1", "m2", cs.CLIENT_ID, "hi", 2.0),
+            MessageSendFailed(2, "c1", "m2", Failure("timeout", "timeout", "no reply in time")),
+            DeleteMessage(3, "c1", "m2"),
+            MessagePosted("c1", 2, posted),
+        )
+    )
+
+    chat = state.chats["c1"]
+    assert [(m.id, m.seq, m.status) for m in chat.messages] == [("m2", None, "deleting")]
+    assert chat.originals["m2"] == posted
+    assert list(restored.chats["c1"].messages) == kept_view(chat) == [posted]
+    assert restored.chats["c1"].recovered == (PendingOperation("delete", "m2"),)
 
 
 # Refusals ------------------------------------------------------------------------------
