@@ -520,6 +520,7 @@ class ChatService:
             last_seq=self._db.last_seq(chat_id),
             membership=credential,
             epoch=self._db.epoch,
+            server_time=self._clock(),
         )
 
     # Join, resume and leave -------------------------------------------------------
@@ -619,6 +620,7 @@ class ChatService:
             last_seq=last_seq,
             membership=credential,
             epoch=epoch,
+            server_time=self._clock(),
         )
         self._subscribe(session, chat_id)
         return Answer(resumption, event_frames=missed or ())
