@@ -99,6 +99,7 @@ async def writers(tree: Path, directory: Path, args: argparse.Namespace) -> dict
         async with clients(server.address, users) as connections:
             for index, client in enumerate(connections):
                 await _join(client, f"chat-{index % args.chats}")
+            await server.freeze()  # as chats-store serve does once it is up
             await server.mark()
             began = time.monotonic()
             until = began + args.seconds
@@ -152,6 +153,7 @@ async def resumes(tree: Path, directory: Path, args: argparse.Namespace) -> dict
                     await poster.request(PostMessageRequest("lobby", f"m{index}", "y" * 60))
                 )
         async with clients(server.address, users) as connections:
+            await server.freeze()  # as chats-store serve does once it is up
             await server.mark()
 
             async def resume(client: RawClient) -> None:

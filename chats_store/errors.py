@@ -25,6 +25,8 @@ local and the remote refusal of a call are siblings, never parent and child::
     │   └── AuthenticationError        no session token the server accepts: refused, or
     │                                  the token provider failed (no retry; .code)
     ├── TokenError (also ValueError)   a token given to a constructor is not a usable JWT
+    ├── StateFileError                 create_chats cannot use its state file: another
+    │                                  user's, damaged, newer, in use (.reason, .path)
     └── WrongThreadError               a call from a thread or asyncio loop that does not
         (also RuntimeError)            own the object (a GUI thread calling the store)
 
@@ -48,6 +50,7 @@ fly with its string value, so ``.code`` is always one.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 __all__ = [
     "ActionCallError",
@@ -61,6 +64,7 @@ __all__ = [
     "ProtocolError",
     "RequestTimeoutError",
     "ServerRefusedError",
+    "StateFileError",
     "TokenError",
     "TransportError",
     "WrongThreadError",
@@ -123,6 +127,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_RESTRICTIONS = "too_many_restrictions"
     TOO_MANY_HANDSHAKES = "too_many_handshakes"
     HEADERS_TOO_LARGE = "headers_too_large"
+    # Durable client state (ChatsConfig.state_file).
+    STATE_FILE_FAILED = "state_file_failed"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:
@@ -217,6 +223,25 @@ class AuthenticationError(ConnectFailedError):
 
 class TokenError(ChatsStoreError, ValueError):
     """A token is not a well-formed JWT carrying the claims this package needs."""
+
+
+StateFileProblem = Literal["other_user", "not_a_state_file", "damaged", "newer_version", "in_use"]
+
+
+class StateFileError(ChatsStoreError):
+    """``create_chats`` cannot use the state file at ``path`` (``ChatsConfig.state_file``).
+
+    ``reason`` says why: ``other_user`` (it keeps another user's chats),
+    ``not_a_state_file`` (another program's file), ``damaged`` (unreadable: the
+    message says what is wrong), ``newer_version`` (written by a newer chats_store),
+    ``in_use`` (another Chats module, maybe another process, has it open). The file
+    is left as it was: nothing is ever reset silently.
+    """
+
+    def __init__(self, path: str, reason: StateFileProblem, message: str) -> None:
+        super().__init__(f"state file {path!r}: {message}")
+        self.path = path
+        self.reason: StateFileProblem = reason
 
 
 class WrongThreadError(ChatsStoreError, RuntimeError):

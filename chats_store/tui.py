@@ -34,7 +34,6 @@ or edit refused before it left (not connected, too long) gives the typed text ba
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar, TypeVar
 
@@ -220,14 +219,15 @@ class ChatApp(App[None]):
         user_id: str,
         chat_tokens: Sequence[str] = (),
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.chats = chats
         self.websocket = websocket
         self.user_id = user_id
         self.chat_tokens = tuple(chat_tokens)
-        self._clock = clock
+        # A mute ends by the server's clock: count it down with the module's estimate.
+        self._clock = chats.server_clock if clock is None else clock
         self.current_chat: str | None = None
         self.editing: str | None = None  # id of the message being edited
         self._chat_ids: tuple[str, ...] = ()

@@ -8,7 +8,8 @@ Three families, each named by what it is:
 * **outcomes** (past tense), dispatched by the effects when a request's reply or
   failure arrives, with the same ``call_id``;
 * **server events** (past tense), pushed by the server, each with the chat
-  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport;
+  event's ``seq``; plus :class:`ConnectionStatusChanged` from the transport and
+  :class:`ChatsRestored` from a state file;
 * **due times**: :class:`MembershipRenewalDue`, dispatched when a timer the reducer
   asked for (``DispatchLater``) fires.
 
@@ -24,9 +25,10 @@ from typing import Literal
 
 import attrs
 
-from chats_store.chats.model import ConnectionStatus, Message, Restriction
+from chats_store.chats.model import ConnectionStatus, Message, PendingOperation, Restriction
 
 __all__ = [
+    "ChatHistoryRestored",
     "ChatJoinFailed",
     "ChatJoined",
     "ChatLeaveFailed",
@@ -36,6 +38,7 @@ __all__ = [
     "ChatResumeFailed",
     "ChatResumed",
     "ChatSnapshot",
+    "ChatsRestored",
     "ConnectionStatusChanged",
     "DeleteMessage",
     "Failure",
@@ -65,6 +68,7 @@ __all__ = [
     "OwnRestrictionsChanged",
     "RemovedFromChat",
     "ResendMessage",
+    "RestoredChat",
     "Resumption",
     "SendMessage",
     "ServerEvent",
@@ -101,6 +105,8 @@ class ChatSnapshot:
     ``epoch`` names the server's history (see
     :class:`~chats_store.chats.commands.ResumeRequest`); None from a server that
     does not send one.
+    ``server_time`` is the server's clock when it answered (epoch seconds; None from
+    a server that does not send it): see :mod:`chats_store.chats.server_clock`.
     """
 
     messages: tuple[Message, ...]
@@ -110,6 +116,7 @@ class ChatSnapshot:
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
     epoch: str | None = None
+    server_time: float | None = None
 
 
 # Intents ---------------------------------------------------------------------
@@ -393,6 +400,44 @@ class MembershipRenewalDue:
     chat_id: str
 
 
+@attrs.frozen
+class RestoredChat:
+    """What a state file kept of one joined chat (see :class:`ChatsRestored`).
+
+    ``messages``: its newest confirmed messages by ``seq`` (``ready``, as the server
+    last confirmed them), then its pending ones (``interrupted``), in order;
+    ``operations``: its requests not acknowledged, in the order they were made.
+    """
+
+    chat_id: str
+    last_seq: int
+    membership: str = attrs.field(repr=False)
+    members_amount: int | None
+    member_metadata: Mapping[str, str]
+    restrictions: tuple[Restriction, ...]
+    messages: tuple[Message, ...]
+    operations: tuple[PendingOperation, ...]
+
+
+@attrs.frozen
+class ChatsRestored:
+    """The chats of a state file, restored when the module is created (before any
+    connection): each becomes ``reloading`` until it has resumed. Each shows its newest
+    messages at once; :class:`ChatHistoryRestored` brings the older ones the file keeps."""
+
+    chats: tuple[RestoredChat, ...]
+
+
+@attrs.frozen
+class ChatHistoryRestored:
+    """Older messages of a chat restored from a state file: those it keeps below
+    ``before_seq``, the oldest message :class:`ChatsRestored` showed."""
+
+    chat_id: str
+    before_seq: int
+    messages: tuple[Message, ...]
+
+
 ServerEvent = (
     MessagePosted
     | MessageEdited
@@ -419,6 +464,7 @@ class Resumption:
     ``epoch`` names the server's history: when it is not the one the client's
     state came from, the server sends a ``snapshot`` (None from a server that
     does not send one).
+    ``server_time``: the server's clock when it answered, as in :class:`ChatSnapshot`.
     """
 
     events: tuple[ServerEvent, ...]
@@ -429,6 +475,7 @@ class Resumption:
     last_seq: int
     membership: str = attrs.field(repr=False)
     epoch: str | None = None
+    server_time: float | None = None
 
 
 @attrs.frozen

@@ -14,6 +14,15 @@ that is dispatched like any other, so the reducer rolls back what the call chang
 optimistically (a send becomes ``interrupted``, an update restores the content) and
 releases what waited behind it (the next queued send is cancelled the same way).
 A call still waiting after that is settled with :class:`CallCancelledError`.
+
+Write-ahead: before a request leaves, the effects ask ``write_ahead`` (the state
+file's :meth:`~chats_store.chats.persistence.StateFile.unrecorded`, when the module
+has one) whether its record is committed; a request whose record is not does not
+leave, and its outcome reports that failure.
+
+Every reply feeds the module's :class:`~chats_store.chats.server_clock.ServerClock`
+with the server times it holds, the ``server_time`` of a join or resume bounded by
+the request's round trip, before its outcome is dispatched.
 """
 
 from __future__ import annotations
@@ -26,17 +35,19 @@ from typing import Any
 from chats_store.chats.actions import Failure
 from chats_store.chats.commands import (
     ChatReply,
+    ChatRequest,
     DispatchLater,
     Outcome,
     SendRequest,
     SettleCall,
     outcome_of,
 )
+from chats_store.chats.server_clock import ServerClock, latest_server_time
 from chats_store.chats.transport import ChatsTransport
 from chats_store.core.reducer import Command
 from chats_store.errors import CallCancelledError, ErrorCode
 
-__all__ = ["CLOSED", "ChatsEffects"]
+__all__ = ["CLOSED", "ChatsEffects", "WriteAhead"]
 
 logger = logging.getLogger("chats_store.chats.effects")
 
@@ -48,6 +59,9 @@ CLOSED = Failure(
 )
 """The failure of every call still in flight when the module closes."""
 
+WriteAhead = Callable[[ChatRequest], Failure | None]
+"""Why a request must not leave yet (its record is not committed), or None."""
+
 
 class ChatsEffects:
     """Runs Chats commands against a transport and reports outcomes as actions."""
@@ -57,10 +71,14 @@ class ChatsEffects:
         transport: ChatsTransport,
         dispatch: Callable[[Any], None],
         request_timeout: float,
+        server_clock: ServerClock,
+        write_ahead: WriteAhead | None = None,
     ) -> None:
         self._transport = transport
         self._dispatch = dispatch
         self._request_timeout = request_timeout
+        self._server_clock = server_clock
+        self._write_ahead = write_ahead
         self._calls: dict[int, tuple[str, asyncio.Future[Outcome]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -83,6 +101,10 @@ class ChatsEffects:
                 # Closing: a request released by a cancelled one (the next queued send)
                 # is cancelled too, without being sent.
                 self._report(command, CLOSED)
+                return
+            unrecorded = None if self._write_ahead is None else self._write_ahead(command.request)
+            if unrecorded is not None:
+                self._report(command, unrecorded)
                 return
             task = asyncio.get_running_loop().create_task(self._send(command))
             self._tasks.add(task)
@@ -126,8 +148,14 @@ class ChatsEffects:
 
     async def _send(self, command: SendRequest) -> None:
         result: ChatReply | Failure
+        clock = self._server_clock
         try:
+            sent = clock.local()
             result = await self._transport.request(command.request, self._request_timeout)
+            if not isinstance(result, Failure):
+                received = clock.local()
+                clock.answered(getattr(result, "server_time", None), sent, received)
+                clock.saw(latest_server_time(result), received)
         except asyncio.CancelledError:
             if not self._closed:
                 raise  # cancelled from outside (the loop shutting down): nothing to report

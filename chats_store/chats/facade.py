@@ -10,8 +10,10 @@ arguments.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
+import os
 import time
 import uuid
 import weakref
@@ -63,6 +65,7 @@ from chats_store.chats.model import (
     Restriction,
     SyncStatuses,
 )
+from chats_store.chats.persistence import DEFAULT_KEPT_MESSAGES, StateFile
 from chats_store.chats.reducer import chats_reducer
 from chats_store.chats.selectors import (
     ChatSummary,
@@ -76,6 +79,7 @@ from chats_store.chats.selectors import (
     status_of,
     sync_statuses_of,
 )
+from chats_store.chats.server_clock import ServerClock, issued_at, latest_server_time
 from chats_store.chats.transport import ChatsTransport, ChatsTransportProvider
 from chats_store.chats.validation import (
     check_delete_message,
@@ -97,6 +101,7 @@ from chats_store.errors import (
     RequestTimeoutError,
     ServerRefusedError,
 )
+from chats_store.tokens import CHAT_AUDIENCE, SESSION_AUDIENCE
 from chats_store.user.module import User
 
 __all__ = ["Chats", "ChatsConfig", "create_chats"]
@@ -152,6 +157,12 @@ class ChatsConfig:
     a long-running application's memory stays flat; older ones come back with
     :meth:`Chats.load_older_messages`, which stay until the chat next changes.
     None (the default) keeps every message.
+    ``state_file``: a path; the module keeps its chats there (an SQLite file, created
+    with mode 0600: it holds membership credentials), so that a new module on the
+    same file, for the same user, restores them at once, before any connection, and
+    finishes the requests the previous process left in flight (see
+    :mod:`chats_store.chats.persistence`). One module per file; None (the default)
+    keeps nothing.
     """
 
     host: str
@@ -159,6 +170,7 @@ class ChatsConfig:
     request_timeout: float = 10.0
     auto_resend: bool = False
     max_messages_in_memory: int | None = attrs.field(default=None)
+    state_file: str | os.PathLike[str] | None = None
 
     @max_messages_in_memory.validator
     def _check_max_messages(self, attribute: object, value: int | None) -> None:
@@ -217,10 +229,15 @@ class Chats:
         clock: Callable[[], float] = time.time,
         new_message_id: Callable[[], str] = _new_message_id,
         action_log: str | Path | None = None,
+        state_file: StateFile | None = None,
     ) -> None:
+        if state_file is None and config.state_file is not None:
+            state_file = open_state_file(config, user)
+        self._state_file = state_file
         self._user = user
         self._config = config
-        self._clock = clock
+        self._server_clock = ServerClock(clock)
+        self._server_clock.saw(issued_at(user.session_token, SESSION_AUDIENCE))
         self._new_message_id = new_message_id
         self._call_ids = itertools.count(1)
         self._closed = False
@@ -231,7 +248,13 @@ class Chats:
             ChatsState(),
             scope_of=_chat_scope,
         )
-        self._effects = ChatsEffects(transport, self._store.dispatch, config.request_timeout)
+        self._effects = ChatsEffects(
+            transport,
+            self._store.dispatch,
+            config.request_timeout,
+            self._server_clock,
+            None if state_file is None else state_file.unrecorded,
+        )
         self._store.set_interpreter(self._effects.run)
         self._action_log: ActionLogWriter | None = None
         self._remove_action_log: Callable[[], None] | None = None
@@ -243,12 +266,43 @@ class Chats:
                 clock=clock,
             )
             self._remove_action_log = self._store.add_middleware(self._action_log)
+        self._remove_state_file: Callable[[], None] | None = None
+        if state_file is not None:
+            self._server_clock.offset = state_file.offset
+            self._store.dispatch(state_file.restored)
+            state_file.follow(self._store.state, self._server_clock)
+            self._remove_state_file = self._store.add_middleware(state_file.record)
+            self._restore_history(state_file, list(state_file.older))
         self._subscriptions = CompositeDisposable(
             transport.status.subscribe(
                 lambda status: self._store.dispatch(ConnectionStatusChanged(status))
             ),
-            transport.events.subscribe(self._store.dispatch),
+            transport.events.subscribe(self._on_event),
         )
+
+    def _restore_history(self, state_file: StateFile, chat_ids: list[str]) -> None:
+        """Bring back the older messages the state file keeps, a chat per turn of the
+        running event loop (all at once without one): every chat shows its newest
+        messages at once, and the loop stays free meanwhile."""
+
+        def restore(chat_id: str) -> None:
+            history = state_file.history(chat_id)
+            if history is not None and not self._closed:
+                self._store.dispatch(history)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            for chat_id in chat_ids:
+                restore(chat_id)
+            return
+
+        def step() -> None:
+            if chat_ids and not self._closed:
+                restore(chat_ids.pop(0))
+                loop.call_soon(step)
+
+        loop.call_soon(step)
 
     @property
     def store(self) -> Store[ChatsState]:
@@ -259,8 +313,25 @@ class Chats:
     def config(self) -> ChatsConfig:
         return self._config
 
+    @property
+    def server_clock(self) -> ServerClock:
+        """The server's clock as this client estimates it: ``chats.server_clock()`` is
+        the server's time now (epoch seconds).
+
+        Server deadlines are the server's: count a restriction down with it
+        (``restriction.until - chats.server_clock()``, ``restriction.is_active(
+        chats.server_clock())``), not with the local clock, which may be minutes off.
+        The module's own checks (mutes, token expiry) use it. See
+        :mod:`chats_store.chats.server_clock`.
+        """
+        return self._server_clock
+
+    def _on_event(self, event: Any) -> None:
+        self._server_clock.saw(latest_server_time(event))
+        self._store.dispatch(event)
+
     async def close(self) -> None:
-        """Stop listening to the transport, end every pending call, close the action log.
+        """Stop listening to the transport, end every pending call, close the files.
 
         Every call still pending (a request in flight, a send queued behind another,
         a join waiting for its snapshot) raises :class:`CallCancelledError` with code
@@ -268,12 +339,19 @@ class Chats:
         failed request: a send stays ``interrupted``, an update's previous content
         comes back (``leave_chat`` still returns: the chat was left locally). Calls
         made afterwards raise :class:`ActionCallError` (``module_closed``). The
-        WebSocket module is not closed: it may serve other modules. Idempotent.
+        state file is closed first, so it keeps those requests as in flight: a new
+        module on it sends them again. The WebSocket module is not closed: it may
+        serve other modules. Idempotent.
         """
         if self._closed:
             return
         self._closed = True
         self._subscriptions.dispose()
+        # The state file keeps the requests in flight as they are: a new module on it
+        # sends them again (cancelling them would record them interrupted).
+        if self._state_file is not None and self._remove_state_file is not None:
+            self._remove_state_file()
+            self._state_file.close()
         await self._effects.close()
         if self._action_log is not None and self._remove_action_log is not None:
             self._remove_action_log()
@@ -406,7 +484,9 @@ class Chats:
         :meth:`leave_chat` is called before the join finished.
         """
         state = self._state_for("join_chat")
-        claims = check_join_chat(state, token, self._user.user_id, self._clock())
+        if isinstance(token, str):
+            self._server_clock.saw(issued_at(token, CHAT_AUDIENCE))
+        claims = check_join_chat(state, token, self._user.user_id, self._server_clock.earliest())
         chat_id: str = claims["chat"]
         outcome = await self._call("join_chat", lambda call_id: JoinChat(call_id, chat_id, token))
         if not isinstance(outcome, ChatJoined):
@@ -439,7 +519,7 @@ class Chats:
         raises.
         """
         state = self._state_for("send_message")
-        now = self._clock()
+        now = self._server_clock()
         message_id = self._new_message_id()
         checked = check_send_message(state, chat_id, content, now, message_id=message_id)
         author_id = self._user.user_id
@@ -453,7 +533,9 @@ class Chats:
 
     async def resend_message(self, chat_id: str, message_id: str) -> Message:
         """Send an ``interrupted`` message again, with the same id (never a duplicate)."""
-        check_resend_message(self._state_for("resend_message"), chat_id, message_id, self._clock())
+        check_resend_message(
+            self._state_for("resend_message"), chat_id, message_id, self._server_clock()
+        )
         outcome = await self._call(
             "resend_message", lambda call_id: ResendMessage(call_id, chat_id, message_id)
         )
@@ -584,20 +666,43 @@ def create_chats(
     there as a JSON line with a time stamp (tokens and membership credentials
     redacted; see :mod:`chats_store.chats.action_log`), for ``chats-store replay``.
     The file is closed by :meth:`Chats.close`.
+
+    With ``config.state_file``, the chats kept there are restored before this returns
+    (each ``reloading``); raises :class:`~chats_store.errors.StateFileError` when the
+    file cannot be used (another user's, damaged, newer, in use), before anything is
+    registered with ``websocket_module``.
     """
-    if user_module.token_provider is None:
-        transport = websocket_module.chats_transport(config.url, user_module.session_token)
-    else:
-        transport = websocket_module.chats_transport(
-            config.url,
-            user_module.session_token,
-            renew_session_token=user_module.fresh_session_token,
+    state_file = None if config.state_file is None else open_state_file(config, user_module)
+    try:
+        if user_module.token_provider is None:
+            transport = websocket_module.chats_transport(config.url, user_module.session_token)
+        else:
+            transport = websocket_module.chats_transport(
+                config.url,
+                user_module.session_token,
+                renew_session_token=user_module.fresh_session_token,
+            )
+        return Chats(
+            user_module,
+            transport,
+            config,
+            clock=clock,
+            new_message_id=new_message_id,
+            action_log=action_log,
+            state_file=state_file,
         )
-    return Chats(
-        user_module,
-        transport,
-        config,
-        clock=clock,
-        new_message_id=new_message_id,
-        action_log=action_log,
+    except BaseException:
+        if state_file is not None:
+            state_file.close()  # so that a new attempt finds the file free
+        raise
+
+
+def open_state_file(config: ChatsConfig, user: User) -> StateFile:
+    """The state file of ``config`` for ``user``, keeping the messages a chat keeps in
+    memory (``max_messages_in_memory``, or ``DEFAULT_KEPT_MESSAGES``)."""
+    assert config.state_file is not None
+    return StateFile.open(
+        config.state_file,
+        user.user_id,
+        kept_messages=config.max_messages_in_memory or DEFAULT_KEPT_MESSAGES,
     )

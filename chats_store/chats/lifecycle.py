@@ -44,6 +44,7 @@ from typing import Any
 
 from chats_store.chats.actions import (
     ChatResumed,
+    ChatResumeFailed,
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
@@ -218,25 +219,33 @@ MESSAGE_EDGES: Mapping[type, frozenset[Edge]] = {
     MessageUpdateFailed: frozenset({("updating", "ready")}),
     DeleteMessage: frozenset({("ready", "deleting"), ("interrupted", "deleting")}),
     MessageDeleteFailed: frozenset({("deleting", "ready"), ("deleting", "interrupted")}),
-    # A lost connection: sends are interrupted, updates and deletes roll back.
+    # A lost connection: sends are interrupted, updates and deletes roll back. A
+    # connection: the messages a chat restored from a state file recovered are sent.
     ConnectionStatusChanged: frozenset(
         {
             ("sending", "interrupted"),
             ("updating", "ready"),
             ("deleting", "ready"),
             ("deleting", "interrupted"),
+            ("interrupted", "sending"),
         }
     ),
     # The missed events (or a snapshot: the server's copy of a pending message is
-    # confirmed), then, with auto_resend, the interrupted messages are queued again.
+    # confirmed), then the recovered edits and deletes of a restored chat go out, and,
+    # with auto_resend, the interrupted messages are queued again.
     ChatResumed: frozenset(
         {
             ("sending", "ready"),
             ("interrupted", "ready"),
             ("deleting", "ready"),
             ("interrupted", "sending"),
+            ("ready", "updating"),
+            ("ready", "deleting"),
+            ("interrupted", "deleting"),
         }
     ),
+    # A resume that timed out is asked again (with a restored chat's recovered sends).
+    ChatResumeFailed: frozenset({("interrupted", "sending")}),
 }
 """For each action class, the message status changes (old, new) it may cause; an action
 not listed changes no message's status. (With ``max_messages_in_memory`` any change of a

@@ -375,6 +375,45 @@ class MessageLog:
         """How many confirmed messages the log holds (pending ones not counted)."""
         return self.items._confirmed
 
+    @property
+    def pending(self) -> tuple[Message, ...]:
+        """The messages not confirmed by the server, in creation order."""
+        return self.items._pending
+
+    def changes_since(self, older: MessageLog) -> tuple[list[Message], list[Message]]:
+        """What differs from ``older``: the messages of this log that ``older`` does not
+        hold (new ones and new versions), and those of ``older`` this log does not hold.
+
+        Messages are told apart by identity, chunks first: versions of one history
+        share their unchanged chunks, so the cost is that of the chunks that changed,
+        whatever the history's length.
+        """
+        mine = (*self.items._chunks, self.items._pending)
+        theirs = (*older.items._chunks, older.items._pending)
+        shared = {id(chunk) for chunk in mine} & {id(chunk) for chunk in theirs}
+        my_rest = [m for chunk in mine if id(chunk) not in shared for m in chunk]
+        their_rest = [m for chunk in theirs if id(chunk) not in shared for m in chunk]
+        # What the two have in common at the start and at the end (a message appended,
+        # edited or removed changes one place), then the rest by identity.
+        start, limit = 0, min(len(my_rest), len(their_rest))
+        while start < limit and my_rest[start] is their_rest[start]:
+            start += 1
+        my_end, their_end = len(my_rest), len(their_rest)
+        while (
+            my_end > start
+            and their_end > start
+            and my_rest[my_end - 1] is their_rest[their_end - 1]
+        ):
+            my_end -= 1
+            their_end -= 1
+        my_rest, their_rest = my_rest[start:my_end], their_rest[start:their_end]
+        my_ids = {id(m) for m in my_rest}
+        their_ids = {id(m) for m in their_rest}
+        return (
+            [m for m in my_rest if id(m) not in their_ids],
+            [m for m in their_rest if id(m) not in my_ids],
+        )
+
     def keep_newest(self, limit: int) -> MessageLog:
         """The log without its oldest confirmed messages beyond ``limit`` (pending ones stay).
 

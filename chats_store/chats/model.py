@@ -33,6 +33,8 @@ __all__ = [
     "MessageLog",
     "MessageSequence",
     "MessageStatus",
+    "OperationKind",
+    "PendingOperation",
     "QueuedSend",
     "RemovalReason",
     "Restriction",
@@ -121,6 +123,23 @@ class QueuedSend:
     message_id: str
 
 
+OperationKind = Literal["send", "edit", "delete"]
+
+
+@attrs.frozen
+class PendingOperation:
+    """A request of the user about message ``message_id`` that the server has not
+    acknowledged: a ``send``, an ``edit`` to ``content``, or a ``delete``.
+
+    What a state file keeps of a chat's requests in flight, and what a chat restored
+    from it sends again (:attr:`ChatState.recovered`).
+    """
+
+    kind: OperationKind
+    message_id: str
+    content: str | None = None
+
+
 @attrs.frozen
 class ChatState:
     """One joined (or joining) chat.
@@ -140,6 +159,13 @@ class ChatState:
     the server history the chat's state comes from (the epoch of the last join or
     resume reply; None if the server sent none): a resume reply of another epoch
     replaces the state instead of adding to it.
+
+    ``recovered`` holds, in the order they were made, the operations a state file
+    kept of a chat restored from it (``ChatsConfig.state_file``): requests that were
+    in flight when the previous process ended. They go out again with their original
+    ids: the sends at the next connection, first in the send queue (the server
+    deduplicates posts by id); the edits and deletes once the chat has resumed,
+    unless the resumption shows them applied. The resume's outcome empties it.
     """
 
     chat_id: str
@@ -157,6 +183,7 @@ class ChatState:
     membership: str | None = attrs.field(default=None, repr=False)
     history_in_flight: int = 0
     epoch: str | None = None
+    recovered: tuple[PendingOperation, ...] = ()
 
 
 RemovalReason = Literal["kicked", "blocked", "membership_lost", "resync_failed"]

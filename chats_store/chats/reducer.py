@@ -53,6 +53,7 @@ import attrs
 from immutables import Map
 
 from chats_store.chats.actions import (
+    ChatHistoryRestored,
     ChatJoined,
     ChatJoinFailed,
     ChatLeaveFailed,
@@ -60,6 +61,7 @@ from chats_store.chats.actions import (
     ChatResumed,
     ChatResumeFailed,
     ChatSnapshot,
+    ChatsRestored,
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
@@ -87,6 +89,7 @@ from chats_store.chats.actions import (
     OwnRestrictionsChanged,
     RemovedFromChat,
     ResendMessage,
+    RestoredChat,
     Resumption,
     SendMessage,
     UpdateMessage,
@@ -117,6 +120,7 @@ from chats_store.chats.model import (
     ConnectionStatus,
     Message,
     MessageLog,
+    PendingOperation,
     QueuedSend,
     RemovalReason,
     Restriction,
@@ -192,6 +196,7 @@ def _evolve_chat(
     membership: str | _Keep | None = _KEEP,
     history_in_flight: int | _Keep = _KEEP,
     epoch: str | _Keep | None = _KEEP,
+    recovered: tuple[PendingOperation, ...] | _Keep = _KEEP,
 ) -> ChatState:
     """``chat`` with the given fields replaced (twice as fast as ``attrs.evolve``, which
     looks the fields up on every call: this is the reducer's hot path)."""
@@ -213,6 +218,7 @@ def _evolve_chat(
         send_queue=chat.send_queue if send_queue is _KEEP else send_queue,
         membership=chat.membership if membership is _KEEP else membership,
         epoch=chat.epoch if epoch is _KEEP else epoch,
+        recovered=chat.recovered if recovered is _KEEP else recovered,
     )
 
 
@@ -344,12 +350,59 @@ def connection_status_changed(
 
 
 def _resume(chat: ChatState) -> Step[ChatState]:
-    """On (re)connection: a joined chat goes ``reloading`` and asks what it missed."""
+    """On (re)connection: a joined chat goes ``reloading`` and asks what it missed.
+
+    A chat restored from a state file also sends its recovered messages again, first
+    in its send queue, right after the resume request: the server deduplicates posts
+    by id, and sends made during the resync queue up behind them.
+    """
     if chat.status == "loading" or chat.membership is None:
         return Step(chat)
     request = ResumeRequest(chat.chat_id, chat.membership, chat.last_seq, chat.epoch)
     reloading = _synced(_evolve_chat(chat, status="reloading"))
-    return Step(reloading, (SendRequest(INTERNAL_CALL, request),))
+    commands: list[Command] = [SendRequest(INTERNAL_CALL, request)]
+    for operation in reloading.recovered:
+        message = reloading.messages.find(operation.message_id)
+        if operation.kind == "send" and message is not None and message.status == "interrupted":
+            sending = attrs.evolve(message, status="sending")
+            queued = _evolve_chat(reloading, messages=reloading.messages.replace(sending))
+            step = _enqueue_send(queued, INTERNAL_CALL, message.id)
+            reloading = step.state
+            commands.extend(step.commands)
+    return Step(reloading, tuple(commands))
+
+
+def chats_restored(state: ChatsState, action: ChatsRestored) -> ChatsState | Step[ChatsState]:
+    """The chats of a state file, each ``reloading``, after the chats the state holds;
+    resumed at once if the connection is open."""
+    chats, chat_ids = state.chats, list(state.chat_ids)
+    commands: list[Command] = []
+    for restored in action.chats:
+        if restored.chat_id in chats:
+            continue
+        step = _restored_chat(restored)
+        if state.connection == "connected":
+            step = _resume(step.state)
+        chats = chats.set(restored.chat_id, step.state)
+        chat_ids.append(restored.chat_id)
+        commands.extend(step.commands)
+    return Step(_evolve(state, chat_ids=tuple(chat_ids), chats=chats), tuple(commands))
+
+
+def _restored_chat(restored: RestoredChat) -> Step[ChatState]:
+    chat = ChatState(
+        chat_id=restored.chat_id,
+        status="reloading",
+        join_call_id=INTERNAL_CALL,
+        messages=MessageLog(restored.messages),
+        members_amount=restored.members_amount,
+        member_metadata=read_only(restored.member_metadata),
+        restrictions=restored.restrictions,
+        last_seq=restored.last_seq,
+        membership=restored.membership,
+        recovered=restored.operations,
+    )
+    return Step(_synced(chat))
 
 
 _RESUME_FAILURE_REMOVALS: Mapping[str, RemovalReason] = {
@@ -381,7 +434,8 @@ def chat_resume_failed(
         removal = ChatRemoval(action.chat_id, reason, f"{failure.code}: {failure.detail}")
         return Step(_lose_chat(state, removal), cancelled)
     if failure.kind == "timeout" and state.connection == "connected":
-        return Step(state, _resume(chat).commands)
+        step = _resume(chat)
+        return Step(_evolve(state, chats=state.chats.set(chat.chat_id, step.state)), step.commands)
     return state
 
 
@@ -497,6 +551,18 @@ def chat_joined(chat: ChatState, action: ChatJoined) -> ChatState:
     return ready
 
 
+def chat_history_restored(chat: ChatState, action: ChatHistoryRestored) -> ChatState:
+    """The older messages of a restored chat go below the ones it shows, if it still
+    starts at ``before_seq``: not after a resume replaced its messages with a snapshot
+    (a gap would open) nor once older ones came from the server."""
+    if chat.messages.first_confirmed_seq != action.before_seq:
+        return chat
+    older = tuple(m for m in action.messages if m.seq is not None and m.seq < action.before_seq)
+    if not older:
+        return chat
+    return _evolve_chat(chat, messages=MessageLog((*older, *chat.messages)))
+
+
 def _post(chat: ChatState, entry: QueuedSend) -> SendRequest | None:
     message = chat.messages.find(entry.message_id)
     if message is None or message.status != "sending":
@@ -589,12 +655,16 @@ def chat_resumed(
     resumption = action.resumption
     if resumption.snapshot is None and _diverged(chat, resumption):
         step = _ask_from_the_start(chat, resumption)
-    else:
-        resumed = _apply_resumption(chat, resumption)
-        if max_messages is not None:
-            resumed = _bounded(resumed, max_messages)
-        step = resend_interrupted(resumed) if auto_resend else Step(resumed)
-    return Step(_evolve(state, chats=state.chats.set(chat.chat_id, step.state)), step.commands)
+        return Step(_evolve(state, chats=state.chats.set(chat.chat_id, step.state)), step.commands)
+    replayed = _replay_recovered(_apply_resumption(chat, resumption), resumption)
+    resumed = replayed.state
+    if max_messages is not None:
+        resumed = _bounded(resumed, max_messages)
+    step = resend_interrupted(resumed) if auto_resend else Step(resumed)
+    return Step(
+        _evolve(state, chats=state.chats.set(chat.chat_id, step.state)),
+        (*replayed.commands, *step.commands),
+    )
 
 
 def _bounded(chat: ChatState, limit: int) -> ChatState:
@@ -643,6 +713,53 @@ def _apply_resumption(chat: ChatState, resumption: Resumption) -> ChatState:
             epoch=resumption.epoch,
         )
     )
+
+
+def _replay_recovered(chat: ChatState, resumption: Resumption) -> Step[ChatState]:
+    """Send the recovered edits and deletes again, in order, and forget what was recovered.
+
+    An operation whose message is gone, or that the user has acted on since, is not
+    sent. An edit is not sent either when the resumption holds its ``message_edited``
+    event (the server applied it before the previous process ended) or when the
+    message has its content already: sending it again would edit it twice. A delete
+    of a message already deleted is answered ``message_not_found``, which counts as
+    done. (The sends went out at the connection: see ``_resume``.)
+    """
+    if not chat.recovered:
+        return Step(chat)
+    applied = {
+        (event.message.id, event.message.content)
+        for event in resumption.events
+        if isinstance(event, MessageEdited)
+    }
+    log, originals = chat.messages, chat.originals
+    commands: list[Command] = []
+    for operation in chat.recovered:
+        message = log.find(operation.message_id)
+        if message is None or operation.kind == "send":
+            continue
+        request: EditMessageRequest | DeleteMessageRequest
+        if operation.kind == "edit":
+            content = operation.content
+            if (
+                content is None
+                or message.status != "ready"
+                or message.content == content
+                or (message.id, content) in applied
+            ):
+                continue
+            shown = attrs.evolve(message, content=content, status="updating")
+            request = EditMessageRequest(chat.chat_id, message.id, content)
+        else:
+            if message.status not in ("ready", "interrupted"):
+                continue
+            shown = attrs.evolve(message, status="deleting")
+            request = DeleteMessageRequest(chat.chat_id, message.id)
+        log = log.replace(shown)
+        originals = originals.set(message.id, message)
+        commands.append(SendRequest(INTERNAL_CALL, request))
+    replayed = _evolve_chat(chat, messages=log, originals=originals, recovered=())
+    return Step(replayed, tuple(commands))
 
 
 def resend_interrupted(chat: ChatState) -> Step[ChatState]:
@@ -909,6 +1026,7 @@ CHATS_CASES: Mapping[type, WholeCase] = {
     LeaveChat: leave_chat,
     RemovedFromChat: removed_from_chat,
     ConnectionStatusChanged: connection_status_changed,
+    ChatsRestored: chats_restored,
     ChatResumed: chat_resumed,
     ChatResumeFailed: chat_resume_failed,
     MembershipRenewalDue: membership_renewal_due,
@@ -918,6 +1036,7 @@ CHATS_CASES: Mapping[type, WholeCase] = {
 CHAT_CASES: Mapping[type, ChatCase] = {
     ChatJoined: chat_joined,
     MembershipRenewed: membership_renewed,
+    ChatHistoryRestored: chat_history_restored,
     SendMessage: send_message,
     ResendMessage: resend_message,
     MessageSent: message_sent,

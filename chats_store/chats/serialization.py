@@ -7,8 +7,8 @@ action becomes a dict with a ``"type"`` key, the class name.
 
 Credentials never reach a log: :func:`action_to_data` replaces the chat token of
 :class:`JoinChat` and the membership credentials of :class:`ChatSnapshot`,
-:class:`Resumption` and :class:`MembershipRenewal` with :data:`REDACTED`
-(:func:`redact` does the same on the action itself), so
+:class:`Resumption`, :class:`MembershipRenewal` and :class:`RestoredChat` with
+:data:`REDACTED` (:func:`redact` does the same on the action itself), so
 ``action_from_data(action_to_data(a)) == redact(a)``.
 """
 
@@ -26,6 +26,7 @@ from chats_store.chats.actions import (
     ChatJoined,
     ChatResumed,
     ChatSnapshot,
+    ChatsRestored,
     JoinChat,
     MembershipRenewal,
     MembershipRenewed,
@@ -52,10 +53,10 @@ ACTION_TYPES: tuple[type, ...] = tuple(
     for name in _actions.__all__
     if isinstance(value := getattr(_actions, name), type)
     and attrs.has(value)
-    and name not in ("Failure", "ChatSnapshot", "Resumption", "MembershipRenewal")
+    and name not in ("Failure", "ChatSnapshot", "Resumption", "MembershipRenewal", "RestoredChat")
 )
 """Every action class (the nested value classes ``Failure``, ``ChatSnapshot``,
-``Resumption`` and ``MembershipRenewal`` are not actions)."""
+``Resumption``, ``MembershipRenewal`` and ``RestoredChat`` are not actions)."""
 
 _Action = Union[ACTION_TYPES]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
 
@@ -84,6 +85,9 @@ def redact(action: A) -> A:
         redacted = attrs.evolve(action, resumption=resumption)
     elif isinstance(action, MembershipRenewed):
         redacted = attrs.evolve(action, renewal=MembershipRenewal(REDACTED))
+    elif isinstance(action, ChatsRestored):
+        chats = tuple(attrs.evolve(chat, membership=REDACTED) for chat in action.chats)
+        redacted = attrs.evolve(action, chats=chats)
     result: A = redacted
     return result
 

@@ -10,6 +10,10 @@ the lifecycle tables (:mod:`chats_store.chats.lifecycle`), which the reducer
 consults too; those rules are checked first, then what only the call's arguments
 (content, limit, duration, token), the clock (mutes, expiry) and the user (author,
 moderating oneself) can tell, which the reducer never sees.
+
+Times are the server's: the deadlines these checks judge (a token's expiry, the end
+of a mute) are the server's, so the facade gives them its estimate of the server's
+clock (:mod:`chats_store.chats.server_clock`), never the local one.
 """
 
 from __future__ import annotations
@@ -78,7 +82,12 @@ def check_content(content: object, action: str) -> str:
 def check_join_chat(
     state: ChatsState, token: object, user_id: str, now: float
 ) -> Mapping[str, Any]:
-    """The chat token's claims, if the client can join with it now."""
+    """The chat token's claims, if the client can join with it now.
+
+    ``now`` is the earliest the server's clock can read (``ServerClock.earliest``):
+    a token is refused as expired only if the server would refuse it; one that only
+    the local clock calls expired goes to the server, which decides.
+    """
     action = "join_chat"
     check_connected(state, action)
     try:
@@ -108,6 +117,7 @@ def check_leave_chat(state: ChatsState, chat_id: str) -> ChatState:
 
 
 def _check_not_muted(chat: ChatState, action: str, now: float) -> None:
+    """``member_muted`` while a mute is active at ``now``, the server's time."""
     for restriction in chat.restrictions or ():
         if restriction.kind == "mute" and restriction.is_active(now):
             until = (
@@ -127,7 +137,10 @@ def _check_not_muted(chat: ChatState, action: str, now: float) -> None:
 def check_send_message(
     state: ChatsState, chat_id: str, content: object, now: float, *, message_id: str | None = None
 ) -> str:
-    """The content to send to ``chat_id``; ``message_id`` is the new message's id."""
+    """The content to send to ``chat_id``; ``message_id`` is the new message's id.
+
+    ``now`` is the server's time, as the client estimates it (``ServerClock``).
+    """
     action = "send_message"
     _raise(action, refusal(state, action, chat_id, message_id))
     checked = check_content(content, action)

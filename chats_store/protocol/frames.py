@@ -105,6 +105,7 @@ class WireSnapshot:
     last_seq: int
     membership: str | None = attrs.field(default=None, repr=False)
     epoch: str | None = None
+    server_time: float | None = None
 
 
 @attrs.frozen
@@ -223,6 +224,7 @@ class WireResumption:
     last_seq: int
     membership: str = attrs.field(repr=False)
     epoch: str | None = None
+    server_time: float | None = None
 
 
 # The converter ----------------------------------------------------------------------

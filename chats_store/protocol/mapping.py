@@ -118,6 +118,7 @@ def snapshot_to_wire(snapshot: ChatSnapshot) -> WireSnapshot:
         last_seq=snapshot.last_seq,
         membership=snapshot.membership,
         epoch=snapshot.epoch,
+        server_time=snapshot.server_time,
     )
 
 
@@ -130,6 +131,7 @@ def snapshot_from_wire(wire: WireSnapshot) -> ChatSnapshot:
         last_seq=wire.last_seq,
         membership=wire.membership,
         epoch=wire.epoch,
+        server_time=wire.server_time,
     )
 
 
@@ -226,6 +228,7 @@ def resumption_to_wire(resumption: Resumption) -> WireResumption:
         last_seq=resumption.last_seq,
         membership=resumption.membership,
         epoch=resumption.epoch,
+        server_time=resumption.server_time,
     )
 
 
@@ -240,6 +243,7 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
         last_seq=wire.last_seq,
         membership=wire.membership,
         epoch=wire.epoch,
+        server_time=wire.server_time,
     )
 
 

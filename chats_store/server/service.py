@@ -549,6 +549,7 @@ class ChatService:
             last_seq=self._db.last_seq(chat_id),
             membership=credential,
             epoch=self._db.epoch,
+            server_time=self._clock(),
         )
 
     # Join, resume and leave -------------------------------------------------------
@@ -648,6 +649,7 @@ class ChatService:
             last_seq=last_seq,
             membership=credential,
             epoch=epoch,
+            server_time=self._clock(),
         )
         self._subscribe(session, chat_id)
         return Answer(resumption, event_frames=missed or ())

@@ -131,6 +131,14 @@ class InMemoryChatServer:
         for session in {session for session, _, _ in held if session not in self._connected}:
             self._service.disconnect(session)  # what the late requests subscribed ends
 
+    def lose_held(self) -> None:
+        """Forget the held requests and stop holding: they never reach the server's core
+        (lost on the way, as the requests of a client process that died as it sent them)."""
+        self._holding = False
+        held, self._held = self._held, []
+        for session in {session for session, _, _ in held if session not in self._connected}:
+            self._service.disconnect(session)
+
     def refuse_next(self, code: str, detail: str = "refused by the test") -> None:
         """Answer the next request with an error ``code`` instead of handling it."""
         self._refusal = (code, detail)

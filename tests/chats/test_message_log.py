@@ -278,6 +278,16 @@ def check_against_the_reference(ops: list[tuple[str, int, str]]) -> None:
             assert before == log
         assert log == MessageLog(expected)
         assert hash(log.items) == hash(expected)
+        assert_changes(log, before)
+
+
+def assert_changes(log: MessageLog, before: MessageLog) -> None:
+    """``changes_since`` is the difference of the two versions, by identity."""
+    new, gone = log.changes_since(before)
+    kept = {id(m) for m in before}
+    held = {id(m) for m in log}
+    assert sorted(map(id, new)) == sorted(id(m) for m in log if id(m) not in kept)
+    assert sorted(map(id, gone)) == sorted(id(m) for m in before if id(m) not in held)
 
 
 def _keep_newest(items: tuple[Message, ...], limit: int) -> tuple[Message, ...]:

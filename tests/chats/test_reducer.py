@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from chats_store.chats.actions import (
+    ChatHistoryRestored,
     ChatJoined,
     ChatJoinFailed,
     ChatLeaveFailed,
@@ -17,6 +18,7 @@ from chats_store.chats.actions import (
     ChatResumed,
     ChatResumeFailed,
     ChatSnapshot,
+    ChatsRestored,
     ConnectionStatusChanged,
     DeleteMessage,
     Failure,
@@ -44,6 +46,7 @@ from chats_store.chats.actions import (
     OwnRestrictionsChanged,
     RemovedFromChat,
     ResendMessage,
+    RestoredChat,
     Resumption,
     SendMessage,
     UpdateMessage,
@@ -69,6 +72,7 @@ from chats_store.chats.model import (
     ChatsState,
     ChatState,
     Message,
+    PendingOperation,
     Restriction,
     SyncStatuses,
 )
@@ -218,6 +222,8 @@ def test_every_case_has_an_example_here() -> None:
         MembershipRenewalDue,
         MembershipRenewed,
         MembershipRenewFailed,
+        ChatsRestored,
+        ChatHistoryRestored,
     }
     assert set(CHATS_CASES) | set(CHAT_CASES) == covered
 
@@ -1400,3 +1406,190 @@ def test_a_renewal_that_timed_out_is_asked_again_only(loading: ChatsState) -> No
     )
     assert run(member, MembershipRenewFailed(0, "c1", lost)).commands == ()
     assert reduce(member, MembershipRenewFailed(0, "c1", unknown)) == member
+
+
+# Restored from a state file -----------------------------------------------------------
+
+
+def pending(message_id: str, content: str = "hi") -> Message:
+    return Message(message_id, "c1", ME, content, "interrupted", created_at=100.0)
+
+
+RESTORED = RestoredChat(
+    chat_id="c1",
+    last_seq=9,
+    membership=MEMBERSHIP,
+    members_amount=4,
+    member_metadata={"role": "member"},
+    restrictions=(),
+    messages=(server_message("a", 3), acked("b", 7), pending("p"), pending("q"), pending("r")),
+    operations=(
+        PendingOperation("send", "p"),
+        PendingOperation("edit", "b", "b, edited"),
+        PendingOperation("send", "q"),
+        PendingOperation("delete", "a"),
+    ),
+)
+
+
+def sent(step: Step[ChatsState]) -> list[Any]:
+    return [c.request for c in step.commands if isinstance(c, SendRequest)]
+
+
+@pytest.fixture
+def restored() -> ChatsState:
+    """c1 restored from a state file, not connected: p and q were in flight, r had failed."""
+    return reduce(ChatsState(), ChatsRestored((RESTORED,)))
+
+
+def test_a_restored_chat_is_reloading_with_its_messages(restored: ChatsState) -> None:
+    state = chat(restored)
+    assert restored.chat_ids == ("c1",)
+    assert state.status == "reloading" and state.sync_statuses.is_syncing
+    assert statuses(restored) == [
+        ("a", 3, "ready"),
+        ("b", 7, "ready"),
+        ("p", None, "interrupted"),
+        ("q", None, "interrupted"),
+        ("r", None, "interrupted"),
+    ]
+    assert (state.last_seq, state.members_amount, state.membership) == (9, 4, MEMBERSHIP)
+    assert state.recovered == RESTORED.operations
+    assert run(ChatsState(), ChatsRestored((RESTORED,))).commands == (), "nothing to send yet"
+    assert reduce(restored, ConnectionStatusChanged("connecting")) == attrs.evolve(
+        restored, connection="connecting"
+    ), "nothing in flight to interrupt"
+
+
+def test_at_the_connection_the_recovered_sends_go_first_after_the_resume(
+    restored: ChatsState,
+) -> None:
+    step = run(
+        restored, ConnectionStatusChanged("connecting"), ConnectionStatusChanged("connected")
+    )
+    assert sent(step) == [ResumeRequest("c1", MEMBERSHIP, 9), PostMessageRequest("c1", "p", "hi")]
+    assert [(m.id, m.status) for m in chat(step.state).messages][2:] == [
+        ("p", "sending"),
+        ("q", "sending"),
+        ("r", "interrupted"),
+    ], "r had failed before: the user resends it"
+    during = run(step.state, send(5, "s"))
+    assert sent(during) == [], "a send of the resync queues up behind the recovered ones"
+    after_p = run(during.state, MessageSent(0, "c1", acked("p", 10)))
+    assert sent(after_p) == [PostMessageRequest("c1", "q", "hi")]
+    after_q = run(after_p.state, MessageSent(0, "c1", acked("q", 11)))
+    assert sent(after_q) == [PostMessageRequest("c1", "s", "hi")]
+
+
+def test_once_resumed_the_recovered_edits_and_deletes_go_out_in_order(
+    restored: ChatsState,
+) -> None:
+    reloading = reduce(restored, ConnectionStatusChanged("connected"))
+    step = run(reloading, ChatResumed(0, "c1", resumption(last_seq=9)))
+    assert sent(step) == [
+        EditMessageRequest("c1", "b", "b, edited"),
+        DeleteMessageRequest("c1", "a"),
+    ]
+    state = chat(step.state)
+    assert state.recovered == ()
+    assert [(m.id, m.status, m.content) for m in state.messages][:2] == [
+        ("a", "deleting", "hello"),
+        ("b", "updating", "b, edited"),
+    ]
+    rolled_back = reduce(step.state, MessageUpdateFailed(0, "c1", "b", TIMEOUT))
+    assert contents_of(rolled_back)["b"] == "hi", "as any edit that fails"
+
+
+def test_operations_the_server_applied_before_the_end_are_not_sent_again(
+    restored: ChatsState,
+) -> None:
+    reloading = reduce(restored, ConnectionStatusChanged("connected"))
+    missed = resumption(
+        MessagePosted("c1", 10, acked("p", 10)),
+        MessageEdited("c1", 11, attrs.evolve(acked("b", 7), content="b, edited")),
+        MessageEdited("c1", 12, attrs.evolve(acked("b", 7), content="b, by another device")),
+        MessageRemoved("c1", 13, "a"),
+        last_seq=13,
+    )
+    acked_p = run(reloading, MessageSent(0, "c1", acked("p", 10)))
+    assert sent(acked_p) == [PostMessageRequest("c1", "q", "hi")]
+    step = run(acked_p.state, ChatResumed(0, "c1", missed))
+    assert sent(step) == [], "no edit, no delete"
+    assert contents_of(step.state)["b"] == "b, by another device", "the later edit stands"
+    assert chat(step.state).recovered == ()
+
+
+def test_an_edit_to_the_content_the_message_has_is_not_sent(restored: ChatsState) -> None:
+    reloading = reduce(restored, ConnectionStatusChanged("connected"))
+    snapshot = ChatSnapshot(
+        messages=(attrs.evolve(acked("b", 7), content="b, edited"),),
+        members_amount=4,
+        member_metadata={},
+        restrictions=(),
+        last_seq=30,
+    )
+    step = run(reloading, ChatResumed(0, "c1", resumption(snapshot=snapshot, last_seq=30)))
+    assert sent(step) == [], "a snapshot: a is gone, b has the content already"
+
+
+def test_a_lost_connection_keeps_the_recovered_operations_for_the_next(
+    restored: ChatsState,
+) -> None:
+    reloading = reduce(restored, ConnectionStatusChanged("connected"))
+    dropped = reduce(
+        reloading,
+        ConnectionStatusChanged("connecting"),
+        MessageSendFailed(0, "c1", "p", Failure("connection_lost", "connection_lost", "gone")),
+    )
+    assert chat(dropped).recovered == RESTORED.operations
+    step = run(dropped, ConnectionStatusChanged("connected"))
+    assert sent(step) == [ResumeRequest("c1", MEMBERSHIP, 9), PostMessageRequest("c1", "p", "hi")]
+
+
+def test_a_timed_out_resume_of_a_restored_chat_sends_what_failed_meanwhile(
+    restored: ChatsState,
+) -> None:
+    reloading = reduce(
+        restored,
+        ConnectionStatusChanged("connected"),
+        MessageSendFailed(0, "c1", "p", TIMEOUT),
+    )
+    assert chat(reloading).send_queue[0].message_id == "q"
+    step = run(reloading, ChatResumeFailed(0, "c1", TIMEOUT))
+    assert sent(step) == [ResumeRequest("c1", MEMBERSHIP, 9)]
+    assert [m.status for m in chat(step.state).messages][2:4] == ["sending", "sending"]
+    assert [e.message_id for e in chat(step.state).send_queue] == ["q", "p"]
+
+
+def test_chats_restored_while_connected_resume_at_once(connected: ChatsState) -> None:
+    step = run(connected, ChatsRestored((RESTORED,)))
+    assert sent(step) == [ResumeRequest("c1", MEMBERSHIP, 9), PostMessageRequest("c1", "p", "hi")]
+    again = run(step.state, ChatsRestored((attrs.evolve(RESTORED, last_seq=1),)))
+    assert again.state is step.state or chat(again.state) is chat(step.state), "held chats stay"
+
+
+def test_the_older_messages_of_a_restored_chat_go_below_those_it_shows(
+    restored: ChatsState,
+) -> None:
+    older = (server_message("x", 1), server_message("y", 2))
+
+    state = reduce(restored, ChatHistoryRestored("c1", 3, older))
+
+    assert [m.id for m in chat(state).messages] == ["x", "y", "a", "b", "p", "q", "r"]
+    assert chat(state).messages.find("x") == older[0]
+    bounded = run(
+        restored, ChatHistoryRestored("c1", 3, older), reducer=chats_reducer(max_messages=3)
+    )
+    assert [m.id for m in chat(bounded.state).messages][:3] == ["y", "a", "b"]
+
+
+def test_older_messages_that_would_leave_a_gap_are_not_restored(restored: ChatsState) -> None:
+    """A resume replaced the messages with a snapshot of the newest: the file's older
+    ones would leave a hole between them."""
+    reloading = reduce(restored, ConnectionStatusChanged("connected"))
+    snapshot = ChatSnapshot((server_message("z", 40),), 4, {}, (), 40)
+    resumed = reduce(reloading, ChatResumed(0, "c1", resumption(snapshot=snapshot, last_seq=40)))
+
+    after = reduce(resumed, ChatHistoryRestored("c1", 3, (server_message("x", 1),)))
+
+    assert after is resumed or chat(after) is chat(resumed)

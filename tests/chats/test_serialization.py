@@ -9,18 +9,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chats_store.chats.actions import (
+    ChatHistoryRestored,
     ChatJoined,
     ChatResumed,
     ChatResumeFailed,
     ChatSnapshot,
+    ChatsRestored,
     JoinChat,
     MembershipRenewal,
     MembershipRenewalDue,
     MembershipRenewed,
     MembershipRenewFailed,
+    RestoredChat,
     Resumption,
 )
-from chats_store.chats.model import ChatsState
+from chats_store.chats.model import ChatsState, PendingOperation
 from chats_store.chats.serialization import (
     ACTION_TYPES,
     REDACTED,
@@ -47,6 +50,41 @@ def resumed(draw: st.DrawFn) -> Any:
     return ChatResumed(draw(st.integers(1, 100)), "c1", resumption)
 
 
+@st.composite
+def restored(draw: st.DrawFn) -> ChatsRestored:
+    """The chats of a state file (the messages are those a chat shows)."""
+    chats = []
+    for chat_id in draw(st.lists(cs.chat_ids(), max_size=3, unique=True)):
+        messages = tuple(draw(st.lists(cs.messages(chat_id), max_size=3)))
+        operations = tuple(
+            PendingOperation(
+                draw(st.sampled_from(("send", "edit", "delete"))),
+                message.id,
+                draw(st.none() | cs.contents()),
+            )
+            for message in messages
+        )
+        chats.append(
+            RestoredChat(
+                chat_id=chat_id,
+                last_seq=draw(st.integers(0, 100)),
+                membership="membership-secret",
+                members_amount=draw(st.none() | st.integers(0, 10)),
+                member_metadata=draw(cs.member_metadata()),
+                restrictions=tuple(draw(st.lists(cs.restrictions(), max_size=2))),
+                messages=messages,
+                operations=operations,
+            )
+        )
+    return ChatsRestored(tuple(chats))
+
+
+@st.composite
+def history(draw: st.DrawFn) -> ChatHistoryRestored:
+    messages = tuple(draw(st.lists(cs.confirmed_messages("c1"), max_size=3)))
+    return ChatHistoryRestored("c1", draw(st.integers(1, 100)), messages)
+
+
 def _with_membership(snapshot: ChatSnapshot) -> ChatSnapshot:
     import attrs
 
@@ -56,6 +94,8 @@ def _with_membership(snapshot: ChatSnapshot) -> ChatSnapshot:
 any_action = st.one_of(
     cs.chats_states(max_steps=10).flatmap(cs.chats_actions),
     resumed(),
+    restored(),
+    history(),
     st.builds(ChatResumeFailed, st.integers(1, 9), cs.chat_ids(), cs.failures()),
     st.builds(
         MembershipRenewed,
@@ -87,6 +127,13 @@ def test_the_strategies_cover_every_action_class() -> None:
     from chats_store.testing.strategies import _ANY_ACTION_KINDS
 
     assert set(ACTION_TYPES) == {*_ANY_ACTION_KINDS, *NOT_DRAWN}
+    assert set(ACTION_TYPES) == {
+        *_ANY_ACTION_KINDS,
+        ChatResumed,
+        ChatResumeFailed,
+        ChatsRestored,
+        ChatHistoryRestored,
+    }
 
 
 def test_credentials_are_redacted() -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import attrs
@@ -45,12 +46,22 @@ class Net:
     server: ChatServer
     clients: list[Client] = attrs.Factory(list)
 
-    async def client(self, user_id: str, *, connect: bool = True, **config: Any) -> Client:
+    async def client(
+        self,
+        user_id: str,
+        *,
+        connect: bool = True,
+        clock: Callable[[], float] = time.time,
+        **config: Any,
+    ) -> Client:
+        """A client of the server; ``clock`` goes to ``create_chats``, ``config`` to
+        ``ChatsConfig``."""
         websocket = create_websocket(open_timeout=WAIT)
         chats = create_chats(
             user_module=create_user(self.server.session_token(user_id)),
             websocket_module=websocket,
             config=ChatsConfig(host=self.server.address, request_timeout=WAIT, **config),
+            clock=clock,
         )
         client = Client(user_id, chats, websocket)
         self.clients.append(client)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -62,9 +64,10 @@ async def type_text(pilot: Pilot[None], text: str) -> None:
 
 @contextlib.asynccontextmanager
 async def client_app(
-    net: Net, user_id: str, *, join: bool = True, **token: object
+    net: Net, user_id: str, *, join: bool = True, skew: float = 0.0, **token: object
 ) -> AsyncIterator[Pilot[None]]:
-    client = await net.client(user_id, connect=False)  # the app connects it
+    """``skew``: how far the client's clock is off (seconds)."""
+    client = await net.client(user_id, connect=False, clock=lambda: time.time() + skew)
     tokens = [net.server.chat_token(user_id, CHAT, **token)] if join else []  # type: ignore[arg-type]
     app = ChatApp(client.chats, client.websocket, user_id, tokens)
     async with app.run_test(size=SIZE) as pilot:
@@ -127,6 +130,21 @@ async def test_edit_and_delete_own_message_with_key_bindings(net: Net) -> None:
         await bob.press("shift+tab")  # bob cannot edit ann's messages (there are none left)
         await bob.press("e")
         assert "select one of your messages" in log_text(bob.app)
+
+
+@pytest.mark.parametrize("skew", [600.0, -600.0], ids=["10 minutes fast", "10 minutes slow"])
+async def test_a_mute_counts_down_by_the_server_clock(net: Net, skew: float) -> None:
+    async with (
+        client_app(net, "ann", **moderator()) as ann,
+        client_app(net, "bob", skew=skew) as bob,
+    ):
+        assert isinstance(ann.app, ChatApp) and isinstance(bob.app, ChatApp)
+        await type_text(ann, "/mute bob 5")
+        await ann.press("enter")
+
+        await until(lambda: "left" in static_text(bob.app, "#restrictions"))
+        shown = static_text(bob.app, "#restrictions")
+        assert re.search(r"muted, (4 min 5\d|5 min 0[01]) s left", shown), shown
 
 
 async def test_a_mute_typed_by_a_moderator_disables_the_targets_input(net: Net) -> None:
