@@ -200,9 +200,9 @@ class PostgresDatabase:
         self._durable = durable
         # lock_timeout 0 would mean "wait forever": 0 s is the shortest wait instead.
         self._lock_timeout = f"{max(1, round(check_busy_timeout(busy_timeout) * 1000))}ms"
-        self._depth = 0
-        self._locked: set[str] = set()
-        """The chats whose lock the open outermost transaction holds."""
+        self._locked: list[set[str]] = []
+        """Per open transaction, outermost first: the chats whose lock it took. A
+        savepoint rolled back releases the locks taken in it."""
         self._conn = self._connect()
         try:
             with self.transaction():
@@ -264,10 +264,10 @@ class PostgresDatabase:
 
         Outside a transaction a statement reads what is committed, alone: no lock.
         """
-        if not self._depth or chat_id in self._locked:
+        if not self._locked or any(chat_id in level for level in self._locked):
             return
         self._execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (chat_id,))
-        self._locked.add(chat_id)
+        self._locked[-1].add(chat_id)
 
     def lock_chats(self, chat_ids: Collection[str]) -> None:
         """Take the locks of a group commit's chats in their sorted order, so that two
@@ -342,17 +342,19 @@ class PostgresDatabase:
         stayed held by another process for longer than ``busy_timeout``.
         """
         with ExitStack() as stack:
-            if self._depth:
+            if self._locked:
                 stack.enter_context(self._conn.transaction())
             else:
                 self._begin(stack)
-            self._depth += 1
+            self._locked.append(set())
             try:
                 yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._locked.clear()
+            except BaseException:
+                self._locked.pop()  # rolled back: its locks are released
+                raise
+            taken = self._locked.pop()
+            if self._locked:
+                self._locked[-1] |= taken
 
     def _begin(self, stack: ExitStack) -> None:
         """Open the outermost transaction, on a new connection if the last one broke.

@@ -304,7 +304,7 @@ class ServerProcess:
         return rss_mib(self.process.pid)
 
 
-def serve_command(db: Path, *flags: str) -> list[str]:
+def serve_command(db: Path | str, *flags: str) -> list[str]:
     """The command line of ``chats-store serve`` on a free port and ``db``."""
     return [
         sys.executable,

@@ -17,6 +17,7 @@ from chats_store.protocol import decode_event
 from chats_store.server import mint_chat_token
 from chats_store.server.postgres import SCHEMA_VERSION, PostgresDatabase
 from chats_store.server.service import ChatService, Push, Session
+from chats_store.server.storage import StorageBusyError
 from chats_store.testing.clock import FakeClock
 from tests.postgres import PostgresCluster
 
@@ -242,3 +243,26 @@ def test_a_restriction_expires_once_across_processes(
     assert len(lifted) == 2  # muted, then lifted: once
     assert lifted[0].restrictions and lifted[1].restrictions == ()
     assert sum(len(core.published) for core in cores) == 1  # by whichever lifted it
+
+
+def _fail_having_read(storage: PostgresDatabase, chat_id: str) -> None:
+    with storage.transaction():
+        storage.last_seq(chat_id)  # takes the chat's lock in a savepoint...
+        raise KeyError("refused")  # ...which rolling back releases
+
+
+def test_a_chat_stays_locked_after_a_request_that_locked_it_rolled_back(
+    opened: Callable[..., PostgresDatabase],
+) -> None:
+    storage, other = opened(), opened(busy_timeout=0.05)
+    with storage.transaction():
+        with pytest.raises(KeyError):
+            _fail_having_read(storage, "c1")
+        storage.last_seq("c1")  # so the next request of the group takes it again
+        with pytest.raises(StorageBusyError):
+            _take_a_seq(other, "c1")
+
+
+def _take_a_seq(storage: PostgresDatabase, chat_id: str) -> int:
+    with storage.transaction():
+        return storage.next_seq(chat_id)
