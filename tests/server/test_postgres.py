@@ -4,6 +4,7 @@ rules two server cores on one database keep (a post deduplicated, an expiry once
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import attrs
@@ -266,3 +267,33 @@ def test_a_chat_stays_locked_after_a_request_that_locked_it_rolled_back(
 def _take_a_seq(storage: PostgresDatabase, chat_id: str) -> int:
     with storage.transaction():
         return storage.next_seq(chat_id)
+
+
+def test_group_commits_that_touch_the_same_chats_in_opposite_orders_never_deadlock(
+    opened: Callable[..., PostgresDatabase],
+) -> None:
+    first, second = opened(), opened()
+    waiting = threading.Event()
+    failures: list[BaseException] = []
+
+    def group_commit_from_b_to_a() -> None:
+        try:
+            with second.transaction():
+                waiting.set()
+                second.lock_chats(["b", "a"])  # waits for "a", holding nothing
+                second.next_seq("b")
+                second.next_seq("a")
+        except BaseException as error:
+            failures.append(error)
+
+    with first.transaction():
+        first.next_seq("a")
+        other = threading.Thread(target=group_commit_from_b_to_a)
+        other.start()
+        waiting.wait(5)
+        time.sleep(0.2)  # the other group commit is waiting for its locks now
+        first.next_seq("b")  # with "b" taken first over there, a deadlock
+    other.join(10)
+
+    assert failures == []
+    assert second.last_seqs(["a", "b"]) == {"a": 2, "b": 2}
