@@ -123,6 +123,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_RESTRICTIONS = "too_many_restrictions"
     TOO_MANY_HANDSHAKES = "too_many_handshakes"
     HEADERS_TOO_LARGE = "headers_too_large"
+    # A protocol for every client: browsers, one code per cause (issue 15).
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    UNKNOWN_MEASURE = "unknown_measure"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

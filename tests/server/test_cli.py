@@ -22,7 +22,7 @@ from chats_store.server import (
     verify_chat_token,
     verify_session_token,
 )
-from tests.server.conftest import SECRET, serve_command
+from tests.server.conftest import SECRET, read_hello, serve_command
 
 KEY = SECRET.encode()
 
@@ -110,6 +110,7 @@ async def test_serve_runs_a_server_until_interrupted(tmp_path: Path) -> None:
         async with connect(
             url, subprotocols=[Subprotocol(PROTOCOL_VERSION)], additional_headers=headers
         ) as connection:
+            await read_hello(connection)
             protocol = ClientProtocol()
             protocol.send_request(JoinRequest("c1", mint_chat_token(SECRET, "alice", "c1")))
             for text in protocol.data_to_send():
