@@ -30,6 +30,7 @@ import cattrs
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
+from chats_store.chats.actions import ModerationMeasure
 from chats_store.chats.commands import REQUEST_KINDS, ChatRequest, kind_of
 from chats_store.chats.model import Restriction
 from chats_store.errors import ErrorCode, ProtocolError
@@ -596,8 +597,25 @@ def parse_request_frame(data: str | bytes) -> tuple[int, ChatRequest]:
             f"a request needs an integer 'id' from 0 to {MAX_REQUEST_ID}",
             code=ErrorCode.INVALID_FRAME,
         )
+    if tag == "moderate":
+        _check_measure(obj.get("measure"), request_id)
     request: ChatRequest = structure(obj, REQUEST_KINDS[tag].request, request_id)
     return request_id, request
+
+
+_MEASURES = get_args(ModerationMeasure)
+
+
+def _check_measure(measure: object, request_id: int) -> None:
+    """A ``measure`` string this version does not know is its own error (measures may
+    grow within the protocol's version: a client can tell an older server by it)."""
+    if isinstance(measure, str) and measure not in _MEASURES:
+        raise ProtocolError(
+            f"unknown moderation measure {measure[:40]!r}; this server knows "
+            f"{', '.join(_MEASURES)}",
+            code=ErrorCode.UNKNOWN_MEASURE,
+            request_id=request_id,
+        )
 
 
 _EVENT_KINDS = frozenset(EVENT_TAGS.values())
