@@ -128,7 +128,7 @@ def _shown(default: float | None) -> str:
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per protection setting: run_server's own, then each of ServerLimits."""
     group = parser.add_argument_group(
-        "protection", "limits of the server (see docs/security.md); 'none' lifts a limit"
+        "protection", "limits of the server (see the security documentation); 'none' lifts a limit"
     )
     for name, default, integer, help_text in _SERVE_SETTINGS:
         liftable = name not in _NOT_LIFTABLE

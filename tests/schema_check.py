@@ -3,10 +3,10 @@
 :func:`strict_validator` is the schema of ``chats_store.protocol`` with one rule
 more: no field the schema does not list (a client must ignore unknown fields, but
 the server must not send undocumented ones). :class:`ServerFrameCheck` wraps
-``Outbox.send`` (where every frame of every connection passes once) and records
-the frames that do not match; the ``server_frames_checked`` fixture (tests/conftest.py)
-fails the test at its end if there is one. Each distinct text is checked once:
-an event sent to many members costs one check.
+``Outbox.send`` (where every frame of every connection passes once) and keeps
+each distinct text; the ``server_frames_checked`` fixture (tests/conftest.py)
+checks them when the test ends and fails it if one does not match. An event sent
+to many members costs one check.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from chats_store.protocol import frame_schema
+from chats_store.protocol.schema import frame_schema
 from chats_store.server.outbox import Outbox
 
 
@@ -60,22 +60,27 @@ def violations(checker: jsonschema.Validator, text: str) -> list[str]:
 
 
 class ServerFrameCheck:
-    """Checks each frame handed to an :class:`Outbox` (install with ``monkeypatch``)."""
+    """Collects each frame handed to an :class:`Outbox` (install with ``monkeypatch``)
+    and checks them in :meth:`verify`, after the test: the check costs the server no
+    time while it runs (its timing-sensitive tests see the server as it is)."""
 
     def __init__(self) -> None:
-        self.checker = validator("server_frame")
-        self.checked = 0
-        self.failures: list[str] = []
-        self._seen: set[int] = set()
+        self.frames: dict[int, str] = {}
+        """The distinct texts sent, by hash."""
 
     def wrap(self, send: Callable[[Outbox, str], None]) -> Callable[[Outbox, str], None]:
-        def checked_send(outbox: Outbox, text: str) -> None:
-            key = hash(text)
-            if key not in self._seen:
-                self._seen.add(key)
-                self.checked += 1
-                for problem in violations(self.checker, text):
-                    self.failures.append(f"{problem} in {text[:300]}")
+        frames = self.frames
+
+        def collecting_send(outbox: Outbox, text: str) -> None:
+            frames.setdefault(hash(text), text)
             send(outbox, text)
 
-        return checked_send
+        return collecting_send
+
+    def verify(self) -> list[str]:
+        """What is wrong with the frames sent so far (each checked once)."""
+        checker = validator("server_frame")
+        failures = []
+        for text in self.frames.values():
+            failures.extend(f"{problem} in {text[:300]}" for problem in violations(checker, text))
+        return failures

@@ -4,7 +4,8 @@ Text in, typed values out, and back; no sockets, no asyncio. The client side is
 :class:`ClientProtocol`; the server side is :func:`encode_hello`, :func:`decode_request`,
 :func:`encode_reply`, :func:`encode_error` and :func:`encode_event`. Frames that
 break the protocol raise :class:`~chats_store.errors.ProtocolError`.
-:func:`frame_schema` is the published JSON Schema of every frame.
+:func:`chats_store.protocol.schema.frame_schema` is the published JSON Schema of
+every frame (not imported here: it reads a file, and this package is pure).
 
 Layering: this package imports only the standard library, attrs, cattrs and the
 pure modules ``errors``, ``tokens``, ``chats.model``, ``chats.actions`` and
@@ -27,7 +28,6 @@ from chats_store.protocol.frames import (
     MAX_SERVER_FRAME_SIZE,
     PROTOCOL_VERSION,
 )
-from chats_store.protocol.schema import frame_schema
 from chats_store.protocol.server import (
     decode_event,
     decode_request,
@@ -57,6 +57,5 @@ __all__ = [
     "encode_hello",
     "encode_reply",
     "encode_request",
-    "frame_schema",
     "peek_request_id",
 ]

@@ -80,7 +80,7 @@ def test_protocol_error_is_a_chats_store_error() -> None:
         ),
         (
             '{"type": "moderate", "id": 5, "chat_id": "c", "member_id": "u", "measure": "ban"}',
-            ErrorCode.INVALID_FRAME,
+            ErrorCode.UNKNOWN_MEASURE,
             5,
             None,
         ),
