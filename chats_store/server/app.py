@@ -66,7 +66,7 @@ from chats_store.protocol import (
 )
 from chats_store.server.database import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS, ChatDatabase
 from chats_store.server.dispatch import Dispatcher
-from chats_store.server.gate import Gate, GuardedConnection, check_origins, redact_headers
+from chats_store.server.gate import Gate, GuardedConnection, redact_headers
 from chats_store.server.limits import (
     DEFAULT_BURST,
     DEFAULT_RATE,
@@ -356,7 +356,6 @@ async def run_server(
     Raises ``ValueError`` for a missing or short secret or a bad setting.
     """
     key = _resolve_secret(secret)
-    check_origins(origins)
     if rate_limit is not None:
         RateLimiter(rate_limit, rate_burst, 0.0)  # checks the values
     if handshake_timeout is not None and not handshake_timeout > 0:

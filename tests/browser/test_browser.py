@@ -27,12 +27,13 @@ import pytest
 
 from chats_store import ChatsConfig, ReconnectPolicy, create_chats, create_user, create_websocket
 from chats_store.server import run_server
-from tests.e2e.conftest import SECRET, Client
+from tests.e2e.conftest import SECRET, Client, eventually
 from tests.e2e.test_resync import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "browser"
 WAIT = 10.0
 FAST = ReconnectPolicy(first_delay=0.05, min_delay=0.05, max_delay=0.2)
+until = functools.partial(eventually, timeout=WAIT)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -129,14 +130,6 @@ class Page:
             await asyncio.sleep(0.05)
 
 
-async def _until(check: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still false after {timeout} s: {check}")
-        await asyncio.sleep(0.02)
-
-
 def _history(client: Client) -> list[tuple[str, str, str]]:
     return [(m.id, m.author_id, m.content) for m in client.messages()]
 
@@ -173,7 +166,7 @@ async def test_a_browser_and_a_python_client_chat_and_survive_a_restart(
 
         # Each sees the other's messages.
         await page.type_and_submit("hello from the browser")
-        await _until(lambda: [c for _, _, c in _history(bob)] == ["hello from the browser"])
+        await until(lambda: [c for _, _, c in _history(bob)] == ["hello from the browser"])
         ann_message = _history(bob)[0][0]
         bobs = await chats.send_message("c1", "hello from python")
         await page.until(
@@ -189,13 +182,13 @@ async def test_a_browser_and_a_python_client_chat_and_survive_a_restart(
         # ... and edits.
         await page.click(ann_message, "edit")
         await page.type_and_submit("edited in the browser")
-        await _until(lambda: _history(bob)[0] == (ann_message, "ann", "edited in the browser"))
+        await until(lambda: _history(bob)[0] == (ann_message, "ann", "edited in the browser"))
         await chats.update_message("c1", bobs.id, "edited in python")
         await page.until(lambda: _has(page.messages(), (bobs.id, "bob", "edited in python")))
 
         # ... and deletes.
         await page.click(ann_message, "delete")
-        await _until(lambda: [i for i, _, _ in _history(bob)] == [bobs.id])
+        await until(lambda: [i for i, _, _ in _history(bob)] == [bobs.id])
         await chats.delete_message("c1", bobs.id)
         await page.until(lambda: _is(page.messages(), []))
         await chats.send_message("c1", "before the restart")
@@ -203,7 +196,7 @@ async def test_a_browser_and_a_python_client_chat_and_survive_a_restart(
     # The server is down: the page sees it and tries again.
     await page.until(lambda: _is(page.status(), "reconnecting"))
     async with serve() as server:
-        await _until(lambda: websocket.status.value == "connected", timeout=WAIT)
+        await until(lambda: websocket.status.value == "connected")
         await page.until(lambda: _is(page.status(), "ready"))
         await page.type_and_submit("after the restart, from the browser")
         after = await chats.send_message("c1", "after the restart, from python")
@@ -212,7 +205,7 @@ async def test_a_browser_and_a_python_client_chat_and_survive_a_restart(
             "after the restart, from the browser",
             "after the restart, from python",
         ]
-        await _until(lambda: sorted(c for _, _, c in _history(bob)) == sorted(expected))
+        await until(lambda: sorted(c for _, _, c in _history(bob)) == sorted(expected))
         await page.until(
             lambda: _contents_are(page.messages(), sorted(expected)),
         )

@@ -305,5 +305,5 @@ async def _answer(reader: asyncio.StreamReader) -> bytes:
     closed with unread data resets the connection, and its answer may be lost)."""
     try:
         return await asyncio.wait_for(reader.read(100), 3) or b"reset"
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):  # a reset seen by the unflushed write
         return b"reset"
