@@ -127,6 +127,7 @@ class ErrorCode(StrEnum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     UNKNOWN_MEASURE = "unknown_measure"
+    INVALID_HANDSHAKE = "invalid_handshake"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

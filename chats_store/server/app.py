@@ -66,7 +66,7 @@ from chats_store.protocol import (
 )
 from chats_store.server.database import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS, ChatDatabase
 from chats_store.server.dispatch import Dispatcher
-from chats_store.server.gate import Gate, GuardedConnection, redact_headers
+from chats_store.server.gate import Gate, GuardedConnection, as_refusal, redact_headers
 from chats_store.server.limits import (
     DEFAULT_BURST,
     DEFAULT_RATE,
@@ -256,6 +256,12 @@ class _Gateway:
         return RateLimiter(bucket.rate, bucket.burst, now, bucket=bucket)
 
 
+def _refusal_of_websockets(
+    connection: ServerConnection, request: Request, response: Response
+) -> Response | None:
+    return as_refusal(response)
+
+
 async def _close(connection: ServerConnection, code: int, reason: str) -> None:
     """Close with ``code``, reading (and dropping) what the client still sends meanwhile.
 
@@ -414,6 +420,7 @@ async def run_server(
             host,
             port,
             process_request=gateway.process_request,
+            process_response=_refusal_of_websockets,
             subprotocols=[Subprotocol(PROTOCOL_VERSION)],  # never a token's subprotocol
             logger=redact_headers(),
             max_size=MAX_FRAME_SIZE,

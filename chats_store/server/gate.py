@@ -37,7 +37,9 @@ Every refusal is :func:`refusal`: a one-line plain-text body
 ``<code>: <what happened and what to do>``, the code an
 :class:`~chats_store.errors.ErrorCode` value; every 429 and 503 carries
 ``Retry-After`` (whole seconds). Anything else that refuses a handshake (an
-overloaded server, say) answers with :func:`refusal` too.
+overloaded server, say) answers with :func:`refusal` too, and :func:`as_refusal`
+rewrites ``websockets``' own rejections (a request that is no WebSocket handshake:
+``invalid_handshake``) the same way.
 
 Once open, a connection may send ``ping_rate`` pings per second (bursts of
 ``ping_burst``): past them it is closed with **1008** and nothing more it sends is
@@ -79,6 +81,7 @@ __all__ = [
     "Gate",
     "GuardedConnection",
     "address_key",
+    "as_refusal",
     "check_origins",
     "redact_headers",
     "refusal",
@@ -173,6 +176,27 @@ def redact_headers(name: str = "websockets.server.chats_store") -> logging.Logge
     if not any(isinstance(f, _RedactHeaders) for f in chosen.filters):
         chosen.addFilter(_RedactHeaders())
     return chosen
+
+
+_REFUSAL_BODY = re.compile(rb"[a-z][a-z0-9_]*: ")
+
+
+def as_refusal(response: Response) -> Response | None:
+    """``websockets``' own rejection of a handshake (not a WebSocket request, a bad
+    ``Sec-WebSocket-Key``, a failing hook) as a :func:`refusal`; None for a
+    :func:`refusal` already, or an accepted handshake."""
+    if response.status_code < 400 or _REFUSAL_BODY.match(bytes(response.body or b"")):
+        return None
+    status = HTTPStatus(response.status_code)
+    said = bytes(response.body or b"").decode("utf-8", "replace").strip().replace("\n", " ")
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return refusal(status, ErrorCode.INTERNAL_ERROR, said or status.phrase, retry_after=1)
+    return refusal(
+        status,
+        ErrorCode.INVALID_HANDSHAKE,
+        f"not a valid WebSocket handshake ({said or status.phrase})",
+        retry_after=1 if status is HTTPStatus.TOO_MANY_REQUESTS else None,
+    )
 
 
 def write_buffer_over(connection: ServerConnection, limit: int | None) -> bool:

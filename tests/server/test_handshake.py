@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from http import HTTPStatus
 from typing import Any
 
 import jwt
@@ -22,6 +24,7 @@ from chats_store.server import (
     mint_session_token,
     run_server,
 )
+from chats_store.server.gate import as_refusal, refusal
 from chats_store.tokens import SESSION_AUDIENCE
 from tests.server.conftest import (
     OTHER_SECRET,
@@ -282,3 +285,32 @@ async def test_the_server_stops_cleanly_with_clients_connected(client: ClientFac
         await alice.join("c1")
     await alice.connection.wait_closed()
     assert alice.connection.close_code == 1001
+
+
+async def test_a_request_that_is_no_websocket_handshake_is_refused_with_a_code(
+    server: ChatServer,
+) -> None:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: chats_store.v1\r\n"
+        b"Authorization: Bearer " + server.session_token("ann").encode() + b"\r\n\r\n"
+    )
+    answer = await asyncio.wait_for(reader.read(4096), 2)
+    writer.close()
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 426 ")
+    assert body.startswith(b"invalid_handshake: not a valid WebSocket handshake (")
+    assert b"Content-Type: text/plain; charset=utf-8" in head
+
+
+def test_an_accepted_handshake_or_a_refusal_is_left_as_it_is() -> None:
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+
+    accepted = Response(101, "Switching Protocols", Headers(), b"")
+    refused = refusal(HTTPStatus.FORBIDDEN, ErrorCode.ORIGIN_NOT_ALLOWED, "no")
+    assert as_refusal(accepted) is None and as_refusal(refused) is None
+    failed = as_refusal(Response(500, "Internal Server Error", Headers(), b"Failed.\nSee log.\n"))
+    assert failed is not None and failed.body == b"internal_error: Failed. See log.\n"
+    assert failed.headers["Retry-After"] == "1"
