@@ -6,6 +6,10 @@
 // the Python client: it cannot set an Authorization header, so it offers its session
 // token as the subprotocol "chats_store.bearer.<token>" next to "chats_store.v1"; and
 // the server must list the page's origin (chats-store serve --origin ...).
+//
+// Kept short on purpose: posts not yet acknowledged are sent again after a
+// reconnection (a post is idempotent on its id), but an edit or a delete in flight
+// when the connection drops is not (do it again); one chat per page.
 
 "use strict";
 
