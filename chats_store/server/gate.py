@@ -146,8 +146,8 @@ def _redacted(name: str, value: str) -> str:
     """The value of header ``name`` with any session token in it hidden."""
     lowered = name.lower()
     if lowered == "authorization":
-        scheme, _, _ = value.partition(" ")
-        return f"{scheme} [redacted]"
+        scheme, space, _ = value.partition(" ")
+        return f"{scheme} [redacted]" if space else "[redacted]"  # no scheme: all of it
     if lowered == "sec-websocket-protocol":
         return ", ".join(
             f"{BEARER_SUBPROTOCOL_PREFIX}[redacted]"

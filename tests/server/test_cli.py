@@ -187,6 +187,18 @@ def test_serve_takes_every_protection_setting_as_a_flag() -> None:
     assert changed == {"max_connections_per_ip", "max_backlog_age", "ping_burst"}
 
 
+def test_serve_takes_the_origins_browsers_may_connect_from() -> None:
+    none = _server_options(build_parser().parse_args(["serve"]))
+    two = _server_options(
+        build_parser().parse_args(
+            ["serve", "--origin", "https://chat.example.com", "--origin", "http://127.0.0.1:8000"]
+        )
+    )
+
+    assert none["origins"] == ()  # browsers refused until listed
+    assert two["origins"] == ("https://chat.example.com", "http://127.0.0.1:8000")
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -24,7 +24,7 @@ from chats_store.server import (
     mint_session_token,
     run_server,
 )
-from chats_store.server.gate import as_refusal, refusal
+from chats_store.server.gate import as_refusal, redact_headers, refusal
 from chats_store.tokens import SESSION_AUDIENCE
 from tests.server.conftest import (
     OTHER_SECRET,
@@ -244,6 +244,28 @@ async def test_no_token_reaches_the_debug_log(
     assert "< Sec-WebSocket-Protocol: chats_store.v1, chats_store.bearer.[redacted]" in logged
     assert "< Authorization: Bearer [redacted]" in logged
     assert token not in logged and token.split(".")[2] not in logged
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("Authorization", "Bearer s3cret", "Bearer [redacted]"),
+        ("authorization", "s3cret", "[redacted]"),
+        ("Sec-WebSocket-Protocol", "chats_store.v1,chats_store.bearer.s3cret", None),
+        ("Host", "s3cret.example", "s3cret.example"),
+    ],
+)
+def test_the_redaction_hides_what_a_token_could_be_in(
+    name: str, value: str, shown: str | None
+) -> None:
+    record = logging.LogRecord(
+        "websockets.server.chats_store", 10, "", 0, "< %s: %s", (name, value), None
+    )
+    redact_headers().filter(record)
+    if shown is None:
+        assert record.getMessage() == f"< {name}: chats_store.v1, chats_store.bearer.[redacted]"
+    else:
+        assert record.getMessage() == f"< {name}: {shown}"
 
 
 async def test_a_refused_handshake_does_not_hurt_connected_clients(
