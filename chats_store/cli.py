@@ -3,7 +3,7 @@
 ::
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
-                      [--rate-limit 20] [--max-connections-per-ip 1000] [...]
+                      [--origin https://chat.example.com ...] [--rate-limit 20] [...]
     chats-store restore COPY [--db chats_store.sqlite3]
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
@@ -157,6 +157,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {name: getattr(args, name) for name, *_ in _SERVE_SETTINGS}
     limits = {f.name: getattr(args, "limit_" + f.name) for f in attrs.fields(ServerLimits)}
     options["limits"] = ServerLimits(**limits)
+    options["origins"] = tuple(args.origins)
     return options
 
 
@@ -192,6 +193,16 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--db",
         default="chats_store.sqlite3",
         help="SQLite file, or :memory: (default: chats_store.sqlite3)",
+    )
+    parser.add_argument(
+        "--origin",
+        dest="origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin whose scripts may connect, e.g. https://chat.example.com "
+        "(repeat for more; default: none, so browsers are refused and programs, which send "
+        "no Origin, are not)",
     )
     _add_secret_option(parser)
     _add_settings(parser)

@@ -280,7 +280,7 @@ async def test_a_message_id_of_another_author_is_refused(client: ClientFactory) 
     await bob.join("c1")
     await alice.post("c1", "m1")
 
-    await bob.refused(PostMessageRequest("c1", "m1", "mine"), ErrorCode.INVALID_REQUEST)
+    await bob.refused(PostMessageRequest("c1", "m1", "mine"), ErrorCode.MESSAGE_ID_TAKEN)
 
 
 @pytest.mark.parametrize(
