@@ -3,7 +3,7 @@
 ::
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
-                      [--rate-limit 20] [--max-connections-per-ip 1000] [...]
+                      [--origin https://chat.example.com ...] [--rate-limit 20] [...]
                       [--workers N]   (N > 1: with --db postgresql://...)
     chats-store restore COPY [--db chats_store.sqlite3]
     chats-store restore --db postgresql://...
@@ -160,6 +160,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {name: getattr(args, name) for name, *_ in _SERVE_SETTINGS}
     limits = {f.name: getattr(args, "limit_" + f.name) for f in attrs.fields(ServerLimits)}
     options["limits"] = ServerLimits(**limits)
+    options["origins"] = tuple(args.origins)
     return options
 
 
@@ -248,6 +249,16 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=int,
         default=1,
         help="server processes on the port, sharing a PostgreSQL database (default: 1)",
+    )
+    parser.add_argument(
+        "--origin",
+        dest="origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin whose scripts may connect, e.g. https://chat.example.com "
+        "(repeat for more; default: none, so browsers are refused and programs, which send "
+        "no Origin, are not)",
     )
     _add_secret_option(parser)
     _add_settings(parser)

@@ -129,6 +129,11 @@ class ErrorCode(StrEnum):
     HEADERS_TOO_LARGE = "headers_too_large"
     # Durable client state (ChatsConfig.state_file).
     STATE_FILE_FAILED = "state_file_failed"
+    # A protocol for every client: browsers, one code per cause (issue 15).
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    UNKNOWN_MEASURE = "unknown_measure"
+    INVALID_HANDSHAKE = "invalid_handshake"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

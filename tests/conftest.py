@@ -6,6 +6,9 @@ they skip the test, saying why, only where PostgreSQL is not installed.
 ``each_db`` runs a test on each storage engine: a new SQLite file, then a new
 PostgreSQL database.
 
+The schema check of every frame the server sends in the server, end-to-end, fault,
+fuzz and browser tests.
+
 The GUI tests (tests/gui) and the examples' tests (tests/docs):
 
 One Tk root and one QApplication for the whole session: Tk aborts the process when
@@ -55,6 +58,29 @@ def each_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "chats.sqlite3")
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+CHECKED_SUITES = frozenset({"server", "e2e", "fuzz", "testing", "browser"})
+"""The directories of tests whose servers' frames are checked against the schema."""
+UNCHECKED = frozenset({"test_outbox.py"})
+"""Files of those whose outboxes carry made-up texts, not frames."""
+
+
+@pytest.fixture(autouse=True)
+def server_frames_checked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """In :data:`CHECKED_SUITES`, every frame a server of the test sends must match the
+    published schema (``tests/schema_check.py``); the test fails at its end otherwise."""
+    if request.path.parent.name not in CHECKED_SUITES or request.path.name in UNCHECKED:
+        yield None
+        return
+    from chats_store.server.outbox import Outbox
+    from tests.schema_check import ServerFrameCheck
+
+    check = ServerFrameCheck()
+    monkeypatch.setattr(Outbox, "send", check.wrap(Outbox.send))
+    yield check
+    failures = check.verify()
+    assert not failures, "frames off the schema:\n" + "\n".join(failures[:10])
 
 
 @pytest.fixture(scope="session")

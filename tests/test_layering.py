@@ -62,6 +62,7 @@ RUNTIME_MODULES = frozenset(
         "chats_store.chats.derived",  # getters built on the store
         "chats_store.chats.action_log",  # writes and reads files
         "chats_store.chats.persistence",  # the state file (sqlite3)
+        "chats_store.protocol.schema",  # reads the schema file shipped in the package
         "chats_store.cli",
         "chats_store.demo",
         "chats_store.tui",

@@ -70,3 +70,14 @@ def test_no_reference_to_a_file_users_do_not_have(path: Path) -> None:
             f"{relative} sends readers to {DOC_PATH.findall(text)}, which a wheel does not "
             "carry: name the module, or the project's documentation"
         )
+
+
+def test_the_frame_schema_ships_in_the_package() -> None:
+    """schema.json sits in the package directory, which the wheel takes whole (hatch
+    includes every file of ``packages``), and the package reads it as a resource."""
+    from chats_store.protocol.schema import SCHEMA_RESOURCE, frame_schema
+
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["chats_store"] and "exclude" not in wheel
+    assert (ROOT / "chats_store" / "protocol" / SCHEMA_RESOURCE).is_file()
+    assert frame_schema()["title"] == "chats_store.v1"

@@ -33,6 +33,7 @@ from chats_store.errors import ErrorCode, ProtocolError
 from chats_store.protocol.frames import (
     MAX_FRAME_SIZE,
     ErrorFrame,
+    HelloFrame,
     OkFrame,
     dumps,
     parse_server_frame,
@@ -107,6 +108,13 @@ class ClientProtocol:
         self._abandoned: set[int] = set()
         self._outgoing: list[str] = []
         self._received: list[ReceivedItem] = []
+        self._hello: HelloFrame | None = None
+
+    @property
+    def server_hello(self) -> HelloFrame | None:
+        """The server's ``hello`` on this connection (None until it came, or from a
+        server that sends none); :meth:`fail_pending` forgets it."""
+        return self._hello
 
     @property
     def pending_ids(self) -> tuple[int, ...]:
@@ -142,10 +150,17 @@ class ClientProtocol:
 
         What it means is then available from :meth:`events_received`. Raises
         :class:`ProtocolError` if the frame breaks the protocol (not JSON, too
-        large, unknown type, missing or mistyped field, a reply to no request);
-        the protocol's state is unchanged then.
+        large, missing or mistyped field, a reply to no request); the protocol's
+        state is unchanged then. A frame of a type or an event of a kind this
+        version does not know is ignored (a newer server's); a ``hello`` is kept
+        as :attr:`server_hello`.
         """
         frame = parse_server_frame(text)
+        if frame is None:  # a newer server's frame type or event kind: ignored
+            return
+        if isinstance(frame, HelloFrame):
+            self._hello = frame
+            return
         if isinstance(frame, OkFrame | ErrorFrame):
             if frame.id is None:
                 assert isinstance(frame, ErrorFrame)
@@ -208,4 +223,5 @@ class ClientProtocol:
         self._pending.clear()
         self._abandoned.clear()
         self._outgoing.clear()
+        self._hello = None
         return failed

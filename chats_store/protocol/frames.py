@@ -30,17 +30,21 @@ import cattrs
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
+from chats_store.chats.actions import ModerationMeasure
 from chats_store.chats.commands import REQUEST_KINDS, ChatRequest, kind_of
 from chats_store.chats.model import Restriction
 from chats_store.errors import ErrorCode, ProtocolError
 
 __all__ = [
+    "BEARER_SUBPROTOCOL_PREFIX",
+    "FEATURES",
     "MAX_FRAME_SIZE",
     "MAX_REQUEST_ID",
     "MAX_SERVER_FRAME_SIZE",
     "PROTOCOL_VERSION",
     "ErrorFrame",
     "EventFrame",
+    "HelloFrame",
     "MembersAmountChangedBody",
     "MessageEditedBody",
     "MessagePostedBody",
@@ -65,6 +69,10 @@ __all__ = [
 
 PROTOCOL_VERSION = "chats_store.v1"
 """The WebSocket subprotocol a client must offer (``Sec-WebSocket-Protocol``)."""
+
+BEARER_SUBPROTOCOL_PREFIX = "chats_store.bearer."
+"""A browser offers its session token as the subprotocol ``chats_store.bearer.<token>``
+next to :data:`PROTOCOL_VERSION` (its WebSocket API cannot set ``Authorization``)."""
 
 MAX_FRAME_SIZE = 64 * 1024
 """Largest frame a client may send, in bytes of UTF-8 (the server closes with 1009)."""
@@ -203,9 +211,33 @@ class EventFrame:
     event: WireEvent
 
 
-ServerFrame = OkFrame | ErrorFrame | EventFrame
+@attrs.frozen
+class HelloFrame:
+    """The server's first frame on every connection: who it is and what it speaks.
 
-SERVER_TAGS: Mapping[type, str] = {OkFrame: "ok", ErrorFrame: "error", EventFrame: "event"}
+    ``server``: the software and its version (``chats_store/0.1.0``), for logs and bug
+    reports, not for deciding anything; ``protocol``: :data:`PROTOCOL_VERSION`;
+    ``features``: the optional features of the protocol the server supports
+    (:data:`FEATURES` for this one; a client ignores names it does not know).
+    """
+
+    server: str
+    protocol: str
+    features: tuple[str, ...]
+
+
+ServerFrame = OkFrame | ErrorFrame | EventFrame | HelloFrame
+
+SERVER_TAGS: Mapping[type, str] = {
+    OkFrame: "ok",
+    ErrorFrame: "error",
+    EventFrame: "event",
+    HelloFrame: "hello",
+}
+
+FEATURES = ("resume", "renew", "epoch")
+"""The optional features of ``chats_store.v1`` this package speaks, as a ``hello``
+names them: the requests ``resume`` and ``renew``, and the ``epoch`` fields."""
 
 
 @attrs.frozen
@@ -285,6 +317,8 @@ def _tuple_hook(kind: Any) -> Callable[[object, type], tuple[Any, ...]]:
             fast = _wire_messages(value)
             if fast is not None:
                 return fast
+        if item is EventFrame:  # a resumption's: skip the kinds of a newer server
+            value = [element for element in value if not _of_unknown_kind(element)]
         return tuple(_converter.structure(element, item) for element in value)
 
     return structure_tuple
@@ -468,6 +502,9 @@ def dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+_SERVER_TYPES = tuple(SERVER_TAGS.values())
+
+
 # Parsing text -----------------------------------------------------------------------
 
 
@@ -562,15 +599,54 @@ def parse_request_frame(data: str | bytes) -> tuple[int, ChatRequest]:
             f"a request needs an integer 'id' from 0 to {MAX_REQUEST_ID}",
             code=ErrorCode.INVALID_FRAME,
         )
+    if tag == "moderate":
+        _check_measure(obj.get("measure"), request_id)
     request: ChatRequest = structure(obj, REQUEST_KINDS[tag].request, request_id)
     return request_id, request
 
 
-def parse_server_frame(data: str | bytes) -> ServerFrame:
-    """A server's frame as a DTO; :class:`ProtocolError` when it is not one."""
+_MEASURES = get_args(ModerationMeasure)
+
+
+def _check_measure(measure: object, request_id: int) -> None:
+    """A ``measure`` string this version does not know is its own error (measures may
+    grow within the protocol's version: a client can tell an older server by it)."""
+    if isinstance(measure, str) and measure not in _MEASURES:
+        raise ProtocolError(
+            f"unknown moderation measure {measure[:40]!r}; this server knows "
+            f"{', '.join(_MEASURES)}",
+            code=ErrorCode.UNKNOWN_MEASURE,
+            request_id=request_id,
+        )
+
+
+_EVENT_KINDS = frozenset(EVENT_TAGS.values())
+
+
+def _of_unknown_kind(obj: object) -> bool:
+    """Whether ``obj`` is an event frame of a kind this version does not know."""
+    if not isinstance(obj, dict):
+        return False
+    event = obj.get("event")
+    kind = event.get("kind") if isinstance(event, dict) else None
+    return isinstance(kind, str) and kind not in _EVENT_KINDS
+
+
+def parse_server_frame(data: str | bytes) -> ServerFrame | None:
+    """A server's frame as a DTO; :class:`ProtocolError` when it is not one.
+
+    None for a frame a newer server may send and this version ignores: a ``type``
+    it does not know, or an ``event`` of a ``kind`` it does not know (the
+    protocol's rule of forward compatibility).
+    """
     text = _check_size(data, MAX_SERVER_FRAME_SIZE)
     obj = _load_object(text)
-    _tag_of(obj, SERVER_TAGS.values(), None)
+    tag = obj.get("type")
+    if isinstance(tag, str) and tag not in _SERVER_TYPES:
+        return None
+    if tag == "event" and _of_unknown_kind(obj):
+        return None
+    _tag_of(obj, _SERVER_TYPES, None)
     if "result" not in obj and obj.get("type") == "ok":
         raise ProtocolError("an 'ok' frame needs a 'result' field (null when empty)")
     frame: ServerFrame = structure(obj, ServerFrame)

@@ -1,9 +1,10 @@
 """The server side of the wire protocol: client frames in, reply and event frames out (pure).
 
-A server reads each text frame with :func:`decode_request`, and answers it with
-exactly one :func:`encode_reply` or :func:`encode_error` frame. It encodes each
-chat event once with :func:`encode_event` and sends the same text to every
-member that should receive it.
+A server opens every connection with one :func:`encode_hello` frame. It reads each
+text frame with :func:`decode_request`, and answers it with exactly one
+:func:`encode_reply` or :func:`encode_error` frame. It encodes each chat event once
+with :func:`encode_event` and sends the same text to every member that should
+receive it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from chats_store.chats.commands import ChatReply, ChatRequest
 from chats_store.chats.model import Message
 from chats_store.errors import ProtocolError
 from chats_store.protocol.frames import (
+    FEATURES,
     MAX_FRAME_SIZE,
     MAX_REQUEST_ID,
+    PROTOCOL_VERSION,
     ErrorFrame,
     EventFrame,
+    HelloFrame,
     OkFrame,
     ServerFrame,
     dumps,
@@ -35,6 +39,7 @@ __all__ = [
     "decode_request",
     "encode_error",
     "encode_event",
+    "encode_hello",
     "encode_reply",
     "message_size_bound",
     "peek_request_id",
@@ -84,6 +89,16 @@ def encode_reply(request_id: int, result: ChatReply, *, event_frames: Sequence[s
 def encode_error(request_id: int | None, code: str, message: str) -> str:
     """The ``error`` frame refusing request ``request_id`` (None: its id was unreadable)."""
     frame: ServerFrame = ErrorFrame(request_id, str(code), message)
+    return dumps(unstructure(frame, ServerFrame))
+
+
+def encode_hello(server: str, features: Sequence[str] = FEATURES) -> str:
+    """The ``hello`` frame a server sends first on every connection.
+
+    ``server``: its software and version (``chats_store/0.1.0``); ``features``: the
+    optional features it supports (default: every one this package speaks).
+    """
+    frame: ServerFrame = HelloFrame(server, PROTOCOL_VERSION, tuple(features))
     return dumps(unstructure(frame, ServerFrame))
 
 

@@ -14,8 +14,10 @@ then each push once (the same text queued for every recipient).
         ...                          # leaving the block closes every connection
 
 The handshake needs the subprotocol ``chats_store.v1`` (HTTP 400 otherwise) and a
-session token in the ``Authorization: Bearer <token>`` header (HTTP 401 with a
-plain-text reason otherwise). Each connection then gets its own outbox
+session token in the ``Authorization: Bearer <token>`` header or, from a browser, in
+the subprotocol ``chats_store.bearer.<token>`` (HTTP 401 with a plain-text reason
+otherwise); a browser's page must be of an origin the server allows (HTTP 403). It
+sends a ``hello`` frame first. Each connection then gets its own outbox
 (:mod:`chats_store.server.outbox`): frames are queued without waiting and written
 in order by one writer task, so a slow client delays nobody else, and what it
 leaves unread is bounded in frames, bytes and age.
@@ -45,26 +47,28 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from chats_store import __version__
 from chats_store.errors import ErrorCode
 from chats_store.protocol import (
     MAX_FRAME_SIZE,
     PROTOCOL_VERSION,
     encode_error,
+    encode_hello,
     peek_request_id,
 )
 from chats_store.server.database import ChatDatabase
 from chats_store.server.dispatch import Dispatcher
 from chats_store.server.engine import open_storage
 from chats_store.server.fanout import Fanout, Listener
-from chats_store.server.gate import Gate, GuardedConnection
+from chats_store.server.gate import Gate, GuardedConnection, as_refusal, redact_headers
 from chats_store.server.limits import (
     DEFAULT_BURST,
     DEFAULT_RATE,
@@ -112,6 +116,8 @@ HANDSHAKE_TIMEOUT = 5.0
 """Seconds a connection has to complete the WebSocket handshake (default)."""
 MAX_CONNECTIONS_PER_USER = 10
 """Connections one user may hold at once (default)."""
+
+_HELLO = encode_hello(f"chats_store/{__version__}")
 
 
 class ChatServer:
@@ -198,17 +204,6 @@ class _Gateway:
         assert isinstance(connection, GuardedConnection)
         return self._gate.admit(connection, connection.address, request)
 
-    @staticmethod
-    def select_subprotocol(
-        connection: ServerConnection, subprotocols: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
-        if PROTOCOL_VERSION in subprotocols:
-            return Subprotocol(PROTOCOL_VERSION)
-        raise NegotiationError(
-            f"this server speaks the subprotocol {PROTOCOL_VERSION!r}; offer it in "
-            "Sec-WebSocket-Protocol"
-        )
-
     async def handle(self, connection: ServerConnection) -> None:
         assert isinstance(connection, GuardedConnection)
         user_id = self._gate.user_of(connection)
@@ -222,6 +217,7 @@ class _Gateway:
             return
         session = Session(user_id)
         outbox = self._outboxes.open(session, connection)
+        outbox.send(_HELLO)  # first, before any reply or event
         limiter = self._limiter(user_id)
         self._dispatcher.connect(session, limiter)
         writer = asyncio.create_task(outbox.run())
@@ -261,6 +257,12 @@ class _Gateway:
         now = time.monotonic()
         bucket = self._requests.hold(user_id, now)
         return RateLimiter(bucket.rate, bucket.burst, now, bucket=bucket)
+
+
+def _refusal_of_websockets(
+    connection: ServerConnection, request: Request, response: Response
+) -> Response | None:
+    return as_refusal(response)
 
 
 async def _close(connection: ServerConnection, code: int, reason: str) -> None:
@@ -320,6 +322,7 @@ async def run_server(
     busy_timeout: float = BUSY_TIMEOUT,
     members_amount_interval: float = MEMBERS_AMOUNT_INTERVAL,
     max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
+    origins: Collection[str] = (),
     limits: ServerLimits = ServerLimits(),  # noqa: B008 (frozen: one value for every call)
     reuse_port: bool = False,
 ) -> AsyncIterator[ChatServer]:
@@ -357,6 +360,12 @@ async def run_server(
     by up to ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
     ``members_amount_interval``: in a chat with many members online, its members
     amount is pushed at most once per that many seconds (1).
+
+    Browsers: ``origins``, the page origins (``https://chat.example.com``) whose
+    scripts may connect; a handshake with any other ``Origin`` header is refused
+    (HTTP 403 ``origin_not_allowed``), one without (a program, not a browser) is
+    not. A browser authenticates with the subprotocol
+    ``chats_store.bearer.<session token>`` (it cannot set ``Authorization``).
 
     ``reuse_port``: bind with ``SO_REUSEPORT``, so that several server processes
     listen on one port and the kernel spreads connections over them (the workers
@@ -415,7 +424,13 @@ async def run_server(
         listener.start()
     watchdog = asyncio.create_task(outboxes.watch())
     try:
-        gate = Gate(limits, key, clock, max_connections_per_user=max_connections_per_user)
+        gate = Gate(
+            limits,
+            key,
+            clock,
+            max_connections_per_user=max_connections_per_user,
+            origins=origins,
+        )
         gateway = _Gateway(
             dispatcher, overload, outboxes, gate, rate_limit=rate_limit, rate_burst=rate_burst
         )
@@ -424,8 +439,9 @@ async def run_server(
             host,
             port,
             process_request=gateway.process_request,
-            select_subprotocol=gateway.select_subprotocol,
-            subprotocols=[Subprotocol(PROTOCOL_VERSION)],
+            process_response=_refusal_of_websockets,
+            subprotocols=[Subprotocol(PROTOCOL_VERSION)],  # never a token's subprotocol
+            logger=redact_headers(),
             max_size=MAX_FRAME_SIZE,
             open_timeout=handshake_timeout,
             ping_interval=ping_interval,

@@ -17,9 +17,17 @@ write buffer. In the order a client meets them:
    address (bursts of ``handshake_burst_per_ip``), checked before the token, then
    ``handshake_rate_per_user`` for the token's user: **HTTP 429**
    ``too_many_handshakes``.
-4. **The token**: exactly one ``Authorization: Bearer <session token>`` header (two
+   Before the rate, the request's **Origin** (a browser's page) must be one of
+   ``origins`` (**HTTP 403** ``origin_not_allowed``; a request without ``Origin``,
+   from a program, passes), and the client must offer the subprotocol
+   ``chats_store.v1`` (**HTTP 400** ``unsupported_protocol``).
+4. **The token**: exactly one, either an ``Authorization: Bearer <session token>``
+   header or, for browsers (whose WebSocket API cannot set headers), a subprotocol
+   ``chats_store.bearer.<session token>`` offered next to ``chats_store.v1`` (two
    are **HTTP 400**), a valid session token whose user id is 1 to 128 characters
-   (**HTTP 401** otherwise).
+   (**HTTP 401** otherwise). The server selects ``chats_store.v1``, never the
+   token's subprotocol, and :func:`redact_headers` keeps the token out of
+   ``websockets``' debug log of the request.
 5. **Open connections**: ``max_connections_per_user`` of one user and
    ``max_connections_per_ip`` of one address (**HTTP 429**
    ``too_many_connections``), ``max_connections`` in all (**HTTP 503**
@@ -29,7 +37,9 @@ Every refusal is :func:`refusal`: a one-line plain-text body
 ``<code>: <what happened and what to do>``, the code an
 :class:`~chats_store.errors.ErrorCode` value; every 429 and 503 carries
 ``Retry-After`` (whole seconds). Anything else that refuses a handshake (an
-overloaded server, say) answers with :func:`refusal` too.
+overloaded server, say) answers with :func:`refusal` too, and :func:`as_refusal`
+rewrites ``websockets``' own rejections (a request that is no WebSocket handshake:
+``invalid_handshake``) the same way.
 
 Once open, a connection may send ``ping_rate`` pings per second (bursts of
 ``ping_burst``): past them it is closed with **1008** and nothing more it sends is
@@ -46,24 +56,37 @@ import email.utils
 import ipaddress
 import logging
 import math
+import re
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeader
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from chats_store.errors import ErrorCode
+from chats_store.protocol import BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_VERSION
 from chats_store.server.limits import Buckets, ServerLimits, TokenBucket
 from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import verify_session_token
 
-__all__ = ["Gate", "GuardedConnection", "address_key", "refusal", "write_buffer_over"]
+__all__ = [
+    "Gate",
+    "GuardedConnection",
+    "address_key",
+    "as_refusal",
+    "check_origins",
+    "redact_headers",
+    "refusal",
+    "write_buffer_over",
+]
 
 logger = logging.getLogger("chats_store.server")
 
@@ -93,6 +116,87 @@ def refusal(
     if status is HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = 'Bearer realm="chats_store"'
     return Response(status.value, status.phrase, headers, body)
+
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
+
+
+def check_origins(origins: Collection[str]) -> frozenset[str]:
+    """The allow-list of browser Origins, as a browser writes them (lower case).
+
+    Each is ``scheme://host`` or ``scheme://host:port`` (no path, no trailing slash),
+    or ``null`` (a page from a ``file:`` URL or a sandboxed frame); ``ValueError``
+    otherwise.
+    """
+    if isinstance(origins, str):
+        raise ValueError(f"origins must be a collection of origins, not the string {origins!r}")
+    allowed = set()
+    for origin in origins:
+        normal = origin.strip().lower()
+        if normal != "null" and not _ORIGIN.fullmatch(normal):
+            raise ValueError(
+                f"{origin!r} is not an origin: write it as a browser sends it, "
+                "scheme://host[:port] with no path (e.g. https://chat.example.com), or null"
+            )
+        allowed.add(normal)
+    return frozenset(allowed)
+
+
+def _redacted(name: str, value: str) -> str:
+    """The value of header ``name`` with any session token in it hidden."""
+    lowered = name.lower()
+    if lowered == "authorization":
+        scheme, space, _ = value.partition(" ")
+        return f"{scheme} [redacted]" if space else "[redacted]"  # no scheme: all of it
+    if lowered == "sec-websocket-protocol":
+        return ", ".join(
+            f"{BEARER_SUBPROTOCOL_PREFIX}[redacted]"
+            if item.strip().startswith(BEARER_SUBPROTOCOL_PREFIX)
+            else item.strip()
+            for item in value.split(",")
+        )
+    return value
+
+
+class _RedactHeaders(logging.Filter):
+    """Rewrites ``websockets``' debug lines of request headers (``< Name: value``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg == "< %s: %s" and isinstance(args, tuple) and len(args) == 2:
+            name, value = args
+            record.args = (name, _redacted(str(name), str(value)))
+        return True
+
+
+def redact_headers(name: str = "websockets.server.chats_store") -> logging.Logger:
+    """The logger to give ``websockets.serve``: its debug log of each handshake
+    request shows no session token (``Authorization`` and the bearer subprotocol)."""
+    chosen = logging.getLogger(name)
+    if not any(isinstance(f, _RedactHeaders) for f in chosen.filters):
+        chosen.addFilter(_RedactHeaders())
+    return chosen
+
+
+_REFUSAL_BODY = re.compile(rb"[a-z][a-z0-9_]*: ")
+
+
+def as_refusal(response: Response) -> Response | None:
+    """``websockets``' own rejection of a handshake (not a WebSocket request, a bad
+    ``Sec-WebSocket-Key``, a failing hook) as a :func:`refusal`; None for a
+    :func:`refusal` already, or an accepted handshake."""
+    if response.status_code < 400 or _REFUSAL_BODY.match(bytes(response.body or b"")):
+        return None
+    status = HTTPStatus(response.status_code)
+    said = bytes(response.body or b"").decode("utf-8", "replace").strip().replace("\n", " ")
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return refusal(status, ErrorCode.INTERNAL_ERROR, said or status.phrase, retry_after=1)
+    return refusal(
+        status,
+        ErrorCode.INVALID_HANDSHAKE,
+        f"not a valid WebSocket handshake ({said or status.phrase})",
+        retry_after=1 if status is HTTPStatus.TOO_MANY_REQUESTS else None,
+    )
 
 
 def write_buffer_over(connection: ServerConnection, limit: int | None) -> bool:
@@ -153,9 +257,11 @@ class Gate:
         clock: Callable[[], float],
         *,
         max_connections_per_user: int | None,
+        origins: Collection[str] = (),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits
+        self._origins = check_origins(origins)
         self._secret = secret
         self._clock = clock
         self._monotonic = monotonic
@@ -221,11 +327,27 @@ class Gate:
                 ErrorCode.HEADERS_TOO_LARGE,
                 f"the request has {headers} headers; the most is {limits.max_headers}",
             )
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower() not in self._origins:
+            return refusal(
+                HTTPStatus.FORBIDDEN,
+                ErrorCode.ORIGIN_NOT_ALLOWED,
+                f"pages from {origin[:100]!r} may not connect to this server: its operator "
+                "lists the origins allowed (run_server(origins=...), chats-store serve --origin)",
+            )
+        offered = _offered_subprotocols(request)
+        if PROTOCOL_VERSION not in offered:
+            return refusal(
+                HTTPStatus.BAD_REQUEST,
+                ErrorCode.UNSUPPORTED_PROTOCOL,
+                f"this server speaks the subprotocol {PROTOCOL_VERSION!r}; offer it in "
+                "Sec-WebSocket-Protocol",
+            )
         now = self._monotonic()
         wait = self._take(self._handshakes_by_ip, address, now)
         if wait is not None:
             return self._too_many_handshakes("your address", limits.handshake_rate_per_ip, wait)
-        user_id = self._authenticate(request)
+        user_id = self._authenticate(request, offered)
         if isinstance(user_id, Response):
             return user_id
         wait = self._take(self._handshakes_by_user, user_id, now)
@@ -257,28 +379,36 @@ class Gate:
             retry_after=wait,
         )
 
-    def _authenticate(self, request: Request) -> str | Response:
+    def _authenticate(self, request: Request, offered: list[str]) -> str | Response:
+        """The user of the one session token the request carries, or the refusal."""
         headers = request.headers.get_all("Authorization")
-        if not headers:
+        bearers = [p for p in offered if p.startswith(BEARER_SUBPROTOCOL_PREFIX)]
+        how = (
+            "send the header 'Authorization: Bearer <session token>', or (from a browser) "
+            f"offer the subprotocol '{BEARER_SUBPROTOCOL_PREFIX}<session token>' next to "
+            f"'{PROTOCOL_VERSION}'"
+        )
+        if not headers and not bearers:
             return refusal(
-                HTTPStatus.UNAUTHORIZED,
-                ErrorCode.INVALID_TOKEN,
-                "missing session token: send the header 'Authorization: Bearer <session token>'",
+                HTTPStatus.UNAUTHORIZED, ErrorCode.INVALID_TOKEN, f"missing session token: {how}"
             )
-        if len(headers) > 1:
+        if len(headers) + len(bearers) > 1:
             return refusal(
                 HTTPStatus.BAD_REQUEST,
                 ErrorCode.INVALID_TOKEN,
-                f"the request has {len(headers)} Authorization headers: send exactly one, "
-                "'Authorization: Bearer <session token>'",
+                f"the request has {len(headers)} Authorization headers and {len(bearers)} "
+                f"bearer subprotocols: send exactly one session token ({how})",
             )
-        scheme, _, token = headers[0].partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return refusal(
-                HTTPStatus.UNAUTHORIZED,
-                ErrorCode.INVALID_TOKEN,
-                "the Authorization header must be 'Bearer <session token>'",
-            )
+        if headers:
+            scheme, _, token = headers[0].partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return refusal(
+                    HTTPStatus.UNAUTHORIZED,
+                    ErrorCode.INVALID_TOKEN,
+                    "the Authorization header must be 'Bearer <session token>'",
+                )
+        else:
+            token = bearers[0].removeprefix(BEARER_SUBPROTOCOL_PREFIX)
         try:
             return verify_session_token(self._secret, token.strip(), self._clock)
         except RefusedError as error:
@@ -323,6 +453,17 @@ class Gate:
     def closed(self, user_id: str, address: str) -> None:
         self._by_user.remove(user_id)
         self._by_ip.remove(address)
+
+
+def _offered_subprotocols(request: Request) -> list[str]:
+    """The subprotocols the client offers (none when the header cannot be read)."""
+    offered: list[str] = []
+    try:
+        for header in request.headers.get_all("Sec-WebSocket-Protocol"):
+            offered.extend(parse_subprotocol(header))
+    except InvalidHeader:
+        return []
+    return offered
 
 
 def _bucket_set(rate: float | None, burst: int) -> Buckets | None:

@@ -740,7 +740,7 @@ class ChatService:
         if stored is not None:
             if stored.message.author_id != session.user_id:
                 raise RefusedError(
-                    ErrorCode.INVALID_REQUEST,
+                    ErrorCode.MESSAGE_ID_TAKEN,
                     f"message id {message_id!r} is taken by another member's message - "
                     "generate a new id for each message",
                 )

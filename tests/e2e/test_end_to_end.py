@@ -33,6 +33,7 @@ from chats_store.chats.commands import PostMessageRequest
 from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import mint_chat_token, mint_session_token
 from tests.e2e.conftest import SECRET, WAIT, Net, eventually, network
+from tests.server.conftest import read_hello
 
 # Every action and getter, two clients ----------------------------------------------------
 
@@ -361,6 +362,7 @@ async def test_a_misbehaving_client_does_not_affect_others(net: Net) -> None:
     async with connect(
         net.server.url, additional_headers=headers, subprotocols=[Subprotocol(PROTOCOL_VERSION)]
     ) as raw:
+        await read_hello(raw)
         await raw.send('{"type": "post", "id": 1, "chat_id": 42}')
         answer = await asyncio.wait_for(raw.recv(), WAIT)
         assert '"error"' in str(answer)

@@ -48,6 +48,7 @@ from chats_store.errors import ProtocolError
 from chats_store.protocol import PROTOCOL_VERSION, ClientProtocol, ReplyReceived
 from chats_store.server import run_server
 from tests.fuzz.support import check_messages
+from tests.server.conftest import read_hello
 
 SECRET = "known-bugs-secret-that-is-long-enough-for-hs256"
 
@@ -154,6 +155,7 @@ async def test_a_request_sent_before_an_oversize_frame_is_answered() -> None:
         async with connect(
             server.url, subprotocols=[Subprotocol(PROTOCOL_VERSION)], additional_headers=headers
         ) as raw:
+            await read_hello(raw)
             token = server.chat_token("ann", "c1")
             await raw.send(json.dumps({"type": "join", "id": 1, "chat_id": "c1", "token": token}))
             assert json.loads(await raw.recv())["type"] == "ok"

@@ -67,6 +67,7 @@ from tests.fuzz.support import (
     readable_id,
     strings,
 )
+from tests.server.conftest import read_hello
 
 SECRET = "server-fuzz-secret-that-is-long-enough-for-hs256"
 WAIT = 5.0
@@ -347,6 +348,7 @@ class ServerFuzzer:
                 max_size=MAX_SERVER_FRAME_SIZE,
                 max_queue=None,
             )
+            await read_hello(self.connection)
             joins = [
                 Frame(json.dumps({"type": "join", "id": n, "chat_id": c, "token": t}), AUTO_JOIN)
                 for n, c in enumerate(KNOWN_CHATS)

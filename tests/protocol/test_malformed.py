@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chats_store.chats.actions import Failure, MembersAmountChanged
+from chats_store.chats.actions import Failure, MembersAmountChanged, Resumption
 from chats_store.chats.commands import (
     HistoryRequest,
     JoinRequest,
     LeaveRequest,
     PostMessageRequest,
+    ResumeRequest,
 )
 from chats_store.chats.model import Message
 from chats_store.errors import ChatsStoreError, ErrorCode, ProtocolError
@@ -79,7 +80,7 @@ def test_protocol_error_is_a_chats_store_error() -> None:
         ),
         (
             '{"type": "moderate", "id": 5, "chat_id": "c", "member_id": "u", "measure": "ban"}',
-            ErrorCode.INVALID_FRAME,
+            ErrorCode.UNKNOWN_MEASURE,
             5,
             None,
         ),
@@ -205,14 +206,14 @@ def _message(message_id: str = "m") -> Message:
     [
         "{",
         "[]",
-        '{"type": "pong"}',
+        '{"type": 7}',
         '{"type": "ok", "id": 1}',
         '{"type": "ok", "result": null}',
         '{"type": "ok", "id": "1", "result": null}',
         '{"type": "error", "id": 1, "code": 5, "message": "x"}',
         '{"type": "error", "id": null, "code": "invalid_frame", "message": "x"}',
         '{"type": "event", "chat_id": "c", "seq": 1}',
-        '{"type": "event", "chat_id": "c", "seq": 1, "event": {"kind": "exploded"}}',
+        '{"type": "event", "chat_id": "c", "seq": 1, "event": {"kind": 7}}',
         '{"type": "event", "chat_id": "c", "seq": "1", '
         '"event": {"kind": "members_amount_changed", "members_amount": 1}}',
         '{"type": "event", "chat_id": "c", "seq": 1, '
@@ -232,6 +233,59 @@ def test_a_malformed_server_frame_is_a_protocol_error(frame: str) -> None:
 
     assert protocol.events_received() == []
     assert protocol.pending_ids == (1,)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type": "pong"}',
+        '{"type": "event", "chat_id": "c", "seq": 1, "event": {"kind": "exploded"}}',
+        '{"type": "event", "chat_id": "c", "seq": 1, "event": {"kind": "typing", "who": "b"}}',
+    ],
+)
+def test_a_newer_servers_frame_type_or_event_kind_is_ignored(frame: str) -> None:
+    """Forward compatibility: a v1 client ignores what it does not know, and goes on."""
+    protocol = ClientProtocol()
+    protocol.send_request(LeaveRequest("c"))
+
+    protocol.receive_data(frame)
+    protocol.receive_data('{"type": "ok", "id": 1, "result": null}')
+
+    assert [type(item) for item in protocol.events_received()] == [ReplyReceived]
+    assert protocol.pending_ids == ()
+
+
+def test_a_resumption_skips_the_events_of_unknown_kinds() -> None:
+    protocol = ClientProtocol()
+    resume = protocol.send_request(ResumeRequest("c", "credential", since_seq=0))
+    known = (
+        '{"type":"event","chat_id":"c","seq":2,'
+        '"event":{"kind":"members_amount_changed","members_amount":2}}'
+    )
+    unknown = '{"type":"event","chat_id":"c","seq":1,"event":{"kind":"typing"}}'
+    protocol.receive_data(
+        f'{{"type":"ok","id":{resume},"result":{{"events":[{unknown},{known}],"snapshot":null,'
+        '"members_amount":2,"member_metadata":{},"restrictions":[],"last_seq":2,'
+        '"membership":"m","epoch":null}}'
+    )
+
+    (reply,) = protocol.events_received()
+    assert isinstance(reply, ReplyReceived) and isinstance(reply.result, Resumption)
+    assert [event.seq for event in reply.result.events] == [2]
+
+
+def test_the_hello_is_kept_and_is_no_reply_or_event() -> None:
+    protocol = ClientProtocol()
+    protocol.receive_data(
+        '{"type":"hello","server":"x/1","protocol":"chats_store.v1",'
+        '"features":["resume","teleport"],"motd":"hi"}'
+    )
+
+    assert protocol.events_received() == []
+    assert protocol.server_hello is not None
+    assert protocol.server_hello.features == ("resume", "teleport")
+    protocol.fail_pending()
+    assert protocol.server_hello is None  # of the connection that ended
 
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "2E+308", "1.8e308"])

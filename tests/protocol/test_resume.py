@@ -68,8 +68,8 @@ def test_the_resume_frames_in_the_docs_are_what_the_codec_writes() -> None:
         '"restrictions":[{"kind":"mute","until":1700000600.0,"reason":"spam"}]}}],'
         '"snapshot":null,"members_amount":3,"member_metadata":{"role":"guest"},'
         '"restrictions":[{"kind":"mute","until":1700000600.0,"reason":"spam"}],'
-        '"last_seq":11,"membership":"<credential>","epoch":"<epoch>"}}'
-        '"last_seq":11,"membership":"<credential>","server_time":1700000061.5}}'
+        '"last_seq":11,"membership":"<credential>","epoch":"<epoch>",'
+        '"server_time":1700000061.5}}'
     )
     assert decode_request(encode_request(9, request)) == (9, request)
 

@@ -204,6 +204,13 @@ class RawClient:
 ClientFactory = Callable[..., Awaitable[RawClient]]
 
 
+async def read_hello(connection: ClientConnection) -> dict[str, Any]:
+    """Read the server's first frame, its ``hello``, and return it (fails on anything else)."""
+    frame = json.loads(await asyncio.wait_for(connection.recv(), TIMEOUT))
+    assert frame["type"] == "hello" and frame["protocol"] == PROTOCOL_VERSION, frame
+    return dict(frame)
+
+
 def handshake_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -239,6 +246,7 @@ async def open_client(stack: AsyncExitStack, server: ChatServer, user_id: str) -
             max_queue=None,  # keep reading the socket even when a test reads nothing
         )
     )
+    await read_hello(connection)
     return RawClient(user_id, connection, server)
 
 
@@ -281,6 +289,7 @@ async def open_non_reader(stack: AsyncExitStack, server: ChatServer, user_id: st
             max_queue=1,
         )
     )
+    await read_hello(connection)
     return RawClient(user_id, connection, server)
 
 

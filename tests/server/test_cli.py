@@ -24,7 +24,7 @@ from chats_store.server import (
 )
 from chats_store.server.engine import shown_db
 from tests.postgres import PostgresCluster
-from tests.server.conftest import SECRET, serve_command
+from tests.server.conftest import SECRET, read_hello, serve_command
 
 KEY = SECRET.encode()
 
@@ -112,6 +112,7 @@ async def test_serve_runs_a_server_until_interrupted(each_db: str) -> None:
         async with connect(
             url, subprotocols=[Subprotocol(PROTOCOL_VERSION)], additional_headers=headers
         ) as connection:
+            await read_hello(connection)
             protocol = ClientProtocol()
             protocol.send_request(JoinRequest("c1", mint_chat_token(SECRET, "alice", "c1")))
             for text in protocol.data_to_send():
@@ -234,6 +235,18 @@ def test_serve_takes_every_protection_setting_as_a_flag() -> None:
     defaults = attrs.asdict(ServerLimits())
     changed = {k for k, v in attrs.asdict(limits).items() if v != defaults[k]}
     assert changed == {"max_connections_per_ip", "max_backlog_age", "ping_burst"}
+
+
+def test_serve_takes_the_origins_browsers_may_connect_from() -> None:
+    none = _server_options(build_parser().parse_args(["serve"]))
+    two = _server_options(
+        build_parser().parse_args(
+            ["serve", "--origin", "https://chat.example.com", "--origin", "http://127.0.0.1:8000"]
+        )
+    )
+
+    assert none["origins"] == ()  # browsers refused until listed
+    assert two["origins"] == ("https://chat.example.com", "http://127.0.0.1:8000")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,13 @@ from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import ChatServer, ServerLimits, run_server
 from chats_store.server.gate import address_key, refusal
 from chats_store.tokens import SESSION_AUDIENCE
-from tests.server.conftest import SECRET, claims_for, handshake_headers, server_process
+from tests.server.conftest import (
+    SECRET,
+    claims_for,
+    handshake_headers,
+    read_hello,
+    server_process,
+)
 
 # Refusals --------------------------------------------------------------------------------
 
@@ -161,7 +167,7 @@ async def _half_open(server: ChatServer, count: int) -> AsyncIterator[None]:
 
 
 async def _opened(server: ChatServer, user_id: str, stack: AsyncExitStack) -> ClientConnection:
-    return await stack.enter_async_context(
+    connection = await stack.enter_async_context(
         connect(
             server.url,
             subprotocols=[Subprotocol(PROTOCOL_VERSION)],
@@ -169,6 +175,8 @@ async def _opened(server: ChatServer, user_id: str, stack: AsyncExitStack) -> Cl
             open_timeout=2,
         )
     )
+    await read_hello(connection)
+    return connection
 
 
 async def test_handshakes_in_progress_past_the_cap_of_an_address_are_429_at_once() -> None:
@@ -297,5 +305,5 @@ async def _answer(reader: asyncio.StreamReader) -> bytes:
     closed with unread data resets the connection, and its answer may be lost)."""
     try:
         return await asyncio.wait_for(reader.read(100), 3) or b"reset"
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):  # a reset seen by the unflushed write
         return b"reset"

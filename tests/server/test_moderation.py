@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
@@ -60,6 +61,22 @@ async def test_moderation_checks_its_target_and_arguments(client: ClientFactory)
         ModerationRequest("c1", "bob", "mute", 5, "x" * 257), ErrorCode.INVALID_REQUEST
     )
     await alice.refused(ModerationRequest("c2", "bob", "mute", 5), ErrorCode.CHAT_NOT_JOINED)
+
+
+async def test_a_measure_the_server_does_not_know_is_unknown_measure(
+    client: ClientFactory,
+) -> None:
+    """Measures may grow within v1: a client tells an older server by this code."""
+    alice = await client("alice")
+    await alice.join("c1", permissions=["send", "moderate"])
+    frame = {"type": "moderate", "id": 7, "chat_id": "c1", "member_id": "bob", "measure": "ban"}
+
+    await alice.connection.send(json.dumps(frame))
+    reply = json.loads(await alice.connection.recv())
+
+    assert reply["type"] == "error" and reply["id"] == 7
+    assert reply["code"] == ErrorCode.UNKNOWN_MEASURE
+    assert "'ban'" in reply["message"] and "mute" in reply["message"]
 
 
 async def test_a_muted_member_reads_but_cannot_post_until_unmuted(client: ClientFactory) -> None:

@@ -32,6 +32,7 @@ from chats_store import (
 from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import ChatServer, run_server
 from chats_store.testing.faults import FaultProxy, RestartableServer
+from tests.server.conftest import read_hello
 
 SECRET = "fault-harness-secret-long-enough-for-hs256"
 WAIT = 3.0
@@ -424,6 +425,7 @@ async def raw_history_count(server: ChatServer, user_id: str, chat_id: str) -> i
         subprotocols=[Subprotocol(PROTOCOL_VERSION)],
         additional_headers={"Authorization": f"Bearer {server.session_token(user_id)}"},
     ) as raw:
+        await read_hello(raw)
         token = server.chat_token(user_id, chat_id)
         await raw.send(json.dumps({"type": "join", "id": 1, "chat_id": chat_id, "token": token}))
         reply = json.loads(await asyncio.wait_for(raw.recv(), WAIT))
