@@ -33,12 +33,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from compare_revisions import worktree
 from server_process import (
     ROOT,
     SECRET,
     RawClient,
     ServerProcess,
-    checkout,
     clients,
     is_ok,
 )
@@ -77,7 +77,7 @@ async def posts_per_second(
 
 
 async def run(args: argparse.Namespace) -> None:
-    with checkout(args.base) as base, tempfile.TemporaryDirectory(dir=args.dir) as temp:
+    with worktree(args.base) as base, tempfile.TemporaryDirectory(dir=args.dir) as temp:
         contenders = [
             (f"base ({args.base}): NORMAL, on the loop", base, {}),
             ("this tree, durable=False: NORMAL, worker", ROOT, {"durable": False}),

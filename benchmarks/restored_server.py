@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_process import ROOT, checkout, tree_env
+from compare_revisions import worktree
+from server_process import ROOT, tree_env
 
 SCENARIO = ROOT / "tests" / "e2e" / "restored_server.py"
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="a2e30a3", help="the revision of today's figure")
     args = parser.parse_args()
-    with checkout(args.base) as base:
+    with worktree(args.base) as base:
         results = {f"base ({args.base})": figures(base), "this tree": figures(ROOT)}
     print("## Restored server: each member's view against a fresh join's\n")
     print("| server | member | missing | phantom | new messages never received (of 25) |")

@@ -1,7 +1,7 @@
 """The reference server of a source tree in a process of its own, probed, for the benchmarks.
 
 :class:`ServerProcess` runs ``run_server`` of the ``chats_store`` found in ``tree``
-(this working tree, or another revision checked out by :func:`checkout`), with the
+(this working tree, or another revision checked out by ``compare_revisions.worktree``), with the
 options given (those that revision's ``run_server`` does not take are left out and
 listed in ``ignored``), and a **probe** in the server's own event loop: a task that
 sleeps 10 ms again and again and records how late it wakes up, which is how long
@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import json
 import re
-import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -102,24 +100,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-@contextlib.contextmanager
-def checkout(revision: str) -> Iterator[Path]:
-    """``revision`` of this repository in a temporary worktree (removed afterwards)."""
-    with tempfile.TemporaryDirectory(prefix="chats-store-base-") as temp:
-        tree = Path(temp) / "base"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", "--quiet", str(tree), revision],
-            cwd=ROOT,
-            check=True,
-        )
-        try:
-            yield tree
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False
-            )
 
 
 def tree_env(tree: Path) -> dict[str, str]:

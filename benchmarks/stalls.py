@@ -40,12 +40,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from compare_revisions import worktree
 from server_process import (
     ROOT,
     SECRET,
     RawClient,
     ServerProcess,
-    checkout,
     clients,
     error_code,
     is_ok,
@@ -190,7 +190,7 @@ SCENARIOS = {"writers": writers, "resumes": resumes}
 
 async def run(args: argparse.Namespace) -> None:
     only = args.only.split(",") if args.only else list(SCENARIOS)
-    with checkout(args.base) as base, tempfile.TemporaryDirectory(dir=args.dir) as temp:
+    with worktree(args.base) as base, tempfile.TemporaryDirectory(dir=args.dir) as temp:
         for name in only:
             print(f"\n## {name}: {_describe(name, args)}\n")
             print(
