@@ -4,7 +4,9 @@
 
     chats-store serve [--host 127.0.0.1] [--port 8765] [--db chats_store.sqlite3] [--secret S]
                       [--origin https://chat.example.com ...] [--rate-limit 20] [...]
+                      [--workers N]   (N > 1: with --db postgresql://...)
     chats-store restore COPY [--db chats_store.sqlite3]
+    chats-store restore --db postgresql://...
     chats-store token session USER [--name NAME] [--ttl 3600] [--secret S]
     chats-store token chat USER CHAT [--permission moderate] [--metadata role=moderator]
                                      [--ttl 300] [--secret S]
@@ -46,6 +48,7 @@ from chats_store.server import (
     mint_session_token,
     run_server,
 )
+from chats_store.server.engine import is_postgres_url, open_storage, shown_db
 from chats_store.server.limits import DEFAULT_BURST, DEFAULT_RATE
 from chats_store.server.service import (
     MAX_RESTRICTIONS_PER_CHAT,
@@ -161,22 +164,68 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-async def _serve(host: str, port: int, db: str, secret: bytes, options: dict[str, Any]) -> None:
+async def _serve(
+    host: str,
+    port: int,
+    db: str,
+    secret: bytes,
+    options: dict[str, Any],
+    *,
+    worker: int | None = None,
+) -> None:
+    """Run one server until SIGINT or SIGTERM; ``worker``: its index among ``--workers``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
             loop.add_signal_handler(signum, stop.set)
-    async with run_server(host, port, db, secret, **options) as server:
+    async with run_server(
+        host, port, db, secret, reuse_port=worker is not None, **options
+    ) as server:
         # What start-up made (modules, classes, functions) lives as long as the
         # process: out of the collector's sight, full collections skip it.
         gc.freeze()
+        who = "chats_store server" if worker is None else f"chats_store worker {worker}"
         print(
-            f"chats_store server listening on {server.url} "
-            f"(subprotocol {PROTOCOL_VERSION}, database {db}); Ctrl-C stops it",
+            f"{who} (pid {os.getpid()}) listening on {server.url} "
+            f"(subprotocol {PROTOCOL_VERSION}, database {shown_db(db)}); Ctrl-C stops it",
             flush=True,
         )
         await stop.wait()
+    print(f"{who} stopped", flush=True)
+
+
+def _serve_worker(
+    index: int, host: str, port: int, db: str, secret: bytes, options: dict[str, Any]
+) -> None:
+    """One process of ``--workers`` (started by the supervisor)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(host, port, db, secret, options, worker=index))
+
+
+def _serve_workers(
+    count: int, host: str, port: int, db: str, secret: bytes, options: dict[str, Any]
+) -> None:
+    """Run ``count`` server processes on one port until SIGINT or SIGTERM."""
+    from chats_store.server.workers import Supervisor, reserve_port
+
+    with reserve_port(host, port) as reserved:
+        bound = int(reserved.getsockname()[1])
+
+        def exited(index: int, exitcode: int | None) -> None:
+            print(
+                f"chats_store worker {index} ended (exit code {exitcode}); starting it again",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        supervisor = Supervisor(
+            count, _serve_worker, (host, bound, db, secret, options), on_exit=exited
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda _signum, _frame: supervisor.stop())
+        print(f"chats_store: {count} workers on port {bound}", flush=True)
+        supervisor.run()
     print("chats_store server stopped", flush=True)
 
 
@@ -192,7 +241,14 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="SQLite file, or :memory: (default: chats_store.sqlite3)",
+        help="SQLite file, :memory:, or a postgresql:// URL (PostgreSQL, shared by several "
+        "servers) (default: chats_store.sqlite3)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the port, sharing a PostgreSQL database (default: 1)",
     )
     parser.add_argument(
         "--origin",
@@ -209,20 +265,47 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     def serve(args: argparse.Namespace) -> int:
         secret = _secret(parser, args)
+        if args.workers < 1:
+            parser.error(f"--workers must be 1 or more, not {args.workers}")
+        if args.workers > 1 and not is_postgres_url(args.db):
+            parser.error(
+                f"--workers {args.workers} needs a PostgreSQL database (--db "
+                "postgresql://...): an SQLite file is written by one process only"
+            )
+        failures: tuple[type[Exception], ...] = (
+            OSError,
+            ValueError,
+            ModuleNotFoundError,
+            *_storage_errors(args.db),
+        )
         try:
             options = _server_options(args)
         except ValueError as error:
             parser.error(str(error))
         try:
-            asyncio.run(_serve(args.host, args.port, args.db, secret, options))
+            if args.workers > 1:
+                _serve_workers(args.workers, args.host, args.port, args.db, secret, options)
+            else:
+                asyncio.run(_serve(args.host, args.port, args.db, secret, options))
         except KeyboardInterrupt:
             pass
-        except (OSError, ValueError) as error:
+        except failures as error:
             print(f"chats-store serve: {error}", file=sys.stderr)
             return 1
         return 0
 
     parser.set_defaults(command=serve)
+
+
+def _storage_errors(db: str) -> tuple[type[Exception], ...]:
+    """What opening the storage ``db`` raises when it cannot be had (told, not traced)."""
+    if not is_postgres_url(db):
+        return (sqlite3.Error,)
+    try:
+        import psycopg
+    except ModuleNotFoundError:
+        return ()  # open_storage says what to install
+    return (psycopg.Error, RuntimeError)  # unreachable, refused, or tables too new
 
 
 # restore -----------------------------------------------------------------------------
@@ -234,18 +317,24 @@ def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="put a copy of the server's database back, as a new epoch",
         description="Copy the database COPY (a backup, even one taken while the server ran) "
         "over the server's database and give its history a new epoch, so that clients that "
-        "saw a later history replace it on their next resume. Stop the server first.",
+        "saw a later history replace it on their next resume. Stop the server first. For "
+        "PostgreSQL, restore the backup with PostgreSQL's tools, then run this without COPY: "
+        "it gives the history a new epoch.",
     )
-    parser.add_argument("copy", metavar="COPY", help="the SQLite file to put back")
+    parser.add_argument("copy", metavar="COPY", nargs="?", help="the SQLite file to put back")
     parser.add_argument(
         "--db",
         default="chats_store.sqlite3",
-        help="the server's SQLite file (default: chats_store.sqlite3)",
+        help="the server's SQLite file, or its postgresql:// URL (default: chats_store.sqlite3)",
     )
 
     def restore(args: argparse.Namespace) -> int:
         from chats_store.server.database import restore_database
 
+        if is_postgres_url(args.db):
+            return _new_postgres_epoch(parser, args)
+        if args.copy is None:
+            parser.error("COPY is required: the SQLite file to put back")
         if not Path(args.copy).is_file():
             print(f"chats-store restore: no such file: {args.copy}", file=sys.stderr)
             return 1
@@ -258,6 +347,26 @@ def _add_restore(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         return 0
 
     parser.set_defaults(command=restore)
+
+
+def _new_postgres_epoch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.copy is not None:
+        parser.error(
+            "a PostgreSQL database is restored with PostgreSQL's tools (pg_restore, psql): "
+            "restore it, then run chats-store restore --db URL without COPY"
+        )
+    failures: tuple[type[Exception], ...] = (ModuleNotFoundError, *_storage_errors(args.db))
+    try:
+        database = open_storage(args.db)
+    except failures as error:
+        print(f"chats-store restore: {error}", file=sys.stderr)
+        return 1
+    try:
+        epoch = database.start_new_epoch()
+    finally:
+        database.close()
+    print(f"the history of {shown_db(args.db)} is the new epoch {epoch}")
+    return 0
 
 
 # token -------------------------------------------------------------------------------

@@ -1,6 +1,15 @@
-"""Fixtures shared by the GUI tests (tests/gui) and the examples' tests (tests/docs),
-and the schema check of every frame the server sends in the server, end-to-end,
-fault, fuzz and browser tests.
+"""Fixtures shared across the test packages.
+
+A PostgreSQL cluster for the session (``postgres_cluster``, see
+:mod:`tests.postgres`) and a fresh database of it per test (``postgres_url``);
+they skip the test, saying why, only where PostgreSQL is not installed.
+``each_db`` runs a test on each storage engine: a new SQLite file, then a new
+PostgreSQL database.
+
+The schema check of every frame the server sends in the server, end-to-end, fault,
+fuzz and browser tests.
+
+The GUI tests (tests/gui) and the examples' tests (tests/docs):
 
 One Tk root and one QApplication for the whole session: Tk aborts the process when
 its interpreter is freed on another thread than its own, and the garbage collector
@@ -12,11 +21,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.gui.display import NoDisplayError, virtual_display
+from tests.postgres import PostgresCluster, PostgresUnavailableError
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of the session's own (skips if PostgreSQL is not installed)."""
+    try:
+        cluster = PostgresCluster()
+    except PostgresUnavailableError as reason:
+        pytest.skip(str(reason))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """The URL of new, empty PostgreSQL tables (``postgresql://...``): a schema of their own."""
+    return postgres_cluster.new_database_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def each_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database of each storage engine in turn, as ``run_server``'s ``db``:
+    an SQLite file, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "chats.sqlite3")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
 
 CHECKED_SUITES = frozenset({"server", "e2e", "fuzz", "testing", "browser"})
 """The directories of tests whose servers' frames are checked against the schema."""

@@ -31,7 +31,9 @@ def test_the_testing_extra_is_the_test_kit_and_nothing_else() -> None:
     extras = PROJECT["optional-dependencies"]
     assert names(extras["testing"]) == {"pytest", "pytest-asyncio", "hypothesis"}
     assert names(extras["qt"]) == {"pyside6-essentials"}
-    assert "chats_store[testing,qt,tui]" in extras["dev"]  # CI runs every test for real
+    assert names(extras["postgresql"]) == {"psycopg"}
+    # CI runs every test for real: the GUI bridges, the terminal client, PostgreSQL.
+    assert "chats_store[testing,qt,tui,postgresql]" in extras["dev"]
 
 
 def test_license_urls_and_documentation_are_in_the_metadata() -> None:

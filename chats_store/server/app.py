@@ -64,8 +64,10 @@ from chats_store.protocol import (
     encode_hello,
     peek_request_id,
 )
-from chats_store.server.database import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS, ChatDatabase
+from chats_store.server.database import ChatDatabase
 from chats_store.server.dispatch import Dispatcher
+from chats_store.server.engine import open_storage
+from chats_store.server.fanout import Fanout, Listener
 from chats_store.server.gate import Gate, GuardedConnection, as_refusal, redact_headers
 from chats_store.server.limits import (
     DEFAULT_BURST,
@@ -78,6 +80,7 @@ from chats_store.server.limits import (
 )
 from chats_store.server.outbox import Outboxes
 from chats_store.server.overload import Overload, overloaded
+from chats_store.server.rows import BUSY_TIMEOUT, DEFAULT_KEEP_EVENTS
 from chats_store.server.service import (
     MAX_RESTRICTIONS_PER_CHAT,
     MAX_RESUME_BYTES,
@@ -321,11 +324,15 @@ async def run_server(
     max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
     origins: Collection[str] = (),
     limits: ServerLimits = ServerLimits(),  # noqa: B008 (frozen: one value for every call)
+    reuse_port: bool = False,
 ) -> AsyncIterator[ChatServer]:
     """Run the reference chat server until the block exits.
 
     ``port`` 0 binds a free port (read it from ``.port``). ``db`` is an SQLite
-    file (created if needed, WAL mode) or ``":memory:"``. ``secret`` (at least
+    file (created if needed, WAL mode) or ``":memory:"``, or a ``postgresql://``
+    URL: a PostgreSQL database that any number of server processes share (the
+    extra ``chats_store[postgresql]``; the server creates and migrates its
+    tables). ``secret`` (at least
     32 bytes; default: the ``CHATS_STORE_SECRET`` environment variable) signs and
     verifies every token. ``clock`` (epoch seconds) and ``seconds_per_minute``
     (the length of a moderation "minute") are there for tests.
@@ -347,9 +354,10 @@ async def run_server(
     Storage: with ``durable`` (the default) a request is acknowledged, and its
     events pushed, only once it is on stable storage (SQLite ``synchronous=FULL``;
     the requests that arrive together share one commit); ``durable=False`` acks
-    before the fsync (faster; a power loss may undo acknowledged requests). Another
-    process holding the database's write lock delays requests by up to
-    ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
+    before the fsync (faster; a power loss may undo acknowledged requests); on
+    PostgreSQL that is ``synchronous_commit`` on or off. Another process holding
+    the database's write lock (on PostgreSQL: a lock of the chat) delays requests
+    by up to ``busy_timeout`` seconds (10), then they are answered ``server_busy``.
     ``members_amount_interval``: in a chat with many members online, its members
     amount is pushed at most once per that many seconds (1).
 
@@ -358,6 +366,10 @@ async def run_server(
     (HTTP 403 ``origin_not_allowed``), one without (a program, not a browser) is
     not. A browser authenticates with the subprotocol
     ``chats_store.bearer.<session token>`` (it cannot set ``Authorization``).
+
+    ``reuse_port``: bind with ``SO_REUSEPORT``, so that several server processes
+    listen on one port and the kernel spreads connections over them (the workers
+    of ``chats-store serve --workers``, on one PostgreSQL database).
 
     Raises ``ValueError`` for a missing or short secret or a bad setting.
     """
@@ -370,18 +382,17 @@ async def run_server(
         raise ValueError(
             f"max_connections_per_user must be 1 or more, not {max_connections_per_user!r}"
         )
-    database = ChatDatabase(
-        db,
-        keep_events=keep_events,
-        check_same_thread=False,  # opened here, then used by the worker's thread only
-        durable=durable,
-        busy_timeout=busy_timeout,
-    )
+    database = open_storage(db, keep_events=keep_events, durable=durable, busy_timeout=busy_timeout)
     outboxes = Outboxes(limits)
     worker = CoreWorker(asyncio.get_running_loop().call_soon_threadsafe)
 
+    fanout: Fanout | None = None
+
     def publish(pushes: tuple[Push, ...]) -> None:
-        dispatcher.publish(pushes)
+        if fanout is not None:
+            fanout.published(pushes)  # in order with what other processes committed
+        else:
+            dispatcher.publish(pushes)
 
     try:
         service = ChatService(
@@ -402,7 +413,15 @@ async def run_server(
         raise
     dispatcher = Dispatcher(worker, service, outboxes.send)
     overload = Overload(worker)
-    worker.start(service)
+    listener: Listener | None = None
+    if isinstance(database, ChatDatabase):
+        worker.start(service)
+    else:  # PostgreSQL: other processes may share it
+        fanout = Fanout(service, database, dispatcher.publish)
+        worker.start(fanout)
+        assert isinstance(db, str)
+        listener = Listener(db, worker.call, fanout)
+        listener.start()
     watchdog = asyncio.create_task(outboxes.watch())
     try:
         gate = Gate(
@@ -428,12 +447,16 @@ async def run_server(
             ping_interval=ping_interval,
             server_header="chats_store",
             create_connection=GuardedConnection.for_gate(gate),
+            reuse_port=reuse_port,
         ) as ws_server:
             bound = ws_server.sockets[0].getsockname()
             logger.info("chats_store server listening on %s:%d", bound[0], bound[1])
             yield ChatServer(host, int(bound[1]), key, clock)
     finally:
         watchdog.cancel()
+        if listener is not None:
+            listener.stop()
+            await asyncio.to_thread(listener.join)
         worker.stop()  # closes the service once what was submitted is done
         await asyncio.to_thread(worker.join)
         database.close()

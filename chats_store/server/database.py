@@ -55,16 +55,26 @@ twice.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 
-from chats_store.chats.actions import MessageEdited, MessagePosted
+from chats_store.chats.actions import MessagePosted
 from chats_store.chats.model import Message, Restriction, RestrictionKind
 from chats_store.protocol import encode_event
+from chats_store.server.rows import (
+    BUSY_TIMEOUT,
+    DEFAULT_KEEP_EVENTS,
+    LogTrim,
+    bounded_frames,
+    check_busy_timeout,
+    event_row,
+    membership_columns,
+    membership_from_columns,
+    new_epoch,
+    restriction_kind,
+)
 from chats_store.server.storage import (
     LoggedEvent,
     Membership,
@@ -131,12 +141,6 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-DEFAULT_KEEP_EVENTS = 10_000
-"""Events the log keeps per chat, at least (see the module's docstring)."""
-
-BUSY_TIMEOUT = 10.0
-"""Seconds a transaction waits for another process's write lock before it gives up."""
-
 HISTORY_SUFFIX = "-history"
 """The file next to a database (its path plus this) that says which history it served."""
 
@@ -144,20 +148,8 @@ _HISTORY_RECORD = "{epoch} {seqs:020d}\n"
 """The history file's one line: the epoch, then how many seqs were committed."""
 
 
-def _new_epoch() -> str:
-    return secrets.token_hex(16)
-
-
 def _is_file(path: str) -> bool:
     return path not in ("", ":memory:")
-
-
-def _kind(value: str) -> RestrictionKind:
-    if value == "mute":
-        return "mute"
-    if value == "block":
-        return "block"
-    raise ValueError(f"unknown restriction kind {value!r} in the database")
 
 
 def _message(row: sqlite3.Row) -> Message:
@@ -190,14 +182,10 @@ class ChatDatabase:
         durable: bool = True,
         busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
-        if isinstance(keep_events, bool) or not isinstance(keep_events, int) or keep_events < 1:
-            raise ValueError(f"keep_events must be a positive integer, not {keep_events!r}")
-        if isinstance(busy_timeout, bool) or not busy_timeout >= 0:
-            raise ValueError(f"busy_timeout must be 0 or more seconds, not {busy_timeout!r}")
-        self._keep = keep_events
+        self._trim = LogTrim(keep_events)
+        check_busy_timeout(busy_timeout)
         self._superseded = False
         """Whether the current transaction edited or deleted content (see transaction)."""
-        self._trim_every = max(1, min(1000, keep_events // 10))
         self._path = os.fspath(path)
         self._conn = sqlite3.connect(
             self._path,
@@ -286,7 +274,7 @@ class ChatDatabase:
         it by itself when it opens a database it cannot vouch for. Returns the new
         epoch.
         """
-        epoch = _new_epoch()
+        epoch = new_epoch()
         with self.transaction():
             self._conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('epoch', ?) "
@@ -378,6 +366,9 @@ class ChatDatabase:
 
     # Chats --------------------------------------------------------------------
 
+    def lock_chats(self, chat_ids: Collection[str]) -> None:
+        """Nothing to take: the outermost transaction holds the database's write lock."""
+
     def last_seq(self, chat_id: str) -> int:
         row = self._conn.execute(
             "SELECT last_seq FROM chats WHERE chat_id = ?", (chat_id,)
@@ -402,10 +393,11 @@ class ChatDatabase:
 
         ``target``: the only user who may read it back (None: every member).
         """
-        message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
-        frame = encode_event(event)
-        self.log_event(event.chat_id, event.seq, frame, target=target, message_id=message_id)
-        return frame
+        row = event_row(event)
+        self.log_event(
+            event.chat_id, event.seq, row.frame, target=target, message_id=row.message_id
+        )
+        return row.frame
 
     def log_event(
         self,
@@ -426,8 +418,8 @@ class ChatDatabase:
             "INSERT INTO events (chat_id, seq, target, message_id, frame) VALUES (?, ?, ?, ?, ?)",
             (chat_id, seq, target, message_id, frame),
         )
-        if seq % self._trim_every == 0 and seq > self._keep:
-            floor = seq - self._keep
+        floor = self._trim.floor_after(seq)
+        if floor is not None:
             self._conn.execute(
                 "DELETE FROM events WHERE chat_id = ? AND seq <= ?", (chat_id, floor)
             )
@@ -485,15 +477,9 @@ class ChatDatabase:
             "AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?",
             (chat_id, since_seq, user_id, limit + 1),
         )
-        frames: list[str] = []
-        size = 0
-        for (frame,) in rows:
-            size += len(frame)
-            if len(frames) == limit or (max_bytes is not None and size > max_bytes):
-                rows.close()
-                return None
-            frames.append(frame)
-        return tuple(frames)
+        frames = bounded_frames(rows, limit, max_bytes)
+        rows.close()
+        return frames
 
     # Memberships --------------------------------------------------------------
 
@@ -503,12 +489,8 @@ class ChatDatabase:
         ).fetchone()
         if row is None:
             return None
-        return Membership(
-            chat_id,
-            user_id,
-            frozenset(json.loads(row["permissions"])),
-            json.loads(row["metadata"]),
-            row["joined_seq"],
+        return membership_from_columns(
+            chat_id, user_id, row["permissions"], row["metadata"], row["joined_seq"]
         )
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
@@ -519,8 +501,7 @@ class ChatDatabase:
             (
                 membership.chat_id,
                 membership.user_id,
-                json.dumps(sorted(membership.permissions)),
-                json.dumps(membership.metadata, sort_keys=True),
+                *membership_columns(membership),
                 joined_at,
                 membership.joined_seq,
             ),
@@ -593,7 +574,9 @@ class ChatDatabase:
             "ORDER BY kind DESC",
             (chat_id, user_id),
         ).fetchall()
-        return tuple(Restriction(_kind(r["kind"]), r["until"], r["reason"]) for r in rows)
+        return tuple(
+            Restriction(restriction_kind(r["kind"]), r["until"], r["reason"]) for r in rows
+        )
 
     def save_restriction(self, chat_id: str, user_id: str, restriction: Restriction) -> None:
         self._conn.execute(
@@ -631,7 +614,8 @@ class ChatDatabase:
             (now, limit),
         ).fetchall()
         return tuple(
-            TimedRestriction(r["chat_id"], r["user_id"], _kind(r["kind"]), r["until"]) for r in rows
+            TimedRestriction(r["chat_id"], r["user_id"], restriction_kind(r["kind"]), r["until"])
+            for r in rows
         )
 
 

@@ -425,6 +425,7 @@ class ChatService:
         """
         try:
             with self._db.transaction():
+                self._db.lock_chats({request.chat_id for _, request in requests})
                 answers = [self.handle(session, request) for session, request in requests]
         except StorageBusyError as busy:
             return [Answer(_busy(busy))] * len(requests)
@@ -439,6 +440,34 @@ class ChatService:
         if membership is None:
             return None
         return self._snapshot(membership, self._credential(membership))
+
+    # Another process's changes ----------------------------------------------------
+
+    def online(self, chat_id: str) -> tuple[Session, ...]:
+        """The sessions that receive the chat's events (they joined or resumed it)."""
+        return self._members_online(chat_id)
+
+    def membership_ended(self, chat_id: str, seq: int) -> list[Push]:
+        """The memberships of the chat changed elsewhere (another process, at ``seq``):
+        tell each session of a user who is no longer a member that it was removed
+        (``blocked`` if a block is in force, else ``kicked``), and stop pushing to it.
+        """
+        pushes: list[Push] = []
+        with self._db.transaction():
+            for user_id in {session.user_id for session in self._members_online(chat_id)}:
+                if self._db.membership(chat_id, user_id) is not None:
+                    continue
+                block = self._active_kind(chat_id, user_id, "block")
+                removed = (
+                    RemovedFromChat(chat_id, "kicked")
+                    if block is None
+                    else RemovedFromChat(chat_id, "blocked", block.reason)
+                )
+                targets = self._sessions_of(chat_id, user_id)
+                for target in targets:
+                    self._unsubscribe(target, chat_id)
+                pushes.append(Push(removed, targets, seq=seq))
+        return pushes
 
     # Subscriptions --------------------------------------------------------------
 

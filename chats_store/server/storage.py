@@ -41,7 +41,7 @@ Contract, for every engine:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -135,6 +135,17 @@ class ChatStorage(Protocol):
         It changes whenever the storage cannot show that it continues the history
         it served before: a new storage, a copy restored, a storage replaced, or
         one found behind what it had committed. Clients compare it, nothing else.
+        """
+        ...
+
+    def lock_chats(self, chat_ids: Collection[str]) -> None:
+        """Take the locks of the chats a group commit touches, first (inside its outer
+        transaction).
+
+        An engine shared by several processes with a lock per chat takes them here
+        in one order, the same in every process, so that two group commits never
+        wait for each other's chats in a cycle (a deadlock); an engine with one
+        writer has nothing to do.
         """
         ...
 

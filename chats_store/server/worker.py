@@ -31,15 +31,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import attrs
 
 from chats_store.chats.commands import ChatRequest
-from chats_store.server.service import Answer, ChatService, Session, Timer
+from chats_store.server.service import Answer, Session, Timer
 
-__all__ = ["MAX_BATCH", "CoreWorker"]
+__all__ = ["MAX_BATCH", "Core", "CoreWorker"]
 
 logger = logging.getLogger("chats_store.server")
 
@@ -50,6 +50,17 @@ CallSoon = Callable[..., Any]
 """``call_soon(callback, *args)``: run ``callback(*args)`` on the loop's thread (thread-safe)."""
 
 Done = Callable[[Answer], None]
+
+
+class Core(Protocol):
+    """What the worker runs: a :class:`~chats_store.server.service.ChatService`, or a
+    wrapper of one (the cluster's :class:`~chats_store.server.fanout.Fanout`)."""
+
+    def start(self) -> None: ...
+
+    def handle_all(self, requests: Sequence[tuple[Session, ChatRequest]]) -> list[Answer]: ...
+
+    def close(self) -> None: ...
 
 
 @attrs.define
@@ -105,12 +116,12 @@ class CoreWorker:
         self._stopping = False
         self._started: float | None = None
         """When the oldest job of the batch (or call) running now was submitted."""
-        self._service: ChatService | None = None
+        self._service: Core | None = None
         self._thread = threading.Thread(target=self._run, name="chats_store core", daemon=True)
 
     # Any thread -------------------------------------------------------------------
 
-    def start(self, service: ChatService) -> None:
+    def start(self, service: Core) -> None:
         """Start the thread; its first job is ``service.start()``."""
         self._service = service
         self.call(service.start)

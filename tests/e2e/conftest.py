@@ -1,4 +1,7 @@
-"""Shared fixtures of the end-to-end tests: the real server and public-API clients."""
+"""Shared fixtures of the end-to-end tests: the real server and public-API clients.
+
+The server runs on each storage engine in turn (``server_db``): SQLite, then PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -87,16 +90,26 @@ async def network(db: str = ":memory:", port: int = 0, **options: Any) -> AsyncI
             await net.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server_db(request: pytest.FixtureRequest) -> str:
+    """The server's ``db`` on each storage engine in turn: SQLite in memory, then a
+    new PostgreSQL database (for a test whose server restarts, see ``each_db``)."""
+    if request.param == "sqlite":
+        return ":memory:"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
-async def net() -> AsyncIterator[Net]:
-    async with network() as net:
+async def net(server_db: str) -> AsyncIterator[Net]:
+    async with network(server_db) as net:
         yield net
 
 
 @pytest.fixture
-async def bulk_net() -> AsyncIterator[Net]:
+async def bulk_net(server_db: str) -> AsyncIterator[Net]:
     """A network whose server does not rate-limit: for tests that send in bulk."""
-    async with network(rate_limit=None) as net:
+    async with network(server_db, rate_limit=None) as net:
         yield net
 
 

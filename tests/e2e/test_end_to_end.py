@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -235,8 +234,8 @@ async def test_mute_is_enforced_and_shown_live(net: Net) -> None:
     assert (await ann.chats.send_message("c1", "thanks")).status == "ready"
 
 
-async def test_mute_expires_on_the_server_clock(net: Net) -> None:
-    async with network(seconds_per_minute=0.1) as fast:
+async def test_mute_expires_on_the_server_clock(server_db: str) -> None:
+    async with network(server_db, seconds_per_minute=0.1) as fast:
         mod = await fast.joined("mod", permissions=["send", "moderate"])
         ann = await fast.joined("ann")
         await mod.chats.mute_chat_member("c1", "ann", 1)
@@ -340,8 +339,8 @@ async def test_max_messages_in_memory_keeps_the_newest_and_pages_back(bulk_net: 
     assert [m.content for m in bob.messages()] == [*(f"m{n}" for n in range(36, 45)), "from bob"]
 
 
-async def test_history_survives_a_server_restart(tmp_path: Path) -> None:
-    db = str(tmp_path / "chats.sqlite3")
+async def test_history_survives_a_server_restart(each_db: str) -> None:
+    db = each_db
     async with network(db=db) as first:
         ann = await first.joined("ann")
         sent = [await ann.chats.send_message("c1", f"kept {n}") for n in range(3)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,9 +67,9 @@ async def test_a_client_that_was_away_gets_everything_it_missed(net: Net) -> Non
     await eventually(lambda: history(ann)[-1] == (fifth.id, "welcome back"))
 
 
-async def test_the_membership_survives_a_server_restart(tmp_path: Path) -> None:
+async def test_the_membership_survives_a_server_restart(each_db: str) -> None:
     """The credential is signed, not stored: a restarted server on the same file resumes it."""
-    db = str(tmp_path / "chats.sqlite3")
+    db = each_db
     port = free_port()
     websocket = create_websocket(open_timeout=WAIT)
     chats = create_chats(
@@ -155,8 +154,8 @@ async def test_manual_resend_after_a_lost_ack_creates_no_duplicate(net: Net) -> 
     assert [m.id for m in bob.messages()] == [message.id]
 
 
-async def test_a_mute_that_expired_while_away_is_gone_after_the_resync() -> None:
-    async with network(seconds_per_minute=0.2) as net:
+async def test_a_mute_that_expired_while_away_is_gone_after_the_resync(server_db: str) -> None:
+    async with network(server_db, seconds_per_minute=0.2) as net:
         mod = await net.joined("mod", permissions=["send", "moderate"])
         ann = await net.joined("ann")
         await mod.chats.mute_chat_member("c1", "ann", 1)

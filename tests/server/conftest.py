@@ -20,7 +20,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 import jwt
@@ -39,10 +39,37 @@ from chats_store.protocol import (
     ReplyReceived,
 )
 from chats_store.server import ChatServer, run_server
+from chats_store.server.database import ChatDatabase
+from chats_store.server.engine import open_storage
+
+if TYPE_CHECKING:
+    from chats_store.server.postgres import PostgresDatabase
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-that-is-long-enough-too"
 TIMEOUT = 2.0
+
+
+# Storage engines. --------------------------------------------------------------------
+
+Storage: TypeAlias = "ChatDatabase | PostgresDatabase"
+"""A storage of either engine."""
+
+
+@pytest.fixture
+def open_db(each_db: str) -> Iterator[Callable[..., Storage]]:
+    """Open a handle on the test's database of each engine (``open_storage`` options),
+    as another server process would: every handle is closed after the test."""
+    opened: list[Storage] = []
+
+    def open_db(**options: Any) -> Storage:
+        storage = open_storage(each_db, **options)
+        opened.append(storage)
+        return storage
+
+    yield open_db
+    for storage in opened:
+        storage.close()
 
 
 # Hostile tokens: the right claims, signed the wrong way. -----------------------------
@@ -286,7 +313,7 @@ class ServerProcess:
         return rss_mib(self.process.pid)
 
 
-def serve_command(db: Path, *flags: str) -> list[str]:
+def serve_command(db: Path | str, *flags: str) -> list[str]:
     """The command line of ``chats-store serve`` on a free port and ``db``."""
     return [
         sys.executable,

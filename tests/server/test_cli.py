@@ -22,6 +22,8 @@ from chats_store.server import (
     verify_chat_token,
     verify_session_token,
 )
+from chats_store.server.engine import shown_db
+from tests.postgres import PostgresCluster
 from tests.server.conftest import SECRET, read_hello, serve_command
 
 KEY = SECRET.encode()
@@ -93,10 +95,10 @@ def test_help_works(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None
     assert "usage: chats-store" in capsys.readouterr().out
 
 
-async def test_serve_runs_a_server_until_interrupted(tmp_path: Path) -> None:
+async def test_serve_runs_a_server_until_interrupted(each_db: str) -> None:
     env = {**os.environ, "CHATS_STORE_SECRET": SECRET}
     process = subprocess.Popen(
-        serve_command(tmp_path / "c.db"),
+        serve_command(each_db),
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -153,6 +155,54 @@ def test_restore_of_a_missing_copy_fails_saying_so(
 ) -> None:
     assert main(["restore", str(tmp_path / "nope.sqlite3"), "--db", str(tmp_path / "db")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_restore_gives_a_postgresql_database_a_new_epoch(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chats_store.server.postgres import PostgresDatabase
+
+    old = PostgresDatabase(postgres_url)
+    old_epoch = old.epoch
+    old.close()
+
+    printed = _run(capsys, "restore", "--db", postgres_url)
+
+    restored = PostgresDatabase(postgres_url)
+    assert restored.epoch != old_epoch and restored.epoch in printed
+    restored.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "told"),
+    [
+        (["restore", "copy.sqlite3", "--db", "postgresql://h/d"], "PostgreSQL's tools"),
+        (["restore", "--db", "chats.sqlite3"], "COPY is required"),
+    ],
+)
+def test_restore_says_what_each_engine_needs(
+    argv: list[str], told: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and told in capsys.readouterr().err
+
+
+def test_serve_of_an_unreachable_postgresql_fails_saying_so(
+    postgres_cluster: PostgresCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = postgres_cluster.url("no_such_database").replace("postgres@", "postgres:hidden@")
+    assert main(["serve", "--port", "0", "--db", url, "--secret", SECRET]) == 1
+    told = capsys.readouterr().err
+    assert 'database "no_such_database" does not exist' in told and "hidden" not in told
+
+
+def test_a_postgresql_url_s_password_is_masked_where_it_is_shown() -> None:
+    assert shown_db("postgresql://ann:secret@db:5432/chats?sslmode=require") == (
+        "postgresql://ann:***@db:5432/chats?sslmode=require"
+    )
+    assert shown_db("postgresql://ann@db/chats") == "postgresql://ann@db/chats"
+    assert shown_db("chats.sqlite3") == "chats.sqlite3"
 
 
 def test_serve_takes_every_protection_setting_as_a_flag() -> None:

@@ -1,25 +1,22 @@
-"""The SQLite storage: durability settings, nested transactions, a busy lock, the epoch."""
+"""The SQLite storage: durability settings, the epoch and its history file.
+
+The contract every engine keeps (transactions, locks, order) is tested on both in
+``test_storage.py``."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
 
 from chats_store.server.database import HISTORY_SUFFIX, ChatDatabase, restore_database
-from chats_store.server.storage import StorageBusyError
 
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "chats.sqlite3"
-
-
-def _opened(path: Path | str, **options: object) -> ChatDatabase:
-    return ChatDatabase(path, **options)  # type: ignore[arg-type]
 
 
 def _epoch_and_close(path: Path | str) -> str:
@@ -51,55 +48,6 @@ def test_durable_is_synchronous_full_and_not_durable_normal(
         assert database._conn.execute("PRAGMA synchronous").fetchone()[0] == level  # FULL, NORMAL
     finally:
         database.close()
-
-
-def test_a_nested_transaction_rolls_back_alone_and_the_outer_one_all(path: Path) -> None:
-    database = ChatDatabase(path)
-    with database.transaction():
-        database.next_seq("c1")
-        with pytest.raises(KeyError):
-            _fail_after_a_seq(database, "c1")
-        database.next_seq("c2")
-    assert (database.last_seq("c1"), database.last_seq("c2")) == (1, 1)
-
-    with pytest.raises(KeyError):
-        _fail_after_a_seq(database, "c1")
-    assert database.last_seq("c1") == 1
-    database.close()
-
-
-def test_another_process_s_lock_past_busy_timeout_is_storage_busy(path: Path) -> None:
-    database = ChatDatabase(path, busy_timeout=0.05)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(StorageBusyError, match="stayed locked by another process"):
-            _take_seqs(database, "c1", 1)
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
-    _take_seqs(database, "c1", 1)  # free again
-    assert database.last_seq("c1") == 1
-    database.close()
-
-
-def test_a_lock_released_within_busy_timeout_only_delays(path: Path) -> None:
-    database = ChatDatabase(path, busy_timeout=5)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(0.2, lambda: other.execute("COMMIT"))
-    release.start()
-    _take_seqs(database, "c1", 1)
-    release.join()
-    other.close()
-    assert database.last_seq("c1") == 1
-    database.close()
-
-
-@pytest.mark.parametrize("value", [-1, True])
-def test_busy_timeout_must_be_0_or_more_seconds(path: Path, value: object) -> None:
-    with pytest.raises(ValueError, match="busy_timeout"):
-        _opened(path, busy_timeout=value)
 
 
 # The epoch -----------------------------------------------------------------------------

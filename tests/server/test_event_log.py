@@ -1,8 +1,8 @@
-"""The event log in SQLite: what it keeps, for whom, and its trim policy."""
+"""The event log, on each engine: what it keeps, for whom, and its trim policy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -18,18 +18,16 @@ from chats_store.chats.commands import DeleteMessageRequest, EditMessageRequest
 from chats_store.chats.model import Message
 from chats_store.protocol import decode_event, encode_event
 from chats_store.server import run_server
-from chats_store.server.database import DEFAULT_KEEP_EVENTS, ChatDatabase
-from tests.server.conftest import SECRET, open_client
+from chats_store.server.database import DEFAULT_KEEP_EVENTS
+from tests.server.conftest import SECRET, Storage, open_client
 
 
 @pytest.fixture
-def db() -> Iterator[ChatDatabase]:
-    database = ChatDatabase(":memory:", keep_events=10)
-    yield database
-    database.close()
+def db(open_db: Callable[..., Storage]) -> Storage:
+    return open_db(keep_events=10)
 
 
-def _post(db: ChatDatabase, chat_id: str, message_id: str, content: str = "x") -> str:
+def _post(db: Storage, chat_id: str, message_id: str, content: str = "x") -> str:
     with db.transaction():
         seq = db.next_seq(chat_id)
         message = Message(message_id, chat_id, "alice", content, "ready", seq, 1.0)
@@ -44,7 +42,7 @@ def test_the_default_keeps_10_000_events() -> None:
 
 
 def test_events_come_back_in_seq_order_and_private_ones_only_to_their_target(
-    db: ChatDatabase,
+    db: Storage,
 ) -> None:
     first = _post(db, "c1", "m1")
     with db.transaction():
@@ -61,7 +59,7 @@ def test_events_come_back_in_seq_order_and_private_ones_only_to_their_target(
     assert db.missed_frames("c1", "bob", 0, 2) is None  # more than the limit
 
 
-def test_the_log_keeps_at_least_the_last_events_and_raises_its_floor(db: ChatDatabase) -> None:
+def test_the_log_keeps_at_least_the_last_events_and_raises_its_floor(db: Storage) -> None:
     frames = [_post(db, "c1", f"m{i}") for i in range(1, 36)]  # seqs 1..35
 
     floor = db.log_floor("c1")
@@ -74,9 +72,10 @@ def test_the_log_keeps_at_least_the_last_events_and_raises_its_floor(db: ChatDat
     assert db.log_floor("c2") == 0
 
 
-def test_deleting_a_message_erases_its_content_from_the_log(tmp_path: Path) -> None:
-    path = tmp_path / "chats.sqlite3"
-    db = ChatDatabase(path)
+def test_deleting_a_message_erases_its_content_from_the_log(
+    open_db: Callable[..., Storage], each_db: str, tmp_path: Path
+) -> None:
+    db = open_db()
     _post(db, "c1", "m1", "a secret that was deleted")
     kept = _post(db, "c1", "m2", "kept")
     with db.transaction():
@@ -87,14 +86,18 @@ def test_deleting_a_message_erases_its_content_from_the_log(tmp_path: Path) -> N
         db.log_event("c1", seq, removed)
     db.close()
 
-    reopened = ChatDatabase(path)
-    assert reopened.missed_frames("c1", "bob", 0, 100) == (kept, removed)
+    reopened = open_db()
+    with reopened.transaction():
+        assert reopened.missed_frames("c1", "bob", 0, 100) == (kept, removed)
+        stored = reopened.message("c1", "m1")
+    assert stored is not None and stored.deleted and stored.message.content == ""
     reopened.close()
-    for file in tmp_path.iterdir():
-        assert b"a secret that was deleted" not in file.read_bytes()
+    if each_db.endswith(".sqlite3"):  # PostgreSQL keeps dead row versions until VACUUM
+        for file in tmp_path.iterdir():
+            assert b"a secret that was deleted" not in file.read_bytes()
 
 
-def test_editing_a_message_replaces_its_events_in_the_log(db: ChatDatabase) -> None:
+def test_editing_a_message_replaces_its_events_in_the_log(db: Storage) -> None:
     _post(db, "c1", "m1", "the original text")
     for content in ("a first fix", "the final text"):
         with db.transaction():
@@ -142,6 +145,8 @@ async def test_edited_and_deleted_content_leaves_the_files_while_the_server_runs
 
 
 @pytest.mark.parametrize("keep", [0, -1, 1.5, True])
-def test_keep_events_must_be_a_positive_integer(keep: object) -> None:
+def test_keep_events_must_be_a_positive_integer(
+    open_db: Callable[..., Storage], keep: object
+) -> None:
     with pytest.raises(ValueError, match="keep_events"):
-        ChatDatabase(":memory:", keep_events=keep)  # type: ignore[arg-type]
+        open_db(keep_events=keep)

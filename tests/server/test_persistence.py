@@ -1,4 +1,4 @@
-"""What the server stores in SQLite survives a restart on the same file."""
+"""What the server stores survives a restart on the same database, on each engine."""
 
 from __future__ import annotations
 
@@ -21,10 +21,8 @@ from chats_store.server import run_server
 from tests.server.conftest import SECRET, open_client
 
 
-async def test_messages_memberships_restrictions_and_seqs_survive_a_restart(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "chats.sqlite3"
+async def test_messages_memberships_restrictions_and_seqs_survive_a_restart(each_db: str) -> None:
+    db = each_db
 
     async with run_server(db=db, secret=SECRET) as server, AsyncExitStack() as stack:
         alice = await open_client(stack, server, "alice")
@@ -71,8 +69,8 @@ async def test_messages_memberships_restrictions_and_seqs_survive_a_restart(
         assert await alice.ok(HistoryRequest("c1", 100, 10)) == (edited, message)
 
 
-async def test_a_timed_mute_left_over_from_a_previous_run_still_expires(tmp_path: Path) -> None:
-    db = tmp_path / "chats.sqlite3"
+async def test_a_timed_mute_left_over_from_a_previous_run_still_expires(each_db: str) -> None:
+    db = each_db
     async with (
         run_server(db=db, secret=SECRET, seconds_per_minute=0.1) as server,
         AsyncExitStack() as stack,

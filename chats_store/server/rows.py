@@ -1,0 +1,135 @@
+"""What every storage engine stores the same way: the columns of a record, the log's trim.
+
+:class:`~chats_store.server.database.ChatDatabase` (SQLite) and
+:class:`~chats_store.server.postgres.PostgresDatabase` keep the same tables; the
+rules for what goes in a column, and when the event log is trimmed, live here once.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from chats_store.chats.actions import MessageEdited, MessagePosted
+from chats_store.chats.model import RestrictionKind
+from chats_store.protocol import encode_event
+from chats_store.server.storage import LoggedEvent, Membership
+
+__all__ = [
+    "BUSY_TIMEOUT",
+    "DEFAULT_KEEP_EVENTS",
+    "EventRow",
+    "LogTrim",
+    "bounded_frames",
+    "check_busy_timeout",
+    "event_row",
+    "membership_columns",
+    "membership_from_columns",
+    "new_epoch",
+    "restriction_kind",
+]
+
+DEFAULT_KEEP_EVENTS = 10_000
+"""Events the log keeps per chat, at least."""
+
+BUSY_TIMEOUT = 10.0
+"""Seconds a transaction waits for another process's lock before it gives up."""
+
+
+def new_epoch() -> str:
+    """A new history identity: random, so that no two storages ever share one by chance."""
+    return secrets.token_hex(16)
+
+
+def check_busy_timeout(busy_timeout: float) -> float:
+    """``busy_timeout`` if it is 0 or more seconds; ``ValueError`` otherwise."""
+    if isinstance(busy_timeout, bool) or not busy_timeout >= 0:
+        raise ValueError(f"busy_timeout must be 0 or more seconds, not {busy_timeout!r}")
+    return busy_timeout
+
+
+def restriction_kind(value: str) -> RestrictionKind:
+    """The restriction kind a ``kind`` column holds."""
+    if value == "mute":
+        return "mute"
+    if value == "block":
+        return "block"
+    raise ValueError(f"unknown restriction kind {value!r} in the database")
+
+
+def membership_columns(membership: Membership) -> tuple[str, str]:
+    """The ``permissions`` and ``metadata`` columns of a membership (JSON text)."""
+    return (
+        json.dumps(sorted(membership.permissions)),
+        json.dumps(membership.metadata, sort_keys=True),
+    )
+
+
+def membership_from_columns(
+    chat_id: str, user_id: str, permissions: str, metadata: str, joined_seq: int
+) -> Membership:
+    """The membership that :func:`membership_columns` stored."""
+    loaded: Mapping[str, str] = json.loads(metadata)
+    return Membership(chat_id, user_id, frozenset(json.loads(permissions)), loaded, joined_seq)
+
+
+@attrs.frozen
+class EventRow:
+    """A logged event's ``events`` row, but for its chat, seq and target."""
+
+    frame: str
+    """The text of its ``event`` frame, sent as it is on a resume."""
+    message_id: str | None
+    """The message whose content it carries (erased with it), if any."""
+
+
+def event_row(event: LoggedEvent) -> EventRow:
+    """How ``event`` is logged."""
+    message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
+    return EventRow(encode_event(event), message_id)
+
+
+@attrs.frozen
+class LogTrim:
+    """The trim policy of the event log: per chat, keep at least the last ``keep`` events.
+
+    Every ``keep // 10`` events (at most 1,000) the older ones are dropped and the
+    chat's ``log_floor`` raised (every event with ``seq > log_floor`` is in the log).
+    """
+
+    keep: int = attrs.field()
+    every: int = attrs.field(init=False)
+
+    @keep.validator
+    def _check_keep(self, _attribute: object, keep: object) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep_events must be a positive integer, not {keep!r}")
+
+    @every.default
+    def _every(self) -> int:
+        return max(1, min(1000, self.keep // 10))
+
+    def floor_after(self, seq: int) -> int | None:
+        """The new ``log_floor`` once event ``seq`` is logged, or None: no trim yet."""
+        if seq % self.every == 0 and seq > self.keep:
+            return seq - self.keep
+        return None
+
+
+def bounded_frames(
+    rows: Iterable[tuple[str]], limit: int, max_bytes: int | None
+) -> tuple[str, ...] | None:
+    """The frames of ``rows``, in order, if there are at most ``limit`` of them of at
+    most ``max_bytes`` characters in all (frames are ASCII: characters are bytes; None:
+    no bound); None past either bound, and no further row is read."""
+    frames: list[str] = []
+    size = 0
+    for (frame,) in rows:
+        size += len(frame)
+        if len(frames) == limit or (max_bytes is not None and size > max_bytes):
+            return None
+        frames.append(frame)
+    return tuple(frames)
