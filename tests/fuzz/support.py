@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from chats_store.chats.model import Message
+from chats_store.protocol.frames import _finite_float
 
 LONG = os.environ.get("CHATS_STORE_LONG") == "1"
 """True when the opt-in long fuzz runs were asked for."""
@@ -397,8 +398,9 @@ def _reject(name: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    """``json.loads`` as the codec calls it (``NaN`` and ``Infinity`` refused)."""
-    return json.loads(text, parse_constant=_reject)
+    """``json.loads`` as the codec calls it (``NaN``, ``Infinity`` and numbers that
+    overflow to infinity refused)."""
+    return json.loads(text, parse_constant=_reject, parse_float=_finite_float)
 
 
 def check_messages(messages: Sequence[Message], chat_id: str | None = None) -> None:
