@@ -22,6 +22,9 @@
    messages decoded by the codec from pushed frames and for messages built in Python.
 7. Bounded memory: 1,000,000 messages through one chat with
    ``ChatsConfig(max_messages_in_memory=1000)``: RSS and allocated blocks sampled.
+8. Server memory per idle connection, by compression policy
+   (``connection_memory.py``): no compression, ``websockets``' default, the
+   server's policy.
 
 Every baseline runs on the same immutable state and reducer as ours (only the
 runtime differs), so they benefit from the chunked log too (see
@@ -56,6 +59,7 @@ import attrs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from connection_memory import workload_connections
 from dispatch_getters import (
     Contender,
     actions_for,
@@ -1050,8 +1054,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--fanout-profile", default="", help="write the server's cProfile stats to this file"
     )
+    parser.add_argument("--connections", type=int, default=2_000, help="workload 8")
+    parser.add_argument("--connection-processes", type=int, default=2, help="workload 8")
     parser.add_argument(
-        "--only", default="", help="comma-separated workloads to run (1,2,3,4,5,6,bounded)"
+        "--only", default="", help="comma-separated workloads to run (1,2,3,4,5,6,bounded,8)"
     )
     parser.add_argument("--plot", default=str(PLOT))
     args = parser.parse_args(argv)
@@ -1062,6 +1068,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.memory_messages, args.bounded_messages = 1_000, 5_000
         args.loopback_clients, args.loopback_messages = 5, 5
         args.fanout_readers, args.fanout_processes, args.fanout_messages = 5, 1, 50
+        args.connections, args.connection_processes = 50, 1
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.history = [int(s) for s in args.history.split(",")]
     print(
@@ -1078,6 +1085,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "5": workload_5,
         "6": workload_6,
         "bounded": workload_bounded,
+        "8": workload_connections,
     }
     chosen = args.only.split(",") if args.only else list(workloads)
     for name in chosen:

@@ -7,7 +7,8 @@ membership credentials it issues on join); a refused token raises
 is in the project's protocol documentation; the rules are in
 :mod:`chats_store.server.service`, the storage interface in
 :mod:`chats_store.server.storage`; the bounds a hostile peer meets are
-:class:`ServerLimits` (see the security documentation).
+:class:`ServerLimits` (see the security documentation); how frames are
+compressed is :class:`Compression`.
 This package never imports reactivex or the client's facade.
 """
 
@@ -20,6 +21,7 @@ from chats_store.server.app import (
     ServerLimits,
     run_server,
 )
+from chats_store.server.compression import Compression
 from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
@@ -44,6 +46,7 @@ __all__ = [
     "SECRET_ENV",
     "ChatGrant",
     "ChatServer",
+    "Compression",
     "RefusedError",
     "ServerLimits",
     "TokenRefusedError",

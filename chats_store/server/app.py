@@ -64,6 +64,7 @@ from chats_store.protocol import (
     encode_hello,
     peek_request_id,
 )
+from chats_store.server.compression import Compression
 from chats_store.server.database import ChatDatabase
 from chats_store.server.dispatch import Dispatcher
 from chats_store.server.engine import open_storage
@@ -324,6 +325,7 @@ async def run_server(
     max_restrictions_per_chat: int = MAX_RESTRICTIONS_PER_CHAT,
     origins: Collection[str] = (),
     limits: ServerLimits = ServerLimits(),  # noqa: B008 (frozen: one value for every call)
+    compression: Compression | None = Compression(),  # noqa: B008 (frozen, as limits)
     reuse_port: bool = False,
 ) -> AsyncIterator[ChatServer]:
     """Run the reference chat server until the block exits.
@@ -350,6 +352,11 @@ async def run_server(
     limit); ``max_connections_per_user`` (10; None: no limit); ``limits``, every
     other bound (connections per address and in all, handshakes, headers, pings,
     unsent frames), :class:`ServerLimits`.
+
+    ``compression``: permessage-deflate for the clients that offer it, on the terms
+    of :class:`Compression` (by default messages under 1 KiB go uncompressed and no
+    compression context is kept between messages, so an idle connection holds no
+    zlib state); None: never negotiated.
 
     Storage: with ``durable`` (the default) a request is acknowledged, and its
     events pushed, only once it is on stable storage (SQLite ``synchronous=FULL``;
@@ -446,6 +453,8 @@ async def run_server(
             open_timeout=handshake_timeout,
             ping_interval=ping_interval,
             server_header="chats_store",
+            compression=None,  # permessage-deflate only as the policy negotiates it:
+            extensions=None if compression is None else compression.extensions(),
             create_connection=GuardedConnection.for_gate(gate),
             reuse_port=reuse_port,
         ) as ws_server:

@@ -51,6 +51,7 @@ from chats_store.protocol import (
     encode_event,
     encode_reply,
 )
+from chats_store.server.flag import Flag
 from chats_store.server.limits import RateLimiter, reply_cost
 from chats_store.server.outbox import fits_in_a_frame
 from chats_store.server.service import Answer, ChatService, Push, Session
@@ -93,7 +94,7 @@ class _Reply:
     ``charged``: set once the reply's cost is charged (for :data:`LARGE_REPLIES`)."""
 
     text: str | None = None
-    charged: asyncio.Event | None = None
+    charged: Flag | None = None
 
 
 @attrs.define
@@ -115,11 +116,9 @@ class _Connection:
         self.limiter = limiter
         self.owed: deque[_Reply] = deque()
         self.in_worker = 0
-        self.room = asyncio.Event()
-        self.room.set()
-        self.settled = asyncio.Event()
+        self.room = Flag(True)
+        self.settled = Flag(True)
         """Set while no reply is owed."""
-        self.settled.set()
 
 
 class Dispatcher:
@@ -185,7 +184,7 @@ class Dispatcher:
             await connection.room.wait()
         if isinstance(request, ResumeRequest):
             await self._resumes.acquire()
-        reply = _Reply(charged=asyncio.Event() if isinstance(request, LARGE_REPLIES) else None)
+        reply = _Reply(charged=Flag() if isinstance(request, LARGE_REPLIES) else None)
         connection.owed.append(reply)
         connection.settled.clear()
         connection.in_worker += 1

@@ -48,6 +48,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from chats_store.protocol import MAX_SERVER_FRAME_SIZE
+from chats_store.server.flag import Flag
 from chats_store.server.gate import GuardedConnection, write_buffer_over
 from chats_store.server.limits import ServerLimits
 from chats_store.server.service import Session
@@ -87,7 +88,7 @@ class Outbox:
         """The ping in flight, and how many frames had been handed over before it."""
         self._pings = 0
         self._confirmed = 0
-        self._ready = asyncio.Event()
+        self._ready = Flag()
         self._closed = False
         connection.on_pong = self._pong
 
