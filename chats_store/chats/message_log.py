@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
 __all__ = ["EMPTY_LOG", "MessageLog", "MessageSequence"]
 
-_CHUNK = 256
+_CHUNK = 64
 """Most messages per chunk of a :class:`MessageLog` (the unit an edit copies)."""
+# Small, though that means more chunks per group to copy: copying a chunk touches every
+# message in it (a reference count each), and in a client with many chats those are
+# rarely in the CPU's cache when a message arrives, while a group's chunks are fewer.
 
 _GROUP = 64
 """Most chunks per group: the confirmed messages are a tuple of groups of chunks."""
@@ -194,14 +197,16 @@ def _grouped(chunks: tuple[_Chunk, ...]) -> _Groups:
 
 def _splice(groups: _Groups, at: int, chunk_at: int, chunks: tuple[_Chunk, ...]) -> _Groups:
     """``groups`` with the chunk at (``at``, ``chunk_at``) replaced by ``chunks`` (0 to 2)."""
+    # Concatenations, not (*a, *b) displays: they copy the slices' references with
+    # no intermediate list (this runs on every message received).
     group = groups[at]
-    new = (*group[:chunk_at], *chunks, *group[chunk_at + 1 :])
+    new = group[:chunk_at] + chunks + group[chunk_at + 1 :]
     if not new:
-        return (*groups[:at], *groups[at + 1 :])
+        return groups[:at] + groups[at + 1 :]
     if len(new) > _GROUP:
         half = len(new) // 2
-        return (*groups[:at], new[:half], new[half:], *groups[at + 1 :])
-    return (*groups[:at], new, *groups[at + 1 :])
+        return groups[:at] + (new[:half], new[half:]) + groups[at + 1 :]
+    return groups[:at] + (new,) + groups[at + 1 :]
 
 
 _Index: TypeAlias = Map[str, int]
@@ -217,10 +222,10 @@ class MessageLog:
     those) always sit after every confirmed message, in creation order.
 
     Persistent and chunked in two levels: the confirmed messages live in chunks
-    of at most 256, grouped by at most 64 (a new message at the end goes into the
+    of at most 64, grouped by at most 64 (a new message at the end goes into the
     last chunk, or starts a new one), so appending, editing or removing a message
     copies one chunk, one group and the tuple of groups (a few references per
-    16,384 messages), whatever the history's length. ``items`` is an immutable
+    4,096 messages), whatever the history's length. ``items`` is an immutable
     :class:`MessageSequence` of all of them.
 
     Lookups by id check the (few) pending messages, then ask the log's index from
@@ -529,7 +534,11 @@ class MessageLog:
         at, chunk_at = self._place(seq)
         group = groups[at]
         chunk = group[chunk_at]
-        offset = bisect_left(chunk, seq, key=_message_seq)
+        # Most confirmed messages arrive in order, after every other: no search then.
+        if _message_seq(chunk[-1]) < seq:
+            offset = len(chunk)
+        else:
+            offset = bisect_left(chunk, seq, key=_message_seq)
         if offset < len(chunk) and chunk[offset].seq == seq:
             if position < 0 and chunk[offset] == message:
                 return self  # the same message again (an ack after its push): unchanged
@@ -542,7 +551,7 @@ class MessageLog:
             else:
                 new_groups = (*groups, ((message,),))
             return MessageLog._make(new_groups, size, pending, index)
-        new = (*chunk[:offset], message, *chunk[offset:])
+        new = chunk[:offset] + (message,) + chunk[offset:]
         if len(new) <= _CHUNK:
             return MessageLog._make(_splice(groups, at, chunk_at, (new,)), size, pending, index)
         half = len(new) // 2

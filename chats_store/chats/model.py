@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 from immutables import Map
@@ -42,6 +42,7 @@ __all__ = [
     "SyncStatus",
     "SyncStatuses",
     "frozen_map",
+    "replaced",
 ]
 
 ChatStatus = Literal["loading", "ready", "reloading"]
@@ -115,6 +116,26 @@ def frozen_map(mapping: Mapping[str, Any]) -> Map[str, Any]:
     return mapping if isinstance(mapping, Map) else Map(mapping)
 
 
+T = TypeVar("T")
+
+
+def replaced(instance: T, changes: Mapping[str, object]) -> T:
+    """A copy of ``instance`` (of a frozen attrs class with a ``__dict__``) with the
+    fields named in ``changes`` set to their values, which are neither converted nor
+    validated: the caller passes values of the fields' types (converted already).
+
+    The reducer's copy of :class:`ChatState` and :class:`ChatsState`: a copy of the
+    instance's dict, where their generated ``__init__`` (or ``attrs.evolve``) sets
+    every field one by one through ``object.__setattr__``; this is the dispatch's
+    hot path.
+    """
+    copy = object.__new__(type(instance))
+    fields = copy.__dict__
+    fields.update(instance.__dict__)
+    fields.update(changes)
+    return copy
+
+
 @attrs.frozen
 class QueuedSend:
     """A send of message ``message_id`` for the facade call ``call_id`` (0: none waits)."""
@@ -140,7 +161,8 @@ class PendingOperation:
     content: str | None = None
 
 
-@attrs.frozen
+# Not slotted: with a __dict__, the reducer copies a chat with one dict copy (replaced).
+@attrs.frozen(slots=False)
 class ChatState:
     """One joined (or joining) chat.
 
@@ -207,7 +229,8 @@ class ChatRemoval:
     detail: str | None = None
 
 
-@attrs.frozen
+# Not slotted: with a __dict__, the reducer copies the state with one dict copy (replaced).
+@attrs.frozen(slots=False)
 class ChatsState:
     """The Chats module's whole state.
 

@@ -44,10 +44,9 @@ reducer of the default configuration.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import attrs
 from immutables import Map
@@ -127,6 +126,7 @@ from chats_store.chats.model import (
     SyncStatus,
     SyncStatuses,
     read_only,
+    replaced,
 )
 from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
 from chats_store.errors import ErrorCode
@@ -155,71 +155,45 @@ def _without(mapping: Map[str, V], key: str) -> Map[str, V]:
     return mapping.delete(key) if key in mapping else mapping
 
 
-def _evolve(
-    state: ChatsState,
-    *,
-    connection: ConnectionStatus | None = None,
-    chat_ids: tuple[str, ...] | None = None,
-    chats: Map[str, ChatState] | None = None,
-    removed: Map[str, ChatRemoval] | None = None,
-) -> ChatsState:
-    """``state`` with some fields replaced (faster than ``attrs.evolve`` on the hot path)."""
-    return ChatsState(
-        connection=state.connection if connection is None else connection,
-        chat_ids=state.chat_ids if chat_ids is None else chat_ids,
-        chats=state.chats if chats is None else chats,
-        removed=state.removed if removed is None else removed,
-    )
+class _StateChanges(TypedDict, total=False):
+    """The fields of a :class:`ChatsState` that :func:`_evolve` may replace."""
+
+    connection: ConnectionStatus
+    chat_ids: tuple[str, ...]
+    chats: Map[str, ChatState]
+    removed: Map[str, ChatRemoval]
 
 
-class _Keep(enum.Enum):
-    KEEP = enum.auto()
+def _evolve(state: ChatsState, **changes: Unpack[_StateChanges]) -> ChatsState:
+    """``state`` with some fields replaced (a dict copy, not ``attrs.evolve``, which
+    looks the fields up and sets them one by one on every call: this is the reducer's
+    hot path; the keywords are typed, so nothing needs converting)."""
+    return replaced(state, changes)
 
 
-_KEEP = _Keep.KEEP
-"""The value of an :func:`_evolve_chat` keyword that keeps the chat's field."""
+class _ChatChanges(TypedDict, total=False):
+    """The fields of a :class:`ChatState` that :func:`_evolve_chat` may replace (all but
+    the chat's identity: ``chat_id`` and ``join_call_id``)."""
+
+    status: ChatStatus
+    messages: MessageLog
+    members_amount: int | None
+    sync_statuses: SyncStatuses
+    member_metadata: Mapping[str, str] | None
+    restrictions: tuple[Restriction, ...] | None
+    last_seq: int
+    originals: Map[str, Message]
+    buffered_events: EventBuffer
+    send_queue: tuple[QueuedSend, ...]
+    membership: str | None
+    history_in_flight: int
+    epoch: str | None
+    recovered: tuple[PendingOperation, ...]
 
 
-def _evolve_chat(
-    chat: ChatState,
-    *,
-    status: ChatStatus | _Keep = _KEEP,
-    messages: MessageLog | _Keep = _KEEP,
-    members_amount: int | _Keep | None = _KEEP,
-    sync_statuses: SyncStatuses | _Keep = _KEEP,
-    member_metadata: Mapping[str, str] | _Keep | None = _KEEP,
-    restrictions: tuple[Restriction, ...] | _Keep | None = _KEEP,
-    last_seq: int | _Keep = _KEEP,
-    originals: Map[str, Message] | _Keep = _KEEP,
-    buffered_events: EventBuffer | _Keep = _KEEP,
-    send_queue: tuple[QueuedSend, ...] | _Keep = _KEEP,
-    membership: str | _Keep | None = _KEEP,
-    history_in_flight: int | _Keep = _KEEP,
-    epoch: str | _Keep | None = _KEEP,
-    recovered: tuple[PendingOperation, ...] | _Keep = _KEEP,
-) -> ChatState:
-    """``chat`` with the given fields replaced (twice as fast as ``attrs.evolve``, which
-    looks the fields up on every call: this is the reducer's hot path)."""
-    return ChatState(
-        chat_id=chat.chat_id,
-        status=chat.status if status is _KEEP else status,
-        join_call_id=chat.join_call_id,
-        messages=chat.messages if messages is _KEEP else messages,
-        members_amount=chat.members_amount if members_amount is _KEEP else members_amount,
-        sync_statuses=chat.sync_statuses if sync_statuses is _KEEP else sync_statuses,
-        member_metadata=chat.member_metadata if member_metadata is _KEEP else member_metadata,
-        restrictions=chat.restrictions if restrictions is _KEEP else restrictions,
-        last_seq=chat.last_seq if last_seq is _KEEP else last_seq,
-        originals=chat.originals if originals is _KEEP else originals,
-        buffered_events=chat.buffered_events if buffered_events is _KEEP else buffered_events,
-        history_in_flight=(
-            chat.history_in_flight if history_in_flight is _KEEP else history_in_flight
-        ),
-        send_queue=chat.send_queue if send_queue is _KEEP else send_queue,
-        membership=chat.membership if membership is _KEEP else membership,
-        epoch=chat.epoch if epoch is _KEEP else epoch,
-        recovered=chat.recovered if recovered is _KEEP else recovered,
-    )
+def _evolve_chat(chat: ChatState, **changes: Unpack[_ChatChanges]) -> ChatState:
+    """``chat`` with some fields replaced (a dict copy, like :func:`_evolve`)."""
+    return replaced(chat, changes)
 
 
 def _remove_chat(state: ChatsState, chat_id: str) -> ChatsState:

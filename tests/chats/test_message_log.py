@@ -342,12 +342,14 @@ def test_a_long_history_shares_its_chunks_between_versions() -> None:
     assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
         log.items[5_000], content="edited"
     )
-    # Two levels: an append copies the last group and the short tuple of groups.
+    # Two levels (chunks of 64, groups of 64 chunks): an append copies the last group
+    # and the short tuple of groups.
     groups = log.items._groups
-    assert len(groups) == 1 and appended.items._groups[0] is not groups[0]
+    assert len(groups) == 3 and appended.items._groups[-1] is not groups[-1]
+    assert all(a is b for a, b in zip(groups[:-1], appended.items._groups, strict=False))
     big = MessageLog(confirmed(f"m{i}", i + 1) for i in range(100_000))
     big_appended = big.confirm(confirmed("new", 200_000))
-    assert len(big.items._groups) == 7
+    assert len(big.items._groups) == 25
     assert all(
         a is b for a, b in zip(big.items._groups[:-1], big_appended.items._groups, strict=False)
     )
