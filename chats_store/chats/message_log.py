@@ -197,16 +197,14 @@ def _grouped(chunks: tuple[_Chunk, ...]) -> _Groups:
 
 def _splice(groups: _Groups, at: int, chunk_at: int, chunks: tuple[_Chunk, ...]) -> _Groups:
     """``groups`` with the chunk at (``at``, ``chunk_at``) replaced by ``chunks`` (0 to 2)."""
-    # Concatenations, not (*a, *b) displays: they copy the slices' references with
-    # no intermediate list (this runs on every message received).
     group = groups[at]
-    new = group[:chunk_at] + chunks + group[chunk_at + 1 :]
+    new = (*group[:chunk_at], *chunks, *group[chunk_at + 1 :])
     if not new:
-        return groups[:at] + groups[at + 1 :]
+        return (*groups[:at], *groups[at + 1 :])
     if len(new) > _GROUP:
         half = len(new) // 2
-        return groups[:at] + (new[:half], new[half:]) + groups[at + 1 :]
-    return groups[:at] + (new,) + groups[at + 1 :]
+        return (*groups[:at], new[:half], new[half:], *groups[at + 1 :])
+    return (*groups[:at], new, *groups[at + 1 :])
 
 
 _Index: TypeAlias = Map[str, int]
@@ -551,7 +549,7 @@ class MessageLog:
             else:
                 new_groups = (*groups, ((message,),))
             return MessageLog._make(new_groups, size, pending, index)
-        new = chunk[:offset] + (message,) + chunk[offset:]
+        new = (*chunk[:offset], message, *chunk[offset:])
         if len(new) <= _CHUNK:
             return MessageLog._make(_splice(groups, at, chunk_at, (new,)), size, pending, index)
         half = len(new) // 2

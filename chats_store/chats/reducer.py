@@ -771,8 +771,9 @@ def resend_message(chat: ChatState, action: ResendMessage) -> ChatState | Step[C
     return _enqueue_send(with_message, action.call_id, action.message_id)
 
 
-def _receive(chat: ChatState, message: Message) -> ChatState:
-    """Apply a server-confirmed version of ``message`` (a reply or an event).
+def _received(chat: ChatState, message: Message) -> _ChatChanges:
+    """What a server-confirmed version of ``message`` (a reply or an event) changes in
+    ``chat`` (nothing: empty).
 
     While an update or delete of it is in flight, the visible message keeps its
     in-flight status and the new version becomes what a failure rolls back to.
@@ -784,10 +785,17 @@ def _receive(chat: ChatState, message: Message) -> ChatState:
         message = attrs.evolve(message, seq=existing.seq)
     if message.id in chat.originals:
         if chat.originals[message.id] == message:
-            return chat
-        return _evolve_chat(chat, originals=chat.originals.set(message.id, message))
+            return {}
+        return {"originals": chat.originals.set(message.id, message)}
     messages = chat.messages.confirm(message)
-    return chat if messages is chat.messages else _evolve_chat(chat, messages=messages)
+    return {} if messages is chat.messages else {"messages": messages}
+
+
+def _receive(chat: ChatState, message: Message) -> ChatState:
+    """``chat`` with a server-confirmed version of ``message`` applied (:func:`_received`);
+    the same object when that changes nothing."""
+    changes = _received(chat, message)
+    return _evolve_chat(chat, **changes) if changes else chat
 
 
 def message_sent(chat: ChatState, action: MessageSent) -> ChatState | Step[ChatState]:
@@ -929,9 +937,15 @@ def moderate_chat_member(chat: ChatState, action: ModerateChatMember) -> Step[Ch
 
 
 def _server_event(
-    apply: Callable[[ChatState, A], ChatState],
+    apply: Callable[[ChatState, A], _ChatChanges],
 ) -> Callable[[ChatState, A], ChatState]:
-    """Wrap an event case: buffer it while (re)loading, skip already-applied ``seq``s."""
+    """Wrap an event case, which says what the event changes in a ready chat: buffer
+    the event while (re)loading, skip already-applied ``seq``s, else apply the changes
+    and the event's ``seq`` as ``last_seq``.
+
+    (The changes, not a changed chat: the chat is copied once per event, with its new
+    ``last_seq``, rather than once by the case and again for ``last_seq``.)
+    """
 
     def case(chat: ChatState, action: A) -> ChatState:
         if chat.status != "ready":
@@ -939,50 +953,51 @@ def _server_event(
         seq: int = action.seq  # type: ignore[attr-defined]
         if seq <= chat.last_seq:
             return chat
-        return _evolve_chat(apply(chat, action), last_seq=seq)
+        changes = apply(chat, action)
+        changes["last_seq"] = seq
+        return _evolve_chat(chat, **changes)
 
     case.__name__ = apply.__name__
     return case
 
 
 @_server_event
-def message_posted(chat: ChatState, action: MessagePosted) -> ChatState:
-    return _receive(chat, _ready(action.message))
+def message_posted(chat: ChatState, action: MessagePosted) -> _ChatChanges:
+    return _received(chat, _ready(action.message))
 
 
 @_server_event
-def message_edited(chat: ChatState, action: MessageEdited) -> ChatState:
+def message_edited(chat: ChatState, action: MessageEdited) -> _ChatChanges:
     existing = chat.messages.find(action.message.id)
     if existing is None:
-        return chat
+        return {}
     # An edit never moves a confirmed message: it keeps the seq it was posted with.
     # (A pending copy, whose ack was lost, is confirmed by the edit's seq.)
     seq = existing.seq if existing.seq is not None else action.message.seq
-    return _receive(chat, attrs.evolve(action.message, status="ready", seq=seq))
+    return _received(chat, attrs.evolve(action.message, status="ready", seq=seq))
 
 
 @_server_event
-def message_removed(chat: ChatState, action: MessageRemoved) -> ChatState:
-    return _evolve_chat(
-        chat,
-        messages=chat.messages.remove(action.message_id),
-        originals=_without(chat.originals, action.message_id),
-    )
+def message_removed(chat: ChatState, action: MessageRemoved) -> _ChatChanges:
+    return {
+        "messages": chat.messages.remove(action.message_id),
+        "originals": _without(chat.originals, action.message_id),
+    }
 
 
 @_server_event
-def members_amount_changed(chat: ChatState, action: MembersAmountChanged) -> ChatState:
-    return _evolve_chat(chat, members_amount=action.members_amount)
+def members_amount_changed(chat: ChatState, action: MembersAmountChanged) -> _ChatChanges:
+    return {"members_amount": action.members_amount}
 
 
 @_server_event
-def own_restrictions_changed(chat: ChatState, action: OwnRestrictionsChanged) -> ChatState:
-    return _evolve_chat(chat, restrictions=action.restrictions)
+def own_restrictions_changed(chat: ChatState, action: OwnRestrictionsChanged) -> _ChatChanges:
+    return {"restrictions": action.restrictions}
 
 
 @_server_event
-def own_metadata_changed(chat: ChatState, action: OwnMetadataChanged) -> ChatState:
-    return _evolve_chat(chat, member_metadata=read_only(action.member_metadata))
+def own_metadata_changed(chat: ChatState, action: OwnMetadataChanged) -> _ChatChanges:
+    return {"member_metadata": read_only(action.member_metadata)}
 
 
 EVENT_CASES: Mapping[type, Callable[[ChatState, Any], ChatState]] = {
