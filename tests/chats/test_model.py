@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import given, settings
 
@@ -14,6 +15,7 @@ from chats_store.chats.model import (
     MessageSequence,
     Restriction,
     SyncStatuses,
+    replaced,
 )
 from chats_store.chats.validation import check_content
 from chats_store.testing import strategies
@@ -69,6 +71,17 @@ def test_the_state_mappings_cannot_be_changed_in_place() -> None:
         chat.originals["n"] = message  # type: ignore[index]
     assert state.chats["c1"] is chat and chat.originals["m"] is message
     assert state == ChatsState(chat_ids=("c1",), chats=state.chats), "converted once, kept"
+
+
+def test_replaced_copies_with_the_changes_and_leaves_the_original() -> None:
+    chat = ChatState(chat_id="c1", status="loading", join_call_id=1, last_seq=3)
+    ready = replaced(chat, {"status": "ready", "last_seq": 4})
+    assert type(ready) is ChatState and ready is not chat
+    assert ready == ChatState(chat_id="c1", status="ready", join_call_id=1, last_seq=4)
+    assert chat == ChatState(chat_id="c1", status="loading", join_call_id=1, last_seq=3)
+    assert hash(replaced(chat, {})) == hash(chat) and replaced(chat, {}) == chat
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        ready.status = "loading"  # type: ignore[misc]
 
 
 def test_the_log_types_are_still_importable_from_model() -> None:
