@@ -27,6 +27,7 @@ from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
+import msgspec
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
@@ -62,6 +63,8 @@ __all__ = [
     "dumps",
     "parse_request_frame",
     "parse_server_frame",
+    "read_known_fields",
+    "read_ok_frame",
     "request_data",
     "structure",
     "unstructure",
@@ -503,6 +506,57 @@ def dumps(data: object) -> str:
 
 
 _SERVER_TYPES = tuple(SERVER_TAGS.values())
+
+
+# Reading known fields only ------------------------------------------------------------
+
+
+class _OkEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["ok"]
+    id: int
+    result: msgspec.Raw
+
+
+_OK_ENVELOPE = msgspec.json.Decoder(_OkEnvelope)
+
+
+def read_known_fields(decoder: msgspec.json.Decoder[T], text: bytes) -> T | None:
+    """``text`` (UTF-8) read by ``decoder`` (msgspec, strict, its structs forbidding
+    unknown fields); None when it does not read.
+
+    The fast path of the large frames. Where it reads, it reads what the converter
+    reads from the same text: msgspec takes the same JSON types (no number from a
+    string, no integer from ``true``, a list where a list is expected), refuses lone
+    surrogates and numbers beyond a 64-bit float, and, with no field unknown to its
+    structs, checks every value of the frame. Where it does not (an unknown field, a
+    missing or mistyped one, text that is not JSON), the caller takes the general
+    path, which reports the error with its path or ignores what it may.
+    """
+    try:
+        return decoder.decode(text)
+    except msgspec.DecodeError:  # and its subclass ValidationError
+        return None
+
+
+def read_ok_frame(data: str | bytes) -> tuple[int, msgspec.Raw] | None:
+    """The request id and the result's JSON text of an ``ok`` frame holding only
+    ``type``, ``id`` and ``result`` (see :func:`read_known_fields`), else None.
+
+    The result's text is not checked here: a reader of the request's reply type
+    must read it all with :func:`read_known_fields`.
+    """
+    if not isinstance(data, str):
+        return None  # binary: the general path says why
+    try:
+        encoded = data.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    if len(encoded) > MAX_SERVER_FRAME_SIZE:
+        return None
+    envelope = read_known_fields(_OK_ENVELOPE, encoded)
+    if envelope is None or not 0 <= envelope.id <= MAX_REQUEST_ID:
+        return None
+    return envelope.id, envelope.result
 
 
 # Parsing text -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chats_store.chats.actions import Failure, MembersAmountChanged, Resumption
+from chats_store.chats.actions import ChatSnapshot, Failure, MembersAmountChanged, Resumption
 from chats_store.chats.commands import (
     HistoryRequest,
     JoinRequest,
@@ -470,3 +470,83 @@ def test_the_fast_message_list_path_accepts_and_refuses_as_the_converter(
         return
     assert slow == fast
     assert [type(m.created_at) for m in fast] == [float, float]
+
+
+# The fast path of the large replies ---------------------------------------------------------
+
+
+def _join_reply(protocol: ClientProtocol, chat_id: str = "c") -> dict[str, Any]:
+    """The server's reply frame to a join just sent on ``protocol``, as JSON data."""
+    request_id = protocol.send_request(JoinRequest("c", "token"))
+    message = Message("m1", chat_id, "ann", "hi", "ready", 1, 1.0)
+    snapshot = ChatSnapshot((message,), 2, {"role": "member"}, (), 1)
+    data: dict[str, Any] = json.loads(encode_reply(request_id, snapshot))
+    return data
+
+
+def test_a_join_reply_with_a_field_this_version_does_not_know_is_read_the_same() -> None:
+    fast, general = ClientProtocol(), ClientProtocol()
+    frame = _join_reply(fast)
+    _join_reply(general)
+    newer = {**frame, "trace": {"span": [1, 2]}, "result": {**frame["result"], "pinned": []}}
+
+    fast.receive_data(json.dumps(frame))
+    general.receive_data(json.dumps(newer))
+
+    assert fast.events_received() == general.events_received()
+    assert fast.pending_ids == general.pending_ids == ()
+
+
+@pytest.mark.parametrize("where", ["frame", "result", "message"])
+def test_a_join_reply_with_a_number_beyond_a_float_anywhere_is_refused(where: str) -> None:
+    protocol = ClientProtocol()
+    frame = _join_reply(protocol)
+    parts = {"frame": frame, "result": frame["result"], "message": frame["result"]["messages"][0]}
+    parts[where]["newer"] = "@"
+
+    with pytest.raises(ProtocolError, match="beyond the range of a 64-bit float") as caught:
+        protocol.receive_data(json.dumps(frame).replace('"@"', "1e400"))
+
+    assert caught.value.close_code == 1007
+    assert protocol.pending_ids == (1,)
+
+
+def test_a_join_reply_of_another_chat_is_refused_on_the_fast_path_too() -> None:
+    protocol = ClientProtocol()
+    frame = _join_reply(protocol, chat_id="other")
+
+    with pytest.raises(ProtocolError, match="of chat 'other'") as caught:
+        protocol.receive_data(json.dumps(frame))
+
+    assert caught.value.code == ErrorCode.UNEXPECTED_REPLY
+    assert protocol.pending_ids == (1,)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"type":"ok","id":1,"result":null}',
+        '{"type":"ok","id":1,"result":"\ud800"}',
+        '{"type":"ok","id":-1,"result":null}',
+        '{"type":"ok","id":9007199254740992,"result":null}',
+        '{"type":"ok","id":true,"result":null}',
+        '{"type":"ok","id":1}',
+        '{"type":"ok","id":1,"result":null,"extra":0}',
+        '{"type":"error","id":1,"result":null}',
+        '{"type":"ok","id":1,"result":null',
+    ],
+)
+def test_only_an_ok_frame_of_known_fields_is_read_on_the_fast_path(text: str | bytes) -> None:
+    from chats_store.protocol import frames
+
+    assert frames.read_ok_frame(text) is None
+
+
+def test_an_ok_frame_of_known_fields_is_read_on_the_fast_path() -> None:
+    from chats_store.protocol import frames
+
+    read = frames.read_ok_frame('{"id":7,"type":"ok","result":{"a":[1,"x"]}}')
+
+    assert read is not None
+    request_id, result = read
+    assert request_id == 7 and json.loads(bytes(result)) == {"a": [1, "x"]}
