@@ -534,7 +534,7 @@ def read_known_fields(decoder: msgspec.json.Decoder[T], text: bytes) -> T | None
     """
     try:
         return decoder.decode(text)
-    except msgspec.DecodeError:  # and its subclass ValidationError
+    except (msgspec.DecodeError, RecursionError):  # DecodeError: ValidationError too
         return None
 
 
