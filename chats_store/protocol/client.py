@@ -36,8 +36,8 @@ from chats_store.protocol.frames import (
     HelloFrame,
     OkFrame,
     dumps,
+    ok_frame_id,
     parse_server_frame,
-    read_ok_frame,
     request_data,
     structure,
 )
@@ -205,15 +205,14 @@ class ClientProtocol:
         path would give. Any other frame, or one that does not read, is left to the
         general path (False), which reports what is wrong.
         """
-        read = read_ok_frame(text)
-        if read is None:
+        request_id = ok_frame_id(text)
+        if request_id is None:
             return False
-        request_id, result = read
         request = self._pending.get(request_id)
         if request is None:
             return False
         reader = REPLY_CODECS[kind_of(request).reply].read
-        reply = None if reader is None else reader(result)
+        reply = None if reader is None else reader(text, request_id)
         if reply is None:
             return False
         self._answer(request_id, _checked(request, reply, request_id), request)

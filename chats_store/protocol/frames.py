@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Collection, Mapping
 from types import NoneType, UnionType
-from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
+from typing import Any, Generic, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -51,6 +52,7 @@ __all__ = [
     "MessagePostedBody",
     "MessageRemovedBody",
     "OkFrame",
+    "OkJson",
     "OwnMetadataChangedBody",
     "OwnRestrictionsChangedBody",
     "RemovedFromChatBody",
@@ -61,10 +63,10 @@ __all__ = [
     "WireResumption",
     "WireSnapshot",
     "dumps",
+    "ok_frame_id",
     "parse_request_frame",
     "parse_server_frame",
-    "read_known_fields",
-    "read_ok_frame",
+    "read_ok_result",
     "request_data",
     "structure",
     "unstructure",
@@ -508,21 +510,41 @@ def dumps(data: object) -> str:
 _SERVER_TYPES = tuple(SERVER_TAGS.values())
 
 
-# Reading known fields only ------------------------------------------------------------
+# The fast path of the large frames ---------------------------------------------------
 
 
-class _OkEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+R = TypeVar("R")
+
+_OK_FRAME_START = re.compile(r'\{"type":"ok","id":(0|[1-9][0-9]{0,15}),"result":')
+
+
+def ok_frame_id(data: str | bytes) -> int | None:
+    """The id of an ``ok`` frame that starts as :func:`dumps` writes one
+    (``{"type":"ok","id":7,"result":``), read from that start alone; else None.
+
+    For choosing the reader of the request's reply before reading the frame:
+    the reader must then read it all, and check the id it reads.
+    """
+    if not isinstance(data, str):
+        return None
+    start = _OK_FRAME_START.match(data)
+    return None if start is None else int(start.group(1))
+
+
+class OkJson(msgspec.Struct, Generic[R], forbid_unknown_fields=True, frozen=True):
+    """An ``ok`` frame as msgspec reads it: the fields a reply's reader knows, only."""
+
     type: Literal["ok"]
     id: int
-    result: msgspec.Raw
+    result: R
 
 
-_OK_ENVELOPE = msgspec.json.Decoder(_OkEnvelope)
-
-
-def read_known_fields(decoder: msgspec.json.Decoder[T], text: bytes) -> T | None:
-    """``text`` (UTF-8) read by ``decoder`` (msgspec, strict, its structs forbidding
-    unknown fields); None when it does not read.
+def read_ok_result(
+    decoder: msgspec.json.Decoder[OkJson[R]], data: str | bytes, request_id: int
+) -> R | None:
+    """The result of the ``ok`` frame ``data`` to request ``request_id``, read by
+    ``decoder`` (msgspec, strict, its structs forbidding unknown fields); None when
+    it does not read, or answers another request.
 
     The fast path of the large frames. Where it reads, it reads what the converter
     reads from the same text: msgspec takes the same JSON types (no number from a
@@ -532,31 +554,13 @@ def read_known_fields(decoder: msgspec.json.Decoder[T], text: bytes) -> T | None
     missing or mistyped one, text that is not JSON), the caller takes the general
     path, which reports the error with its path or ignores what it may.
     """
+    text = _check_size(data, MAX_SERVER_FRAME_SIZE)  # raises as the general path would
     try:
-        return decoder.decode(text)
-    except (msgspec.DecodeError, RecursionError):  # DecodeError: ValidationError too
+        frame = decoder.decode(text)
+    except (msgspec.DecodeError, UnicodeEncodeError, RecursionError):
+        # DecodeError: ValidationError too; UnicodeEncodeError: a lone surrogate in the text
         return None
-
-
-def read_ok_frame(data: str | bytes) -> tuple[int, msgspec.Raw] | None:
-    """The request id and the result's JSON text of an ``ok`` frame holding only
-    ``type``, ``id`` and ``result`` (see :func:`read_known_fields`), else None.
-
-    The result's text is not checked here: a reader of the request's reply type
-    must read it all with :func:`read_known_fields`.
-    """
-    if not isinstance(data, str):
-        return None  # binary: the general path says why
-    try:
-        encoded = data.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return None
-    if len(encoded) > MAX_SERVER_FRAME_SIZE:
-        return None
-    envelope = read_known_fields(_OK_ENVELOPE, encoded)
-    if envelope is None or not 0 <= envelope.id <= MAX_REQUEST_ID:
-        return None
-    return envelope.id, envelope.result
+    return frame.result if frame.id == request_id else None
 
 
 # Parsing text -----------------------------------------------------------------------
@@ -590,7 +594,11 @@ def _check_size(data: str | bytes, limit: int) -> str:
             f"a frame must be text, not {type(data).__name__}", code=ErrorCode.INVALID_FRAME
         )
     size = len(data)
-    if size > limit or (size * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit):
+    if size > limit or (
+        size * 4 > limit
+        and not data.isascii()  # an ASCII character is a byte
+        and len(data.encode("utf-8", "surrogatepass")) > limit
+    ):
         raise ProtocolError(
             f"the frame is larger than the limit of {limit} bytes",
             code=ErrorCode.FRAME_TOO_LARGE,

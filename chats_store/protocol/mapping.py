@@ -39,6 +39,7 @@ from chats_store.protocol.frames import (
     MessageEditedBody,
     MessagePostedBody,
     MessageRemovedBody,
+    OkJson,
     OwnMetadataChangedBody,
     OwnRestrictionsChangedBody,
     RemovedFromChatBody,
@@ -47,7 +48,7 @@ from chats_store.protocol.frames import (
     WireMessage,
     WireResumption,
     WireSnapshot,
-    read_known_fields,
+    read_ok_result,
 )
 
 __all__ = [
@@ -255,7 +256,7 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
 # A join's snapshot and a history page are the large frames (10,000 messages at a join):
 # msgspec reads them into these structs (one per class of frames.py, every field known),
 # and converts the messages to domain messages in one call. Unknown fields go the general
-# way (see frames.read_known_fields), which reads and ignores them.
+# way (see frames.read_ok_result), which reads and ignores them.
 
 
 class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -300,8 +301,8 @@ class _HistoryJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     messages: tuple[_MessageJson, ...]
 
 
-_SNAPSHOT_JSON = msgspec.json.Decoder(_SnapshotJson)
-_HISTORY_JSON = msgspec.json.Decoder(_HistoryJson)
+_SNAPSHOT_FRAME = msgspec.json.Decoder(OkJson[_SnapshotJson])
+_HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
 
 
 def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
@@ -309,10 +310,11 @@ def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
     return msgspec.convert(messages, tuple[Message, ...], from_attributes=True)
 
 
-def read_snapshot(text: bytes) -> ChatSnapshot | None:
-    """The snapshot in ``text``, read as ``snapshot_from_wire(structure(...))`` would
-    read it; None where it does not read (see :func:`frames.read_known_fields`)."""
-    wire = read_known_fields(_SNAPSHOT_JSON, text)
+def read_snapshot(frame: str | bytes, request_id: int) -> ChatSnapshot | None:
+    """The snapshot answering request ``request_id`` in the ``ok`` frame ``frame``,
+    as ``snapshot_from_wire(structure(...))`` reads it; None where it does not read
+    (see :func:`frames.read_ok_result`)."""
+    wire = read_ok_result(_SNAPSHOT_FRAME, frame, request_id)
     if wire is None:
         return None
     return ChatSnapshot(
@@ -329,9 +331,10 @@ def read_snapshot(text: bytes) -> ChatSnapshot | None:
     )
 
 
-def read_history(text: bytes) -> tuple[Message, ...] | None:
-    """The history page in ``text``, as :func:`read_snapshot` reads a snapshot."""
-    wire = read_known_fields(_HISTORY_JSON, text)
+def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:
+    """The history page answering request ``request_id`` in ``frame``, as
+    :func:`read_snapshot` reads a snapshot."""
+    wire = read_ok_result(_HISTORY_FRAME, frame, request_id)
     return None if wire is None else _domain_messages(wire.messages)
 
 
@@ -347,14 +350,15 @@ class ReplyCodec(Generic[T, W]):
 
     ``wire`` is the type the converter reads the result as; ``to_wire`` and
     ``from_wire`` map between it and the domain value. ``read``, for the large
-    replies: reads the result's JSON text straight into the domain value, or gives
-    None where the converter must read it (see :func:`frames.read_known_fields`).
+    replies: reads the reply to a request (by its id) from the text of an ``ok``
+    frame straight into the domain value, or gives None where the converter must
+    read it (see :func:`frames.read_ok_result`).
     """
 
     wire: type[W]
     to_wire: Callable[[T], W]
     from_wire: Callable[[W], T]
-    read: Callable[[bytes], T | None] | None = None
+    read: Callable[[str | bytes, int], T | None] | None = None
 
 
 def _as_is(value: T) -> T:
