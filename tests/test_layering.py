@@ -108,6 +108,7 @@ LIBRARIES: Mapping[str, str] = {
     "attrs": "frozen classes",
     "cattrs": "the wire converter, and the action log's (un)structuring",
     "immutables": "persistent maps in the state",
+    "msgspec": "the codec's fast path: the large frames read straight into the domain",
     "jwt": "PyJWT, to read a token's claims (ONLY_NAMES: decoding only)",
 }
 """The libraries a pure module may import, and what for."""

@@ -7,7 +7,7 @@ break the protocol raise :class:`~chats_store.errors.ProtocolError`.
 :func:`chats_store.protocol.schema.frame_schema` is the published JSON Schema of
 every frame (not imported here: it reads a file, and this package is pure).
 
-Layering: this package imports only the standard library, attrs, cattrs and the
+Layering: this package imports only the standard library, attrs, cattrs, msgspec and the
 pure modules ``errors``, ``tokens``, ``chats.model``, ``chats.actions`` and
 ``chats.commands``.
 """

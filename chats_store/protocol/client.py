@@ -36,6 +36,7 @@ from chats_store.protocol.frames import (
     HelloFrame,
     OkFrame,
     dumps,
+    ok_frame_id,
     parse_server_frame,
     request_data,
     structure,
@@ -82,9 +83,14 @@ def _decode_result(request: ChatRequest, result: object, request_id: int) -> Cha
     type, ``unexpected_reply`` if it is but cannot answer ``request`` (the kind's
     ``mismatch``).
     """
-    kind = kind_of(request)
-    codec = REPLY_CODECS[kind.reply]
+    codec = REPLY_CODECS[kind_of(request).reply]
     reply: ChatReply = codec.from_wire(structure(result, codec.wire, request_id))
+    return _checked(request, reply, request_id)
+
+
+def _checked(request: ChatRequest, reply: ChatReply, request_id: int) -> ChatReply:
+    """``reply``, if it can answer ``request`` (``unexpected_reply`` otherwise)."""
+    kind = kind_of(request)
     mismatch = kind.mismatch(request, reply)
     if mismatch is not None:
         raise ProtocolError(
@@ -155,6 +161,8 @@ class ClientProtocol:
         version does not know is ignored (a newer server's); a ``hello`` is kept
         as :attr:`server_hello`.
         """
+        if self._received_fast(text):
+            return
         frame = parse_server_frame(text)
         if frame is None:  # a newer server's frame type or event kind: ignored
             return
@@ -184,10 +192,35 @@ class ClientProtocol:
                 result = Failure("refused", frame.code, frame.message)
             else:
                 result = _decode_result(request, frame.result, request_id)
-            del self._pending[request_id]
-            self._received.append(ReplyReceived(request_id, result, request))
+            self._answer(request_id, result, request)
         else:
             self._received.append(EventReceived(event_from_wire(frame)))
+
+    def _received_fast(self, text: str | bytes) -> bool:
+        """Whether ``text`` was a reply read on the fast path (a join, a history page).
+
+        That path takes an ``ok`` frame to a request in flight whose reply type has a
+        reader (:attr:`~chats_store.protocol.mapping.ReplyCodec.read`), when every
+        field of the frame is one this version knows; it gives the reply the general
+        path would give. Any other frame, or one that does not read, is left to the
+        general path (False), which reports what is wrong.
+        """
+        request_id = ok_frame_id(text)
+        if request_id is None:
+            return False
+        request = self._pending.get(request_id)
+        if request is None:
+            return False
+        reader = REPLY_CODECS[kind_of(request).reply].read
+        reply = None if reader is None else reader(text, request_id)
+        if reply is None:
+            return False
+        self._answer(request_id, _checked(request, reply, request_id), request)
+        return True
+
+    def _answer(self, request_id: int, result: ChatReply | Failure, request: ChatRequest) -> None:
+        del self._pending[request_id]
+        self._received.append(ReplyReceived(request_id, result, request))
 
     def events_received(self) -> list[ReceivedItem]:
         """Replies and events decoded since the last call, in arrival order."""

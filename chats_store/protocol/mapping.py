@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from types import NoneType
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import attrs
+import msgspec
 
 from chats_store.chats.actions import (
     ChatSnapshot,
@@ -30,7 +31,7 @@ from chats_store.chats.actions import (
     ServerEvent,
 )
 from chats_store.chats.commands import reply_class
-from chats_store.chats.model import Message
+from chats_store.chats.model import Message, Restriction
 from chats_store.errors import ErrorCode, ProtocolError
 from chats_store.protocol.frames import (
     EventFrame,
@@ -38,6 +39,7 @@ from chats_store.protocol.frames import (
     MessageEditedBody,
     MessagePostedBody,
     MessageRemovedBody,
+    OkJson,
     OwnMetadataChangedBody,
     OwnRestrictionsChangedBody,
     RemovedFromChatBody,
@@ -46,6 +48,7 @@ from chats_store.protocol.frames import (
     WireMessage,
     WireResumption,
     WireSnapshot,
+    read_ok_result,
 )
 
 __all__ = [
@@ -57,6 +60,8 @@ __all__ = [
     "history_to_wire",
     "message_from_wire",
     "message_to_wire",
+    "read_history",
+    "read_snapshot",
     "reply_codec_of",
     "resumption_from_wire",
     "resumption_to_wire",
@@ -247,6 +252,92 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
     )
 
 
+# Reading replies straight into the domain --------------------------------------------
+# A join's snapshot and a history page are the large frames (10,000 messages at a join):
+# msgspec reads them into these structs (one per class of frames.py, every field known),
+# and converts the messages to domain messages in one call. Unknown fields go the general
+# way (see frames.read_ok_result), which reads and ignores them.
+
+
+class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+    """A wire message; ``msgspec.convert`` reads a :class:`Message` from its attributes."""
+
+    id: str
+    chat_text: str = msgspec.field(name="chat_id")
+    author_text: str = msgspec.field(name="author_id")
+    content: str
+    seq: int
+    created_at: float
+    edited_at: float | None = None
+    status: ClassVar[str] = "ready"  # as message_from_wire reads every wire message
+
+    @property
+    def chat_id(self) -> str:
+        return _intern(self.chat_text)  # interned, as message_from_wire does
+
+    @property
+    def author_id(self) -> str:
+        return _intern(self.author_text)
+
+
+class _RestrictionJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    kind: Literal["mute", "block"]
+    until: float | None = None
+    reason: str | None = None
+
+
+class _SnapshotJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    messages: tuple[_MessageJson, ...]
+    members_amount: int
+    member_metadata: dict[str, str]
+    restrictions: tuple[_RestrictionJson, ...]
+    last_seq: int
+    membership: str | None = None
+    epoch: str | None = None
+    server_time: float | None = None
+
+
+class _HistoryJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    messages: tuple[_MessageJson, ...]
+
+
+_SNAPSHOT_FRAME = msgspec.json.Decoder(OkJson[_SnapshotJson])
+_HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
+
+
+def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
+    """The messages as :func:`message_from_wire` gives them."""
+    return msgspec.convert(messages, tuple[Message, ...], from_attributes=True)
+
+
+def read_snapshot(frame: str | bytes, request_id: int) -> ChatSnapshot | None:
+    """The snapshot answering request ``request_id`` in the ``ok`` frame ``frame``,
+    as ``snapshot_from_wire(structure(...))`` reads it; None where it does not read
+    (see :func:`frames.read_ok_result`)."""
+    wire = read_ok_result(_SNAPSHOT_FRAME, frame, request_id)
+    if wire is None:
+        return None
+    return ChatSnapshot(
+        messages=_domain_messages(wire.messages),
+        members_amount=wire.members_amount,
+        member_metadata=wire.member_metadata,
+        restrictions=msgspec.convert(
+            wire.restrictions, tuple[Restriction, ...], from_attributes=True
+        ),
+        last_seq=wire.last_seq,
+        membership=wire.membership,
+        epoch=wire.epoch,
+        server_time=wire.server_time,
+    )
+
+
+def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:
+    """The history page answering request ``request_id`` in ``frame``, as
+    :func:`read_snapshot` reads a snapshot."""
+    wire = read_ok_result(_HISTORY_FRAME, frame, request_id)
+    return None if wire is None else _domain_messages(wire.messages)
+
+
 # Replies ----------------------------------------------------------------------------
 
 T = TypeVar("T")
@@ -258,12 +349,16 @@ class ReplyCodec(Generic[T, W]):
     """How a reply of domain type ``T`` travels as the ``result`` of an ``ok`` frame.
 
     ``wire`` is the type the converter reads the result as; ``to_wire`` and
-    ``from_wire`` map between it and the domain value.
+    ``from_wire`` map between it and the domain value. ``read``, for the large
+    replies: reads the reply to a request (by its id) from the text of an ``ok``
+    frame straight into the domain value, or gives None where the converter must
+    read it (see :func:`frames.read_ok_result`).
     """
 
     wire: type[W]
     to_wire: Callable[[T], W]
     from_wire: Callable[[W], T]
+    read: Callable[[str | bytes, int], T | None] | None = None
 
 
 def _as_is(value: T) -> T:
@@ -272,9 +367,9 @@ def _as_is(value: T) -> T:
 
 
 REPLY_CODECS: Mapping[type, ReplyCodec[Any, Any]] = {
-    ChatSnapshot: ReplyCodec(WireSnapshot, snapshot_to_wire, snapshot_from_wire),
+    ChatSnapshot: ReplyCodec(WireSnapshot, snapshot_to_wire, snapshot_from_wire, read_snapshot),
     Message: ReplyCodec(WireMessage, message_to_wire, message_from_wire),
-    tuple[Message, ...]: ReplyCodec(WireHistory, history_to_wire, history_from_wire),
+    tuple[Message, ...]: ReplyCodec(WireHistory, history_to_wire, history_from_wire, read_history),
     Resumption: ReplyCodec(WireResumption, resumption_to_wire, resumption_from_wire),
     MembershipRenewal: ReplyCodec(MembershipRenewal, _as_is, _as_is),
     NoneType: ReplyCodec(NoneType, _as_is, _as_is),

@@ -6,11 +6,12 @@ import contextlib
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chats_store.chats.actions import Failure, MembersAmountChanged, Resumption
+from chats_store.chats.actions import ChatSnapshot, Failure, MembersAmountChanged, Resumption
 from chats_store.chats.commands import (
     HistoryRequest,
     JoinRequest,
@@ -29,6 +30,14 @@ from chats_store.protocol import (
     encode_event,
     encode_reply,
     encode_request,
+    frames,
+)
+from chats_store.protocol.frames import WireHistory, WireSnapshot
+from chats_store.protocol.mapping import (
+    history_from_wire,
+    read_history,
+    read_snapshot,
+    snapshot_from_wire,
 )
 
 VALID_POST = {"type": "post", "id": 5, "chat_id": "c", "message_id": "m", "content": "hi"}
@@ -451,8 +460,6 @@ def test_the_fast_message_list_path_accepts_and_refuses_as_the_converter(
     changes: list[tuple[str, object]], not_a_dict: bool
 ) -> None:
     """A snapshot's messages skip cattrs when well-formed; the outcome must not change."""
-    from chats_store.protocol import frames
-
     entry: Any = dict(_GOOD_MESSAGE)
     for key, value in changes:
         if value == "drop":
@@ -470,3 +477,174 @@ def test_the_fast_message_list_path_accepts_and_refuses_as_the_converter(
         return
     assert slow == fast
     assert [type(m.created_at) for m in fast] == [float, float]
+
+
+# The readers of the large replies --------------------------------------------------------
+
+_SNAPSHOT_JSON: dict[str, Any] = {
+    "messages": [_GOOD_MESSAGE, {**_GOOD_MESSAGE, "id": "m2", "seq": 4, "created_at": 2}],
+    "members_amount": 2,
+    "member_metadata": {"role": "member"},
+    "restrictions": [{"kind": "mute", "until": 10, "reason": None}],
+    "last_seq": 4,
+    "membership": "token",
+    "epoch": "e1",
+    "server_time": 5.0,
+}
+_BEYOND_A_FLOAT = "1e400"
+_ODDER_VALUES = st.one_of(
+    _ODD_VALUES,
+    st.floats(),
+    st.integers(2**63, 2**70),
+    st.sampled_from(["mute", "block", _BEYOND_A_FLOAT]),
+)
+_PLACES = st.sampled_from(["snapshot", "message", "restriction", "metadata"])
+_KEYS = st.sampled_from(
+    sorted({*_SNAPSHOT_JSON, *_GOOD_MESSAGE, "kind", "until", "reason", "extra"})
+)
+
+
+def _general_read(text: str, wire: type, from_wire: Any) -> Any:
+    """What the converter reads from ``text`` (None where it refuses it)."""
+    try:
+        return from_wire(frames.structure(frames._load_object(text), wire))
+    except ProtocolError:
+        return None
+
+
+@given(
+    st.lists(st.tuples(_PLACES, _KEYS, st.one_of(st.just("drop"), _ODDER_VALUES)), max_size=3),
+    st.booleans(),
+)
+def test_the_readers_of_large_replies_read_what_the_converter_reads(
+    changes: list[tuple[str, str, object]], ascii_only: bool
+) -> None:
+    """A snapshot or history page read by msgspec is the converter's value, or not read."""
+    snapshot: Any = json.loads(json.dumps(_SNAPSHOT_JSON))
+    places = {
+        "snapshot": snapshot,
+        "message": snapshot["messages"][1],
+        "restriction": snapshot["restrictions"][0],
+        "metadata": snapshot["member_metadata"],
+    }
+    for place, key, value in changes:
+        if value == "drop":
+            places[place].pop(key, None)
+        else:
+            places[place][key] = value
+    for value, wire, from_wire, read in [
+        (snapshot, WireSnapshot, snapshot_from_wire, read_snapshot),
+        ({"messages": snapshot.get("messages")}, WireHistory, history_from_wire, read_history),
+    ]:
+        text = json.dumps(value, ensure_ascii=ascii_only).replace(
+            f'"{_BEYOND_A_FLOAT}"', _BEYOND_A_FLOAT
+        )
+        fast = read(f'{{"type":"ok","id":1,"result":{text}}}', 1)
+        general = _general_read(text, wire, from_wire)
+        if fast is not None:  # where it does not read, the general path decides
+            assert fast == general
+            for message in fast if isinstance(fast, tuple) else fast.messages:
+                assert type(message.created_at) is float
+
+
+def test_the_reader_reads_a_servers_snapshot_and_leaves_unknown_fields_to_the_converter() -> None:
+    text = json.dumps(_SNAPSHOT_JSON)
+    snapshot = read_snapshot(f'{{"type":"ok","id":1,"result":{text}}}', 1)
+
+    assert snapshot is not None
+    assert snapshot == _general_read(text, WireSnapshot, snapshot_from_wire)
+    assert [m.status for m in snapshot.messages] == ["ready", "ready"]
+    first, second = snapshot.messages
+    assert first.chat_id is second.chat_id and first.author_id is second.author_id
+    newer = json.dumps({**_SNAPSHOT_JSON, "pinned": [1]})
+    assert read_snapshot(f'{{"type":"ok","id":1,"result":{newer}}}', 1) is None
+    assert _general_read(newer, WireSnapshot, snapshot_from_wire) == snapshot
+
+
+# The fast path of the large replies ---------------------------------------------------------
+
+
+def _join_reply(protocol: ClientProtocol, chat_id: str = "c") -> dict[str, Any]:
+    """The server's reply frame to a join just sent on ``protocol``, as JSON data."""
+    request_id = protocol.send_request(JoinRequest("c", "token"))
+    message = Message("m1", chat_id, "ann", "hi", "ready", 1, 1.0)
+    snapshot = ChatSnapshot((message,), 2, {"role": "member"}, (), 1)
+    data: dict[str, Any] = json.loads(encode_reply(request_id, snapshot))
+    return data
+
+
+def test_a_join_reply_with_a_field_this_version_does_not_know_is_read_the_same() -> None:
+    fast, general = ClientProtocol(), ClientProtocol()
+    frame = _join_reply(fast)
+    _join_reply(general)
+    newer = {**frame, "trace": {"span": [1, 2]}, "result": {**frame["result"], "pinned": []}}
+
+    fast.receive_data(json.dumps(frame))
+    general.receive_data(json.dumps(newer))
+
+    assert fast.events_received() == general.events_received()
+    assert fast.pending_ids == general.pending_ids == ()
+
+
+@pytest.mark.parametrize("where", ["frame", "result", "message"])
+def test_a_join_reply_with_a_number_beyond_a_float_anywhere_is_refused(where: str) -> None:
+    protocol = ClientProtocol()
+    frame = _join_reply(protocol)
+    parts = {"frame": frame, "result": frame["result"], "message": frame["result"]["messages"][0]}
+    parts[where]["newer"] = "@"
+
+    with pytest.raises(ProtocolError, match="beyond the range of a 64-bit float") as caught:
+        protocol.receive_data(json.dumps(frame).replace('"@"', "1e400"))
+
+    assert caught.value.close_code == 1007
+    assert protocol.pending_ids == (1,)
+
+
+def test_a_join_reply_of_another_chat_is_refused_on_the_fast_path_too() -> None:
+    protocol = ClientProtocol()
+    frame = _join_reply(protocol, chat_id="other")
+
+    with pytest.raises(ProtocolError, match="of chat 'other'") as caught:
+        protocol.receive_data(json.dumps(frame))
+
+    assert caught.value.code == ErrorCode.UNEXPECTED_REPLY
+    assert protocol.pending_ids == (1,)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"type":"ok","id":1,"result":null}',
+        '{"type": "ok", "id": 1, "result": null}',
+        '{"id":1,"type":"ok","result":null}',
+        '{"type":"ok","id":01,"result":null}',
+        '{"type":"ok","id":-1,"result":null}',
+        '{"type":"ok","id":true,"result":null}',
+        '{"type":"error","id":1,"code":"x","message":"y"}',
+    ],
+)
+def test_the_fast_path_takes_only_ok_frames_that_start_as_the_codec_writes_them(
+    text: str | bytes,
+) -> None:
+    assert frames.ok_frame_id(text) is None
+    assert frames.ok_frame_id('{"type":"ok","id":7,"result":null}') == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"ok","id":1,"result":"\\ud800"}',
+        '{"type":"ok","id":1,"result":"\ud800"}',
+        '{"type":"ok","id":1,"result":"x","id":2}',
+        '{"type":"ok","id":1}',
+        '{"type":"ok","id":1,"result":"x","extra":0}',
+        '{"type":"ok","id":1,"result":"x","extra":1e400}',
+        '{"type":"ok","id":1,"result":"x"',
+        '{"type":"ok","id":1,"result":' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_a_frame_the_fast_path_does_not_read_is_left_to_the_general_path(text: str) -> None:
+    decoder = msgspec.json.Decoder(frames.OkJson[str])
+
+    assert frames.read_ok_result(decoder, text, 1) is None
+    assert frames.read_ok_result(decoder, '{"type":"ok","id":1,"result":"x"}', 1) == "x"

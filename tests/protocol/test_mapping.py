@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 from typing import get_args
 
+import attrs
+import msgspec
 import pytest
 
 from chats_store.chats.commands import REQUEST_KINDS, ChatReply, LeaveRequest
+from chats_store.chats.model import Restriction
 from chats_store.errors import ErrorCode, ProtocolError
-from chats_store.protocol import ClientProtocol, decode_request, encode_reply, encode_request
+from chats_store.protocol import (
+    ClientProtocol,
+    decode_request,
+    encode_reply,
+    encode_request,
+    mapping,
+)
+from chats_store.protocol.frames import WireHistory, WireMessage, WireSnapshot
 from chats_store.protocol.mapping import REPLY_CODECS
 
 
@@ -48,3 +58,26 @@ def test_an_unknown_request_type_names_the_registered_ones() -> None:
 
     assert caught.value.code == ErrorCode.UNKNOWN_REQUEST
     assert str(caught.value).endswith("expected one of " + ", ".join(REQUEST_KINDS))
+
+
+@pytest.mark.parametrize(
+    ("struct", "wire"),
+    [
+        (mapping._MessageJson, WireMessage),
+        (mapping._RestrictionJson, Restriction),
+        (mapping._SnapshotJson, WireSnapshot),
+        (mapping._HistoryJson, WireHistory),
+    ],
+)
+def test_the_readers_structs_have_the_fields_of_the_wire_classes(struct: type, wire: type) -> None:
+    """The fast path reads the fields the converter reads, with the same defaults."""
+    fields = {
+        field.encode_name: None if field.required else field.default
+        for field in msgspec.structs.fields(struct)
+    }
+    expected = {
+        field.name: None if field.default is attrs.NOTHING else field.default
+        for field in attrs.fields(wire)
+    }
+
+    assert fields == expected
