@@ -41,7 +41,7 @@ from chats_store.protocol.frames import (
     request_data,
     structure,
 )
-from chats_store.protocol.mapping import REPLY_CODECS, event_from_wire
+from chats_store.protocol.mapping import REPLY_CODECS, event_from_wire, read_event
 
 __all__ = ["ClientProtocol", "EventReceived", "ReceivedItem", "ReplyReceived", "encode_request"]
 
@@ -197,14 +197,20 @@ class ClientProtocol:
             self._received.append(EventReceived(event_from_wire(frame)))
 
     def _received_fast(self, text: str | bytes) -> bool:
-        """Whether ``text`` was a reply read on the fast path (a join, a history page).
+        """Whether ``text`` was read on the fast path: a reply to a join or a history
+        page, or a ``message_posted`` event.
 
         That path takes an ``ok`` frame to a request in flight whose reply type has a
         reader (:attr:`~chats_store.protocol.mapping.ReplyCodec.read`), when every
         field of the frame is one this version knows; it gives the reply the general
         path would give. Any other frame, or one that does not read, is left to the
-        general path (False), which reports what is wrong.
+        general path (False), which reports what is wrong. An event is read there
+        the same way (:func:`~chats_store.protocol.mapping.read_event`).
         """
+        event = read_event(text)
+        if event is not None:
+            self._received.append(EventReceived(event))
+            return True
         request_id = ok_frame_id(text)
         if request_id is None:
             return False

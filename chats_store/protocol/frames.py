@@ -66,6 +66,7 @@ __all__ = [
     "ok_frame_id",
     "parse_request_frame",
     "parse_server_frame",
+    "read_frame",
     "read_ok_result",
     "request_data",
     "structure",
@@ -514,6 +515,7 @@ _SERVER_TYPES = tuple(SERVER_TAGS.values())
 
 
 R = TypeVar("R")
+F = TypeVar("F")
 
 _OK_FRAME_START = re.compile(r'\{"type":"ok","id":(0|[1-9][0-9]{0,15}),"result":')
 
@@ -554,13 +556,21 @@ def read_ok_result(
     missing or mistyped one, text that is not JSON), the caller takes the general
     path, which reports the error with its path or ignores what it may.
     """
-    text = _check_size(data, MAX_SERVER_FRAME_SIZE)  # raises as the general path would
+    frame = read_frame(decoder, data)
+    return None if frame is None or frame.id != request_id else frame.result
+
+
+def read_frame(decoder: msgspec.json.Decoder[F], data: str | bytes) -> F | None:
+    """The server's frame ``data`` as ``decoder`` reads it (strict, its structs
+    forbidding unknown fields: see :func:`read_ok_result`); None where it does not
+    read. Raises :class:`ProtocolError` for a frame over the size limit, as the
+    general path does."""
+    text = _check_size(data, MAX_SERVER_FRAME_SIZE)
     try:
-        frame = decoder.decode(text)
+        return decoder.decode(text)
     except (msgspec.DecodeError, UnicodeEncodeError, RecursionError):
         # DecodeError: ValidationError too; UnicodeEncodeError: a lone surrogate in the text
         return None
-    return frame.result if frame.id == request_id else None
 
 
 # Parsing text -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ from chats_store.protocol.frames import (
     WireMessage,
     WireResumption,
     WireSnapshot,
+    read_frame,
     read_ok_result,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "history_to_wire",
     "message_from_wire",
     "message_to_wire",
+    "read_event",
     "read_history",
     "read_snapshot",
     "reply_codec_of",
@@ -183,13 +185,26 @@ def event_to_wire(event: ServerEvent, seq: int | None = None) -> EventFrame:
     return EventFrame(event.chat_id, seq, body)
 
 
-def _message_of(frame: EventFrame, message: WireMessage) -> Message:
-    if message.chat_id != frame.chat_id:
+def _message_of(chat_id: str, message: Message) -> Message:
+    """``message``, carried by an event of chat ``chat_id`` (:class:`ProtocolError`
+    if it is another chat's)."""
+    if message.chat_id != chat_id:
         raise ProtocolError(
-            f"an event of chat {frame.chat_id!r} carries a message of chat {message.chat_id!r}",
+            f"an event of chat {chat_id!r} carries a message of chat {message.chat_id!r}",
             code=ErrorCode.INVALID_FRAME,
         )
-    return message_from_wire(message)
+    return message
+
+
+def _posted(chat_id: str, seq: int, message: Message) -> MessagePosted:
+    """The ``message_posted`` event ``seq`` of a chat (:class:`ProtocolError` if the
+    message is not the one it may carry)."""
+    if message.seq != seq:
+        raise ProtocolError(
+            f"message {message.id!r} posted by event {seq} must have seq {seq}, not {message.seq}",
+            code=ErrorCode.INVALID_FRAME,
+        )
+    return MessagePosted(chat_id, seq, _message_of(chat_id, message))
 
 
 def event_from_wire(frame: EventFrame) -> ServerEvent:
@@ -197,15 +212,9 @@ def event_from_wire(frame: EventFrame) -> ServerEvent:
     chat_id, seq, body = frame.chat_id, frame.seq, frame.event
     match body:
         case MessagePostedBody(message=message):
-            if message.seq != seq:
-                raise ProtocolError(
-                    f"message {message.id!r} posted by event {seq} must have seq {seq}, "
-                    f"not {message.seq}",
-                    code=ErrorCode.INVALID_FRAME,
-                )
-            return MessagePosted(chat_id, seq, _message_of(frame, message))
+            return _posted(chat_id, seq, message_from_wire(message))
         case MessageEditedBody(message=message):
-            return MessageEdited(chat_id, seq, _message_of(frame, message))
+            return MessageEdited(chat_id, seq, _message_of(chat_id, message_from_wire(message)))
         case MessageRemovedBody(message_id=message_id):
             return MessageRemoved(chat_id, seq, message_id)
         case MembersAmountChangedBody(members_amount=amount):
@@ -301,6 +310,22 @@ class _HistoryJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     messages: tuple[_MessageJson, ...]
 
 
+class _MessagePostedJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    kind: Literal["message_posted"]
+    message: _MessageJson
+
+
+class _PostedFrameJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The ``event`` frame of a ``message_posted`` event: most of what a client receives."""
+
+    type: Literal["event"]
+    chat_id: str
+    seq: int
+    event: _MessagePostedJson
+
+
+_POSTED_FRAME = msgspec.json.Decoder(_PostedFrameJson)
+_EVENT_FRAME_START = '{"type":"event",'
 _SNAPSHOT_FRAME = msgspec.json.Decoder(OkJson[_SnapshotJson])
 _HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
 
@@ -329,6 +354,20 @@ def read_snapshot(frame: str | bytes, request_id: int) -> ChatSnapshot | None:
         epoch=wire.epoch,
         server_time=wire.server_time,
     )
+
+
+def read_event(frame: str | bytes) -> ServerEvent | None:
+    """The event of the ``event`` frame ``frame``, as ``event_from_wire`` reads it
+    (raising the same :class:`ProtocolError` for a message that is not the one the
+    event may carry); None where it does not read (only ``message_posted`` frames
+    do: see :func:`frames.read_ok_result`)."""
+    if not (isinstance(frame, str) and frame.startswith(_EVENT_FRAME_START)):
+        return None  # not an event frame as the server writes one: not worth a try
+    wire = read_frame(_POSTED_FRAME, frame)
+    if wire is None:
+        return None
+    message = msgspec.convert(wire.event.message, Message, from_attributes=True)
+    return _posted(wire.chat_id, wire.seq, message)
 
 
 def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:

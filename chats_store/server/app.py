@@ -237,7 +237,8 @@ class _Gateway:
                 if close is not None:
                     code, reason = close
                     logger.info("closing the connection of %r: %d %s", user_id, code, reason)
-                    await self._dispatcher.settled(session)  # the replies owed go first
+                    await self._dispatcher.settled(session)  # the replies owed go first,
+                    await outbox.flushed()  # and are handed to the connection before the close
                     await _close(connection, code, reason)
                     break
         except ConnectionClosed:

@@ -89,6 +89,8 @@ class Outbox:
         self._pings = 0
         self._confirmed = 0
         self._ready = Flag()
+        self._flushed = Flag(True)
+        """Set while every frame queued has been handed to the connection."""
         self._closed = False
         connection.on_pong = self._pong
 
@@ -119,6 +121,7 @@ class Outbox:
             return  # this connection was the one closed to make room
         self.queued_bytes += size
         self._queued.append((text, self._outboxes.now()))
+        self._flushed.clear()
         self._ready.set()
 
     async def run(self) -> None:
@@ -134,8 +137,18 @@ class Outbox:
                     self._handed += 1
                     self._unconfirmed.append(queued_at)
                     await self._connection.send(text)
+                if not self._queued:
+                    self._flushed.set()
         except ConnectionClosed:
             return
+        finally:
+            self._flushed.set()  # nothing more will be handed over
+
+    async def flushed(self) -> None:
+        """Wait until every frame queued so far is handed to the connection (or will
+        never be: the outbox closed, or the connection did), so that a close sent next
+        comes after them."""
+        await self._flushed.wait()
 
     def _pong(self, payload: bytes) -> None:
         """A pong came: if it answers the outbox's ping, the frames before it are read."""
@@ -197,6 +210,7 @@ class Outbox:
             self._outboxes.release(self.queued_bytes)
             self.queued_bytes = 0
         self._ready.set()
+        self._flushed.set()
 
     def close(self, code: int, reason: str) -> None:
         """Queue nothing more, forget what is unsent, and close the connection (dropping

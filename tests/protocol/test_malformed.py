@@ -6,12 +6,20 @@ import contextlib
 import json
 from typing import Any
 
+import attrs
 import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chats_store.chats.actions import ChatSnapshot, Failure, MembersAmountChanged, Resumption
+from chats_store.chats.actions import (
+    ChatSnapshot,
+    Failure,
+    MembersAmountChanged,
+    MessagePosted,
+    Resumption,
+    ServerEvent,
+)
 from chats_store.chats.commands import (
     HistoryRequest,
     JoinRequest,
@@ -25,6 +33,7 @@ from chats_store.protocol import (
     MAX_FRAME_SIZE,
     MAX_SERVER_FRAME_SIZE,
     ClientProtocol,
+    EventReceived,
     ReplyReceived,
     decode_request,
     encode_event,
@@ -34,7 +43,9 @@ from chats_store.protocol import (
 )
 from chats_store.protocol.frames import WireHistory, WireSnapshot
 from chats_store.protocol.mapping import (
+    event_from_wire,
     history_from_wire,
+    read_event,
     read_history,
     read_snapshot,
     snapshot_from_wire,
@@ -648,3 +659,113 @@ def test_a_frame_the_fast_path_does_not_read_is_left_to_the_general_path(text: s
 
     assert frames.read_ok_result(decoder, text, 1) is None
     assert frames.read_ok_result(decoder, '{"type":"ok","id":1,"result":"x"}', 1) == "x"
+
+
+# The reader of message_posted events --------------------------------------------------------
+
+_POSTED_FRAME: dict[str, Any] = {
+    "type": "event",
+    "chat_id": "c1",
+    "seq": 3,
+    "event": {"kind": "message_posted", "message": _GOOD_MESSAGE},
+}
+
+
+def _outcome(read: Any, text: str) -> tuple[str, object]:
+    """What ``read(text)`` gives: its value, or the error it raises (message and code)."""
+    try:
+        return "value", read(text)
+    except ProtocolError as error:
+        return "error", (str(error), error.code, error.close_code)
+
+
+def _general_event(text: str) -> ServerEvent:
+    frame = frames.parse_server_frame(text)
+    assert isinstance(frame, frames.EventFrame)
+    return event_from_wire(frame)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["frame", "event", "message"]),
+            st.sampled_from(sorted({*_POSTED_FRAME, *_GOOD_MESSAGE, "kind", "extra"})),
+            st.one_of(st.just("drop"), _ODDER_VALUES, st.sampled_from(["c1", "c2", "event"])),
+        ),
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_the_reader_of_posted_events_reads_what_the_converter_reads(
+    changes: list[tuple[str, str, object]], ascii_only: bool
+) -> None:
+    """A message_posted frame read by msgspec gives the converter's event, or the same
+    error; or it is not read, and the general path decides."""
+    frame: Any = json.loads(json.dumps(_POSTED_FRAME))
+    places = {"frame": frame, "event": frame["event"], "message": frame["event"]["message"]}
+    for place, key, value in changes:
+        if value == "drop":
+            places[place].pop(key, None)
+        else:
+            places[place][key] = value
+    text = json.dumps(frame, ensure_ascii=ascii_only, separators=(",", ":")).replace(
+        f'"{_BEYOND_A_FLOAT}"', _BEYOND_A_FLOAT
+    )
+    fast = _outcome(read_event, text)
+    if fast != ("value", None):
+        assert fast == _outcome(_general_event, text)
+
+
+def test_a_posted_event_is_read_on_the_fast_path_with_its_ids_shared() -> None:
+    first = read_event(encode_event(MessagePosted("c", 3, _message("m1")), seq=3))
+    second = read_event(
+        encode_event(MessagePosted("c", 4, attrs.evolve(_message("m2"), seq=4)), seq=4)
+    )
+
+    assert first == MessagePosted("c", 3, _message("m1"))
+    assert isinstance(first, MessagePosted) and isinstance(second, MessagePosted)
+    assert first.message.author_id is second.message.author_id
+    assert first.message.chat_id is second.message.chat_id
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"seq": 4}, "message 'm1' posted by event 3 must have seq 3, not 4"),
+        ({"chat_id": "c2"}, "an event of chat 'c1' carries a message of chat 'c2'"),
+    ],
+)
+def test_a_posted_event_with_a_message_it_may_not_carry_is_refused_on_both_paths(
+    change: dict[str, object], error: str
+) -> None:
+    frame: Any = json.loads(json.dumps(_POSTED_FRAME))
+    frame["event"]["message"].update(change)
+    compact = json.dumps(frame, separators=(",", ":"))
+    spaced = json.dumps(frame)  # not as the server writes it: the general path
+
+    for text in (compact, spaced):
+        protocol = ClientProtocol()
+        with pytest.raises(ProtocolError, match=f"^{error}$") as caught:
+            protocol.receive_data(text)
+        assert caught.value.code == ErrorCode.INVALID_FRAME
+        assert protocol.events_received() == []
+    assert read_event(spaced) is None
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {**_POSTED_FRAME, "trace": 1},  # a newer server's field
+        {**_POSTED_FRAME, "event": {**_POSTED_FRAME["event"], "kind": "message_edited"}},
+    ],
+)
+def test_an_event_the_fast_path_does_not_read_is_read_by_the_general_path(
+    frame: dict[str, Any],
+) -> None:
+    text = json.dumps(frame, separators=(",", ":"))
+    protocol = ClientProtocol()
+
+    protocol.receive_data(text)
+
+    assert read_event(text) is None
+    assert protocol.events_received() == [EventReceived(_general_event(text))]

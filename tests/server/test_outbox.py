@@ -103,6 +103,38 @@ def _open(outboxes: Outboxes, name: str) -> tuple[Session, _Connection, asyncio.
     return session, connection, asyncio.create_task(outbox.run())
 
 
+async def test_flushed_waits_until_every_frame_queued_is_handed_to_the_connection() -> None:
+    outboxes, _ = _outboxes()
+    session, connection = Session("reader"), _Connection()
+    outbox = outboxes.open(session, connection)  # type: ignore[arg-type]
+    await asyncio.wait_for(outbox.flushed(), 1)  # nothing queued
+    for index in range(3):
+        outboxes.send(session, f"frame {index}")
+    flushed = asyncio.create_task(outbox.flushed())
+    await _settle()
+    assert not flushed.done()  # the writer has not run
+
+    writer = asyncio.create_task(outbox.run())
+    await asyncio.wait_for(flushed, 1)
+
+    assert connection.sent == ["frame 0", "frame 1", "frame 2"]
+    writer.cancel()
+
+
+async def test_flushed_returns_when_the_outbox_closes_with_frames_unsent() -> None:
+    outboxes, _ = _outboxes()
+    session, connection = Session("gone"), _Connection()
+    outbox = outboxes.open(session, connection)  # type: ignore[arg-type]
+    outboxes.send(session, "never sent")
+    flushed = asyncio.create_task(outbox.flushed())
+    await _settle()
+
+    outbox.forget()
+
+    await asyncio.wait_for(flushed, 1)
+    assert connection.sent == []
+
+
 async def test_past_the_frames_cap_the_connection_is_closed_with_1008() -> None:
     outboxes, _ = _outboxes(max_queued_frames=3)
     session, connection, writer = _open(outboxes, "slow")
