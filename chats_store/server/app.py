@@ -97,6 +97,7 @@ from chats_store.server.tokens import (
     mint_membership_token,
     mint_session_token,
 )
+from chats_store.server.wire import WireFrame, deflate_extension
 from chats_store.server.worker import CoreWorker
 
 __all__ = [
@@ -117,7 +118,7 @@ HANDSHAKE_TIMEOUT = 5.0
 MAX_CONNECTIONS_PER_USER = 10
 """Connections one user may hold at once (default)."""
 
-_HELLO = encode_hello(f"chats_store/{__version__}")
+_HELLO = WireFrame(encode_hello(f"chats_store/{__version__}"))
 
 
 class ChatServer:
@@ -443,6 +444,8 @@ async def run_server(
             subprotocols=[Subprotocol(PROTOCOL_VERSION)],  # never a token's subprotocol
             logger=redact_headers(),
             max_size=MAX_FRAME_SIZE,
+            compression=None,  # permessage-deflate as the extension below negotiates it
+            extensions=[deflate_extension()],
             open_timeout=handshake_timeout,
             ping_interval=ping_interval,
             server_header="chats_store",

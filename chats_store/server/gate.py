@@ -59,13 +59,14 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHeader
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
@@ -76,6 +77,7 @@ from chats_store.protocol import BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_VERSION
 from chats_store.server.limits import Buckets, ServerLimits, TokenBucket
 from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import verify_session_token
+from chats_store.server.wire import WireFrame
 
 __all__ = [
     "Gate",
@@ -566,3 +568,30 @@ class GuardedConnection(ServerConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_handshake()
         super().connection_lost(exc)
+
+    # Writing frames serialized once for every recipient -------------------------
+
+    def write_frames(self, frames: Sequence[WireFrame]) -> bool:
+        """Write ``frames`` to the transport in one piece, in the encoding this
+        connection negotiated; False (nothing written) once the connection is not open.
+
+        Written past ``websockets``' send path, which would serialize and compress
+        each frame again for each connection; control frames still go through it, in
+        order with these (both write at once, on the loop's thread).
+        """
+        if self.protocol.state is not State.OPEN:
+            return False
+        deflate = next(
+            (e for e in self.protocol.extensions if isinstance(e, PerMessageDeflate)), None
+        )
+        self.transport.write(b"".join([frame.serialized(deflate) for frame in frames]))
+        return True
+
+    async def writable(self) -> bool:
+        """Wait while the transport's write buffer is over its high-water mark (TCP
+        pushes back); False once the connection is not open."""
+        try:
+            await self.drain()
+        except Exception:  # the connection was lost while waiting: its error, whatever it is
+            return False
+        return self.protocol.state is State.OPEN

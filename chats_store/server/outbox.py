@@ -2,8 +2,9 @@
 
 The core's replies and pushes are queued in the connection's :class:`Outbox` at
 once (nobody waits for a slow client) and written in order by one writer task
-(:meth:`Outbox.run`), which hands each frame to ``websockets`` (and waits while the
-transport's write buffer is full). The memory a connection takes is bounded:
+(:meth:`Outbox.run`), which writes what is queued in one piece, each frame's bytes
+made once for all its recipients (:mod:`chats_store.server.wire`), and waits while
+the transport's write buffer is full. The memory a connection takes is bounded:
 
 * at most ``max_queued_frames`` frames and ``max_queued_bytes`` bytes queued in its
   outbox: the next frame closes the connection with **1008** ("read faster");
@@ -44,13 +45,13 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from chats_store.protocol import MAX_SERVER_FRAME_SIZE
 from chats_store.server.gate import GuardedConnection, write_buffer_over
 from chats_store.server.limits import ServerLimits
 from chats_store.server.service import Session
+from chats_store.server.wire import WireFrame
 
 __all__ = ["CLOSE_TIMEOUT", "Outbox", "Outboxes", "fits_in_a_frame"]
 
@@ -61,6 +62,11 @@ MAX_WATCH_TICK = 1.0
 
 CLOSE_TIMEOUT = 10.0
 """Seconds a connection the outbox closes has to finish the closing handshake."""
+
+WRITE_BYTES = 64 * 1024
+"""Bytes of frames a writer hands to the transport in one write, at most (one frame
+may be larger): with the transport's own high-water mark, what it holds stays well
+under ``max_write_buffer``."""
 
 
 def fits_in_a_frame(text: str) -> bool:
@@ -75,7 +81,7 @@ class Outbox:
         self._connection = connection
         self._outboxes = outboxes
         self._limits = outboxes.limits
-        self._queued: deque[tuple[str, float]] = deque()
+        self._queued: deque[tuple[WireFrame, float]] = deque()
         """Frames not yet handed to the connection, with the time each was queued."""
         self.queued_bytes = 0
         """Bytes of the queued frames (counted in the global budget)."""
@@ -91,10 +97,11 @@ class Outbox:
         self._closed = False
         connection.on_pong = self._pong
 
-    def send(self, text: str) -> None:
-        """Queue ``text``, or close the connection if that breaks a bound."""
+    def send(self, frame: WireFrame) -> None:
+        """Queue ``frame``, or close the connection if that breaks a bound."""
         if self._closed:
             return
+        text = frame.text
         if not fits_in_a_frame(text):
             logger.error("a frame of %d bytes was not sent: over the maximum", len(text))
             self.close(1011, "internal error: the server made a frame over the maximum")
@@ -117,24 +124,35 @@ class Outbox:
         if not self._outboxes.reserve(self, size):
             return  # this connection was the one closed to make room
         self.queued_bytes += size
-        self._queued.append((text, self._outboxes.now()))
+        self._queued.append((frame, self._outboxes.now()))
         self._ready.set()
 
     async def run(self) -> None:
-        """Write the queued frames in order until the connection closes."""
-        try:
-            while not self._closed:
-                await self._ready.wait()
-                self._ready.clear()
-                while self._queued and not self._closed:
-                    text, queued_at = self._queued.popleft()
-                    self.queued_bytes -= len(text)
-                    self._outboxes.release(len(text))
-                    self._handed += 1
+        """Write the queued frames in order until the connection closes: all those
+        queued at once in one write (up to :data:`WRITE_BYTES`), then again once the
+        transport has room."""
+        connection = self._connection
+        queued = self._queued
+        while not self._closed:
+            await self._ready.wait()
+            self._ready.clear()
+            while queued and not self._closed:
+                if not await connection.writable():
+                    return
+                if self._closed:
+                    return
+                frames: list[WireFrame] = []
+                size = 0
+                while queued and (not frames or size < WRITE_BYTES):
+                    frame, queued_at = queued.popleft()
+                    frames.append(frame)
+                    size += len(frame.text)
                     self._unconfirmed.append(queued_at)
-                    await self._connection.send(text)
-        except ConnectionClosed:
-            return
+                self.queued_bytes -= size
+                self._outboxes.release(size)
+                self._handed += len(frames)
+                if not connection.write_frames(frames):
+                    return
 
     def _pong(self, payload: bytes) -> None:
         """A pong came: if it answers the outbox's ping, the frames before it are read."""
@@ -247,10 +265,10 @@ class Outboxes:
         if outbox is not None:
             outbox.forget()
 
-    def send(self, session: Session, text: str) -> None:
+    def send(self, session: Session, frame: WireFrame) -> None:
         outbox = self._by_session.get(session)
         if outbox is not None:
-            outbox.send(text)
+            outbox.send(frame)
 
     # The global budget ---------------------------------------------------------------
 
