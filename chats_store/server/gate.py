@@ -587,6 +587,18 @@ class GuardedConnection(ServerConnection):
         self.transport.write(b"".join([frame.serialized(deflate) for frame in frames]))
         return True
 
+    write_paused = False
+    """Whether the transport's write buffer is over its high-water mark (asyncio's flow
+    control: :meth:`pause_writing` until :meth:`resume_writing`)."""
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.write_paused = False
+
     async def writable(self) -> bool:
         """Wait while the transport's write buffer is over its high-water mark (TCP
         pushes back); False once the connection is not open."""

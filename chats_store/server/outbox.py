@@ -1,10 +1,12 @@
 """Each connection's outbox: frames queued without waiting, written in order, bounded.
 
 The core's replies and pushes are queued in the connection's :class:`Outbox` at
-once (nobody waits for a slow client) and written in order by one writer task
-(:meth:`Outbox.run`), which writes what is queued in one piece, each frame's bytes
-made once for all its recipients (:mod:`chats_store.server.wire`), and waits while
-the transport's write buffer is full. The memory a connection takes is bounded:
+once (nobody waits for a slow client) and written in order: what the loop's
+callback queued for a connection goes out in one write once the callback is done
+(:meth:`Outbox.flush`), each frame's bytes made once for all its recipients
+(:mod:`chats_store.server.wire`); while the transport's write buffer is full the
+connection's writer task (:meth:`Outbox.run`) waits for room. The memory a
+connection takes is bounded:
 
 * at most ``max_queued_frames`` frames and ``max_queued_bytes`` bytes queued in its
   outbox: the next frame closes the connection with **1008** ("read faster");
@@ -94,6 +96,11 @@ class Outbox:
         self._pings = 0
         self._confirmed = 0
         self._ready = asyncio.Event()
+        """Set when a write found the transport full: :meth:`run` waits for room."""
+        self._waiting = False
+        """Whether the writer task is waiting for room in the transport."""
+        self._flush_due = False
+        """Whether a :meth:`flush` is scheduled (:meth:`Outboxes.flush_soon`)."""
         self._closed = False
         connection.on_pong = self._pong
 
@@ -125,34 +132,47 @@ class Outbox:
             return  # this connection was the one closed to make room
         self.queued_bytes += size
         self._queued.append((frame, self._outboxes.now()))
-        self._ready.set()
+        if not self._flush_due:
+            self._flush_due = True
+            self._outboxes.flush_soon(self)
 
-    async def run(self) -> None:
-        """Write the queued frames in order until the connection closes: all those
-        queued at once in one write (up to :data:`WRITE_BYTES`), then again once the
-        transport has room."""
+    def flush(self) -> None:
+        """Write the queued frames, in pieces of up to :data:`WRITE_BYTES`, unless the
+        transport is full: then :meth:`run` waits for room and writes on."""
+        self._flush_due = False
+        if self._closed or self._waiting:
+            return
         connection = self._connection
         queued = self._queued
+        while queued:
+            if connection.write_paused:
+                self._waiting = True
+                self._ready.set()
+                return
+            frames: list[WireFrame] = []
+            size = 0
+            while queued and (not frames or size < WRITE_BYTES):
+                frame, queued_at = queued.popleft()
+                frames.append(frame)
+                size += len(frame.text)
+                self._unconfirmed.append(queued_at)
+            self.queued_bytes -= size
+            self._outboxes.release(size)
+            self._handed += len(frames)
+            if not connection.write_frames(frames):
+                self.forget()  # the connection is closing: nothing more can go
+                return
+
+    async def run(self) -> None:
+        """The connection's writer task: each time a write found the transport full,
+        wait until it has room, then write on; until the connection closes."""
         while not self._closed:
             await self._ready.wait()
             self._ready.clear()
-            while queued and not self._closed:
-                if not await connection.writable():
-                    return
-                if self._closed:
-                    return
-                frames: list[WireFrame] = []
-                size = 0
-                while queued and (not frames or size < WRITE_BYTES):
-                    frame, queued_at = queued.popleft()
-                    frames.append(frame)
-                    size += len(frame.text)
-                    self._unconfirmed.append(queued_at)
-                self.queued_bytes -= size
-                self._outboxes.release(size)
-                self._handed += len(frames)
-                if not connection.write_frames(frames):
-                    return
+            if self._closed or not await self._connection.writable():
+                return
+            self._waiting = False
+            self.flush()
 
     def _pong(self, payload: bytes) -> None:
         """A pong came: if it answers the outbox's ping, the frames before it are read."""
@@ -250,6 +270,7 @@ class Outboxes:
         self._by_session: dict[Session, Outbox] = {}
         self._queued = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._to_flush: list[Outbox] = []
 
     @property
     def queued_bytes(self) -> int:
@@ -291,6 +312,19 @@ class Outboxes:
 
     def now(self) -> float:
         return self._clock()
+
+    def flush_soon(self, outbox: Outbox) -> None:
+        """Have ``outbox`` write what it queued once the loop's current callback is
+        done: what a callback queues for a connection (a slice of the dispatcher's
+        answers) goes out in one write, with no task woken per connection."""
+        self._to_flush.append(outbox)
+        if len(self._to_flush) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        outboxes, self._to_flush = self._to_flush, []
+        for outbox in outboxes:
+            outbox.flush()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` (a close) as a task that the server keeps until it ends."""

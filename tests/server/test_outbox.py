@@ -70,6 +70,10 @@ class _Connection:
         self.sent.extend(frame.text for frame in frames)
         return True
 
+    @property
+    def write_paused(self) -> bool:
+        return self.stuck
+
     async def writable(self) -> bool:
         if self.stuck:
             await asyncio.Event().wait()
