@@ -1,11 +1,12 @@
 """Server memory per idle connection, by compression policy (workload 8 of ``workloads.py``).
 
-The reference server runs in a process of its own (SQLite in memory) with one of
-three settings of ``run_server(compression=)``: ``None`` (no permessage-deflate),
-``Compression(min_size=0, context_takeover=True)`` (what ``websockets`` does by
-default, and what the server did before the policy: every message compressed, a
-window kept per direction) and ``Compression()`` (the policy: messages under 1 KiB
-uncompressed, no context kept between messages). Client processes open
+The reference server runs in a process of its own (SQLite in memory): the server
+of ``--base`` (a git revision, default ``bc98088``, before the compression policy:
+``websockets``' default permessage-deflate, every message compressed, a window kept
+per direction per connection), checked out in a temporary worktree, and this
+tree's with ``run_server(compression=None)`` (no permessage-deflate) and with
+``compression=Compression()`` (the policy: no context kept between messages, frames
+under 512 bytes uncompressed). Client processes open
 ``--connections`` connections (each a user of its own, offering permessage-deflate
 as ``websockets`` clients and browsers do), join one of 10 chats (a snapshot of 50
 messages each: a reply that is compressed), then stay idle. The figure is the
@@ -32,24 +33,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_process import LOOPBACK_LIMITS
+from compare_revisions import worktree
+from server_process import LOOPBACK_LIMITS, ROOT, tree_env
 
 POLICIES = {
     "no compression": "None",
-    "websockets' default (before)": "Compression(min_size=0, context_takeover=True)",
     "the policy (default)": "Compression()",
 }
-"""Label -> the ``compression=`` argument, as Python source."""
+"""Label -> this tree's ``compression=`` argument, as Python source."""
 
 CHATS = 10
 HISTORY = 50
 
 _SERVER = """
 import asyncio, gc, json, sys
-from chats_store.server import Compression, ServerLimits, run_server
+from chats_store.server import ServerLimits, run_server
 
-secret, compression, limits = sys.argv[1], eval(sys.argv[2]), json.loads(sys.argv[3])
+secret, limits = sys.argv[1], json.loads(sys.argv[3])
 chats, history = int(sys.argv[4]), int(sys.argv[5])
+options = {}
+if sys.argv[2] != "default":  # the revision's default otherwise (it may have no such option)
+    from chats_store.server import Compression
+    options["compression"] = eval(sys.argv[2])
 
 def rss_kib():
     for line in open("/proc/self/status"):
@@ -58,8 +63,8 @@ def rss_kib():
 
 async def main():
     async with run_server(
-        port=0, secret=secret, rate_limit=None, compression=compression,
-        max_connections_per_user=None, limits=ServerLimits(**limits),
+        port=0, secret=secret, rate_limit=None, max_connections_per_user=None,
+        limits=ServerLimits(**limits), **options,
     ) as server:
         print(server.address, flush=True)
         loop = asyncio.get_running_loop()
@@ -129,8 +134,9 @@ asyncio.run(main())
 """
 
 
-def measure(policy: str, connections: int, processes: int) -> dict[str, Any]:
-    """Server RSS per idle connection (KiB) under ``policy`` (source of ``compression=``)."""
+def measure(tree: Path, policy: str, connections: int, processes: int) -> dict[str, Any]:
+    """Server RSS per idle connection (KiB): the server of ``tree`` under ``policy``
+    (source of ``compression=``, or ``default``)."""
     secret = secrets.token_urlsafe(32)
     server = subprocess.Popen(
         [
@@ -146,6 +152,8 @@ def measure(policy: str, connections: int, processes: int) -> dict[str, Any]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=tree_env(tree),
+        cwd=tree,
     )
     assert server.stdin is not None and server.stdout is not None
     clients: list[subprocess.Popen[str]] = []
@@ -234,18 +242,21 @@ def workload_connections(args: argparse.Namespace, results: dict[str, Any]) -> N
         f"\n## Workload 8: server memory per idle connection, {args.connections:,} connections"
         f" (each joined to one of {CHATS} chats of {HISTORY} messages), by compression policy\n"
     )
-    print("| `run_server(compression=)` | KiB per connection | server RSS MiB | negotiated |")
+    print("| server | KiB per connection | server RSS MiB | negotiated |")
     print("|---|---:|---:|---|")
     figures = {}
-    for label, policy in POLICIES.items():
-        measured = measure(policy, args.connections, args.connection_processes)
-        figures[label] = measured["kib_per_connection"]
-        negotiated = ", ".join(measured["extensions"]) or "nothing"
-        print(
-            f"| {label}: `{policy}` | {measured['kib_per_connection']:.1f} |"
-            f" {measured['server_rss_mib']:.0f} | {negotiated} |",
-            flush=True,
-        )
+    with worktree(args.connections_base) as base:
+        setups = [(f"before ({args.connections_base}): websockets' default", base, "default")]
+        setups += [(f"{label}: `{policy}`", ROOT, policy) for label, policy in POLICIES.items()]
+        for label, tree, policy in setups:
+            measured = measure(tree, policy, args.connections, args.connection_processes)
+            figures[label] = measured["kib_per_connection"]
+            negotiated = ", ".join(measured["extensions"]) or "nothing"
+            print(
+                f"| {label} | {measured['kib_per_connection']:.1f} |"
+                f" {measured['server_rss_mib']:.0f} | {negotiated} |",
+                flush=True,
+            )
     results["w8"] = figures
 
 
@@ -253,6 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=2_000)
     parser.add_argument("--connection-processes", type=int, default=2)
+    parser.add_argument("--connections-base", default="bc98088", help="the revision before")
     workload_connections(parser.parse_args(), {})
 
 

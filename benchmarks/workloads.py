@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +74,7 @@ from dispatch_getters import (
     time_steps,
 )
 from legacy_log import TupleLog
+from server_process import LOOPBACK_LIMITS
 
 from chats_store.chats.actions import (
     ChatJoined,
@@ -523,26 +525,55 @@ def workload_bounded(args: argparse.Namespace, results: dict[str, Any]) -> None:
 # Workload 4: send -> another client's getter emits, over loopback ------------------------
 
 _SERVER = """
-import asyncio, signal, sys
-from chats_store.server import run_server
+import asyncio, json, signal, sys
+from chats_store.server import ServerLimits, run_server
+
+options = json.loads(sys.argv[2])
+options["limits"] = ServerLimits(**options.get("limits", {}))
 
 async def main():
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with run_server(port=0, secret=sys.argv[1], rate_limit=None) as server:
+    async with run_server(port=0, secret=sys.argv[1], rate_limit=None, **options) as server:
         print(server.address, flush=True)
         await stop.wait()
 
-if len(sys.argv) > 2:  # profile the server: cProfile stats written to argv[2] on SIGTERM
+if len(sys.argv) > 3:  # profile the server: cProfile stats written to argv[3] on SIGTERM
     import cProfile
+    from chats_store.server.worker import CoreWorker
+    run_worker = CoreWorker._run
+
+    def profiled_worker(worker):  # the core's thread, in argv[3] + ".worker"
+        worker_profile = cProfile.Profile()
+        try:
+            worker_profile.runcall(run_worker, worker)
+        finally:
+            worker_profile.dump_stats(sys.argv[3] + ".worker")
+
+    CoreWorker._run = profiled_worker
     profile = cProfile.Profile()
     profile.enable()
     asyncio.run(main())
     profile.disable()
-    profile.dump_stats(sys.argv[2])
+    profile.dump_stats(sys.argv[3])
 else:
     asyncio.run(main())
 """
+
+
+def server_command(secret: str, profile: str = "", **options: Any) -> list[str]:
+    """The command that runs the reference server for workloads 4 and 5: ``run_server``
+    with no rate limit and the limits per address lifted (every client is on loopback),
+    ``options`` passed on; ``profile``: a path for the server's cProfile stats."""
+    options = {"limits": LOOPBACK_LIMITS, **options}
+    return [
+        sys.executable,
+        "-c",
+        _SERVER,
+        secret,
+        json.dumps(options),
+        *([profile] if profile else []),
+    ]
 
 
 _RECEIVERS = """
@@ -677,16 +708,13 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     reference server in a subprocess (no rate limit), over loopback."""
     import asyncio
     import secrets
-    import subprocess
 
     from chats_store import create_chats, create_user, create_websocket
     from chats_store.chats.facade import ChatsConfig
     from chats_store.server import mint_chat_token, mint_session_token
 
     secret = secrets.token_urlsafe(32)
-    server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, secret], stdout=subprocess.PIPE, text=True
-    )
+    server = subprocess.Popen(server_command(secret), stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     address = server.stdout.readline().strip()
 
@@ -782,58 +810,7 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
 # Workload 5: server fan-out ---------------------------------------------------------------
 
-_READERS = """
-import asyncio, json, sys, time
-from websockets.asyncio.client import connect
-from chats_store.chats.commands import JoinRequest
-from chats_store.protocol.client import encode_request
-from chats_store.protocol.frames import PROTOCOL_VERSION
-from chats_store.server import mint_chat_token, mint_session_token
-
-address, secret, first, count, chat_id, expected, deflate = sys.argv[1:8]
-first, count, expected = int(first), int(count), int(expected)
-compression = "deflate" if deflate == "deflate" else None
-
-async def reader(user_id, joined, results):
-    async with connect(
-        f"ws://{address}",
-        additional_headers={"Authorization": f"Bearer {mint_session_token(secret, user_id)}"},
-        subprotocols=[PROTOCOL_VERSION],
-        max_size=None,
-        open_timeout=60,
-        ping_interval=None,
-        compression=compression,
-    ) as websocket:
-        token = mint_chat_token(secret, user_id, chat_id)
-        await websocket.send(encode_request(1, JoinRequest(chat_id, token)))
-        while True:  # until the join's reply
-            frame = json.loads(await websocket.recv())
-            if frame.get("id") == 1:
-                assert frame["type"] == "ok", frame
-                break
-        joined.append(user_id)
-        if len(joined) == count:
-            print("ready", flush=True)
-        received, last = 0, 0.0
-        clock = time.monotonic
-        async for text in websocket:  # count the pushed messages, nothing else
-            if '"message_posted"' in text:
-                received += 1
-                if received == expected:
-                    last = clock()
-                    break
-        results.append((received, last))
-
-async def main():
-    joined, results = [], []
-    await asyncio.gather(
-        *(reader(f"r{n}", joined, results) for n in range(first, first + count))
-    )
-    print(json.dumps({"frames": sum(r for r, _ in results), "last": max(t for _, t in results)}),
-          flush=True)
-
-asyncio.run(main())
-"""
+CLIENTS = Path(__file__).resolve().parent / "fanout_clients.py"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -846,14 +823,33 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def _clients(mode: str, address: str, secret: str, *arguments: object) -> subprocess.Popen[str]:
+    """A process of :mod:`fanout_clients` (``readers`` or ``senders``), its stdin and
+    stdout piped; it prints ``ready`` once every client has joined."""
+    return subprocess.Popen(
+        [sys.executable, str(CLIENTS), mode, address, secret, *map(str, arguments)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _spread(total: int, processes: int) -> list[tuple[int, int]]:
+    """``(first, count)`` of each of ``processes`` groups of ``total`` clients."""
+    per = -(-total // processes)
+    return [(first, min(per, total - first)) for first in range(0, total, per)]
+
+
 def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    """``fanout_readers`` raw WebSocket readers (joined, then only counting frames) in
-    ``fanout_processes`` processes; one sender posting ``fanout_messages`` with up to
-    ``fanout_window`` requests in flight; the reference server in its own process."""
+    """The reference server in its own process, on an SQLite file with durable acks
+    (the default of ``chats-store serve``). Fan-out: ``fanout_readers`` lean readers
+    (:mod:`fanout_clients`) in ``fanout_processes`` processes, one sender posting
+    ``fanout_messages`` with up to ``fanout_window`` requests in flight. Then posts
+    accepted: ``senders`` lean senders in ``sender_processes`` processes, in
+    ``sender_chats`` chats, each posting ``sender_posts`` with ``sender_window`` in
+    flight, every acknowledgement counted."""
     import asyncio
-    import json
     import secrets
-    import subprocess
 
     from websockets.asyncio.client import connect
     from websockets.typing import Subprotocol
@@ -865,38 +861,34 @@ def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     secret = secrets.token_urlsafe(32)
     chat_id, total = "fanout", args.fanout_messages
-    command = [sys.executable, "-c", _SERVER, secret]
-    if args.fanout_profile:
-        command.append(args.fanout_profile)
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    compression = "none" if args.fanout_no_deflate else "deflate"
+    db = Path(tempfile.mkdtemp()) / "fanout.sqlite3"
+    server = subprocess.Popen(
+        server_command(secret, args.fanout_profile, db=str(db)), stdout=subprocess.PIPE, text=True
+    )
     assert server.stdout is not None
     address = server.stdout.readline().strip()
-    readers: list[subprocess.Popen[str]] = []
-    try:
-        per = -(-args.fanout_readers // args.fanout_processes)
-        for first in range(0, args.fanout_readers, per):
-            count = min(per, args.fanout_readers - first)
-            readers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        _READERS,
-                        address,
-                        secret,
-                        str(first),
-                        str(count),
-                        chat_id,
-                        str(total),
-                        "none" if args.fanout_no_deflate else "deflate",
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        for process in readers:
+    processes: list[subprocess.Popen[str]] = []
+
+    def ready(group: list[subprocess.Popen[str]]) -> None:
+        processes.extend(group)
+        for process in group:
             assert process.stdout is not None
             assert process.stdout.readline().strip() == "ready"
+
+    def reports(group: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+        found = []
+        for process in group:
+            assert process.stdout is not None
+            found.append(json.loads(process.stdout.readline()))
+        return found
+
+    try:
+        readers = [
+            _clients("readers", address, secret, first, count, chat_id, total, compression)
+            for first, count in _spread(args.fanout_readers, args.fanout_processes)
+        ]
+        ready(readers)
 
         async def send() -> tuple[float, float, float]:
             async with connect(
@@ -939,25 +931,50 @@ def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 return began, time.monotonic(), cpu
 
         began, replied, cpu_before = asyncio.run(send())
-        reports = []
-        for process in readers:
-            assert process.stdout is not None
-            reports.append(json.loads(process.stdout.readline()))
+        fanned = reports(readers)
         cpu = cpu_seconds(server.pid) - cpu_before
+
+        senders = [
+            _clients(
+                "senders",
+                address,
+                secret,
+                first,
+                count,
+                args.sender_chats,
+                args.sender_posts,
+                args.sender_window,
+                compression,
+            )
+            for first, count in _spread(args.senders, args.sender_processes)
+        ]
+        ready(senders)
+        posts_cpu_before = cpu_seconds(server.pid)
+        for process in senders:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        posted = reports(senders)
+        posts_cpu = cpu_seconds(server.pid) - posts_cpu_before
     finally:
-        for process in readers:
+        for process in processes:
             process.kill()
             process.wait(timeout=10)
         server.terminate()
         server.wait(timeout=30)
-    frames = sum(report["frames"] for report in reports)
+    frames = sum(report["frames"] for report in fanned)
     assert frames == total * args.fanout_readers, (frames, total * args.fanout_readers)
-    wall = max(report["last"] for report in reports) - began
+    wall = max(report["last"] for report in fanned) - began
     rate = frames / wall
+    acks = sum(report["acks"] for report in posted)
+    assert acks == args.senders * args.sender_posts, (acks, args.senders * args.sender_posts)
+    posts_wall = max(r["last"] for r in posted) - min(r["began"] for r in posted)
+    posts_rate = acks / posts_wall
+    per_chat = -(-args.senders // args.sender_chats)
     print(
         f"\n## Workload 5: server fan-out, {args.fanout_readers} readers in"
         f" {len(readers)} process{'es' if len(readers) > 1 else ''}, {total:,} messages, 1 sender"
-        f" ({args.fanout_window} requests in flight),"
+        f" ({args.fanout_window} requests in flight), SQLite file with durable acks,"
         f" {'no compression' if args.fanout_no_deflate else 'permessage-deflate'}\n"
     )
     print("| figure | value |\n|---|---:|")
@@ -966,7 +983,27 @@ def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(f"| **deliveries per second** | **{rate:,.0f}** |")
     print(f"| messages accepted per second (last reply) | {total / (replied - began):,.0f} |")
     print(f"| server CPU over the run | {cpu:.2f} s ({cpu / wall:.0%} of one core) |")
-    results["w5"] = {"rate": rate, "wall": wall, "frames": frames, "server_cpu": cpu / wall}
+    print(f"| deliveries per second of server CPU | {frames / max(cpu, 0.01):,.0f} |")
+    readers_cpu = sum(report["cpu"] for report in fanned)
+    print(f"| readers' CPU over the run (their processes, with the joins) | {readers_cpu:.2f} s |")
+    print(
+        f"\n## Workload 5b: posts accepted, {args.senders} senders in {len(senders)}"
+        f" process{'es' if len(senders) > 1 else ''}, {args.sender_window} posts in flight each,"
+        f" {args.sender_chats} chats of {per_chat}, durable acks\n"
+    )
+    print("| figure | value |\n|---|---:|")
+    print(f"| posts acknowledged | {acks:,} |")
+    print(f"| first post -> last acknowledgement | {posts_wall:.2f} s |")
+    print(f"| **posts accepted per second** | **{posts_rate:,.0f}** |")
+    share = posts_cpu / posts_wall
+    print(f"| server CPU over the run | {posts_cpu:.2f} s ({share:.0%} of one core) |")
+    results["w5"] = {
+        "rate": rate,
+        "wall": wall,
+        "frames": frames,
+        "server_cpu": cpu / wall,
+        "posts_rate": posts_rate,
+    }
 
 
 # Plot ---------------------------------------------------------------------------------
@@ -1046,6 +1083,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fanout-processes", type=int, default=2)
     parser.add_argument("--fanout-messages", type=int, default=2_000)
     parser.add_argument("--fanout-window", type=int, default=32)
+    parser.add_argument("--senders", type=int, default=100)
+    parser.add_argument("--sender-processes", type=int, default=2)
+    parser.add_argument("--sender-chats", type=int, default=10)
+    parser.add_argument("--sender-posts", type=int, default=50)
+    parser.add_argument("--sender-window", type=int, default=4)
     parser.add_argument(
         "--fanout-no-deflate",
         action="store_true",
@@ -1056,6 +1098,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--connections", type=int, default=2_000, help="workload 8")
     parser.add_argument("--connection-processes", type=int, default=2, help="workload 8")
+    parser.add_argument("--connections-base", default="bc98088", help="workload 8's before")
     parser.add_argument(
         "--only", default="", help="comma-separated workloads to run (1,2,3,4,5,6,bounded,8)"
     )
@@ -1069,6 +1112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.loopback_clients, args.loopback_messages = 5, 5
         args.fanout_readers, args.fanout_processes, args.fanout_messages = 5, 1, 50
         args.connections, args.connection_processes = 50, 1
+        args.senders, args.sender_processes, args.sender_chats, args.sender_posts = 5, 1, 2, 10
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.history = [int(s) for s in args.history.split(",")]
     print(

@@ -21,6 +21,7 @@ import jsonschema
 
 from chats_store.protocol.schema import frame_schema
 from chats_store.server.outbox import Outbox
+from chats_store.server.wire import WireFrame
 
 
 def _closed(schema: Any) -> Any:
@@ -68,12 +69,14 @@ class ServerFrameCheck:
         self.frames: dict[int, str] = {}
         """The distinct texts sent, by hash."""
 
-    def wrap(self, send: Callable[[Outbox, str], None]) -> Callable[[Outbox, str], None]:
+    def wrap(
+        self, send: Callable[[Outbox, WireFrame], None]
+    ) -> Callable[[Outbox, WireFrame], None]:
         frames = self.frames
 
-        def collecting_send(outbox: Outbox, text: str) -> None:
-            frames.setdefault(hash(text), text)
-            send(outbox, text)
+        def collecting_send(outbox: Outbox, frame: WireFrame) -> None:
+            frames.setdefault(hash(frame.text), frame.text)
+            send(outbox, frame)
 
         return collecting_send
 

@@ -98,6 +98,7 @@ from chats_store.server.tokens import (
     mint_membership_token,
     mint_session_token,
 )
+from chats_store.server.wire import WireFrame
 from chats_store.server.worker import CoreWorker
 
 __all__ = [
@@ -118,7 +119,7 @@ HANDSHAKE_TIMEOUT = 5.0
 MAX_CONNECTIONS_PER_USER = 10
 """Connections one user may hold at once (default)."""
 
-_HELLO = encode_hello(f"chats_store/{__version__}")
+_HELLO = WireFrame(encode_hello(f"chats_store/{__version__}"))
 
 
 class ChatServer:
@@ -355,9 +356,9 @@ async def run_server(
     unsent frames), :class:`ServerLimits`.
 
     ``compression``: permessage-deflate for the clients that offer it, on the terms
-    of :class:`Compression` (by default messages under 1 KiB go uncompressed and no
-    compression context is kept between messages, so an idle connection holds no
-    zlib state); None: never negotiated.
+    of :class:`Compression` (no compression context kept between messages, so an
+    idle connection holds no zlib state and a push is compressed once for all its
+    recipients; frames under 512 bytes uncompressed); None: never negotiated.
 
     Storage: with ``durable`` (the default) a request is acknowledged, and its
     events pushed, only once it is on stable storage (SQLite ``synchronous=FULL``;

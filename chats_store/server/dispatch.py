@@ -55,6 +55,7 @@ from chats_store.server.flag import Flag
 from chats_store.server.limits import RateLimiter, reply_cost
 from chats_store.server.outbox import fits_in_a_frame
 from chats_store.server.service import Answer, ChatService, Push, Session
+from chats_store.server.wire import WireFrame
 from chats_store.server.worker import CoreWorker
 
 __all__ = [
@@ -76,15 +77,16 @@ MAX_RESUMES_IN_FLIGHT = 32
 SLICE_SECONDS = 0.005
 """Work the loop does on answers before it lets other callbacks run."""
 SLICE_BYTES = 128 * 1024
-"""Text the loop hands to the outboxes before it lets other callbacks run (each frame
-queued counts :data:`FRAME_COST` bytes more: the writers' work per frame sent)."""
-FRAME_COST = 1024
+"""Text the loop hands to the outboxes before it lets other callbacks run: each text
+counts once (it is serialized, and compressed, once for all its recipients), and each
+frame queued :data:`FRAME_COST` bytes more (the work of queuing and writing it)."""
+FRAME_COST = 64
 
 LARGE_REPLIES = (JoinRequest, ResumeRequest, HistoryRequest)
 """Requests whose reply may be large: see the module's docstring."""
 
-Send = Callable[[Session, str], None]
-"""Queue a frame's text in the outbox of a session's connection (nothing if it is gone)."""
+Send = Callable[[Session, WireFrame], None]
+"""Queue a frame in the outbox of a session's connection (nothing if it is gone)."""
 
 
 @attrs.define
@@ -202,7 +204,7 @@ class Dispatcher:
         """Queue a reply the gateway made itself, after the replies owed before it."""
         connection = self._connections.get(session)
         if connection is None or not connection.owed:
-            self._send(session, text)
+            self._send(session, WireFrame(text))
             return
         connection.owed.append(_Reply(text))
 
@@ -260,7 +262,7 @@ class Dispatcher:
             owed = connection.owed
             while owed and (ready := owed[0].text) is not None:
                 owed.popleft()
-                self._send(item.session, ready)
+                self._send(item.session, WireFrame(ready))
             if not owed:
                 connection.settled.set()
         if item.reply.charged is not None:
@@ -268,14 +270,15 @@ class Dispatcher:
         return queued + self._push(item.answer.pushes)
 
     def _push(self, pushes: tuple[Push, ...]) -> int:
-        """Encode each push once and queue the text for each recipient; bytes queued."""
+        """Encode each push once and queue the frame for each recipient; bytes queued."""
         queued = 0
         send = self._send
         for push in pushes:
             text = push.frame if push.frame is not None else encode_event(push.event, seq=push.seq)
+            frame = WireFrame(text)
             for recipient in push.recipients:
-                send(recipient, text)
-            queued += (len(text) + FRAME_COST) * len(push.recipients)
+                send(recipient, frame)
+            queued += len(text) + FRAME_COST * len(push.recipients)
         return queued
 
 

@@ -59,7 +59,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -73,9 +73,11 @@ from websockets.protocol import State
 
 from chats_store.errors import ErrorCode
 from chats_store.protocol import BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_VERSION
+from chats_store.server.compression import NegotiatedDeflate
 from chats_store.server.limits import Buckets, ServerLimits, TokenBucket
 from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import verify_session_token
+from chats_store.server.wire import WireFrame
 
 __all__ = [
     "Gate",
@@ -566,3 +568,42 @@ class GuardedConnection(ServerConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_handshake()
         super().connection_lost(exc)
+
+    # Writing frames serialized once for every recipient -------------------------
+
+    def write_frames(self, frames: Sequence[WireFrame]) -> bool:
+        """Write ``frames`` to the transport in one piece, in the encoding this
+        connection negotiated; False (nothing written) once the connection is not open.
+
+        Written past ``websockets``' send path, which would serialize and compress
+        each frame again for each connection; control frames still go through it, in
+        order with these (both write at once, on the loop's thread).
+        """
+        if self.protocol.state is not State.OPEN:
+            return False
+        deflate = next(
+            (e for e in self.protocol.extensions if isinstance(e, NegotiatedDeflate)), None
+        )
+        self.transport.write(b"".join([frame.serialized(deflate) for frame in frames]))
+        return True
+
+    write_paused = False
+    """Whether the transport's write buffer is over its high-water mark (asyncio's flow
+    control: :meth:`pause_writing` until :meth:`resume_writing`)."""
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.write_paused = False
+
+    async def writable(self) -> bool:
+        """Wait while the transport's write buffer is over its high-water mark (TCP
+        pushes back); False once the connection is not open."""
+        try:
+            await self.drain()
+        except Exception:  # the connection was lost while waiting: its error, whatever it is
+            return False
+        return self.protocol.state is State.OPEN

@@ -1,9 +1,12 @@
 """Each connection's outbox: frames queued without waiting, written in order, bounded.
 
 The core's replies and pushes are queued in the connection's :class:`Outbox` at
-once (nobody waits for a slow client) and written in order by one writer task
-(:meth:`Outbox.run`), which hands each frame to ``websockets`` (and waits while the
-transport's write buffer is full). The memory a connection takes is bounded:
+once (nobody waits for a slow client) and written in order: what the loop's
+callback queued for a connection goes out in one write once the callback is done
+(:meth:`Outbox.flush`), each frame's bytes made once for all its recipients
+(:mod:`chats_store.server.wire`); while the transport's write buffer is full the
+connection's writer task (:meth:`Outbox.run`) waits for room. The memory a
+connection takes is bounded:
 
 * at most ``max_queued_frames`` frames and ``max_queued_bytes`` bytes queued in its
   outbox: the next frame closes the connection with **1008** ("read faster");
@@ -44,7 +47,6 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from chats_store.protocol import MAX_SERVER_FRAME_SIZE
@@ -52,6 +54,7 @@ from chats_store.server.flag import Flag
 from chats_store.server.gate import GuardedConnection, write_buffer_over
 from chats_store.server.limits import ServerLimits
 from chats_store.server.service import Session
+from chats_store.server.wire import WireFrame
 
 __all__ = ["CLOSE_TIMEOUT", "Outbox", "Outboxes", "fits_in_a_frame"]
 
@@ -62,6 +65,11 @@ MAX_WATCH_TICK = 1.0
 
 CLOSE_TIMEOUT = 10.0
 """Seconds a connection the outbox closes has to finish the closing handshake."""
+
+WRITE_BYTES = 64 * 1024
+"""Bytes of frames a writer hands to the transport in one write, at most (one frame
+may be larger): with the transport's own high-water mark, what it holds stays well
+under ``max_write_buffer``."""
 
 
 def fits_in_a_frame(text: str) -> bool:
@@ -76,7 +84,7 @@ class Outbox:
         self._connection = connection
         self._outboxes = outboxes
         self._limits = outboxes.limits
-        self._queued: deque[tuple[str, float]] = deque()
+        self._queued: deque[tuple[WireFrame, float]] = deque()
         """Frames not yet handed to the connection, with the time each was queued."""
         self.queued_bytes = 0
         """Bytes of the queued frames (counted in the global budget)."""
@@ -89,15 +97,21 @@ class Outbox:
         self._pings = 0
         self._confirmed = 0
         self._ready = Flag()
+        """Set when a write found the transport full: :meth:`run` waits for room."""
+        self._waiting = False
+        """Whether the writer task is waiting for room in the transport."""
+        self._flush_due = False
+        """Whether a :meth:`flush` is scheduled (:meth:`Outboxes.flush_soon`)."""
         self._flushed = Flag(True)
-        """Set while every frame queued has been handed to the connection."""
+        """Set while every frame queued has been written to the connection."""
         self._closed = False
         connection.on_pong = self._pong
 
-    def send(self, text: str) -> None:
-        """Queue ``text``, or close the connection if that breaks a bound."""
+    def send(self, frame: WireFrame) -> None:
+        """Queue ``frame``, or close the connection if that breaks a bound."""
         if self._closed:
             return
+        text = frame.text
         if not fits_in_a_frame(text):
             logger.error("a frame of %d bytes was not sent: over the maximum", len(text))
             self.close(1011, "internal error: the server made a frame over the maximum")
@@ -120,32 +134,56 @@ class Outbox:
         if not self._outboxes.reserve(self, size):
             return  # this connection was the one closed to make room
         self.queued_bytes += size
-        self._queued.append((text, self._outboxes.now()))
+        self._queued.append((frame, self._outboxes.now()))
         self._flushed.clear()
-        self._ready.set()
+        if not self._flush_due:
+            self._flush_due = True
+            self._outboxes.flush_soon(self)
+
+    def flush(self) -> None:
+        """Write the queued frames, in pieces of up to :data:`WRITE_BYTES`, unless the
+        transport is full: then :meth:`run` waits for room and writes on."""
+        self._flush_due = False
+        if self._closed or self._waiting:
+            return
+        connection = self._connection
+        queued = self._queued
+        while queued:
+            if connection.write_paused:
+                self._waiting = True
+                self._ready.set()
+                return
+            frames: list[WireFrame] = []
+            size = 0
+            while queued and (not frames or size < WRITE_BYTES):
+                frame, queued_at = queued.popleft()
+                frames.append(frame)
+                size += len(frame.text)
+                self._unconfirmed.append(queued_at)
+            self.queued_bytes -= size
+            self._outboxes.release(size)
+            self._handed += len(frames)
+            if not connection.write_frames(frames):
+                self.forget()  # the connection is closing: nothing more can go
+                return
+        self._flushed.set()
 
     async def run(self) -> None:
-        """Write the queued frames in order until the connection closes."""
+        """The connection's writer task: each time a write found the transport full,
+        wait until it has room, then write on; until the connection closes."""
         try:
             while not self._closed:
                 await self._ready.wait()
                 self._ready.clear()
-                while self._queued and not self._closed:
-                    text, queued_at = self._queued.popleft()
-                    self.queued_bytes -= len(text)
-                    self._outboxes.release(len(text))
-                    self._handed += 1
-                    self._unconfirmed.append(queued_at)
-                    await self._connection.send(text)
-                if not self._queued:
-                    self._flushed.set()
-        except ConnectionClosed:
-            return
+                if self._closed or not await self._connection.writable():
+                    return
+                self._waiting = False
+                self.flush()
         finally:
-            self._flushed.set()  # nothing more will be handed over
+            self._flushed.set()  # nothing more will be written
 
     async def flushed(self) -> None:
-        """Wait until every frame queued so far is handed to the connection (or will
+        """Wait until every frame queued so far is written to the connection (or will
         never be: the outbox closed, or the connection did), so that a close sent next
         comes after them."""
         await self._flushed.wait()
@@ -247,6 +285,7 @@ class Outboxes:
         self._by_session: dict[Session, Outbox] = {}
         self._queued = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._to_flush: list[Outbox] = []
 
     @property
     def queued_bytes(self) -> int:
@@ -262,10 +301,10 @@ class Outboxes:
         if outbox is not None:
             outbox.forget()
 
-    def send(self, session: Session, text: str) -> None:
+    def send(self, session: Session, frame: WireFrame) -> None:
         outbox = self._by_session.get(session)
         if outbox is not None:
-            outbox.send(text)
+            outbox.send(frame)
 
     # The global budget ---------------------------------------------------------------
 
@@ -288,6 +327,19 @@ class Outboxes:
 
     def now(self) -> float:
         return self._clock()
+
+    def flush_soon(self, outbox: Outbox) -> None:
+        """Have ``outbox`` write what it queued once the loop's current callback is
+        done: what a callback queues for a connection (a slice of the dispatcher's
+        answers) goes out in one write, with no task woken per connection."""
+        self._to_flush.append(outbox)
+        if len(self._to_flush) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        outboxes, self._to_flush = self._to_flush, []
+        for outbox in outboxes:
+            outbox.flush()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` (a close) as a task that the server keeps until it ends."""

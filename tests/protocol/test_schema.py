@@ -35,6 +35,7 @@ from chats_store.protocol.frames import EVENT_TAGS
 from chats_store.protocol.schema import frame_schema
 from chats_store.server import run_server
 from chats_store.server.service import MAX_DURATION_MINUTES, MAX_REASON_LENGTH
+from chats_store.server.wire import WireFrame
 from tests.schema_check import ServerFrameCheck, validator, violations
 from tests.server.conftest import SECRET, open_client
 
@@ -101,10 +102,13 @@ def test_every_frame_of_the_protocol_document_matches(frame: str) -> None:
 def test_the_frame_check_reports_an_undocumented_field() -> None:
     check = ServerFrameCheck()
     sent: list[str] = []
-    send = check.wrap(lambda _outbox, text: sent.append(text))
-    send(None, '{"type":"error","id":1,"code":"timeout","message":"m"}')  # type: ignore[arg-type]
-    send(None, '{"type":"error","id":1,"code":"timeout","message":"m","debug":1}')  # type: ignore[arg-type]
-    send(None, '{"type":"error","id":1,"code":"timeout","message":"m"}')  # type: ignore[arg-type]
+    send = check.wrap(lambda _outbox, frame: sent.append(frame.text))
+    for text in (
+        '{"type":"error","id":1,"code":"timeout","message":"m"}',
+        '{"type":"error","id":1,"code":"timeout","message":"m","debug":1}',
+        '{"type":"error","id":1,"code":"timeout","message":"m"}',
+    ):
+        send(None, WireFrame(text))  # type: ignore[arg-type]
 
     assert len(sent) == 3 and len(check.frames) == 2  # each text is checked once
     (failure,) = check.verify()

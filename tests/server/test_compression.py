@@ -112,20 +112,10 @@ async def test_the_default_policy_leaves_small_messages_uncompressed_and_keeps_n
         assert len(reply["result"]["messages"]) == 30
     received = extension.received
     assert received[0][0] is False  # the hello
-    # Replies and pushes under 1 KiB went as they are; the second join's reply (the
-    # history) is the one over 1 KiB, compressed.
-    assert [size >= 1024 for _, size in received] == [compressed for compressed, _ in received]
+    # Replies and pushes under 512 bytes went as they are; the second join's reply
+    # (the history) is the one over 512, compressed.
+    assert [size >= 512 for _, size in received] == [compressed for compressed, _ in received]
     assert sum(compressed for compressed, _ in received) == 1
-
-
-async def test_min_size_zero_with_context_takeover_is_websockets_default() -> None:
-    async with _connection(Compression(min_size=0, context_takeover=True)) as (connection, factory):
-        extension = factory.extension
-        assert extension is not None
-        assert not extension.local_no_context_takeover
-        assert not extension.remote_no_context_takeover
-        await _join_with_history(connection, 3)
-    assert extension.received and all(compressed for compressed, _ in extension.received)
 
 
 async def test_min_size_sets_the_threshold() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from chats_store.protocol import MAX_SERVER_FRAME_SIZE
 from chats_store.server import ChatServer, ServerLimits, run_server
 from chats_store.server.outbox import Outboxes
 from chats_store.server.service import Session
+from chats_store.server.wire import WireFrame
 from tests.server.conftest import (
     SECRET,
     RawClient,
@@ -62,13 +63,21 @@ class _Connection:
     sent: list[str] = attrs.Factory(list)
     closed: tuple[int, str] | None = None
     stuck: bool = False
-    """Whether sends and closes wait forever (the write buffer is full: drain() waits)."""
+    """Whether writes and closes wait forever (the write buffer is full: drain() waits)."""
     on_pong: Callable[[bytes], None] | None = None
 
-    async def send(self, text: str) -> None:
+    def write_frames(self, frames: Sequence[WireFrame]) -> bool:
+        self.sent.extend(frame.text for frame in frames)
+        return True
+
+    @property
+    def write_paused(self) -> bool:
+        return self.stuck
+
+    async def writable(self) -> bool:
         if self.stuck:
             await asyncio.Event().wait()
-        self.sent.append(text)
+        return True
 
     def send_data(self) -> None:
         pass
@@ -103,43 +112,44 @@ def _open(outboxes: Outboxes, name: str) -> tuple[Session, _Connection, asyncio.
     return session, connection, asyncio.create_task(outbox.run())
 
 
-async def test_flushed_waits_until_every_frame_queued_is_handed_to_the_connection() -> None:
+async def test_flushed_waits_until_every_frame_queued_is_written_to_the_connection() -> None:
     outboxes, _ = _outboxes()
     session, connection = Session("reader"), _Connection()
     outbox = outboxes.open(session, connection)  # type: ignore[arg-type]
+    writer = asyncio.create_task(outbox.run())
     await asyncio.wait_for(outbox.flushed(), 1)  # nothing queued
     for index in range(3):
-        outboxes.send(session, f"frame {index}")
+        outboxes.send(session, WireFrame(f"frame {index}"))
     flushed = asyncio.create_task(outbox.flushed())
-    await _settle()
-    assert not flushed.done()  # the writer has not run
+    assert connection.sent == []  # the write is due on the next turn of the loop
 
-    writer = asyncio.create_task(outbox.run())
     await asyncio.wait_for(flushed, 1)
 
     assert connection.sent == ["frame 0", "frame 1", "frame 2"]
     writer.cancel()
 
 
-async def test_flushed_returns_when_the_outbox_closes_with_frames_unsent() -> None:
+async def test_flushed_returns_when_the_outbox_closes_with_frames_unwritten() -> None:
     outboxes, _ = _outboxes()
-    session, connection = Session("gone"), _Connection()
+    session, connection = Session("stuck"), _Connection(stuck=True)  # the transport is full
     outbox = outboxes.open(session, connection)  # type: ignore[arg-type]
-    outboxes.send(session, "never sent")
+    writer = asyncio.create_task(outbox.run())
+    outboxes.send(session, WireFrame("never sent"))
     flushed = asyncio.create_task(outbox.flushed())
     await _settle()
+    assert not flushed.done() and connection.sent == []
 
     outbox.forget()
 
     await asyncio.wait_for(flushed, 1)
-    assert connection.sent == []
+    writer.cancel()
 
 
 async def test_past_the_frames_cap_the_connection_is_closed_with_1008() -> None:
     outboxes, _ = _outboxes(max_queued_frames=3)
     session, connection, writer = _open(outboxes, "slow")
     for index in range(5):  # queued at once: the writer has not run yet
-        outboxes.send(session, f"frame {index}")
+        outboxes.send(session, WireFrame(f"frame {index}"))
     await _settle()
 
     assert connection.closed is not None and connection.closed[0] == 1008
@@ -152,8 +162,8 @@ async def test_past_the_frames_cap_the_connection_is_closed_with_1008() -> None:
 async def test_past_the_bytes_cap_the_connection_is_closed_with_1008() -> None:
     outboxes, _ = _outboxes(max_queued_bytes=1000)
     session, connection, writer = _open(outboxes, "slow")
-    outboxes.send(session, "x" * 600)
-    outboxes.send(session, "y" * 600)  # over 1000 queued (the writer has not run yet)
+    outboxes.send(session, WireFrame("x" * 600))
+    outboxes.send(session, WireFrame("y" * 600))  # over 1000 queued (the writer has not run yet)
     await _settle()
 
     assert connection.sent == []
@@ -167,9 +177,9 @@ async def test_the_global_budget_closes_the_connection_holding_the_most_with_101
     greedy, greedy_connection, first = _open(outboxes, "greedy")
     modest, modest_connection, second = _open(outboxes, "modest")
     for _ in range(3):
-        outboxes.send(greedy, "g" * 500)  # 1500 bytes queued
+        outboxes.send(greedy, WireFrame("g" * 500))  # 1500 bytes queued
     for _ in range(3):
-        outboxes.send(modest, "m" * 500)  # the third does not fit: greedy holds the most
+        outboxes.send(modest, WireFrame("m" * 500))  # the third does not fit: greedy holds the most
 
     await _settle()
 
@@ -185,8 +195,8 @@ async def test_a_frame_over_the_protocol_maximum_is_never_sent() -> None:
     outboxes, _ = _outboxes()
     session, connection, writer = _open(outboxes, "alice")
 
-    outboxes.send(session, "x" * (MAX_SERVER_FRAME_SIZE + 1))
-    outboxes.send(session, "after")
+    outboxes.send(session, WireFrame("x" * (MAX_SERVER_FRAME_SIZE + 1)))
+    outboxes.send(session, WireFrame("after"))
     await _settle()
 
     assert connection.sent == []
@@ -202,7 +212,7 @@ def _outbox(outboxes: Outboxes) -> Any:
 async def test_a_frame_not_read_within_the_bound_closes_the_connection_with_1008() -> None:
     outboxes, clock = _outboxes(max_backlog_age=10.0)
     session, connection, writer = _open(outboxes, "slow")
-    outboxes.send(session, "an event")
+    outboxes.send(session, WireFrame("an event"))
     await _settle()
     outbox = _outbox(outboxes)
 
@@ -228,12 +238,12 @@ async def test_a_frame_not_read_within_the_bound_closes_the_connection_with_1008
 async def test_a_pong_confirms_the_frames_handed_over_before_its_ping() -> None:
     outboxes, clock = _outboxes(max_backlog_age=10.0)
     session, connection, writer = _open(outboxes, "fast")
-    outboxes.send(session, "first")
+    outboxes.send(session, WireFrame("first"))
     await _settle()
     outbox = _outbox(outboxes)
     clock.now += 3
     outbox.check(clock.now)
-    outboxes.send(session, "second")  # after the ping: not confirmed by its pong
+    outboxes.send(session, WireFrame("second"))  # after the ping: not confirmed by its pong
     await _settle()
     assert connection.on_pong is not None
 
@@ -259,7 +269,7 @@ async def test_a_close_that_never_finishes_drops_the_connection(
     monkeypatch.setattr("chats_store.server.outbox.CLOSE_TIMEOUT", 0.05)
     outboxes, clock = _outboxes(max_backlog_age=10.0)
     session, connection, writer = _open(outboxes, "absent")
-    outboxes.send(session, "an event")
+    outboxes.send(session, WireFrame("an event"))
     await _settle()
     connection.stuck = True  # reads nothing: neither the frame nor a close frame
 
