@@ -563,7 +563,7 @@ def _index_of(messages: Sequence[Message]) -> _Index | None:
     """A fresh id -> seq index of confirmed ``messages`` (None if an id repeats)."""
     # Built in one go from the pairs (no dict in between): a join's 10,000 messages.
     seqs = list(map(_SEQ, messages))
-    index = Map(zip(map(_ID, messages), seqs))
+    index = Map(zip(map(_ID, messages), seqs, strict=True))
     if len(index) == len(seqs) and None not in seqs:
         return cast(_Index, index)
     return None  # the same id twice, or a pending one among them: scan
