@@ -60,6 +60,7 @@ import attrs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from compare_revisions import worktree
 from connection_memory import workload_connections
 from dispatch_getters import (
     Contender,
@@ -74,7 +75,7 @@ from dispatch_getters import (
     time_steps,
 )
 from legacy_log import TupleLog
-from server_process import LOOPBACK_LIMITS
+from server_process import LOOPBACK_LIMITS, ROOT, tree_env
 
 from chats_store.chats.actions import (
     ChatJoined,
@@ -349,8 +350,20 @@ def workload_3(args: argparse.Namespace, results: dict[str, Any]) -> None:
         last_seq=size,
     )
     frame = encode_reply(1, snapshot)
-    decode, reduce = [], []
+    # The baseline: the same reply with one field this version does not know, which
+    # the fast path leaves to the general one (json + the cattrs converter): how every
+    # join was decoded before msgspec.
+    general_frame = frame[:-1] + ',"newer":0}'
+    decode, reduce, general = [], [], []
     for _ in range(args.join_repeats):
+        protocol = ClientProtocol()
+        protocol.send_request(JoinRequest("joined", "token"))
+        gc.collect()
+        began = time.perf_counter_ns()
+        protocol.receive_data(general_frame)
+        (slow,) = protocol.events_received()
+        general.append(time.perf_counter_ns() - began)
+        assert isinstance(slow, ReplyReceived) and isinstance(slow.result, ChatSnapshot)
         protocol = ClientProtocol()
         request_id = protocol.send_request(JoinRequest("joined", "token"))
         assert request_id == 1
@@ -373,10 +386,12 @@ def workload_3(args: argparse.Namespace, results: dict[str, Any]) -> None:
         f" {args.join_repeats} runs\n"
     )
     print("| step | median ms |\n|---|---:|")
+    print(f"| decode, general path (json + cattrs) | {median(general) / 1000:.1f} |")
     print(f"| decode (codec) | {median(decode) / 1000:.1f} |")
     print(f"| reduce (JoinChat + ChatJoined) | {median(reduce) / 1000:.1f} |")
     print(f"| total | {median(total) / 1000:.1f} |")
     results["w3"] = {
+        "general": median(general) / 1000,
         "decode": median(decode) / 1000,
         "reduce": median(reduce) / 1000,
         "total": median(total) / 1000,
@@ -841,7 +856,41 @@ def _spread(total: int, processes: int) -> list[tuple[int, int]]:
 
 
 def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    """The reference server in its own process, on an SQLite file with durable acks
+    """Workload 5 against the server of ``fanout_base`` (checked out in a temporary
+    worktree) and of this tree, in that order, the same clients for both."""
+    with worktree(args.fanout_base) as base:
+        before = _fanout(args, base)
+        ours = _fanout(args, ROOT)
+    per_chat = -(-args.senders // args.sender_chats)
+    print(
+        f"\n## Workload 5: server fan-out, {args.fanout_readers} readers in"
+        f" {ours['reader_processes']} processes, {args.fanout_messages:,} messages, 1 sender"
+        f" ({args.fanout_window} requests in flight); 5b: posts accepted from {args.senders}"
+        f" senders, {args.sender_window} posts in flight each, {args.sender_chats} chats of"
+        f" {per_chat}; SQLite file with durable acks,"
+        f" {'no compression' if args.fanout_no_deflate else 'permessage-deflate'}\n"
+    )
+    print(f"| figure | before ({args.fanout_base}) | this tree |\n|---|---:|---:|")
+    rows = (
+        ("**deliveries per second**", "rate", "{:,.0f}"),
+        ("first send -> last delivery, s", "wall", "{:.2f}"),
+        ("messages accepted per second, 1 sender (last reply)", "accepted", "{:,.0f}"),
+        ("server CPU, share of one core", "server_cpu", "{:.0%}"),
+        ("deliveries per second of server CPU", "per_cpu", "{:,.0f}"),
+        ("readers' CPU (their processes, with the joins), s", "readers_cpu", "{:.2f}"),
+        ("**5b: posts accepted per second**", "posts_rate", "{:,.0f}"),
+        ("5b: server CPU, share of one core", "posts_cpu", "{:.0%}"),
+    )
+    for label, key, form in rows:
+        print(f"| {label} | {form.format(before[key])} | {form.format(ours[key])} |")
+    results["w5"] = ours
+    results["w5 before"] = before
+
+
+def _fanout(args: argparse.Namespace, tree: Path) -> dict[str, Any]:
+    """Workload 5 on the server of ``tree``: its figures.
+
+    The reference server in its own process, on an SQLite file with durable acks
     (the default of ``chats-store serve``). Fan-out: ``fanout_readers`` lean readers
     (:mod:`fanout_clients`) in ``fanout_processes`` processes, one sender posting
     ``fanout_messages`` with up to ``fanout_window`` requests in flight. Then posts
@@ -864,7 +913,11 @@ def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
     compression = "none" if args.fanout_no_deflate else "deflate"
     db = Path(tempfile.mkdtemp()) / "fanout.sqlite3"
     server = subprocess.Popen(
-        server_command(secret, args.fanout_profile, db=str(db)), stdout=subprocess.PIPE, text=True
+        server_command(secret, args.fanout_profile, db=str(db)),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tree,
+        env=tree_env(tree),
     )
     assert server.stdout is not None
     address = server.stdout.readline().strip()
@@ -970,39 +1023,16 @@ def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
     assert acks == args.senders * args.sender_posts, (acks, args.senders * args.sender_posts)
     posts_wall = max(r["last"] for r in posted) - min(r["began"] for r in posted)
     posts_rate = acks / posts_wall
-    per_chat = -(-args.senders // args.sender_chats)
-    print(
-        f"\n## Workload 5: server fan-out, {args.fanout_readers} readers in"
-        f" {len(readers)} process{'es' if len(readers) > 1 else ''}, {total:,} messages, 1 sender"
-        f" ({args.fanout_window} requests in flight), SQLite file with durable acks,"
-        f" {'no compression' if args.fanout_no_deflate else 'permessage-deflate'}\n"
-    )
-    print("| figure | value |\n|---|---:|")
-    print(f"| deliveries (frames counted by the readers) | {frames:,} |")
-    print(f"| first send -> last delivery | {wall:.2f} s |")
-    print(f"| **deliveries per second** | **{rate:,.0f}** |")
-    print(f"| messages accepted per second (last reply) | {total / (replied - began):,.0f} |")
-    print(f"| server CPU over the run | {cpu:.2f} s ({cpu / wall:.0%} of one core) |")
-    print(f"| deliveries per second of server CPU | {frames / max(cpu, 0.01):,.0f} |")
-    readers_cpu = sum(report["cpu"] for report in fanned)
-    print(f"| readers' CPU over the run (their processes, with the joins) | {readers_cpu:.2f} s |")
-    print(
-        f"\n## Workload 5b: posts accepted, {args.senders} senders in {len(senders)}"
-        f" process{'es' if len(senders) > 1 else ''}, {args.sender_window} posts in flight each,"
-        f" {args.sender_chats} chats of {per_chat}, durable acks\n"
-    )
-    print("| figure | value |\n|---|---:|")
-    print(f"| posts acknowledged | {acks:,} |")
-    print(f"| first post -> last acknowledgement | {posts_wall:.2f} s |")
-    print(f"| **posts accepted per second** | **{posts_rate:,.0f}** |")
-    share = posts_cpu / posts_wall
-    print(f"| server CPU over the run | {posts_cpu:.2f} s ({share:.0%} of one core) |")
-    results["w5"] = {
+    return {
         "rate": rate,
         "wall": wall,
-        "frames": frames,
         "server_cpu": cpu / wall,
+        "per_cpu": frames / max(cpu, 0.01),
+        "readers_cpu": sum(report["cpu"] for report in fanned),
+        "reader_processes": len(readers),
+        "accepted": total / (replied - began),
         "posts_rate": posts_rate,
+        "posts_cpu": posts_cpu / posts_wall,
     }
 
 
@@ -1079,6 +1109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=0,
         help="workload 4's receivers in this many processes (0: in this one)",
     )
+    parser.add_argument("--fanout-base", default="bc98088", help="workload 5's before")
     parser.add_argument("--fanout-readers", type=int, default=100)
     parser.add_argument("--fanout-processes", type=int, default=2)
     parser.add_argument("--fanout-messages", type=int, default=2_000)
