@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import logging
 import math
@@ -581,11 +582,15 @@ class GuardedConnection(ServerConnection):
         """
         if self.protocol.state is not State.OPEN:
             return False
-        deflate = next(
-            (e for e in self.protocol.extensions if isinstance(e, NegotiatedDeflate)), None
-        )
+        deflate = self._deflate
         self.transport.write(b"".join([frame.serialized(deflate) for frame in frames]))
         return True
+
+    @functools.cached_property
+    def _deflate(self) -> NegotiatedDeflate | None:
+        """The permessage-deflate this connection negotiated (None: none). Looked up
+        once: the handshake, which settles it, is over before any frame is written."""
+        return next((e for e in self.protocol.extensions if isinstance(e, NegotiatedDeflate)), None)
 
     write_paused = False
     """Whether the transport's write buffer is over its high-water mark (asyncio's flow
