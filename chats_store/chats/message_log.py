@@ -516,9 +516,12 @@ class MessageLog:
         seq = _message_seq(message)
         items = self.items
         pending = items._pending
-        position = self._pending_position(message.id)
-        if position >= 0:
-            pending = (*pending[:position], *pending[position + 1 :])
+        if pending:
+            position = self._pending_position(message.id)
+            if position >= 0:
+                pending = (*pending[:position], *pending[position + 1 :])
+        else:
+            position = -1
         index = self._index
         if index is not None:
             known = index.get(message.id)
@@ -530,33 +533,38 @@ class MessageLog:
         size = items._confirmed
         if not groups:
             return MessageLog._make((((message,),),), 1, pending, index)
+        # Most confirmed messages arrive in order, after every other: no search then.
+        if _message_seq(groups[-1][-1][-1]) < seq:
+            return MessageLog._make(_appended(groups, message), size + 1, pending, index)
         at, chunk_at = self._place(seq)
         group = groups[at]
         chunk = group[chunk_at]
-        # Most confirmed messages arrive in order, after every other: no search then.
-        if _message_seq(chunk[-1]) < seq:
-            offset = len(chunk)
-        else:
-            offset = bisect_left(chunk, seq, key=_message_seq)
+        offset = bisect_left(chunk, seq, key=_message_seq)
         if offset < len(chunk) and chunk[offset].seq == seq:
             if position < 0 and chunk[offset] == message:
                 return self  # the same message again (an ack after its push): unchanged
             new = (*chunk[:offset], message, *chunk[offset + 1 :])
             return MessageLog._make(_splice(groups, at, chunk_at, (new,)), size, pending, index)
-        size += 1
-        if offset == len(chunk) == _CHUNK and at == len(groups) - 1 and chunk_at == len(group) - 1:
-            if len(group) < _GROUP:
-                new_groups = (*groups[:at], (*group, (message,)))
-            else:
-                new_groups = (*groups, ((message,),))
-            return MessageLog._make(new_groups, size, pending, index)
         new = (*chunk[:offset], message, *chunk[offset:])
+        size += 1
         if len(new) <= _CHUNK:
             return MessageLog._make(_splice(groups, at, chunk_at, (new,)), size, pending, index)
         half = len(new) // 2
         return MessageLog._make(
             _splice(groups, at, chunk_at, (new[:half], new[half:])), size, pending, index
         )
+
+
+def _appended(groups: _Groups, message: Message) -> _Groups:
+    """``groups`` with ``message`` after every message: in the last chunk, or a new one
+    (in the last group, or a new one) when that is full."""
+    group = groups[-1]
+    chunk = group[-1]
+    if len(chunk) < _CHUNK:
+        return (*groups[:-1], (*group[:-1], (*chunk, message)))
+    if len(group) < _GROUP:
+        return (*groups[:-1], (*group, (message,)))
+    return (*groups, ((message,),))
 
 
 def _index_of(messages: Sequence[Message]) -> _Index | None:
