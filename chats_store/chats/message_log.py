@@ -2,9 +2,8 @@
 
 Persistent and chunked: a new version of a long history shares every chunk of
 messages it did not change with the version it was made from, so a new message
-costs the same in a long history as in a short one. Nothing is ever changed in
-place: the id index is an ``immutables.Map`` (a hash array mapped trie), so each
-version has its own index, sharing most of it with the version it came from.
+costs the same in a long history as in a short one. No version ever changes what
+another holds or finds (see the id index in :class:`MessageLog`).
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, TypeAlias, cast, overload
-
-from immutables import Map
 
 if TYPE_CHECKING:
     from chats_store.chats.model import Message
@@ -208,8 +205,9 @@ def _splice(groups: _Groups, at: int, chunk_at: int, chunks: tuple[_Chunk, ...])
     return (*groups[:at], new, *groups[at + 1 :])
 
 
-_Index: TypeAlias = Map[str, int]
-"""Message id -> ``seq`` of a log's confirmed messages (see MessageLog)."""
+_Index: TypeAlias = dict[str, int]
+"""Message id -> ``seq``, shared by the versions of a log and only ever added to
+(see MessageLog)."""
 
 _MISS = (-1, -1, -1)
 
@@ -228,15 +226,17 @@ class MessageLog:
     :class:`MessageSequence` of all of them.
 
     Lookups by id check the (few) pending messages, then ask the log's index from
-    id to ``seq`` and binary-search that ``seq``. The index is persistent (an
-    ``immutables.Map``): each version has its own, sharing most of its structure
-    with the version it was made from, and no version ever changes another's. It
-    holds every confirmed message of the log and may still hold ids of messages
-    removed since (so a removal costs nothing), which a lookup tells apart by
-    checking the message found at that ``seq``; :meth:`keep_newest` starts a fresh
-    index when those outnumber the live ones. If a message ever showed up with two
-    ``seq`` values (a server would never do that), the log drops its index and
-    scans instead.
+    id to ``seq`` and binary-search that ``seq``, and the message found there must
+    have that id. The index is a dict shared by a log and the versions made from it,
+    which entries are only ever added to, never changed or removed: a new confirmed
+    message adds its id, so a new version costs no copy of the index (an entry
+    costs each version nothing but a dict slot). A version may find in the index
+    ids it never held (a removed message, one only a later or a sibling version
+    holds): the check of the message at that ``seq`` tells them apart, so each
+    version finds exactly its own messages. When an id turns up with another
+    ``seq`` than its entry's (a server would never do that; two sibling versions
+    may), the new version drops the index and scans instead. :meth:`keep_newest`
+    starts a fresh index when the entries outnumber the live messages.
     """
 
     __slots__ = ("_index", "items")
@@ -523,12 +523,8 @@ class MessageLog:
         else:
             position = -1
         index = self._index
-        if index is not None:
-            known = index.get(message.id)
-            if known is None:
-                index = index.set(message.id, seq)
-            elif known != seq:
-                index = None  # two seqs for one id: stop trusting the index
+        if index is not None and index.setdefault(message.id, seq) != seq:
+            index = None  # two seqs for one id: stop trusting the index
         groups = items._groups
         size = items._confirmed
         if not groups:
@@ -569,9 +565,8 @@ def _appended(groups: _Groups, message: Message) -> _Groups:
 
 def _index_of(messages: Sequence[Message]) -> _Index | None:
     """A fresh id -> seq index of confirmed ``messages`` (None if an id repeats)."""
-    # Built in one go from the pairs (no dict in between): a join's 10,000 messages.
     seqs = list(map(_SEQ, messages))
-    index = Map(zip(map(_ID, messages), seqs, strict=True))
+    index = dict(zip(map(_ID, messages), seqs, strict=True))
     if len(index) == len(seqs) and None not in seqs:
         return cast(_Index, index)
     return None  # the same id twice, or a pending one among them: scan

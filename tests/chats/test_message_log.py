@@ -169,17 +169,76 @@ def test_any_sequence_of_operations_keeps_the_log_ordered(
             assert log is before
 
 
-def test_a_new_version_never_changes_the_index_of_an_older_one() -> None:
-    """The id index is persistent: a confirm gives the new log its own index."""
+def test_a_new_version_never_changes_what_an_older_one_finds() -> None:
+    """The versions share the id index; an older one still finds only its own messages."""
     log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(10))
     index = log._index
     assert index is not None
-    before = dict(index)
     newer = log.confirm(confirmed("new", 100))
-    assert log._index is index and dict(index) == before and "new" not in index
-    assert newer._index is not None and newer._index["new"] == 100
+    assert newer._index is index and index["new"] == 100  # shared, added to: no copy
     assert log.find("new") is None and newer.find("new") == confirmed("new", 100)
     assert newer.remove("new").find("new") is None and newer.find("new") is not None
+
+
+def test_an_id_with_two_seqs_makes_the_new_version_scan() -> None:
+    log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(10))
+    sibling = log.confirm(confirmed("x", 20))
+    other = log.confirm(confirmed("x", 30))  # made from the same version, another seq
+    assert sibling._index is log._index and other._index is None
+    assert sibling.find("x") == confirmed("x", 20) and other.find("x") == confirmed("x", 30)
+    assert log.find("x") is None
+
+
+version_operations = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=10_000),  # the version it is made from (modulo)
+        st.sampled_from(("confirm", "remove", "append_pending", "replace", "keep_newest")),
+        st.integers(min_value=0, max_value=30),
+        st.booleans(),  # which of two seqs the id gets in this version
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(version_operations)
+def test_every_version_finds_its_own_messages_whatever_its_siblings_hold(
+    ops: list[tuple[int, str, int, bool]],
+) -> None:
+    """Versions made from any earlier version (a tree, as replays and tests make them)
+    share one id index, yet each holds and finds exactly its own messages."""
+    with small_chunks():
+        versions: list[tuple[MessageLog, tuple[Message, ...]]] = [(MessageLog(), ())]
+        for which, operation, number, high in ops:
+            log, expected = versions[which % len(versions)]
+            message_id = f"m{number}"
+            held = next((m for m in expected if m.id == message_id), None)
+            message = confirmed(message_id, number * 2 + 1 + (100 if high else 0))
+            if operation in ("confirm", "replace"):
+                if held is not None and held.seq not in (None, message.seq):
+                    continue  # one version never holds an id at two seqs
+                log = getattr(log, operation)(message)
+                expected = _reference(expected, operation, message)
+            elif operation == "remove":
+                log, expected = log.remove(message_id), _reference(expected, "remove", message)
+            elif operation == "append_pending":
+                if held is not None:
+                    continue  # the reducer never appends an id twice
+                log, expected = (
+                    log.append_pending(pending(message_id)),
+                    (
+                        *expected,
+                        pending(message_id),
+                    ),
+                )
+            else:
+                log, expected = log.keep_newest(number // 3), _keep_newest(expected, number // 3)
+            versions.append((log, expected))
+        for log, expected in versions:
+            assert tuple(log) == expected
+            for number in range(31):
+                wanted = next((m for m in expected if m.id == f"m{number}"), None)
+                assert log.find(f"m{number}") == wanted
 
 
 # The chunked log behaves exactly like the plain tuple it replaced -------------------------
