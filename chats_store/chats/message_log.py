@@ -129,7 +129,9 @@ class MessageSequence(Sequence["Message"]):
         if other is self:
             return True
         if isinstance(other, MessageSequence):
-            if len(other) != len(self):
+            # Lengths first, without two calls of __len__: versions of a history mostly
+            # differ in length, and the store compares each new version with the last.
+            if other._confirmed + len(other._pending) != self._confirmed + len(self._pending):
                 return False
             mine, theirs = self._groups, other._groups
             if mine is theirs:
@@ -356,9 +358,10 @@ class MessageLog:
 
     def find(self, message_id: str) -> Message | None:
         """The message with ``message_id``, or None."""
-        position = self._pending_position(message_id)
-        if position >= 0:
-            return self.items._pending[position]
+        if self.items._pending:
+            position = self._pending_position(message_id)
+            if position >= 0:
+                return self.items._pending[position]
         at, chunk_at, offset = self._locate(message_id)
         return self.items._groups[at][chunk_at][offset] if at >= 0 else None
 
