@@ -516,7 +516,8 @@ class MessageLog:
         copy is found by ``seq`` (binary search): the server never changes a
         message's ``seq``, so the same message always lands on the same place.
         """
-        seq = _message_seq(message)
+        seq = message.seq
+        assert seq is not None, "confirm takes a confirmed message"
         items = self.items
         pending = items._pending
         if pending:
@@ -533,7 +534,7 @@ class MessageLog:
         if not groups:
             return MessageLog._make((((message,),),), 1, pending, index)
         # Most confirmed messages arrive in order, after every other: no search then.
-        if _message_seq(groups[-1][-1][-1]) < seq:
+        if groups[-1][-1][-1].seq < seq:  # type: ignore[operator]  # a confirmed seq
             return MessageLog._make(_appended(groups, message), size + 1, pending, index)
         at, chunk_at = self._place(seq)
         group = groups[at]
