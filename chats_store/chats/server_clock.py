@@ -129,6 +129,12 @@ class ServerClock:
         self.offset = self.offset.observed(server_time - received, server_time - sent)
 
 
+def _latest_time(message: Message) -> float:
+    """The later of the message's server times (``created_at``, ``edited_at``)."""
+    edited = message.edited_at
+    return message.created_at if edited is None else max(message.created_at, edited)
+
+
 def _message_times(messages: Iterable[Message]) -> Iterable[float]:
     for message in messages:
         yield message.created_at
@@ -162,9 +168,9 @@ def latest_server_time(value: object) -> float | None:
     times: list[float] = []
     match value:
         case Message():
-            messages.append(value)
+            return _latest_time(value)
         case MessagePosted(message=message) | MessageEdited(message=message):
-            messages.append(message)
+            return _latest_time(message)  # most of what arrives: no list to build
         case ChatSnapshot(messages=held, membership=membership):
             messages.extend(held)
             times.extend(_issued(membership))
