@@ -763,7 +763,9 @@ def _received(chat: ChatState, message: Message) -> _ChatChanges:
     ``chat`` (nothing: empty).
 
     While an update or delete of it is in flight, the visible message keeps its
-    in-flight status and the new version becomes what a failure rolls back to.
+    in-flight status and the new version becomes what a failure rolls back to; a
+    visible message still pending (a send whose ack was lost, then edited or deleted)
+    moves to its ``seq`` meanwhile, as a snapshot shows it (:func:`_replaced_by`).
     """
     existing = chat.messages.find(message.id)
     if existing is not None and existing.seq is not None and existing.seq != message.seq:
@@ -771,9 +773,12 @@ def _received(chat: ChatState, message: Message) -> _ChatChanges:
         # show twice: the first seq stands.
         message = attrs.evolve(message, seq=existing.seq)
     if message.id in chat.originals:
-        if chat.originals[message.id] == message:
-            return {}
-        return {"originals": chat.originals.set(message.id, message)}
+        changes: _ChatChanges = {}
+        if chat.originals[message.id] != message:
+            changes["originals"] = chat.originals.set(message.id, message)
+        if existing is not None and existing.seq is None:
+            changes["messages"] = chat.messages.confirm(attrs.evolve(existing, seq=message.seq))
+        return changes
     messages = chat.messages.confirm(message)
     return {} if messages is chat.messages else {"messages": messages}
 

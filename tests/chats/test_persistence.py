@@ -483,7 +483,7 @@ def test_a_message_the_server_confirmed_during_its_delete_is_kept_confirmed() ->
     )
 
     chat = state.chats["c1"]
-    assert [(m.id, m.seq, m.status) for m in chat.messages] == [("m2", None, "deleting")]
+    assert [(m.id, m.seq, m.status) for m in chat.messages] == [("m2", 2, "deleting")]
     assert chat.originals["m2"] == posted
     assert list(restored.chats["c1"].messages) == kept_view(chat) == [posted]
     assert restored.chats["c1"].recovered == (PendingOperation("delete", "m2"),)

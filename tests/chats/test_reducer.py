@@ -511,6 +511,36 @@ def test_delete_failure_after_the_lost_ack_push_keeps_the_order(
     assert [m.id for m in chat(state).messages] == ["a", "b", "p", "z", "q"]
 
 
+def test_a_message_pushed_while_its_delete_is_in_flight_shows_as_a_snapshot_shows_it(
+    member: ChatsState,
+) -> None:
+    """The server's copy of a message whose ack was lost, and which is being deleted, puts
+    it at its seq, still deleting, whether it comes pushed or in a resume's snapshot."""
+    reloading = reduce(member, ConnectionStatusChanged("connected"))
+    deleting = reduce(reloading, DeleteMessage(3, "c1", "p"))
+    assert statuses(deleting)[-1] == ("p", None, "deleting")
+    snapshot = attrs.evolve(SNAPSHOT, messages=(*SNAPSHOT.messages, acked("p", 10)), last_seq=10)
+    from_snapshot = reduce(deleting, ChatResumed(0, "c1", resumption(snapshot=snapshot)))
+    pushed = reduce(
+        deleting,
+        MessagePosted("c1", 10, acked("p", 10)),
+        ChatResumed(0, "c1", resumption(last_seq=10)),
+    )
+    assert (
+        statuses(pushed)
+        == statuses(from_snapshot)
+        == [
+            ("a", 3, "ready"),
+            ("b", 7, "ready"),
+            ("p", 10, "deleting"),
+        ]
+    )
+    assert dict(chat(pushed).originals) == dict(chat(from_snapshot).originals)
+    assert dict(chat(pushed).originals) == {"p": acked("p", 10)}
+    failed = reduce(pushed, MessageDeleteFailed(3, "c1", "p", TIMEOUT))
+    assert statuses(failed)[-1] == ("p", 10, "ready") and not chat(failed).originals
+
+
 def test_disconnect_after_the_lost_ack_push_keeps_the_order(interrupted: ChatsState) -> None:
     state = reduce(
         interrupted,
