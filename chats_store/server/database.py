@@ -66,17 +66,16 @@ from chats_store.protocol import encode_event
 from chats_store.server.rows import (
     BUSY_TIMEOUT,
     DEFAULT_KEEP_EVENTS,
+    EventLog,
     LogTrim,
     bounded_frames,
     check_busy_timeout,
-    event_row,
     membership_columns,
     membership_from_columns,
     new_epoch,
     restriction_kind,
 )
 from chats_store.server.storage import (
-    LoggedEvent,
     Membership,
     StorageBusyError,
     StoredMessage,
@@ -165,7 +164,7 @@ def _message(row: sqlite3.Row) -> Message:
     )
 
 
-class ChatDatabase:
+class ChatDatabase(EventLog):
     """Synchronous access to the chat tables; ``path`` is a file or ``":memory:"``.
 
     ``keep_events``: how many events the log keeps per chat, at least.
@@ -388,17 +387,6 @@ class ChatDatabase:
 
     # Event log ----------------------------------------------------------------
 
-    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
-        """Log ``event`` as its frame text (inside the transaction that took its seq); the text.
-
-        ``target``: the only user who may read it back (None: every member).
-        """
-        row = event_row(event)
-        self.log_event(
-            event.chat_id, event.seq, row.frame, target=target, message_id=row.message_id
-        )
-        return row.frame
-
     def log_event(
         self,
         chat_id: str,
@@ -408,12 +396,7 @@ class ChatDatabase:
         target: str | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Store event ``seq`` of a chat (call inside the transaction that took ``seq``).
-
-        ``target``: the only user who may read it (None: every member).
-        ``message_id``: the message a ``message_posted``/``message_edited`` event
-        carries, so that deleting the message can erase it.
-        """
+        """See :meth:`EventLog.log_event`."""
         self._conn.execute(
             "INSERT INTO events (chat_id, seq, target, message_id, frame) VALUES (?, ?, ?, ?, ?)",
             (chat_id, seq, target, message_id, frame),

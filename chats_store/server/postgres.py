@@ -76,6 +76,7 @@ from chats_store.server.fanout import CHANNEL, LoggedFrame
 from chats_store.server.rows import (
     BUSY_TIMEOUT,
     DEFAULT_KEEP_EVENTS,
+    EventLog,
     LogTrim,
     bounded_frames,
     check_busy_timeout,
@@ -86,7 +87,6 @@ from chats_store.server.rows import (
     restriction_kind,
 )
 from chats_store.server.storage import (
-    LoggedEvent,
     Membership,
     StorageBusyError,
     StoredMessage,
@@ -176,7 +176,7 @@ _MESSAGE_COLUMNS: LiteralString = (
 )
 
 
-class PostgresDatabase:
+class PostgresDatabase(EventLog):
     """The chat tables in the PostgreSQL database at ``url`` (``postgresql://...``).
 
     ``keep_events``: how many events the log keeps per chat, at least. ``durable``
@@ -400,17 +400,6 @@ class PostgresDatabase:
 
     # Event log ----------------------------------------------------------------
 
-    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
-        """Log ``event`` as its frame text (inside the transaction that took its seq); the text.
-
-        ``target``: the only user who may read it back (None: every member).
-        """
-        row = event_row(event)
-        self.log_event(
-            event.chat_id, event.seq, row.frame, target=target, message_id=row.message_id
-        )
-        return row.frame
-
     def log_event(
         self,
         chat_id: str,
@@ -420,12 +409,7 @@ class PostgresDatabase:
         target: str | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Store event ``seq`` of a chat (call inside the transaction that took ``seq``).
-
-        ``target``: the only user who may read it (None: every member).
-        ``message_id``: the message a ``message_posted``/``message_edited`` event
-        carries, so that deleting the message can erase it.
-        """
+        """See :meth:`EventLog.log_event`."""
         self._lock_chat(chat_id)
         self._execute(
             "INSERT INTO events (chat_id, seq, target, message_id, frame) "

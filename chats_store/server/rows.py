@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -21,6 +22,7 @@ from chats_store.server.storage import LoggedEvent, Membership
 __all__ = [
     "BUSY_TIMEOUT",
     "DEFAULT_KEEP_EVENTS",
+    "EventLog",
     "EventRow",
     "LogTrim",
     "bounded_frames",
@@ -90,6 +92,39 @@ def event_row(event: LoggedEvent) -> EventRow:
     """How ``event`` is logged."""
     message_id = event.message.id if isinstance(event, MessagePosted | MessageEdited) else None
     return EventRow(encode_event(event), message_id)
+
+
+class EventLog(ABC):
+    """What the engines' event logs share: an event is logged as its frame text
+    (:func:`event_row`) by the engine's :meth:`log_event`."""
+
+    @abstractmethod
+    def log_event(
+        self,
+        chat_id: str,
+        seq: int,
+        frame: str,
+        *,
+        target: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Store event ``seq`` of a chat (call inside the transaction that took ``seq``).
+
+        ``target``: the only user who may read it (None: every member).
+        ``message_id``: the message a ``message_posted``/``message_edited`` event
+        carries, so that deleting the message can erase it.
+        """
+
+    def append_event(self, event: LoggedEvent, *, target: str | None = None) -> str:
+        """Log ``event`` as its frame text (inside the transaction that took its seq); the text.
+
+        ``target``: the only user who may read it back (None: every member).
+        """
+        row = event_row(event)
+        self.log_event(
+            event.chat_id, event.seq, row.frame, target=target, message_id=row.message_id
+        )
+        return row.frame
 
 
 @attrs.frozen
