@@ -409,7 +409,10 @@ class ManagedConnection:
         self._opened.set()
         violation: ProtocolError | None = None
         try:
-            async for data in connection:
+            while True:
+                # ``recv`` rather than ``async for``: no async generator per message
+                # (``ConnectionClosed`` ends both the same way, caught below).
+                data = await connection.recv()
                 try:
                     self._protocol.receive_data(data)
                 except ProtocolError as error:
