@@ -315,7 +315,9 @@ class MessageLog:
 
     def _locate_seq(self, seq: int) -> tuple[int, int, int]:
         """(group, chunk, offset) of the confirmed message with ``seq``, or (-1, -1, -1)."""
-        if not self.items._groups:
+        groups = self.items._groups
+        # After the last one: no search (an id the index knows from a later version).
+        if not groups or _message_seq(groups[-1][-1][-1]) < seq:
             return _MISS
         at, chunk_at = self._place(seq)
         chunk = self.items._groups[at][chunk_at]
