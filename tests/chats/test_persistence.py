@@ -42,7 +42,7 @@ from chats_store.chats.commands import (
     PostMessageRequest,
     ResumeRequest,
 )
-from chats_store.chats.model import ChatsState, ChatState, Message, PendingOperation
+from chats_store.chats.model import ChatsState, ChatState, Message, PendingOperation, QueuedSend
 from chats_store.chats.persistence import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -430,7 +430,7 @@ def test_the_file_follows_any_history_and_restores_what_it_kept(
         assert list(back.messages) == kept_view(chat)
         assert {op.message_id: op for op in back.recovered} == operations_of(chat)
         sends = [op.message_id for op in back.recovered if op.kind == "send"]
-        assert sends == [entry.message_id for entry in chat.send_queue]
+        assert sends == [entry.message_id for entry in chat.send_queue if unconfirmed(chat, entry)]
         assert (back.last_seq, back.membership, back.members_amount) == (
             chat.last_seq,
             chat.membership,
@@ -438,6 +438,13 @@ def test_the_file_follows_any_history_and_restores_what_it_kept(
         )
         assert dict(back.member_metadata or {}) == dict(chat.member_metadata or {})
         assert back.restrictions == chat.restrictions
+
+
+def unconfirmed(chat: ChatState, entry: QueuedSend) -> bool:
+    """Whether the message of a queued send is still not confirmed (a push may confirm
+    it while the send is in flight: then there is nothing to send again)."""
+    message = chat.messages.find(entry.message_id)
+    return message is not None and message.seq is None
 
 
 JOINED = (
@@ -466,6 +473,25 @@ def test_a_message_sent_again_is_recovered_behind_the_sends_made_before_it() -> 
         PendingOperation("send", "m3"),
         PendingOperation("send", "m2"),
     )
+
+
+def test_a_message_confirmed_by_a_push_during_its_resend_is_not_sent_again() -> None:
+    posted = Message("m2", "c1", cs.CLIENT_ID, "hi", "ready", 2, 2.0)
+    state, restored = recorded_and_restored(
+        (
+            *JOINED,
+            SendMessage(2, "c1", "m2", cs.CLIENT_ID, "hi", 2.0),
+            MessageSendFailed(2, "c1", "m2", Failure("timeout", "timeout", "no reply in time")),
+            ResendMessage(3, "c1", "m2"),
+            MessagePosted("c1", 2, posted),
+        )
+    )
+
+    chat = state.chats["c1"]
+    assert [entry.message_id for entry in chat.send_queue] == ["m2"]  # its reply is awaited
+    assert list(chat.messages) == [posted]
+    assert list(restored.chats["c1"].messages) == [posted]
+    assert restored.chats["c1"].recovered == ()
 
 
 def test_a_message_the_server_confirmed_during_its_delete_is_kept_confirmed() -> None:
