@@ -573,7 +573,8 @@ def _index_of(messages: Sequence[Message]) -> _Index | None:
     """A fresh id -> seq index of confirmed ``messages`` (None if an id repeats)."""
     seqs = list(map(_SEQ, messages))
     index = dict(zip(map(_ID, messages), seqs, strict=True))
-    if len(index) == len(seqs) and None not in seqs:
+    # all(seqs): no None in a pass that compares nothing (a seq 0 makes it look again).
+    if len(index) == len(seqs) and (all(seqs) or None not in seqs):
         return cast(_Index, index)
     return None  # the same id twice, or a pending one among them: scan
 
