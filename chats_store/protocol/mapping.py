@@ -348,25 +348,25 @@ class _PostedFrameJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 _POSTED_FRAME = msgspec.json.Decoder(_PostedFrameJson)
 _EVENT_FRAME_START = '{"type":"event",'
 
-_CHATS_WITH_DECODERS = 64
-"""How many chats' page decoders are kept (the chats read last)."""
+_PAGE_DECODERS_KEPT = 64
+"""How many page decoders are kept: one per chat and kind of page, the last used."""
 
 P = TypeVar("P", _SnapshotJson[Any], _HistoryJson[Any])
 
 
-@functools.lru_cache(maxsize=_CHATS_WITH_DECODERS)
+@functools.lru_cache(maxsize=_PAGE_DECODERS_KEPT)
 def _page_decoder(page: type[P], chat_id: str) -> msgspec.json.Decoder[OkJson[P]] | None:
     """The decoder of an ``ok`` frame holding a ``page`` of chat ``chat_id``'s messages;
     None for an id msgspec cannot take as a ``Literal`` (a lone surrogate, which no
     frame carries: the general path reads those replies).
 
-    Built once per chat (kept for the last chats read), not per frame.
+    Built once per chat and kind of page, not per frame.
     """
     # Subscripted at run time: to mypy, a Literal of a variable is no type.
     one_chat = cast(Any, Literal)[_intern(chat_id)]
-    frame: Any = cast(Any, OkJson)[cast(Any, page)[one_chat]]
+    frame_type: Any = cast(Any, OkJson)[cast(Any, page)[one_chat]]
     try:
-        return msgspec.json.Decoder(frame)
+        return msgspec.json.Decoder(frame_type)
     except UnicodeEncodeError:
         return None
 
