@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from typing import Any
 
 import attrs
@@ -580,6 +581,17 @@ def test_the_readers_leave_messages_of_another_chat_to_the_converter() -> None:
     assert read_snapshot(f'{{"type":"ok","id":1,"result":{snapshot}}}', 1, "c2") is None
     assert read_history(f'{{"type":"ok","id":1,"result":{page}}}', 1, "c2") is None
     assert read_history(f'{{"type":"ok","id":1,"result":{page}}}', 1, "c1") is not None
+
+
+def test_the_reader_reads_a_chat_id_written_with_escapes_as_the_requested_one() -> None:
+    chat_id = 'salon "é" \\ 1'
+    snapshot = {**_SNAPSHOT_JSON, "messages": [{**_GOOD_MESSAGE, "chat_id": chat_id}]}
+    text = json.dumps(snapshot, ensure_ascii=True)  # \u00e9 and \" in the frame
+
+    read = read_snapshot(f'{{"type":"ok","id":1,"result":{text}}}', 1, chat_id)
+
+    assert read is not None and read == _general_read(text, WireSnapshot, snapshot_from_wire)
+    assert read.messages[0].chat_id is sys.intern(chat_id)
 
 
 def test_a_page_of_a_chat_whose_id_no_frame_can_carry_is_left_to_the_converter() -> None:
