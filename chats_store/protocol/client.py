@@ -218,7 +218,7 @@ class ClientProtocol:
         if request is None:
             return False
         reader = REPLY_CODECS[kind_of(request).reply].read
-        reply = None if reader is None else reader(text, request_id, request.chat_id)
+        reply = None if reader is None else reader(text, request_id)
         if reply is None:
             return False
         self._answer(request_id, _checked(request, reply, request_id), request)

@@ -9,11 +9,10 @@ they get the status ``"ready"``; a message sent on the wire must have a ``seq``.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Mapping
 from types import NoneType
-from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import attrs
 import msgspec
@@ -269,11 +268,11 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
 # way (see frames.read_ok_result), which reads and ignores them.
 
 
-class _MessageFieldsJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
-    """A wire message but its chat id; ``msgspec.convert`` reads a :class:`Message` from
-    the attributes of its subclasses."""
+class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+    """A wire message; ``msgspec.convert`` reads a :class:`Message` from its attributes."""
 
     id: str
+    chat_text: str = msgspec.field(name="chat_id")
     author_text: str = msgspec.field(name="author_id")
     content: str
     seq: int
@@ -282,32 +281,12 @@ class _MessageFieldsJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     status: ClassVar[str] = "ready"  # as message_from_wire reads every wire message
 
     @property
-    def author_id(self) -> str:
-        return _intern(self.author_text)  # interned, as message_from_wire does
-
-
-class _MessageJson(_MessageFieldsJson, frozen=True, kw_only=True):
-    """The message of an event frame."""
-
-    chat_text: str = msgspec.field(name="chat_id")
+    def chat_id(self) -> str:
+        return _intern(self.chat_text)  # interned, as message_from_wire does
 
     @property
-    def chat_id(self) -> str:
-        return _intern(self.chat_text)
-
-
-ChatT = TypeVar("ChatT")
-
-
-class _PageMessageJson(_MessageFieldsJson, Generic[ChatT], frozen=True, kw_only=True):
-    """A message of a page (a snapshot, a history page) of one chat.
-
-    Read with ``ChatT`` the ``Literal`` of that chat's interned id (see
-    :func:`_page_decoder`): msgspec then refuses a message of another chat, and gives
-    every message that one string rather than a new one to intern.
-    """
-
-    chat_id: ChatT
+    def author_id(self) -> str:
+        return _intern(self.author_text)
 
 
 class _RestrictionJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -316,8 +295,8 @@ class _RestrictionJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reason: str | None = None
 
 
-class _SnapshotJson(msgspec.Struct, Generic[ChatT], forbid_unknown_fields=True, frozen=True):
-    messages: tuple[_PageMessageJson[ChatT], ...]
+class _SnapshotJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    messages: tuple[_MessageJson, ...]
     members_amount: int
     member_metadata: dict[str, str]
     restrictions: tuple[_RestrictionJson, ...]
@@ -327,8 +306,8 @@ class _SnapshotJson(msgspec.Struct, Generic[ChatT], forbid_unknown_fields=True, 
     server_time: float | None = None
 
 
-class _HistoryJson(msgspec.Struct, Generic[ChatT], forbid_unknown_fields=True, frozen=True):
-    messages: tuple[_PageMessageJson[ChatT], ...]
+class _HistoryJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    messages: tuple[_MessageJson, ...]
 
 
 class _MessagePostedJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -347,42 +326,20 @@ class _PostedFrameJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 _POSTED_FRAME = msgspec.json.Decoder(_PostedFrameJson)
 _EVENT_FRAME_START = '{"type":"event",'
-
-_PAGE_DECODERS_KEPT = 64
-"""How many page decoders are kept: one per chat and kind of page, the last used."""
-
-P = TypeVar("P", _SnapshotJson[Any], _HistoryJson[Any])
+_SNAPSHOT_FRAME = msgspec.json.Decoder(OkJson[_SnapshotJson])
+_HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
 
 
-@functools.lru_cache(maxsize=_PAGE_DECODERS_KEPT)
-def _page_decoder(page: type[P], chat_id: str) -> msgspec.json.Decoder[OkJson[P]] | None:
-    """The decoder of an ``ok`` frame holding a ``page`` of chat ``chat_id``'s messages;
-    None for an id msgspec cannot take as a ``Literal`` (a lone surrogate, which no
-    frame carries: the general path reads those replies).
-
-    Built once per chat and kind of page, not per frame.
-    """
-    # Subscripted at run time: to mypy, a Literal of a variable is no type.
-    one_chat = cast(Any, Literal)[_intern(chat_id)]
-    frame_type: Any = cast(Any, OkJson)[cast(Any, page)[one_chat]]
-    try:
-        return msgspec.json.Decoder(frame_type)
-    except UnicodeEncodeError:
-        return None
-
-
-def _domain_messages(messages: tuple[_PageMessageJson[str], ...]) -> tuple[Message, ...]:
+def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
     """The messages as :func:`message_from_wire` gives them."""
     return msgspec.convert(messages, tuple[Message, ...], from_attributes=True)
 
 
-def read_snapshot(frame: str | bytes, request_id: int, chat_id: str) -> ChatSnapshot | None:
-    """The snapshot of chat ``chat_id`` answering request ``request_id`` in the ``ok``
-    frame ``frame``, as ``snapshot_from_wire(structure(...))`` reads it; None where it
-    does not read (see :func:`frames.read_ok_result`), and where it holds a message of
-    another chat (a reply the general path reads, and the request's check refuses)."""
-    decoder = _page_decoder(_SnapshotJson, chat_id)
-    wire = None if decoder is None else read_ok_result(decoder, frame, request_id)
+def read_snapshot(frame: str | bytes, request_id: int) -> ChatSnapshot | None:
+    """The snapshot answering request ``request_id`` in the ``ok`` frame ``frame``,
+    as ``snapshot_from_wire(structure(...))`` reads it; None where it does not read
+    (see :func:`frames.read_ok_result`)."""
+    wire = read_ok_result(_SNAPSHOT_FRAME, frame, request_id)
     if wire is None:
         return None
     return ChatSnapshot(
@@ -413,11 +370,10 @@ def read_event(frame: str | bytes) -> ServerEvent | None:
     return _posted(wire.chat_id, wire.seq, message)
 
 
-def read_history(frame: str | bytes, request_id: int, chat_id: str) -> tuple[Message, ...] | None:
-    """The history page of chat ``chat_id`` answering request ``request_id`` in
-    ``frame``, as :func:`read_snapshot` reads a snapshot."""
-    decoder = _page_decoder(_HistoryJson, chat_id)
-    wire = None if decoder is None else read_ok_result(decoder, frame, request_id)
+def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:
+    """The history page answering request ``request_id`` in ``frame``, as
+    :func:`read_snapshot` reads a snapshot."""
+    wire = read_ok_result(_HISTORY_FRAME, frame, request_id)
     return None if wire is None else _domain_messages(wire.messages)
 
 
@@ -433,15 +389,15 @@ class ReplyCodec(Generic[T, W]):
 
     ``wire`` is the type the converter reads the result as; ``to_wire`` and
     ``from_wire`` map between it and the domain value. ``read``, for the large
-    replies: reads the reply to a request (by its id and its chat's id) from the text
-    of an ``ok`` frame straight into the domain value, or gives None where the
-    converter must read it (see :func:`frames.read_ok_result`).
+    replies: reads the reply to a request (by its id) from the text of an ``ok``
+    frame straight into the domain value, or gives None where the converter must
+    read it (see :func:`frames.read_ok_result`).
     """
 
     wire: type[W]
     to_wire: Callable[[T], W]
     from_wire: Callable[[W], T]
-    read: Callable[[str | bytes, int, str], T | None] | None = None
+    read: Callable[[str | bytes, int], T | None] | None = None
 
 
 def _as_is(value: T) -> T:

@@ -64,7 +64,6 @@ def test_an_unknown_request_type_names_the_registered_ones() -> None:
     ("struct", "wire"),
     [
         (mapping._MessageJson, WireMessage),
-        (mapping._PageMessageJson, WireMessage),
         (mapping._RestrictionJson, Restriction),
         (mapping._SnapshotJson, WireSnapshot),
         (mapping._HistoryJson, WireHistory),
