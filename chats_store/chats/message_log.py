@@ -11,7 +11,6 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain
-from operator import attrgetter
 from typing import TYPE_CHECKING, TypeAlias, cast, overload
 
 if TYPE_CHECKING:
@@ -571,15 +570,14 @@ def _appended(groups: _Groups, message: Message) -> _Groups:
 
 def _index_of(messages: Sequence[Message]) -> _Index | None:
     """A fresh id -> seq index of confirmed ``messages`` (None if an id repeats)."""
-    seqs = list(map(_SEQ, messages))
-    index = dict(zip(map(_ID, messages), seqs, strict=True))
-    if len(index) == len(seqs) and None not in seqs:
+    # A comprehension: quicker than dict(zip(map(attrgetter(...), ...))), which calls
+    # a getter per attribute and builds a pair per message (a join's 10,000 messages).
+    index = {message.id: message.seq for message in messages}
+    seqs = index.values()
+    # all(seqs): no None in a pass that compares nothing (a seq 0 makes it look again).
+    if len(index) == len(messages) and (all(seqs) or None not in seqs):
         return cast(_Index, index)
     return None  # the same id twice, or a pending one among them: scan
-
-
-_ID = attrgetter("id")
-_SEQ = attrgetter("seq")
 
 
 EMPTY_LOG = MessageLog()

@@ -6,6 +6,8 @@ from typing import get_args
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chats_store.chats.actions import (
     ChatJoined,
@@ -48,6 +50,7 @@ from chats_store.chats.commands import (
     PostMessageRequest,
     RenewRequest,
     ResumeRequest,
+    _page_offender,
     kind_of,
     outcome_of,
 )
@@ -184,3 +187,37 @@ def test_a_reply_that_cannot_answer_its_request_says_why(
     found = kind_of(request_).mismatch(request_, reply)
 
     assert found is not None and mismatch in found
+
+
+_PAGE_MESSAGES = st.builds(
+    Message,
+    id=st.sampled_from(["m1", "m2", "m3"]),
+    chat_id=st.sampled_from(["c", "c", "c", "d"]),
+    author_id=st.just("ann"),
+    content=st.just("hi"),
+    status=st.just("ready"),
+    seq=st.one_of(st.none(), st.integers(-1, 6)),
+)
+
+
+@given(st.lists(_PAGE_MESSAGES, max_size=4), st.integers(0, 7), st.booleans())
+def test_a_history_page_fits_when_every_message_may_be_shown_in_any_order(
+    page: list[Message], before_seq: int, ascending: bool
+) -> None:
+    """The check of an ascending page (what a server sends) and the walk of any other
+    agree: one message per id and per seq, each of the chat and below ``before_seq``."""
+    if ascending:
+        page.sort(key=lambda message: message.seq or 0)
+    messages = tuple(page)
+    seqs = [message.seq for message in messages]
+    fits = (
+        all(message.chat_id == "c" for message in messages)
+        and all(seq is not None and seq < before_seq for seq in seqs)
+        and len({message.id for message in messages}) == len(seqs) == len(set(seqs))
+    )
+    request = HistoryRequest("c", before_seq, 50)
+
+    found = kind_of(request).mismatch(request, messages)
+
+    assert (found is None) == fits
+    assert found == _page_offender(messages, "c", before_seq)

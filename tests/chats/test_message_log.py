@@ -241,6 +241,15 @@ def test_every_version_finds_its_own_messages_whatever_its_siblings_hold(
                 assert log.find(f"m{number}") == wanted
 
 
+def test_a_log_indexes_a_seq_0_and_scans_past_a_pending_message_among_confirmed_ones() -> None:
+    """Only a pending message amid the confirmed ones (or an id twice) drops the index."""
+    from_zero = MessageLog([confirmed("a", 0), confirmed("b", 1)])
+    amid = MessageLog([confirmed("a", 1), pending("b"), confirmed("c", 2)])
+
+    assert from_zero._index is not None and from_zero._index["a"] == 0
+    assert amid._index is None and amid.find("c") == confirmed("c", 2)
+
+
 # The chunked log behaves exactly like the plain tuple it replaced -------------------------
 
 
