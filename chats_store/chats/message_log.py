@@ -230,8 +230,8 @@ class MessageLog:
     id to ``seq`` and binary-search that ``seq``, and the message found there must
     have that id. The index is a dict shared by a log and the versions made from it,
     which entries are only ever added to, never changed or removed: a new confirmed
-    message adds its id, so a new version costs no copy of the index (an entry
-    costs each version nothing but a dict slot). A version may find in the index
+    message adds its id, so a new version costs one entry, not a copy of the index.
+    A version may find in the index
     ids it never held (a removed message, one only a later or a sibling version
     holds): the check of the message at that ``seq`` tells them apart, so each
     version finds exactly its own messages. When an id turns up with another

@@ -224,13 +224,8 @@ def test_every_version_finds_its_own_messages_whatever_its_siblings_hold(
             elif operation == "append_pending":
                 if held is not None:
                     continue  # the reducer never appends an id twice
-                log, expected = (
-                    log.append_pending(pending(message_id)),
-                    (
-                        *expected,
-                        pending(message_id),
-                    ),
-                )
+                added = pending(message_id)
+                log, expected = log.append_pending(added), (*expected, added)
             else:
                 log, expected = log.keep_newest(number // 3), _keep_newest(expected, number // 3)
             versions.append((log, expected))
