@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_revisions import worktree
-from server_process import LOOPBACK_LIMITS, ROOT, tree_env
+from server_process import LOOPBACK_LIMITS, ROOT, stop_processes, tree_env
 
 POLICIES = {
     "no compression": "None",
@@ -179,11 +179,7 @@ def measure(tree: Path, policy: str, connections: int, processes: int) -> dict[s
         seconds = time.monotonic() - started
         after = server_rss()
     finally:
-        for process in clients:
-            process.kill()
-            process.wait(timeout=10)
-        server.terminate()
-        server.wait(timeout=30)
+        stop_processes(clients, server)
     count = sum(report["opened"] for report in opened)
     assert count == connections, (count, connections)
     extensions = sorted({e for report in opened for e in report["extensions"]})

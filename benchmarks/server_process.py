@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import json
 import re
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,15 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def stop_processes(clients: Iterable[subprocess.Popen[Any]], server: subprocess.Popen[Any]) -> None:
+    """Kill the client processes, then stop the server (SIGTERM) and wait for all of them."""
+    for process in clients:
+        process.kill()
+        process.wait(timeout=10)
+    server.terminate()
+    server.wait(timeout=30)
 
 
 def tree_env(tree: Path) -> dict[str, str]:

@@ -75,7 +75,7 @@ from dispatch_getters import (
     time_steps,
 )
 from legacy_log import TupleLog
-from server_process import LOOPBACK_LIMITS, ROOT, tree_env
+from server_process import LOOPBACK_LIMITS, ROOT, stop_processes, tree_env
 
 from chats_store.chats.actions import (
     ChatJoined,
@@ -1014,11 +1014,7 @@ def _fanout(args: argparse.Namespace, tree: Path) -> dict[str, Any]:
         posted = reports(senders)
         posts_cpu = cpu_seconds(server.pid) - posts_cpu_before
     finally:
-        for process in processes:
-            process.kill()
-            process.wait(timeout=10)
-        server.terminate()
-        server.wait(timeout=30)
+        stop_processes(processes, server)
     frames = sum(report["frames"] for report in fanned)
     assert frames == total * args.fanout_readers, (frames, total * args.fanout_readers)
     wall = max(report["last"] for report in fanned) - began
