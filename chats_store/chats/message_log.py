@@ -559,15 +559,15 @@ class MessageLog:
 def _appended(groups: _Groups, message: Message) -> _Groups:
     """``groups`` with ``message`` after every message: in the last chunk, or a new one
     (in the last group, or a new one) when that is full."""
-    # Concatenations rather than ``(*chunk, message)``, which builds a list first:
-    # each copy of a chunk touches every message in it (its reference count).
+    # Concatenations (noqa: RUF005) rather than ``(*chunk, message)``, which builds a
+    # list first: each copy of a chunk touches every message in it (its reference count).
     group = groups[-1]
     chunk = group[-1]
     if len(chunk) < _CHUNK:
-        return groups[:-1] + (group[:-1] + (chunk + (message,),),)
+        return groups[:-1] + (group[:-1] + (chunk + (message,),),)  # noqa: RUF005
     if len(group) < _GROUP:
-        return groups[:-1] + (group + ((message,),),)
-    return groups + (((message,),),)
+        return groups[:-1] + (group + ((message,),),)  # noqa: RUF005
+    return groups + (((message,),),)  # noqa: RUF005
 
 
 def _index_of(messages: Sequence[Message]) -> _Index | None:

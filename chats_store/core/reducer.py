@@ -13,9 +13,7 @@ This module imports nothing from asyncio, websockets or reactivex.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
-
-import attrs
+from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["NO_COMMANDS", "CaseReducer", "Command", "Reducer", "Step", "reducer_from_table"]
 
@@ -31,8 +29,7 @@ class Command:
 NO_COMMANDS: tuple[Command, ...] = ()
 
 
-@attrs.frozen
-class Step(Generic[S]):
+class Step(NamedTuple, Generic[S]):
     """The result of reducing one action: the next state and the commands to run."""
 
     state: S

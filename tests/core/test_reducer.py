@@ -268,8 +268,15 @@ def test_step_defaults_to_no_commands_and_is_frozen() -> None:
 
     assert step.commands is NO_COMMANDS
     assert NO_COMMANDS == ()
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         step.state = Counter(1)  # type: ignore[misc]
+
+
+def test_a_step_unpacks_as_the_state_and_the_commands() -> None:
+    state, commands = Step(Counter(1), (Say("a"),))
+
+    assert state == Counter(1)
+    assert commands == (Say("a"),)
 
 
 def test_steps_and_commands_compare_by_value() -> None:
