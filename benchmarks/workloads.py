@@ -691,14 +691,28 @@ async def _loopback_spread(
         )
         await websocket.connect()
         await sender.join_chat(mint_chat_token(secret, "u0", "bench"))
+        # Closed loop (the default): the next message once every receiver has this one.
+        # Open loop (``loopback_interval``): one message every interval whatever the
+        # receivers do; their lines are read at the end.
         sent_at: list[float] = []
+        began = time.monotonic()
         for n in range(args.loopback_messages):
             sent_at.append(time.monotonic())
             await sender.send_message("bench", f"loopback {n}")
+            if args.loopback_interval:
+                next_send = began + (n + 1) * args.loopback_interval
+                await asyncio.sleep(max(0.0, next_send - time.monotonic()))
+                continue
             for process in processes:
                 assert process.stdout is not None
                 line = await asyncio.wait_for(process.stdout.readline(), 30)
                 assert int(line) == n, line
+        if args.loopback_interval:
+            for process in processes:
+                assert process.stdout is not None
+                lines = [process.stdout.readline() for _ in range(args.loopback_messages)]
+                numbers = {int(line) for line in await asyncio.wait_for(asyncio.gather(*lines), 30)}
+                assert numbers == set(range(args.loopback_messages)), numbers
         await websocket.disconnect()
         await sender.close()
         emitted: list[tuple[int, float]] = []
@@ -805,8 +819,13 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     print(
         f"\n## Workload 4: send -> another client's getter emits, {args.loopback_clients}"
-        f" clients in the chat, {args.loopback_messages} messages one after the other"
-        " (server in a subprocess, "
+        f" clients in the chat, {args.loopback_messages} messages "
+        + (
+            f"one every {args.loopback_interval * 1000:g} ms"
+            if args.loopback_processes and args.loopback_interval
+            else "one after the other"
+        )
+        + " (server in a subprocess, "
         + (
             f"receivers in {args.loopback_processes} processes of their own)\n"
             if args.loopback_processes
@@ -1103,6 +1122,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bounded-limit", type=int, default=1_000)
     parser.add_argument("--loopback-clients", type=int, default=100)
     parser.add_argument("--loopback-messages", type=int, default=200)
+    parser.add_argument(
+        "--loopback-interval",
+        type=float,
+        default=0.0,
+        help="workload 4 with --loopback-processes: send a message every this many seconds"
+        " (open loop) rather than once every receiver has the previous one",
+    )
     parser.add_argument(
         "--loopback-processes",
         type=int,
