@@ -30,7 +30,11 @@ NO_COMMANDS: tuple[Command, ...] = ()
 
 
 class Step(NamedTuple, Generic[S]):
-    """The result of reducing one action: the next state and the commands to run."""
+    """The result of reducing one action: the next state and the commands to run.
+
+    An immutable pair (a named tuple, made once per dispatch): it unpacks as
+    ``state, commands = reducer(state, action)``.
+    """
 
     state: S
     commands: tuple[Command, ...] = NO_COMMANDS
