@@ -27,6 +27,11 @@ _CHUNK = 64
 _GROUP = 64
 """Most chunks per group: the confirmed messages are a tuple of groups of chunks."""
 
+_TRAILING = 8
+"""Most chunks that messages appended in order gather in a group of their own, the last
+one, before it joins the group before it (when that has room) and a new one starts: an
+append then copies a group of a few chunks, rather than one of up to ``_GROUP``."""
+
 # Message is only a name here (model imports this module): quoted where it is evaluated.
 _Chunk: TypeAlias = tuple["Message", ...]
 _Group: TypeAlias = tuple[_Chunk, ...]
@@ -188,10 +193,15 @@ def _chunked(items: tuple[Message, ...]) -> tuple[_Chunk, ...]:
 
 
 def _grouped(chunks: tuple[_Chunk, ...]) -> _Groups:
+    """``chunks`` in groups of ``_GROUP``, the last chunk in a group of its own when the
+    group it would end has more than ``_TRAILING``: the appends that follow (a joined
+    chat's new messages) then copy a short group (see :func:`_appended`)."""
     size = _GROUP
-    if len(chunks) <= size:
-        return (chunks,) if chunks else ()
-    return tuple(chunks[start : start + size] for start in range(0, len(chunks), size))
+    groups = [chunks[start : start + size] for start in range(0, len(chunks), size)]
+    if groups and len(groups[-1]) > _TRAILING:
+        last = groups.pop()
+        groups += (last[:-1], last[-1:])
+    return tuple(groups)
 
 
 def _splice(groups: _Groups, at: int, chunk_at: int, chunks: tuple[_Chunk, ...]) -> _Groups:
@@ -223,7 +233,9 @@ class MessageLog:
     of at most 64, grouped by at most 64 (a new message at the end goes into the
     last chunk, or starts a new one), so appending, editing or removing a message
     copies one chunk, one group and the tuple of groups (a few references per
-    4,096 messages), whatever the history's length. ``items`` is an immutable
+    4,096 messages), whatever the history's length. New chunks gather in a last
+    group of at most 8 before it joins the one before it, so what an append
+    copies is mostly one chunk. ``items`` is an immutable
     :class:`MessageSequence` of all of them.
 
     Lookups by id check the (few) pending messages, then ask the log's index from
@@ -558,16 +570,21 @@ class MessageLog:
 
 def _appended(groups: _Groups, message: Message) -> _Groups:
     """``groups`` with ``message`` after every message: in the last chunk, or a new one
-    (in the last group, or a new one) when that is full."""
+    when that is full, in the last group while it has fewer than ``_TRAILING`` chunks,
+    else in a new group (the last one joining the one before it if they fit in one)."""
     # Concatenations (noqa: RUF005) rather than ``(*chunk, message)``, which builds a
-    # list first: each copy of a chunk touches every message in it (its reference count).
+    # list first: each copy of a chunk touches every message in it (its reference count),
+    # and each copy of a group every chunk in it.
     group = groups[-1]
     chunk = group[-1]
     if len(chunk) < _CHUNK:
         return groups[:-1] + (group[:-1] + (chunk + (message,),),)  # noqa: RUF005
-    if len(group) < _GROUP:
-        return groups[:-1] + (group + ((message,),),)  # noqa: RUF005
-    return groups + (((message,),),)  # noqa: RUF005
+    started: _Group = ((message,),)
+    if len(group) < _TRAILING:
+        return groups[:-1] + (group + started,)  # noqa: RUF005
+    if len(groups) > 1 and len(groups[-2]) + len(group) <= _GROUP:
+        return groups[:-2] + (groups[-2] + group, started)  # noqa: RUF005
+    return groups + (started,)  # noqa: RUF005
 
 
 def _index_of(messages: Sequence[Message]) -> _Index | None:

@@ -361,14 +361,34 @@ def _keep_newest(items: tuple[Message, ...], limit: int) -> tuple[Message, ...]:
 
 @contextmanager
 def small_chunks() -> Iterator[None]:
-    """Chunks of 4 messages in groups of 3 chunks, so that a few dozen messages split and
-    empty chunks and groups."""
-    saved = message_log._CHUNK, message_log._GROUP
-    message_log._CHUNK, message_log._GROUP = 4, 3
+    """Chunks of 4 messages in groups of 4 chunks, appends gathering 2 chunks before
+    their group joins the one before it, so that a few dozen messages split, empty and
+    join chunks and groups."""
+    saved = message_log._CHUNK, message_log._GROUP, message_log._TRAILING
+    message_log._CHUNK, message_log._GROUP, message_log._TRAILING = 4, 4, 2
     try:
         yield
     finally:
-        message_log._CHUNK, message_log._GROUP = saved
+        message_log._CHUNK, message_log._GROUP, message_log._TRAILING = saved
+
+
+def test_appends_in_order_copy_a_short_last_group_and_share_the_others() -> None:
+    with small_chunks():
+        log, expected = MessageLog(), []
+        for seq in range(1, 101):
+            before = log
+            expected.append(confirmed(f"m{seq}", seq))
+            log = log.confirm(expected[-1])
+            groups = log.items._groups
+            assert tuple(log) == tuple(expected)
+            assert all(1 <= len(chunk) <= 4 for group in groups for chunk in group)
+            assert all(1 <= len(group) <= 4 for group in groups)
+            assert len(groups[-1]) <= 2
+            assert all(a is b for a, b in zip(groups[:-2], before.items._groups, strict=False))
+        # The full last groups joined the ones before them: every other group is full.
+        assert [len(group) for group in log.items._groups] == [4, 4, 4, 4, 4, 4, 1]
+        assert log == MessageLog(expected)
+        assert all(log.find(message.id) is message for message in expected)
 
 
 def test_message_sequence_behaves_like_a_tuple() -> None:
@@ -405,14 +425,15 @@ def test_a_long_history_shares_its_chunks_between_versions() -> None:
     assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
         log.items[5_000], content="edited"
     )
-    # Two levels (chunks of 64, groups of 64 chunks): an append copies the last group
-    # and the short tuple of groups.
+    # Two levels (chunks of 64, groups of 64 chunks, the last chunk in a group of its
+    # own): an append copies that short group and the short tuple of groups.
     groups = log.items._groups
-    assert len(groups) == 3 and appended.items._groups[-1] is not groups[-1]
+    assert [len(group) for group in groups] == [64, 64, 28, 1]
+    assert appended.items._groups[-1] is not groups[-1]
     assert all(a is b for a, b in zip(groups[:-1], appended.items._groups, strict=False))
     big = MessageLog(confirmed(f"m{i}", i + 1) for i in range(100_000))
     big_appended = big.confirm(confirmed("new", 200_000))
-    assert len(big.items._groups) == 25
+    assert len(big.items._groups) == 26
     assert all(
         a is b for a, b in zip(big.items._groups[:-1], big_appended.items._groups, strict=False)
     )
