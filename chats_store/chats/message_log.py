@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 __all__ = ["EMPTY_LOG", "MessageLog", "MessageSequence"]
 
-_CHUNK = 64
+_CHUNK = 32
 """Most messages per chunk of a :class:`MessageLog` (the unit an edit copies)."""
-# Small, though that means more chunks per group to copy: copying a chunk touches every
-# message in it (a reference count each), and in a client with many chats those are
-# rarely in the CPU's cache when a message arrives, while a group's chunks are fewer.
+# Small: copying a chunk touches every message in it (a reference count each), and in a
+# client with many chats those are rarely in the CPU's cache when a message arrives. An
+# edit in the middle copies a group of up to _GROUP chunks besides; an append copies a
+# last group of at most _TRAILING.
 
 _GROUP = 64
 """Most chunks per group: the confirmed messages are a tuple of groups of chunks."""
@@ -230,10 +231,10 @@ class MessageLog:
     those) always sit after every confirmed message, in creation order.
 
     Persistent and chunked in two levels: the confirmed messages live in chunks
-    of at most 64, grouped by at most 64 (a new message at the end goes into the
+    of at most 32, grouped by at most 64 (a new message at the end goes into the
     last chunk, or starts a new one), so appending, editing or removing a message
     copies one chunk, one group and the tuple of groups (a few references per
-    4,096 messages), whatever the history's length. New chunks gather in a last
+    2,048 messages), whatever the history's length. New chunks gather in a last
     group of at most 8 before it joins the one before it, so what an append
     copies is mostly one chunk. ``items`` is an immutable
     :class:`MessageSequence` of all of them.

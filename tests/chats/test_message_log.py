@@ -425,15 +425,15 @@ def test_a_long_history_shares_its_chunks_between_versions() -> None:
     assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
         log.items[5_000], content="edited"
     )
-    # Two levels (chunks of 64, groups of 64 chunks, the last chunk in a group of its
+    # Two levels (chunks of 32, groups of 64 chunks, the last chunk in a group of its
     # own): an append copies that short group and the short tuple of groups.
     groups = log.items._groups
-    assert [len(group) for group in groups] == [64, 64, 28, 1]
+    assert [len(group) for group in groups] == [64, 64, 64, 64, 56, 1]
     assert appended.items._groups[-1] is not groups[-1]
     assert all(a is b for a, b in zip(groups[:-1], appended.items._groups, strict=False))
     big = MessageLog(confirmed(f"m{i}", i + 1) for i in range(100_000))
     big_appended = big.confirm(confirmed("new", 200_000))
-    assert len(big.items._groups) == 26
+    assert len(big.items._groups) == 50
     assert all(
         a is b for a, b in zip(big.items._groups[:-1], big_appended.items._groups, strict=False)
     )
