@@ -53,9 +53,12 @@ import time
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    import asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -650,6 +653,12 @@ asyncio.run(main())
 """
 
 
+async def _numbers_read(process: asyncio.subprocess.Process, count: int) -> set[int]:
+    """The numbers of the next ``count`` lines of ``process``'s output, one after another."""
+    assert process.stdout is not None
+    return {int(await process.stdout.readline()) for _ in range(count)}
+
+
 async def _loopback_spread(
     args: argparse.Namespace, address: str, secret: str
 ) -> dict[str, list[float]]:
@@ -709,9 +718,7 @@ async def _loopback_spread(
                 assert int(line) == n, line
         if args.loopback_interval:
             for process in processes:
-                assert process.stdout is not None
-                lines = [process.stdout.readline() for _ in range(args.loopback_messages)]
-                numbers = {int(line) for line in await asyncio.wait_for(asyncio.gather(*lines), 30)}
+                numbers = await asyncio.wait_for(_numbers_read(process, args.loopback_messages), 30)
                 assert numbers == set(range(args.loopback_messages)), numbers
         await websocket.disconnect()
         await sender.close()

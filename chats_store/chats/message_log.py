@@ -29,9 +29,9 @@ _GROUP = 64
 """Most chunks per group: the confirmed messages are a tuple of groups of chunks."""
 
 _TRAILING = 8
-"""Most chunks that messages appended in order gather in a group of their own, the last
-one, before it joins the group before it (when that has room) and a new one starts: an
-append then copies a group of a few chunks, rather than one of up to ``_GROUP``."""
+"""Most chunks the last group gathers as messages are appended in order: then it joins
+the group before it (when that has room) and the next chunk starts a new last group, so
+an append copies a group of a few chunks rather than one of up to ``_GROUP``."""
 
 # Message is only a name here (model imports this module): quoted where it is evaluated.
 _Chunk: TypeAlias = tuple["Message", ...]
