@@ -27,7 +27,7 @@ token expiry) and countdowns (the terminal client's mute line).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import attrs
 
@@ -135,13 +135,6 @@ def _latest_time(message: Message) -> float:
     return message.created_at if edited is None else max(message.created_at, edited)
 
 
-def _message_times(messages: Iterable[Message]) -> Iterable[float]:
-    for message in messages:
-        yield message.created_at
-        if message.edited_at is not None:
-            yield message.edited_at
-
-
 def issued_at(token: str | None, audience: str) -> float | None:
     """The ``iat`` claim of ``token`` (a JWT of ``audience``), None when it has none."""
     if token is None:
@@ -183,7 +176,7 @@ def latest_server_time(value: object) -> float | None:
             times.extend(_issued(membership))
         case tuple():
             messages.extend(m for m in value if isinstance(m, Message))
-    return max((*_message_times(messages), *times), default=None)
+    return max((*map(_latest_time, messages), *times), default=None)
 
 
 def _issued(membership: str | None) -> tuple[float, ...]:
