@@ -64,9 +64,20 @@ class Cluster:
     def wait_listening(self, count: int | None = None) -> None:
         """Wait for ``count`` worker banners (default: every worker's)."""
         deadline = time.monotonic() + STARTUP
+        wanted = count if count is not None else self.count
         seen = 0
-        while seen < (count if count is not None else self.count):
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        printed: list[str] = []
+        while seen < wanted:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                ended = self.process.poll()
+                state = "still runs" if ended is None else f"exited with {ended}"
+                raise AssertionError(
+                    f"{seen} of {wanted} workers listening after {STARTUP} s; the command"
+                    f" {state} and printed {printed!r}"
+                ) from None
+            printed.append(line)
             match = _LISTENING.search(line)
             if match:
                 index, pid, port = (int(group) for group in match.groups())
