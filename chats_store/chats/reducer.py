@@ -768,10 +768,7 @@ def _received(chat: ChatState, message: Message) -> _ChatChanges:
     moves to its ``seq`` meanwhile, as a snapshot shows it (:func:`_replaced_by`).
     """
     existing = chat.messages.find(message.id)
-    if existing is not None and existing.seq is not None and existing.seq != message.seq:
-        # A message's seq never changes; a server saying otherwise must not make it
-        # show twice: the first seq stands.
-        message = attrs.evolve(message, seq=existing.seq)
+    message = _at_first_seq(existing, message)
     if message.id in chat.originals:
         changes: _ChatChanges = {}
         if chat.originals[message.id] != message:
@@ -781,6 +778,16 @@ def _received(chat: ChatState, message: Message) -> _ChatChanges:
         return changes
     messages = chat.messages.confirm(message)
     return {} if messages is chat.messages else {"messages": messages}
+
+
+def _at_first_seq(existing: Message | None, message: Message) -> Message:
+    """``message``, a version the server confirmed, at the ``seq`` of ``existing`` (the
+    version held) when that one is confirmed: a message's seq never changes, and a
+    server saying otherwise must not move it or make it show twice. A pending (or no)
+    ``existing`` takes the server's seq."""
+    if existing is None or existing.seq is None or existing.seq == message.seq:
+        return message
+    return attrs.evolve(message, seq=existing.seq)
 
 
 def _receive(chat: ChatState, message: Message) -> ChatState:
@@ -960,13 +967,12 @@ def message_posted(chat: ChatState, action: MessagePosted) -> _ChatChanges:
 
 @_server_event
 def message_edited(chat: ChatState, action: MessageEdited) -> _ChatChanges:
-    existing = chat.messages.find(action.message.id)
-    if existing is None:
+    if chat.messages.find(action.message.id) is None:
         return {}
-    # An edit never moves a confirmed message: it keeps the seq it was posted with.
-    # (A pending copy, whose ack was lost, is confirmed by the edit's seq.)
-    seq = existing.seq if existing.seq is not None else action.message.seq
-    return _received(chat, attrs.evolve(action.message, status="ready", seq=seq))
+    # An edit never moves a confirmed message: it keeps the seq it was posted with
+    # (_at_first_seq, in _received). A pending copy, whose ack was lost, is confirmed
+    # by the edit's seq.
+    return _received(chat, _ready(action.message))
 
 
 @_server_event
