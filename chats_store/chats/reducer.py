@@ -834,7 +834,7 @@ def message_updated(chat: ChatState, action: MessageUpdated) -> ChatState:
         return chat
     return _evolve_chat(
         chat,
-        messages=chat.messages.replace(_ready(action.message)),
+        messages=chat.messages.replace(_at_first_seq(current, _ready(action.message))),
         originals=_without(chat.originals, message_id),
     )
 

@@ -440,6 +440,18 @@ def test_message_updated_makes_it_ready_with_the_server_version(ready: ChatsStat
     assert not chat(state).originals
 
 
+def test_an_update_reply_with_another_seq_leaves_the_message_where_it_was(
+    ready: ChatsState,
+) -> None:
+    """A message's seq never changes: a reply saying otherwise moves nothing (the
+    client fuzzer found a history out of order after one)."""
+    edited = attrs.evolve(server_message("b", 1, "edited", ME), edited_at=20.0)
+    state = reduce(ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdated(2, "c1", edited))
+    assert chat(state).messages.find("b") == attrs.evolve(edited, seq=7)
+    seqs = [message.seq for message in chat(state).messages]
+    assert seqs == sorted(seqs)
+
+
 def test_update_failure_restores_the_previous_content(ready: ChatsState) -> None:
     state = reduce(
         ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdateFailed(2, "c1", "b", REFUSED)
