@@ -599,12 +599,28 @@ def server_command(secret: str, profile: str = "", **options: Any) -> list[str]:
 
 
 _RECEIVERS = """
-import asyncio, json, sys, time
+import asyncio, fcntl, json, mmap, os, sys, time
 from chats_store import create_chats, create_user, create_websocket
 from chats_store.chats.facade import ChatsConfig
 from chats_store.server import mint_chat_token, mint_session_token
 
 address, secret, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+counts_path, processes, done_fd = sys.argv[5], int(sys.argv[6]), int(sys.argv[7])
+
+# One slot per message in a file every receiving process maps: how many processes have
+# it on every client (under flock). The last one tells the sender, on one pipe: one
+# wake-up of the sender per message, not one per process.
+counts_file = open(counts_path, "r+b")
+counts = memoryview(mmap.mmap(counts_file.fileno(), 0)).cast("I")
+
+def finished(number):
+    fcntl.flock(counts_file, fcntl.LOCK_EX)
+    try:
+        counts[number] = done = counts[number] + 1
+    finally:
+        fcntl.flock(counts_file, fcntl.LOCK_UN)
+    if done == processes:
+        os.write(done_fd, b"%d\\n" % number)
 
 async def main():
     clients, seen, emitted = [], {}, []
@@ -633,7 +649,7 @@ async def main():
             emitted.append((number, clock()))
             seen[number] = seen.get(number, 0) + 1
             if seen[number] == count:
-                print(number, flush=True)  # every client of this process has it
+                finished(number)  # every client of this process has it
 
         return on_messages
 
@@ -653,10 +669,9 @@ asyncio.run(main())
 """
 
 
-async def _numbers_read(process: asyncio.subprocess.Process, count: int) -> set[int]:
-    """The numbers of the next ``count`` lines of ``process``'s output, one after another."""
-    assert process.stdout is not None
-    return {int(await process.stdout.readline()) for _ in range(count)}
+async def _numbers_read(lines: asyncio.StreamReader, count: int) -> set[int]:
+    """The numbers of the next ``count`` lines of ``lines``, one after another."""
+    return {int(await lines.readline()) for _ in range(count)}
 
 
 async def _loopback_spread(
@@ -672,9 +687,17 @@ async def _loopback_spread(
 
     receivers = args.loopback_clients - 1
     per = -(-receivers // args.loopback_processes)
+    groups = [(first, min(per, receivers + 1 - first)) for first in range(1, receivers + 1, per)]
+    counts = tempfile.NamedTemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    counts.write(bytes(4 * args.loopback_messages))
+    counts.flush()
+    done_read, done_write = os.pipe()
+    done = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(done), os.fdopen(done_read, "rb")
+    )
     processes = []
-    for first in range(1, receivers + 1, per):
-        count = min(per, receivers + 1 - first)
+    for first, count in groups:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -683,11 +706,16 @@ async def _loopback_spread(
             secret,
             str(first),
             str(count),
+            counts.name,
+            str(len(groups)),
+            str(done_write),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            pass_fds=(done_write,),
             limit=2**26,  # the last line carries every emission time
         )
         processes.append(process)
+    os.close(done_write)
     try:
         for process in processes:
             assert process.stdout is not None
@@ -712,14 +740,11 @@ async def _loopback_spread(
                 next_send = began + (n + 1) * args.loopback_interval
                 await asyncio.sleep(max(0.0, next_send - time.monotonic()))
                 continue
-            for process in processes:
-                assert process.stdout is not None
-                line = await asyncio.wait_for(process.stdout.readline(), 30)
-                assert int(line) == n, line
+            line = await asyncio.wait_for(done.readline(), 30)
+            assert int(line) == n, line
         if args.loopback_interval:
-            for process in processes:
-                numbers = await asyncio.wait_for(_numbers_read(process, args.loopback_messages), 30)
-                assert numbers == set(range(args.loopback_messages)), numbers
+            numbers = await asyncio.wait_for(_numbers_read(done, args.loopback_messages), 30)
+            assert numbers == set(range(args.loopback_messages)), numbers
         await websocket.disconnect()
         await sender.close()
         emitted: list[tuple[int, float]] = []
@@ -730,6 +755,7 @@ async def _loopback_spread(
             emitted.extend(json.loads(await process.stdout.readline()))
             await process.wait()
     finally:
+        counts.close()
         for process in processes:
             if process.returncode is None:
                 process.kill()
