@@ -63,6 +63,7 @@ RUNTIME_MODULES = frozenset(
         "chats_store.chats.action_log",  # writes and reads files
         "chats_store.chats.persistence",  # the state file (sqlite3)
         "chats_store.protocol.schema",  # reads the schema file shipped in the package
+        "chats_store.socket_reads",  # sets asyncio transports up
         "chats_store.cli",
         "chats_store.demo",
         "chats_store.tui",

@@ -79,6 +79,7 @@ from chats_store.server.limits import Buckets, ServerLimits, TokenBucket
 from chats_store.server.refusal import RefusedError
 from chats_store.server.tokens import verify_session_token
 from chats_store.server.wire import WireFrame
+from chats_store.socket_reads import read_in_heap_sized_chunks
 
 __all__ = [
     "Gate",
@@ -505,6 +506,7 @@ class GuardedConnection(ServerConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        read_in_heap_sized_chunks(transport)
         self.address = address_key(transport.get_extra_info("peername"))
         refused = self.gate.handshake_started(self.address)
         if refused is None:

@@ -53,6 +53,7 @@ from chats_store.protocol import (
     EventReceived,
     ReplyReceived,
 )
+from chats_store.socket_reads import read_in_heap_sized_chunks
 from chats_store.tokens import SESSION_AUDIENCE, read_unverified_claims
 from chats_store.websocket.reconnect import ReconnectPolicy, ReconnectSchedule, retry_after
 
@@ -188,6 +189,15 @@ def _drop_fault(connection: ClientConnection, violation: ProtocolError | None) -
     return ConnectionFault(
         ErrorCode.CONNECTION_LOST, "the connection broke without a closing handshake", 1006
     )
+
+
+class _ClientConnection(ClientConnection):
+    """``websockets``' client connection, reading in heap-sized chunks (see
+    :mod:`chats_store.socket_reads`)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        read_in_heap_sized_chunks(transport)
 
 
 class ManagedConnection:
@@ -358,6 +368,7 @@ class ManagedConnection:
     async def _connect(self) -> ClientConnection:
         connection = await connect(
             self.url,
+            create_connection=_ClientConnection,
             additional_headers={"Authorization": f"Bearer {self._session_token}"},
             subprotocols=[Subprotocol(PROTOCOL_VERSION)],
             max_size=MAX_SERVER_FRAME_SIZE,
