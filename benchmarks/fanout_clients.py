@@ -174,7 +174,8 @@ class Sender(LeanClient):
                 self.done.set_result(time.monotonic())
 
 
-async def _open(client: LeanClient, address: str) -> None:
+async def open_client(client: LeanClient, address: str) -> None:
+    """Connect ``client`` to ``address``; return once it has joined its chat."""
     host, port = address.rsplit(":", 1)
     await asyncio.get_running_loop().create_connection(lambda: client, host, int(port))
     await client.joined
@@ -187,7 +188,7 @@ async def readers(
         Reader(expected, address, secret, f"r{n}", chat, deflate)
         for n in range(first, first + count)
     ]
-    await asyncio.gather(*(_open(client, address) for client in clients))
+    await asyncio.gather(*(open_client(client, address) for client in clients))
     print("ready", flush=True)
     finished = await asyncio.gather(*(client.done for client in clients))
     frames = sum(received for received, _ in finished)
@@ -209,7 +210,7 @@ async def senders(
         Sender(posts, window, address, secret, f"s{n}", f"senders{n % chats}", deflate)
         for n in range(first, first + count)
     ]
-    await asyncio.gather(*(_open(client, address) for client in clients))
+    await asyncio.gather(*(open_client(client, address) for client in clients))
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     began = time.monotonic()

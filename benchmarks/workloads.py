@@ -13,9 +13,10 @@
    the protocol codec (``ClientProtocol``) and reduce it into a store.
 4. Send -> another client's getter emits over loopback, 100 clients in the chat
    (the reference server in a subprocess, the clients in this process, or the
-   receivers in ``--loopback-processes`` processes of their own). The first
-   ``--loopback-warmup`` messages (20) are left out of the figures but the row
-   "warm-up included".
+   receivers in ``--loopback-processes`` processes of their own,
+   ``loopback_receivers.py``; then, as the floor, the same with raw receivers that
+   parse frames by hand and ``json.loads`` them). The first ``--loopback-warmup``
+   messages (20) are left out of the figures but the rows "warm-up included".
 5. Server fan-out: messages delivered per second to 100 clients of one chat (the
    server in a subprocess, 100 raw WebSocket readers in ``--fanout-processes``
    processes that join then only count frames, one sender keeping
@@ -600,75 +601,7 @@ def server_command(secret: str, profile: str = "", **options: Any) -> list[str]:
     ]
 
 
-_RECEIVERS = """
-import asyncio, fcntl, json, mmap, os, sys, time
-from chats_store import create_chats, create_user, create_websocket
-from chats_store.chats.facade import ChatsConfig
-from chats_store.server import mint_chat_token, mint_session_token
-
-address, secret, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-counts_path, processes, done_fd = sys.argv[5], int(sys.argv[6]), int(sys.argv[7])
-
-# One slot per message in a file every receiving process maps: how many processes have
-# it on every client (under flock). The last one tells the sender, on one pipe: one
-# wake-up of the sender per message, not one per process.
-counts_file = open(counts_path, "r+b")
-counts = memoryview(mmap.mmap(counts_file.fileno(), 0)).cast("I")
-
-def finished(number):
-    fcntl.flock(counts_file, fcntl.LOCK_EX)
-    try:
-        counts[number] = done = counts[number] + 1
-    finally:
-        fcntl.flock(counts_file, fcntl.LOCK_UN)
-    if done == processes:
-        os.write(done_fd, b"%d\\n" % number)
-
-async def main():
-    clients, seen, emitted = [], {}, []
-    clock = time.monotonic
-    for n in range(first, first + count):
-        websocket = create_websocket(open_timeout=30)
-        chats = create_chats(
-            user_module=create_user(mint_session_token(secret, f"u{n}")),
-            websocket_module=websocket,
-            config=ChatsConfig(host=address, request_timeout=30),
-        )
-        await websocket.connect()
-        await chats.join_chat(mint_chat_token(secret, f"u{n}", "bench"))
-        clients.append((chats, websocket))
-
-    def watcher():
-        last = [-1]
-
-        def on_messages(messages):
-            if not messages or not messages[-1].content.startswith("loopback "):
-                return
-            number = int(messages[-1].content.split()[1])
-            if number == last[0]:
-                return
-            last[0] = number
-            emitted.append((number, clock()))
-            seen[number] = seen.get(number, 0) + 1
-            if seen[number] == count:
-                finished(number)  # every client of this process has it
-
-        return on_messages
-
-    subscriptions = [
-        chats.get_chat_messages("bench").subscribe(watcher()) for chats, _ in clients
-    ]
-    print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told
-    print(json.dumps(emitted), flush=True)
-    for subscription in subscriptions:
-        subscription.dispose()
-    for chats, websocket in clients:
-        await websocket.disconnect()
-        await chats.close()
-
-asyncio.run(main())
-"""
+RECEIVERS = Path(__file__).resolve().parent / "loopback_receivers.py"
 
 
 async def _numbers_read(lines: asyncio.StreamReader, count: int) -> set[int]:
@@ -677,10 +610,12 @@ async def _numbers_read(lines: asyncio.StreamReader, count: int) -> set[int]:
 
 
 async def _loopback_spread(
-    args: argparse.Namespace, address: str, secret: str
+    args: argparse.Namespace, address: str, secret: str, mode: str, chat: str
 ) -> dict[int, list[float]]:
-    """Workload 4 with the receivers in ``loopback_processes`` processes of their own (full
-    clients each); the sender in this process. Times: ``time.monotonic``, system-wide."""
+    """Workload 4 with the receivers in ``loopback_processes`` processes of their own
+    (``loopback_receivers.py``: ``mode`` "store", full clients, or "raw", the floor), in
+    ``chat``; the sender, a full client, in this process. Times: ``time.monotonic``,
+    system-wide."""
     import asyncio
 
     from chats_store import create_chats, create_user, create_websocket
@@ -703,12 +638,13 @@ async def _loopback_spread(
     for first, count in groups:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            _RECEIVERS,
+            str(RECEIVERS),
+            mode,
             address,
             secret,
             str(first),
             str(count),
+            chat,
             counts.name,
             str(len(groups)),
             str(done_write),
@@ -730,7 +666,7 @@ async def _loopback_spread(
             config=ChatsConfig(host=address, request_timeout=30),
         )
         await websocket.connect()
-        await sender.join_chat(mint_chat_token(secret, "u0", "bench"))
+        await sender.join_chat(mint_chat_token(secret, "u0", chat))
         # Closed loop (the default): the next message once every receiver has this one.
         # Open loop (``loopback_interval``): one message every interval whatever the
         # receivers do; their lines are read at the end.
@@ -738,7 +674,7 @@ async def _loopback_spread(
         began = time.monotonic()
         for n in range(sends):
             sent_at.append(time.monotonic())
-            await sender.send_message("bench", f"loopback {n}")
+            await sender.send_message(chat, f"loopback {n}")
             if args.loopback_interval:
                 next_send = began + (n + 1) * args.loopback_interval
                 await asyncio.sleep(max(0.0, next_send - time.monotonic()))
@@ -835,18 +771,17 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     try:
         if args.loopback_processes:
-            by_message = asyncio.run(_loopback_spread(args, address, secret))
+            runs = {
+                "getter": asyncio.run(_loopback_spread(args, address, secret, "store", "bench")),
+                "frame, raw receivers (the floor)": asyncio.run(
+                    _loopback_spread(args, address, secret, "raw", "floor")
+                ),
+            }
         else:
-            by_message = asyncio.run(drive())
+            runs = {"getter": asyncio.run(drive())}
     finally:
         server.terminate()
         server.wait(timeout=10)
-    # The first ``loopback_warmup`` messages are left out (first runs of the code paths,
-    # the joins' garbage), and shown apart: the row "warm-up included".
-    measured = [ms for n, ms in by_message.items() if n >= args.loopback_warmup]
-    first = sorted(min(ms) * 1000 for ms in measured)
-    everyone = sorted(x * 1000 for ms in measured for x in ms)
-    with_warmup = sorted(x * 1000 for ms in by_message.values() for x in ms)
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(len(values) * q))]
@@ -868,22 +803,31 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
         )
     )
     print("| figure | p50 ms | p99 ms |\n|---|---:|---:|")
-    print(f"| first other client's getter | {pct(first, 0.5):.2f} | {pct(first, 0.99):.2f} |")
-    print(
-        f"| every other client's getter ({len(everyone):,} emissions) |"
-        f" {pct(everyone, 0.5):.2f} | {pct(everyone, 0.99):.2f} |"
-    )
-    print(
-        f"| every other client's getter, warm-up included ({len(with_warmup):,}) |"
-        f" {pct(with_warmup, 0.5):.2f} | {pct(with_warmup, 0.99):.2f} |"
-    )
-    results["w4"] = {
-        "first p50": pct(first, 0.5),
-        "first p99": pct(first, 0.99),
-        "all p50": pct(everyone, 0.5),
-        "all p99": pct(everyone, 0.99),
-        "all p99 with warm-up": pct(with_warmup, 0.99),
-    }
+    results["w4"] = {}
+    for what, by_message in runs.items():
+        # The first ``loopback_warmup`` messages are left out (first runs of the code
+        # paths, the joins' garbage), and shown apart: the row "warm-up included".
+        measured = [ms for n, ms in by_message.items() if n >= args.loopback_warmup]
+        first = sorted(min(ms) * 1000 for ms in measured)
+        everyone = sorted(x * 1000 for ms in measured for x in ms)
+        with_warmup = sorted(x * 1000 for ms in by_message.values() for x in ms)
+        print(f"| first other client's {what} | {pct(first, 0.5):.2f} | {pct(first, 0.99):.2f} |")
+        print(
+            f"| every other client's {what} ({len(everyone):,} emissions) |"
+            f" {pct(everyone, 0.5):.2f} | {pct(everyone, 0.99):.2f} |"
+        )
+        print(
+            f"| every other client's {what}, warm-up included ({len(with_warmup):,}) |"
+            f" {pct(with_warmup, 0.5):.2f} | {pct(with_warmup, 0.99):.2f} |"
+        )
+        key = "" if what == "getter" else "floor "
+        results["w4"] |= {
+            f"{key}first p50": pct(first, 0.5),
+            f"{key}first p99": pct(first, 0.99),
+            f"{key}all p50": pct(everyone, 0.5),
+            f"{key}all p99": pct(everyone, 0.99),
+            f"{key}all p99 with warm-up": pct(with_warmup, 0.99),
+        }
 
 
 # Workload 5: server fan-out ---------------------------------------------------------------
