@@ -1,13 +1,16 @@
 """Workload 4's receiving processes: COUNT clients of one chat, each message timed.
 
-    python loopback_receivers.py store|raw ADDRESS SECRET FIRST COUNT CHAT COUNTS PROCESSES FD
+    python loopback_receivers.py store|raw ADDRESS SECRET FIRST COUNT CHAT COUNTS PROCESSES FD \
+        [freeze]
 
 ``store``: full clients (``create_chats``), each timing its ``get_chat_messages`` getter's
 emissions, as an app's view would. ``raw``: the floor, ``fanout_clients.LeanClient``
 connections (``websockets``' sans-I/O handshake, frames parsed by hand) that time each
 ``message_posted`` frame once ``json.loads`` has read it.
 
-Users ``u<FIRST>`` to ``u<FIRST + COUNT - 1>`` join CHAT; the process prints ``ready``.
+Users ``u<FIRST>`` to ``u<FIRST + COUNT - 1>`` join CHAT; with ``freeze`` the process then
+calls ``gc.freeze()``, as ``docs/embedding.md`` suggests to an app that has started; it
+prints ``ready``.
 A message counts as received by the process once every one of its clients has it: the
 process then adds one to the message's slot in COUNTS, a file that every receiving
 process maps, under ``flock``; the last of the PROCESSES writes the message's number
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import json
 import mmap
 import os
@@ -141,11 +145,14 @@ async def raw_clients(
 
 
 async def main(argv: Sequence[str]) -> None:
-    mode, address, secret, first, count, chat, counts_path, processes, done_fd = argv
+    mode, address, secret, first, count, chat, counts_path, processes, done_fd = argv[:9]
     stamps = Stamps(int(count), counts_path, int(processes), int(done_fd))
     users = range(int(first), int(first) + int(count))
     start = store_clients if mode == "store" else raw_clients
     close = await start(address, secret, users, chat, stamps)
+    if argv[9:] == ["freeze"]:
+        gc.collect()
+        gc.freeze()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told
     print(json.dumps(stamps.emitted), flush=True)

@@ -648,6 +648,7 @@ async def _loopback_spread(
             counts.name,
             str(len(groups)),
             str(done_write),
+            *(["freeze"] if args.loopback_freeze else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             pass_fds=(done_write,),
@@ -1118,6 +1119,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=0.0,
         help="workload 4 with --loopback-processes: send a message every this many seconds"
         " (open loop) rather than once every receiver has the previous one",
+    )
+    parser.add_argument(
+        "--loopback-freeze",
+        action="store_true",
+        help="workload 4's receiving processes call gc.freeze() once joined",
     )
     parser.add_argument(
         "--loopback-processes",
