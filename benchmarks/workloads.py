@@ -631,7 +631,7 @@ async def _loopback_spread(
     counts.flush()
     done_read, done_write = os.pipe()
     done = asyncio.StreamReader()
-    await asyncio.get_running_loop().connect_read_pipe(
+    done_pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(done), os.fdopen(done_read, "rb")
     )
     processes = []
@@ -696,6 +696,7 @@ async def _loopback_spread(
             await process.wait()
     finally:
         counts.close()
+        done_pipe.close()
         for process in processes:
             if process.returncode is None:
                 process.kill()
