@@ -784,6 +784,7 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        server.stdout.close()
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(len(values) * q))]
