@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout_clients import LeanClient, open_client
 
 from chats_store import create_chats, create_user, create_websocket
-from chats_store.chats.facade import ChatsConfig
+from chats_store.chats.facade import Chats, ChatsConfig
 from chats_store.chats.model import Message
 from chats_store.server import mint_chat_token, mint_session_token
+from chats_store.websocket.module import WebSocket
 
 PREFIX = "loopback "
 """What the timed messages' content starts with (then their number)."""
@@ -90,20 +91,28 @@ def _watcher(stamps: Stamps) -> Callable[[Sequence[Message] | None], None]:
     return on_messages
 
 
+async def joined_client(
+    address: str, secret: str, user_id: str, chat: str
+) -> tuple[Chats, WebSocket]:
+    """A full client of ``user_id`` (its own WebSocket module), connected and in ``chat``."""
+    websocket = create_websocket(open_timeout=30)
+    chats = create_chats(
+        user_module=create_user(mint_session_token(secret, user_id)),
+        websocket_module=websocket,
+        config=ChatsConfig(host=address, request_timeout=30),
+    )
+    await websocket.connect()
+    await chats.join_chat(mint_chat_token(secret, user_id, chat))
+    return chats, websocket
+
+
 async def store_clients(
     address: str, secret: str, users: range, chat: str, stamps: Stamps
 ) -> Callable[[], Any]:
     """Full clients, joined and watched; returns what closes them."""
     clients = []
     for n in users:
-        websocket = create_websocket(open_timeout=30)
-        chats = create_chats(
-            user_module=create_user(mint_session_token(secret, f"u{n}")),
-            websocket_module=websocket,
-            config=ChatsConfig(host=address, request_timeout=30),
-        )
-        await websocket.connect()
-        await chats.join_chat(mint_chat_token(secret, f"u{n}", chat))
+        chats, websocket = await joined_client(address, secret, f"u{n}", chat)
         subscription = chats.get_chat_messages(chat).subscribe(_watcher(stamps))
         clients.append((chats, websocket, subscription))
 

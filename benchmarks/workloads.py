@@ -618,9 +618,7 @@ async def _loopback_spread(
     system-wide."""
     import asyncio
 
-    from chats_store import create_chats, create_user, create_websocket
-    from chats_store.chats.facade import ChatsConfig
-    from chats_store.server import mint_chat_token, mint_session_token
+    from loopback_receivers import joined_client
 
     receivers = args.loopback_clients - 1
     per = -(-receivers // args.loopback_processes)
@@ -660,14 +658,7 @@ async def _loopback_spread(
         for process in processes:
             assert process.stdout is not None
             assert (await process.stdout.readline()).strip() == b"ready"
-        websocket = create_websocket(open_timeout=30)
-        sender = create_chats(
-            user_module=create_user(mint_session_token(secret, "u0")),
-            websocket_module=websocket,
-            config=ChatsConfig(host=address, request_timeout=30),
-        )
-        await websocket.connect()
-        await sender.join_chat(mint_chat_token(secret, "u0", chat))
+        sender, websocket = await joined_client(address, secret, "u0", chat)
         # Closed loop (the default): the next message once every receiver has this one.
         # Open loop (``loopback_interval``): one message every interval whatever the
         # receivers do; their lines are read at the end.
@@ -713,9 +704,7 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     import asyncio
     import secrets
 
-    from chats_store import create_chats, create_user, create_websocket
-    from chats_store.chats.facade import ChatsConfig
-    from chats_store.server import mint_chat_token, mint_session_token
+    from loopback_receivers import joined_client
 
     secret = secrets.token_urlsafe(32)
     server = subprocess.Popen(server_command(secret), stdout=subprocess.PIPE, text=True)
@@ -723,17 +712,10 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     address = server.stdout.readline().strip()
 
     async def drive() -> dict[int, list[float]]:
-        clients = []
-        for n in range(args.loopback_clients):
-            websocket = create_websocket(open_timeout=30)
-            chats = create_chats(
-                user_module=create_user(mint_session_token(secret, f"u{n}")),
-                websocket_module=websocket,
-                config=ChatsConfig(host=address, request_timeout=30),
-            )
-            await websocket.connect()
-            await chats.join_chat(mint_chat_token(secret, f"u{n}", "bench"))
-            clients.append((chats, websocket))
+        clients = [
+            await joined_client(address, secret, f"u{n}", "bench")
+            for n in range(args.loopback_clients)
+        ]
         sent_at: list[float] = [0.0]
         latencies: list[float] = []
         pending: list[int] = [0]
