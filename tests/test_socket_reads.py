@@ -14,10 +14,14 @@ from tests.e2e.conftest import network
 def _transports_of(port: int) -> tuple[list[asyncio.Transport], list[asyncio.Transport]]:
     """The open socket transports of this process whose peer, and whose own address,
     is ``port``: the clients' ends and the server's ends of its connections."""
+    # type(), not isinstance(): isinstance() asks a weak proxy among the objects for its
+    # class, which raises once its referent is gone.
     transports = [
         t
         for t in gc.get_objects()
-        if isinstance(t, asyncio.Transport) and not t.is_closing() and t.get_extra_info("socket")
+        if issubclass(type(t), asyncio.Transport)
+        and not t.is_closing()
+        and t.get_extra_info("socket")
     ]
     clients = [t for t in transports if (t.get_extra_info("peername") or ("", 0))[1] == port]
     servers = [t for t in transports if (t.get_extra_info("sockname") or ("", 0))[1] == port]
