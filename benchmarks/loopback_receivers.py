@@ -11,6 +11,7 @@ connections (``websockets``' sans-I/O handshake, frames parsed by hand) that tim
 Users ``u<FIRST>`` to ``u<FIRST + COUNT - 1>`` join CHAT; with ``freeze`` the process then
 calls ``gc.freeze()``, as ``docs/embedding.md`` suggests to an app that has started; it
 prints ``ready``.
+
 A message counts as received by the process once every one of its clients has it: the
 process then adds one to the message's slot in COUNTS, a file that every receiving
 process maps, under ``flock``; the last of the PROCESSES writes the message's number
@@ -143,6 +144,8 @@ class RawReceiver(LeanClient):
 async def raw_clients(
     address: str, secret: str, users: range, chat: str, stamps: Stamps
 ) -> Callable[[], Any]:
+    """Raw receivers (permessage-deflate offered, as the full clients do), joined;
+    returns what closes them."""
     clients = [RawReceiver(stamps, address, secret, f"u{n}", chat, True) for n in users]
     await asyncio.gather(*(open_client(client, address) for client in clients))
 
