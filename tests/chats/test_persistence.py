@@ -475,17 +475,26 @@ def test_a_message_sent_again_is_recovered_behind_the_sends_made_before_it() -> 
     )
 
 
-def test_a_message_confirmed_by_a_push_during_its_resend_is_not_sent_again() -> None:
-    posted = Message("m2", "c1", cs.CLIENT_ID, "hi", "ready", 2, 2.0)
-    state, restored = recorded_and_restored(
+POSTED_M2 = Message("m2", "c1", cs.CLIENT_ID, "hi", "ready", 2, 2.0)
+
+
+def pushed_during(operation: Any) -> tuple[ChatsState, ChatsState]:
+    """Recorded and restored: a send of ``m2`` that timed out after the server applied
+    it, then ``operation`` on it, during which its push (:data:`POSTED_M2`) arrives."""
+    return recorded_and_restored(
         (
             *JOINED,
             SendMessage(2, "c1", "m2", cs.CLIENT_ID, "hi", 2.0),
             MessageSendFailed(2, "c1", "m2", Failure("timeout", "timeout", "no reply in time")),
-            ResendMessage(3, "c1", "m2"),
-            MessagePosted("c1", 2, posted),
+            operation,
+            MessagePosted("c1", 2, POSTED_M2),
         )
     )
+
+
+def test_a_message_confirmed_by_a_push_during_its_resend_is_not_sent_again() -> None:
+    posted = POSTED_M2
+    state, restored = pushed_during(ResendMessage(3, "c1", "m2"))
 
     chat = state.chats["c1"]
     assert [entry.message_id for entry in chat.send_queue] == ["m2"]  # its reply is awaited
@@ -497,16 +506,8 @@ def test_a_message_confirmed_by_a_push_during_its_resend_is_not_sent_again() -> 
 def test_a_message_the_server_confirmed_during_its_delete_is_kept_confirmed() -> None:
     """Its send timed out after the server applied it; the user deletes the interrupted
     message; its push arrives while the delete is in flight."""
-    posted = Message("m2", "c1", cs.CLIENT_ID, "hi", "ready", 2, 2.0)
-    state, restored = recorded_and_restored(
-        (
-            *JOINED,
-            SendMessage(2, "c1", "m2", cs.CLIENT_ID, "hi", 2.0),
-            MessageSendFailed(2, "c1", "m2", Failure("timeout", "timeout", "no reply in time")),
-            DeleteMessage(3, "c1", "m2"),
-            MessagePosted("c1", 2, posted),
-        )
-    )
+    posted = POSTED_M2
+    state, restored = pushed_during(DeleteMessage(3, "c1", "m2"))
 
     chat = state.chats["c1"]
     assert [(m.id, m.seq, m.status) for m in chat.messages] == [("m2", 2, "deleting")]
