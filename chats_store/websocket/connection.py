@@ -27,6 +27,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
 
 import attrs
 from reactivex import Observable
@@ -34,6 +35,8 @@ from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import process_exception as retry_network_errors
 from websockets.exceptions import ConnectionClosed, InvalidStatus, PayloadTooBig
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 from websockets.typing import Subprotocol
 
 from chats_store.chats.actions import Failure, ServerEvent
@@ -71,6 +74,7 @@ _NETWORK_TROUBLE = (ErrorCode.CONNECTION_LOST, ErrorCode.CONNECT_FAILED)
 """Fault codes that a reconnection usually mends (logged at INFO, the others at WARNING)."""
 _CODE_FIRST = re.compile(r"([a-z][a-z_]{0,63}): ")
 """The reference server's refusals start with their code: ``expired_token: ...``."""
+_MESSAGE_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
 @attrs.frozen
@@ -193,11 +197,69 @@ def _drop_fault(connection: ClientConnection, violation: ProtocolError | None) -
 
 class _ClientConnection(ClientConnection):
     """``websockets``' client connection, reading in heap-sized chunks (see
-    :mod:`chats_store.socket_reads`)."""
+    :mod:`chats_store.socket_reads`) and handing each message to its owner where its
+    last frame is parsed.
+
+    ``websockets`` queues a message until a task's ``recv()`` takes it: a future, a
+    wake-up and a task switch per message, more than the client's own work on a
+    message pushed to a busy chat. Here the message is read in ``data_received``, in
+    order with the control frames; nothing is queued and ``recv()`` is not used. The
+    size limit stays ``websockets``' (``max_size``, fragments included).
+
+    Made per :class:`ManagedConnection` by :meth:`for_owner` (``websockets`` creates
+    connections from a class).
+    """
+
+    owner: ClassVar[ManagedConnection]
+    """Reads each message (:meth:`ManagedConnection.message_received`)."""
+
+    violation: ProtocolError | None = None
+    """The message that broke the protocol (set by the owner): the connection is
+    closing, and the messages after it are not read."""
+
+    @classmethod
+    def for_owner(cls, owner: ManagedConnection) -> type[_ClientConnection]:
+        return type("_ClientConnection", (cls,), {"owner": owner})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fragments: list[Frame] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         read_in_heap_sized_chunks(transport)
+
+    def process_event(self, event: Event) -> None:
+        if (
+            self.response is None  # the handshake's response
+            or not isinstance(event, Frame)
+            or event.opcode not in _MESSAGE_OPCODES
+        ):
+            super().process_event(event)
+            return
+        if self.violation is not None:
+            return
+        fragments = self._fragments
+        if event.fin and not fragments:
+            self.owner.message_received(self, bytes(event.data), event.opcode is Opcode.TEXT)
+            return
+        fragments.append(event)
+        if event.fin:
+            data = b"".join(frame.data for frame in fragments)
+            self.owner.message_received(self, data, fragments[0].opcode is Opcode.TEXT)
+            fragments.clear()
+
+
+def _text_of(data: bytes) -> str:
+    """The text of a message that came in text frames (UTF-8, as RFC 6455 requires)."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError as error:
+        raise ProtocolError(
+            f"a text frame is not valid UTF-8 ({error.reason} at byte {error.start})",
+            code=ErrorCode.INVALID_FRAME,
+            close_code=1007,
+        ) from None
 
 
 class ManagedConnection:
@@ -234,9 +296,12 @@ class ManagedConnection:
         self._ping_interval = ping_interval
         self._events: Subject[ServerEvent] = Subject()
         self._connection: ClientConnection | None = None
+        self._connection_class = _ClientConnection.for_owner(self)
         self._protocol = ClientProtocol()
         self._replies: dict[int, asyncio.Future[ChatReply | Failure]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closer: asyncio.Future[None] | None = None
+        """The close of a connection whose server broke the protocol (kept from the GC)."""
         self._opened: asyncio.Event | None = None
         self._closing = False
         self._fault: ConnectionFault | None = None
@@ -346,7 +411,7 @@ class ManagedConnection:
 
     # The handshake and the session token -----------------------------------------------
 
-    async def _handshake(self) -> ClientConnection:
+    async def _handshake(self) -> _ClientConnection:
         """One attempt; a token refused (or about to expire) is renewed and tried at once."""
         if self._renew_session_token is not None and self._expires_soon():
             await self._renew()
@@ -365,16 +430,17 @@ class ManagedConnection:
                 raise _token_refused(refused, renewed=True) from None
             raise
 
-    async def _connect(self) -> ClientConnection:
+    async def _connect(self) -> _ClientConnection:
         connection = await connect(
             self.url,
-            create_connection=_ClientConnection,
+            create_connection=self._connection_class,
             additional_headers={"Authorization": f"Bearer {self._session_token}"},
             subprotocols=[Subprotocol(PROTOCOL_VERSION)],
             max_size=MAX_SERVER_FRAME_SIZE,
             open_timeout=self._open_timeout,
             ping_interval=self._ping_interval,
         )
+        assert isinstance(connection, _ClientConnection)
         self._token_unproven = False
         return connection
 
@@ -412,33 +478,31 @@ class ManagedConnection:
 
     # The open connection ---------------------------------------------------------------
 
-    async def _serve(self, connection: ClientConnection) -> None:
+    async def _serve(self, connection: _ClientConnection) -> None:
         self._connection = connection
         self._set_fault(None)
         self._on_status("connected")
         assert self._opened is not None
         self._opened.set()
-        violation: ProtocolError | None = None
         try:
-            while True:
-                # ``recv`` rather than ``async for``: no async generator per message
-                # (``ConnectionClosed`` ends both the same way, caught below).
-                data = await connection.recv()
-                try:
-                    self._protocol.receive_data(data)
-                except ProtocolError as error:
-                    violation = error
-                    # A close reason is at most 123 bytes of UTF-8.
-                    reason = str(error).encode()[:120].decode(errors="ignore")
-                    await connection.close(error.close_code or PROTOCOL_ERROR_CLOSE_CODE, reason)
-                    break
-                finally:
-                    self._deliver(self._protocol.events_received())
-        except ConnectionClosed:
-            pass
+            await connection.wait_closed()  # messages are read meanwhile
         finally:
             self._connection = None
-            self._dropped(connection, violation)
+            self._dropped(connection, connection.violation)
+
+    def message_received(self, connection: _ClientConnection, data: bytes, text: bool) -> None:
+        """Read one message of ``connection`` (see :class:`_ClientConnection`); one that
+        breaks the protocol closes it, with the close code the error names."""
+        try:
+            self._protocol.receive_data(_text_of(data) if text else data)
+        except ProtocolError as error:
+            connection.violation = error
+            # A close reason is at most 123 bytes of UTF-8.
+            reason = str(error).encode()[:120].decode(errors="ignore")
+            code = error.close_code or PROTOCOL_ERROR_CLOSE_CODE
+            self._closer = asyncio.ensure_future(connection.close(code, reason))
+        finally:
+            self._deliver(self._protocol.events_received())
 
     def _dropped(self, connection: ClientConnection, violation: ProtocolError | None) -> None:
         """Say why ``connection`` ended and fail the requests in flight with it.

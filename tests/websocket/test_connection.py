@@ -114,13 +114,14 @@ async def test_a_server_that_breaks_the_protocol_after_each_handshake_gets_few_r
 
 
 async def test_a_call_in_flight_when_the_server_breaks_the_protocol_names_the_cause() -> None:
-    async def answer_with(connection: ServerConnection, text: Callable[[int], str]) -> None:
+    async def answer_with(connection: ServerConnection, text: Callable[[int], str | bytes]) -> None:
         request_id, _ = decode_request(await connection.recv())
-        await connection.send(text(request_id))
+        await connection.send(text(request_id), text=True)
         await connection.wait_closed()
 
     cases = [
         (lambda _: "{not json", ErrorCode.CONNECTION_LOST, "is not valid JSON"),
+        (lambda _: b'{"type": "ok\xff"}', ErrorCode.CONNECTION_LOST, "is not valid UTF-8"),
         (
             lambda request_id: json.dumps({"type": "ok", "id": request_id, "result": 5}),
             ErrorCode.INVALID_FRAME,  # the reply that broke the protocol: its request's code
@@ -143,6 +144,48 @@ async def test_a_call_in_flight_when_the_server_breaks_the_protocol_names_the_ca
         assert (
             "the server broke the protocol" in raised.value.detail and words in raised.value.detail
         )
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_the_client_reconnects() -> None:
+    handshakes = []
+
+    async def broken_text(connection: ServerConnection) -> None:
+        handshakes.append(connection)
+        if len(handshakes) == 1:
+            await connection.send(b'{"type": "\xc3\x28"}', text=True)
+        await connection.wait_closed()
+
+    async with hostile(broken_text) as address:
+        websocket, chats = client(address)
+        faults: list[Any] = []
+        websocket.last_error.subscribe(faults.append)
+        await websocket.connect()
+        await eventually(lambda: len(handshakes) == 2 and websocket.status.value == "connected")
+        await websocket.disconnect()
+        await chats.close()
+    seen = [fault for fault in faults if fault is not None]
+    assert seen[0].code == ErrorCode.INVALID_FRAME and seen[0].close_code == 1007
+    assert "a text frame is not valid UTF-8 (invalid continuation byte at byte 10)" in (
+        seen[0].detail
+    )
+    assert handshakes[0].close_code == 1007
+
+
+async def test_a_reply_in_fragments_is_read_whole() -> None:
+    async def fragmented(connection: ServerConnection) -> None:
+        request_id, _ = decode_request(await connection.recv())
+        reply = snapshot_reply(request_id)
+        await connection.send([reply[:10], reply[10:20], reply[20:]])
+        await connection.wait_closed()
+
+    async with hostile(fragmented) as address:
+        websocket, chats = client(address)
+        await websocket.connect()
+        await chats.join_chat(mint_chat_token(SECRET, "ann", "c1"))
+        status = chats.get_chat_status("c1").value
+        await websocket.disconnect()
+        await chats.close()
+    assert status == "ready"
 
 
 async def test_a_frame_too_large_is_named_in_the_error_and_in_last_error() -> None:
