@@ -197,8 +197,8 @@ class ClientProtocol:
             self._received.append(EventReceived(event_from_wire(frame)))
 
     def _received_fast(self, text: str | bytes) -> bool:
-        """Whether ``text`` was read on the fast path: a reply to a join or a history
-        page, or a ``message_posted`` event.
+        """Whether ``text`` was read on the fast path: a reply to a join, a history
+        page, a post or an edit, or a ``message_posted`` event.
 
         That path takes an ``ok`` frame to a request in flight whose reply type has a
         reader (:attr:`~chats_store.protocol.mapping.ReplyCodec.read`), when every

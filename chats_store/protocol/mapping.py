@@ -63,6 +63,7 @@ __all__ = [
     "message_to_wire",
     "read_event",
     "read_history",
+    "read_message",
     "read_snapshot",
     "reply_codec_of",
     "resumption_from_wire",
@@ -262,10 +263,11 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
 
 
 # Reading replies straight into the domain --------------------------------------------
-# A join's snapshot and a history page are the large frames (10,000 messages at a join):
-# msgspec reads them into these structs (one per class of frames.py, every field known),
-# and converts the messages to domain messages in one call. Unknown fields go the general
-# way (see frames.read_ok_result), which reads and ignores them.
+# A join's snapshot and a history page are the large frames (10,000 messages at a join),
+# a post's or an edit's reply the frequent one: msgspec reads them into these structs
+# (one per class of frames.py, every field known), and converts the messages to domain
+# messages in one call. Unknown fields go the general way (see frames.read_ok_result),
+# which reads and ignores them.
 
 
 class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -326,6 +328,7 @@ class _PostedFrameJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 _POSTED_FRAME = msgspec.json.Decoder(_PostedFrameJson)
 _EVENT_FRAME_START = '{"type":"event",'
+_MESSAGE_FRAME = msgspec.json.Decoder(OkJson[_MessageJson])
 _SNAPSHOT_FRAME = msgspec.json.Decoder(OkJson[_SnapshotJson])
 _HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
 
@@ -370,6 +373,13 @@ def read_event(frame: str | bytes) -> ServerEvent | None:
     return _posted(wire.chat_id, wire.seq, message)
 
 
+def read_message(frame: str | bytes, request_id: int) -> Message | None:
+    """The message answering request ``request_id`` (a post, an edit) in ``frame``,
+    as :func:`read_snapshot` reads a snapshot."""
+    wire = read_ok_result(_MESSAGE_FRAME, frame, request_id)
+    return None if wire is None else msgspec.convert(wire, Message, from_attributes=True)
+
+
 def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:
     """The history page answering request ``request_id`` in ``frame``, as
     :func:`read_snapshot` reads a snapshot."""
@@ -407,7 +417,7 @@ def _as_is(value: T) -> T:
 
 REPLY_CODECS: Mapping[type, ReplyCodec[Any, Any]] = {
     ChatSnapshot: ReplyCodec(WireSnapshot, snapshot_to_wire, snapshot_from_wire, read_snapshot),
-    Message: ReplyCodec(WireMessage, message_to_wire, message_from_wire),
+    Message: ReplyCodec(WireMessage, message_to_wire, message_from_wire, read_message),
     tuple[Message, ...]: ReplyCodec(WireHistory, history_to_wire, history_from_wire, read_history),
     Resumption: ReplyCodec(WireResumption, resumption_to_wire, resumption_from_wire),
     MembershipRenewal: ReplyCodec(MembershipRenewal, _as_is, _as_is),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from typing import Any
 
 import attrs
@@ -41,12 +42,14 @@ from chats_store.protocol import (
     encode_request,
     frames,
 )
-from chats_store.protocol.frames import WireHistory, WireSnapshot
+from chats_store.protocol.frames import WireHistory, WireMessage, WireSnapshot
 from chats_store.protocol.mapping import (
     event_from_wire,
     history_from_wire,
+    message_from_wire,
     read_event,
     read_history,
+    read_message,
     read_snapshot,
     snapshot_from_wire,
 )
@@ -530,7 +533,8 @@ def _general_read(text: str, wire: type, from_wire: Any) -> Any:
 def test_the_readers_of_large_replies_read_what_the_converter_reads(
     changes: list[tuple[str, str, object]], ascii_only: bool
 ) -> None:
-    """A snapshot or history page read by msgspec is the converter's value, or not read."""
+    """A snapshot, history page or message read by msgspec is the converter's value,
+    or not read."""
     snapshot: Any = json.loads(json.dumps(_SNAPSHOT_JSON))
     places = {
         "snapshot": snapshot,
@@ -546,6 +550,7 @@ def test_the_readers_of_large_replies_read_what_the_converter_reads(
     for value, wire, from_wire, read in [
         (snapshot, WireSnapshot, snapshot_from_wire, read_snapshot),
         ({"messages": snapshot.get("messages")}, WireHistory, history_from_wire, read_history),
+        (places["message"], WireMessage, message_from_wire, read_message),
     ]:
         text = json.dumps(value, ensure_ascii=ascii_only).replace(
             f'"{_BEYOND_A_FLOAT}"', _BEYOND_A_FLOAT
@@ -554,7 +559,8 @@ def test_the_readers_of_large_replies_read_what_the_converter_reads(
         general = _general_read(text, wire, from_wire)
         if fast is not None:  # where it does not read, the general path decides
             assert fast == general
-            for message in fast if isinstance(fast, tuple) else fast.messages:
+            messages = (fast,) if isinstance(fast, Message) else fast
+            for message in messages if isinstance(messages, tuple) else messages.messages:
                 assert type(message.created_at) is float
 
 
@@ -617,6 +623,37 @@ def test_a_join_reply_of_another_chat_is_refused_on_the_fast_path_too() -> None:
 
     with pytest.raises(ProtocolError, match="of chat 'other'") as caught:
         protocol.receive_data(json.dumps(frame))
+
+    assert caught.value.code == ErrorCode.UNEXPECTED_REPLY
+    assert protocol.pending_ids == (1,)
+
+
+def test_a_post_reply_is_read_on_the_fast_path_as_the_general_path_reads_it() -> None:
+    fast, general = ClientProtocol(), ClientProtocol()
+    for protocol in (fast, general):
+        protocol.send_request(PostMessageRequest("c", "m1", "hi"))
+    message = Message("m1", "c", "ann", "hi", "ready", 1, 1.0)
+    frame = json.loads(encode_reply(1, message))
+    newer = {**frame, "result": {**frame["result"], "pinned": True}}
+
+    assert read_message(json.dumps(frame), 1) == message
+    assert read_message(json.dumps(newer), 1) is None  # left to the general path
+    fast.receive_data(json.dumps(frame))
+    general.receive_data(json.dumps(newer))
+
+    received = fast.events_received()
+    assert received == general.events_received()
+    (reply,) = received
+    assert isinstance(reply, ReplyReceived) and reply.result == message
+    assert reply.result.author_id is sys.intern("ann")
+
+
+def test_a_post_reply_with_another_message_is_refused_on_the_fast_path_too() -> None:
+    protocol = ClientProtocol()
+    protocol.send_request(PostMessageRequest("c", "m1", "hi"))
+
+    with pytest.raises(ProtocolError, match="it is message 'm2' of chat 'c'") as caught:
+        protocol.receive_data(encode_reply(1, Message("m2", "c", "ann", "hi", "ready", 1, 1.0)))
 
     assert caught.value.code == ErrorCode.UNEXPECTED_REPLY
     assert protocol.pending_ids == (1,)
