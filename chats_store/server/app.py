@@ -243,8 +243,11 @@ class _Gateway:
                     await _close(connection, code, reason)
                     break
         except ConnectionClosed:
-            pass
+            if connection.holds_close:  # a frame over the limit: answer what came before it
+                await self._dispatcher.settled(session)
+                await outbox.flushed()
         finally:
+            connection.release_close()
             self._gate.closed(user_id, address)
             if self._requests is not None:
                 self._requests.release(user_id)

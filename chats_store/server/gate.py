@@ -46,7 +46,11 @@ Once open, a connection may send ``ping_rate`` pings per second (bursts of
 read. Its transport may hold at
 most ``max_write_buffer`` bytes unwritten, checked after every read (a peer
 that sends pings and never reads fills it with pongs): past it the connection is
-dropped.
+dropped. A frame over ``max_size`` makes ``websockets`` fail the connection (1009)
+as soon as its header is read: the close is held (:meth:`GuardedConnection.send_data`)
+until the gateway has answered the requests read before it, so it does not overtake
+their replies (unless that frame continues a fragmented message, which cannot be
+ended: then the close goes at once).
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from typing import Any, ClassVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHeader
+from websockets.exceptions import ConnectionClosedError, InvalidHeader, PayloadTooBig
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
@@ -470,6 +474,9 @@ def _offered_subprotocols(request: Request) -> list[str]:
     return offered
 
 
+_MESSAGE_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
 def _bucket_set(rate: float | None, burst: int) -> Buckets | None:
     return None if rate is None else Buckets(rate, burst)
 
@@ -540,6 +547,11 @@ class GuardedConnection(ServerConnection):
                 )
                 return
         super().data_received(data)
+        if self._held_close is not None and self._messages_before_close is None:
+            if self._partial:  # the frame over the limit continues a message: it cannot end
+                self.release_close()
+            else:
+                self._end_messages()
         if write_buffer_over(self, self.gate.limits.max_write_buffer):
             logger.info("dropping a connection from %s: its write buffer is full", self.address)
             self.transport.abort()
@@ -550,6 +562,9 @@ class GuardedConnection(ServerConnection):
             self._end_handshake()  # the request is read
             return
         super().process_event(event)
+        if isinstance(event, Frame) and event.opcode in _MESSAGE_OPCODES:
+            self._partial = not event.fin
+            self._messages_queued += event.fin
         if isinstance(event, Frame) and event.opcode is Opcode.PONG and self.on_pong:
             self.on_pong(bytes(event.data))
         if (
@@ -572,6 +587,77 @@ class GuardedConnection(ServerConnection):
         self._end_handshake()
         super().connection_lost(exc)
 
+    # A frame over the size limit ---------------------------------------------------
+
+    _held_close: list[bytes] | None = None
+    """What ``websockets`` wrote on failing the connection for a frame over
+    ``max_size`` (its close frame, the end of the stream), not written yet."""
+
+    _close_released = False
+    _messages_queued = 0
+    """Messages handed to ``websockets``' queue of incoming messages."""
+    _messages_read = 0
+    """Messages :meth:`recv` returned."""
+    _partial = False
+    """Whether the last data frame queued left a message unfinished."""
+    _messages_before_close: int | None = None
+    """How many messages came before the frame over the limit (None: no such frame)."""
+
+    def _end_messages(self) -> None:
+        """Mark the end of the messages read before the frame over the limit.
+
+        ``websockets`` ends them when the connection is lost, which the held close
+        delays: one more message (empty) follows them, which wakes a :meth:`recv`
+        waiting, and :meth:`recv` raises in its place.
+        """
+        self._messages_before_close = self._messages_queued
+        self.recv_messages.put(Frame(Opcode.TEXT, b""))
+
+    async def recv(self, decode: bool | None = None) -> Any:
+        """The next message (``websockets``' ``recv``); once the messages that came
+        before a frame over the limit are read, raises ``ConnectionClosedError`` (1009)."""
+        data = await super().recv(decode)
+        self._messages_read += 1
+        before = self._messages_before_close
+        if before is not None and self._messages_read > before:
+            raise ConnectionClosedError(self.protocol.close_rcvd, self.protocol.close_sent)
+        return data
+
+    @property
+    def holds_close(self) -> bool:
+        """Whether a close for a frame over the limit waits for :meth:`release_close`."""
+        return self._held_close is not None
+
+    def send_data(self) -> None:
+        """Write what ``websockets`` has to send; but once a frame went over the size
+        limit, hold it (the close, and anything after it) until :meth:`release_close`.
+
+        The messages read before that frame still reach the gateway, then the
+        stream of messages ends: it answers them, then releases the close.
+        """
+        if (
+            self._held_close is None
+            and not self._close_released
+            and isinstance(self.protocol.parser_exc, PayloadTooBig)
+        ):
+            self._held_close = []
+        if self._held_close is not None:
+            self._held_close.extend(self.protocol.data_to_send())
+            return
+        super().send_data()
+
+    def release_close(self) -> None:
+        """Write the held close (if any) and end the stream; idempotent."""
+        held, self._held_close = self._held_close, None
+        self._close_released = True
+        if self.transport.is_closing():
+            return  # the peer has gone meanwhile
+        for data in held or ():
+            if data:
+                self.transport.write(data)
+            else:
+                self.transport.write_eof()  # websockets' own end of the stream
+
     # Writing frames serialized once for every recipient -------------------------
 
     def write_frames(self, frames: Sequence[WireFrame]) -> bool:
@@ -582,7 +668,7 @@ class GuardedConnection(ServerConnection):
         each frame again for each connection; control frames still go through it, in
         order with these (both write at once, on the loop's thread).
         """
-        if self.protocol.state is not State.OPEN:
+        if self.protocol.state is not State.OPEN and self._held_close is None:
             return False
         deflate = self._deflate
         self.transport.write(b"".join([frame.serialized(deflate) for frame in frames]))

@@ -1,9 +1,9 @@
 """Minimal reproductions of what the fuzzers found, each marked ``xfail(strict=True)``.
 
 When a bug is fixed its test starts passing, ``strict`` turns that into a failure,
-and the marker goes: the reproduction then guards the fix. Bug 1 is fixed (its
-tests guard it, and the client-side fuzzer sends identity-breaking frames unless
-``CHATS_STORE_FUZZ_STRICT=0``); bug 2 is documented and still marked.
+and the marker goes: the reproduction then guards the fix. Bugs 1 and 2 are fixed
+(their tests guard them, and the client-side fuzzer sends identity-breaking frames
+unless ``CHATS_STORE_FUZZ_STRICT=0``).
 
 1. **The client trusts the server on message identity.** A well-formed server frame
    that pairs a message id the client holds with another ``seq`` (a push, or a
@@ -22,9 +22,10 @@ tests guard it, and the client-side fuzzer sends identity-breaking frames unless
    ``websockets`` enforces ``max_size`` while reading, so a client that pipelines a
    request and then a frame over 64 KiB gets the 1009 close without the reply to
    the request, although the server applied it. Only a client that breaks the size
-   limit is affected (``ClientProtocol`` never sends such a frame). Documented in
-   ``docs/protocol.md``; the fix would be to let the server read somewhat larger
-   frames and close with 1009 from the codec, in order (``chats_store/server/app.py``).
+   limit is affected (``ClientProtocol`` never sends such a frame). Fixed: the
+   server holds that close until it has answered the requests read before the
+   frame (``GuardedConnection.send_data`` in ``chats_store/server/gate.py``), unless
+   the frame continues a fragmented message.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -148,7 +148,6 @@ def test_a_history_page_cannot_bring_in_another_chats_message() -> None:
     shown_once_or_refused(client, {"type": "ok", "id": request_id, "result": page})
 
 
-@pytest.mark.xfail(strict=True, reason="bug 2: a 1009 close overtakes earlier replies")
 async def test_a_request_sent_before_an_oversize_frame_is_answered() -> None:
     async with run_server(secret=SECRET) as server:
         headers = {"Authorization": f"Bearer {server.session_token('ann')}"}

@@ -11,8 +11,9 @@ from websockets.exceptions import ConnectionClosed
 
 from chats_store import ChatsConfig, create_chats, create_user, create_websocket
 from chats_store.chats.commands import HistoryRequest, PostMessageRequest, ResumeRequest
+from chats_store.chats.model import Message
 from chats_store.errors import ErrorCode
-from chats_store.protocol import MAX_FRAME_SIZE, MAX_SERVER_FRAME_SIZE
+from chats_store.protocol import MAX_FRAME_SIZE, MAX_SERVER_FRAME_SIZE, ReplyReceived
 from chats_store.server import ChatServer
 from chats_store.server.service import SNAPSHOT_MESSAGES, ChatService
 from tests.server.conftest import TIMEOUT, ClientFactory, RawClient, open_client
@@ -55,6 +56,12 @@ async def test_a_malformed_request_gets_an_error_reply_and_the_connection_stays(
     await alice.post("c1", "m1")
 
 
+async def _read_all(client: RawClient) -> None:
+    """Read (and decode) every frame until the connection closes."""
+    while True:
+        await client._read()
+
+
 async def _read_until_closed(client: RawClient) -> None:
     while True:
         await client.connection.recv()
@@ -92,6 +99,36 @@ async def test_protocol_abuse_closes_only_that_connection(
     message = await alice.post("c1", "m1", "still here")
     assert (await bob.next_event()).message == message  # type: ignore[union-attr]
     await bob.post("c1", "m2", "me too")
+
+
+async def test_the_requests_before_a_frame_over_the_limit_are_answered_then_it_closes(
+    client: ClientFactory,
+) -> None:
+    """The close (1009) comes after the replies owed: it no longer overtakes them."""
+    alice = await client("alice")
+    await alice.join("c1")
+    joined = len(alice.log)
+    sent = [await alice.send(PostMessageRequest("c1", f"m{n}", "pipelined")) for n in range(3)]
+    await alice.connection.send("x" * (MAX_FRAME_SIZE + 1))
+
+    with pytest.raises(ConnectionClosed):
+        await _read_all(alice)
+    assert alice.connection.close_code == 1009
+    replies = [item for item in alice.log[joined:] if isinstance(item, ReplyReceived)]
+    assert [reply.request_id for reply in replies] == sent
+    assert all(isinstance(alice.replies[request_id], Message) for request_id in sent)
+
+
+async def test_a_fragmented_message_over_the_limit_closes_at_once(client: ClientFactory) -> None:
+    """The message over the limit cannot be ended, so the close is not held for it."""
+    alice = await client("alice")
+    await alice.join("c1")
+    half = MAX_FRAME_SIZE // 2 + 10
+    await alice.connection.send(["x" * half, "y" * half])
+
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(_read_until_closed(alice), TIMEOUT)
+    assert alice.connection.close_code == 1009
 
 
 async def test_a_frame_just_under_the_limit_is_answered(client: ClientFactory) -> None:
