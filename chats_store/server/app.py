@@ -240,6 +240,7 @@ class _Gateway:
                     logger.info("closing the connection of %r: %d %s", user_id, code, reason)
                     await self._dispatcher.settled(session)  # the replies owed go first,
                     await outbox.flushed()  # and are handed to the connection before the close
+                    connection.release_close()  # one held for a later frame over the limit
                     await _close(connection, code, reason)
                     break
         except ConnectionClosed:

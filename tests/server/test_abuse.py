@@ -119,6 +119,22 @@ async def test_the_requests_before_a_frame_over_the_limit_are_answered_then_it_c
     assert all(isinstance(alice.replies[request_id], Message) for request_id in sent)
 
 
+async def test_a_frame_that_closes_then_one_over_the_limit_close_without_waiting(
+    client: ClientFactory,
+) -> None:
+    """The close for the first frame releases the one held for the second."""
+    alice = await client("alice")
+    await alice.join("c1")
+    await alice.connection.send(b"binary")  # closes with 1003 once the replies owed are out
+    await alice.connection.send("x" * (MAX_FRAME_SIZE + 1))
+
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(_read_until_closed(alice), TIMEOUT)
+    assert alice.connection.close_code == 1009
+    assert asyncio.get_running_loop().time() - began < 1.0  # not the 10 s of a close time-out
+
+
 async def test_a_fragmented_message_over_the_limit_closes_at_once(client: ClientFactory) -> None:
     """The message over the limit cannot be ended, so the close is not held for it."""
     alice = await client("alice")
