@@ -33,6 +33,7 @@ import attrs
 from reactivex import Observable
 from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.client import process_exception as retry_network_errors
 from websockets.exceptions import ConnectionClosed, InvalidStatus, PayloadTooBig
 from websockets.frames import Frame, Opcode
@@ -211,7 +212,8 @@ class _ClientConnection(ClientConnection):
     """
 
     owner: ClassVar[ManagedConnection]
-    """Reads each message (:meth:`ManagedConnection.message_received`)."""
+    """Reads each message (:meth:`ManagedConnection.message_received`), closes the
+    connection on one that breaks the protocol (:meth:`ManagedConnection.refuse`)."""
 
     violation: ProtocolError | None = None
     """The message that broke the protocol (set by the owner): the connection is
@@ -242,6 +244,15 @@ class _ClientConnection(ClientConnection):
         fragments = self._fragments
         if event.fin and not fragments:
             self.owner.message_received(self, bytes(event.data), event.opcode is Opcode.TEXT)
+            return
+        if len(fragments) >= MAX_FRAGMENTS:  # websockets' own limit, which recv() applies
+            fragments.clear()
+            error = ProtocolError(
+                f"a message came in more than {MAX_FRAGMENTS} fragments",
+                code=ErrorCode.FRAME_TOO_LARGE,
+                close_code=1009,
+            )
+            self.owner.refuse(self, error)
             return
         fragments.append(event)
         if event.fin:
@@ -496,13 +507,18 @@ class ManagedConnection:
         try:
             self._protocol.receive_data(_text_of(data) if text else data)
         except ProtocolError as error:
-            connection.violation = error
-            # A close reason is at most 123 bytes of UTF-8.
-            reason = str(error).encode()[:120].decode(errors="ignore")
-            code = error.close_code or PROTOCOL_ERROR_CLOSE_CODE
-            self._closer = asyncio.ensure_future(connection.close(code, reason))
+            self.refuse(connection, error)
         finally:
             self._deliver(self._protocol.events_received())
+
+    def refuse(self, connection: _ClientConnection, error: ProtocolError) -> None:
+        """Close ``connection``, whose server broke the protocol (``error``), with the
+        close code the error names (1002 if none); read nothing more from it."""
+        connection.violation = error
+        # A close reason is at most 123 bytes of UTF-8.
+        reason = str(error).encode()[:120].decode(errors="ignore")
+        code = error.close_code or PROTOCOL_ERROR_CLOSE_CODE
+        self._closer = asyncio.ensure_future(connection.close(code, reason))
 
     def _dropped(self, connection: ClientConnection, violation: ProtocolError | None) -> None:
         """Say why ``connection`` ended and fail the requests in flight with it.

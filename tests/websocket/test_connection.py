@@ -171,6 +171,26 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_the_client_rec
     assert handshakes[0].close_code == 1007
 
 
+async def test_a_message_in_too_many_fragments_closes_with_1009() -> None:
+    """websockets' own cap (4,096): empty fragments would not count towards max_size."""
+
+    async def shredded(connection: ServerConnection) -> None:
+        await connection.send(["{"] + [""] * 5_000 + ["}"])
+        await connection.wait_closed()
+
+    async with hostile(shredded) as address:
+        websocket, chats = client(address)
+        faults: list[Any] = []
+        websocket.last_error.subscribe(faults.append)
+        await websocket.connect()
+        await eventually(lambda: any(fault is not None for fault in faults))
+        await websocket.disconnect()
+        await chats.close()
+    fault = next(fault for fault in faults if fault is not None)
+    assert fault.code == ErrorCode.FRAME_TOO_LARGE and fault.close_code == 1009
+    assert "a message came in more than 4096 fragments" in fault.detail
+
+
 async def test_a_reply_in_fragments_is_read_whole() -> None:
     async def fragmented(connection: ServerConnection) -> None:
         request_id, _ = decode_request(await connection.recv())
