@@ -200,12 +200,19 @@ def _message_of(chat_id: str, message: Message) -> Message:
 def _posted(chat_id: str, seq: int, message: Message) -> MessagePosted:
     """The ``message_posted`` event ``seq`` of a chat (:class:`ProtocolError` if the
     message is not the one it may carry)."""
+    return _checked_posted(MessagePosted(chat_id, seq, message))
+
+
+def _checked_posted(event: MessagePosted) -> MessagePosted:
+    """``event``, if its message is one it may carry (:class:`ProtocolError` if not)."""
+    message, seq = event.message, event.seq
     if message.seq != seq:
         raise ProtocolError(
             f"message {message.id!r} posted by event {seq} must have seq {seq}, not {message.seq}",
             code=ErrorCode.INVALID_FRAME,
         )
-    return MessagePosted(chat_id, seq, _message_of(chat_id, message))
+    _message_of(event.chat_id, message)
+    return event
 
 
 def event_from_wire(frame: EventFrame) -> ServerEvent:
@@ -325,6 +332,10 @@ class _PostedFrameJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     seq: int
     event: _MessagePostedJson
 
+    @property
+    def message(self) -> _MessageJson:
+        return self.event.message  # for msgspec.convert: a MessagePosted's attribute
+
 
 _POSTED_FRAME = msgspec.json.Decoder(_PostedFrameJson)
 _EVENT_FRAME_START = '{"type":"event",'
@@ -369,8 +380,7 @@ def read_event(frame: str | bytes) -> ServerEvent | None:
     wire = read_frame(_POSTED_FRAME, frame)
     if wire is None:
         return None
-    message = msgspec.convert(wire.event.message, Message, from_attributes=True)
-    return _posted(wire.chat_id, wire.seq, message)
+    return _checked_posted(msgspec.convert(wire, MessagePosted, from_attributes=True))
 
 
 def read_message(frame: str | bytes, request_id: int) -> Message | None:
