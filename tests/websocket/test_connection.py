@@ -42,6 +42,7 @@ from chats_store.protocol import (
     encode_reply,
 )
 from chats_store.server import mint_chat_token, mint_session_token
+from chats_store.websocket.connection import ConnectionFault
 from chats_store.websocket.module import ReconnectPolicy, WebSocket
 
 SECRET = "hostile-servers-secret-long-enough-for-hs256"
@@ -85,6 +86,26 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "still false"
         await asyncio.sleep(0.01)
+
+
+async def faults_until(
+    handler: Handler, done: Callable[[WebSocket, list[ConnectionFault]], bool]
+) -> list[ConnectionFault]:
+    """The faults a client reports (``last_error``, None left out) against a server run
+    by ``handler``, once ``done(websocket, faults)`` holds."""
+    async with hostile(handler) as address:
+        websocket, chats = client(address)
+        reported: list[ConnectionFault | None] = []
+        websocket.last_error.subscribe(reported.append)
+
+        def faults() -> list[ConnectionFault]:
+            return [fault for fault in reported if fault is not None]
+
+        await websocket.connect()
+        await eventually(lambda: done(websocket, faults()))
+        await websocket.disconnect()
+        await chats.close()
+    return faults()
 
 
 async def test_a_server_that_breaks_the_protocol_after_each_handshake_gets_few_retries() -> None:
@@ -155,15 +176,10 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_the_client_rec
             await connection.send(b'{"type": "\xc3\x28"}', text=True)
         await connection.wait_closed()
 
-    async with hostile(broken_text) as address:
-        websocket, chats = client(address)
-        faults: list[Any] = []
-        websocket.last_error.subscribe(faults.append)
-        await websocket.connect()
-        await eventually(lambda: len(handshakes) == 2 and websocket.status.value == "connected")
-        await websocket.disconnect()
-        await chats.close()
-    seen = [fault for fault in faults if fault is not None]
+    seen = await faults_until(
+        broken_text,
+        lambda websocket, _: len(handshakes) == 2 and websocket.status.value == "connected",
+    )
     assert seen[0].code == ErrorCode.INVALID_FRAME and seen[0].close_code == 1007
     assert "a text frame is not valid UTF-8 (invalid continuation byte at byte 10)" in (
         seen[0].detail
@@ -178,15 +194,7 @@ async def test_a_message_in_too_many_fragments_closes_with_1009() -> None:
         await connection.send(["{"] + [""] * 5_000 + ["}"])
         await connection.wait_closed()
 
-    async with hostile(shredded) as address:
-        websocket, chats = client(address)
-        faults: list[Any] = []
-        websocket.last_error.subscribe(faults.append)
-        await websocket.connect()
-        await eventually(lambda: any(fault is not None for fault in faults))
-        await websocket.disconnect()
-        await chats.close()
-    fault = next(fault for fault in faults if fault is not None)
+    fault, *_ = await faults_until(shredded, lambda _, faults: bool(faults))
     assert fault.code == ErrorCode.FRAME_TOO_LARGE and fault.close_code == 1009
     assert "a message came in more than 4096 fragments" in fault.detail
 
