@@ -1,4 +1,4 @@
-"""Minimal reproductions of what the fuzzers found, each marked ``xfail(strict=True)``.
+"""Minimal reproductions of what the fuzzers found, marked ``xfail(strict=True)`` while open.
 
 When a bug is fixed its test starts passing, ``strict`` turns that into a failure,
 and the marker goes: the reproduction then guards the fix. Bugs 1 and 2 are fixed

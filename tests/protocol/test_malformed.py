@@ -493,7 +493,7 @@ def test_the_fast_message_list_path_accepts_and_refuses_as_the_converter(
     assert [type(m.created_at) for m in fast] == [float, float]
 
 
-# The readers of the large replies --------------------------------------------------------
+# The msgspec readers of replies ------------------------------------------------------------
 
 _SNAPSHOT_JSON: dict[str, Any] = {
     "messages": [_GOOD_MESSAGE, {**_GOOD_MESSAGE, "id": "m2", "seq": 4, "created_at": 2}],
@@ -530,7 +530,7 @@ def _general_read(text: str, wire: type, from_wire: Any) -> Any:
     st.lists(st.tuples(_PLACES, _KEYS, st.one_of(st.just("drop"), _ODDER_VALUES)), max_size=3),
     st.booleans(),
 )
-def test_the_readers_of_large_replies_read_what_the_converter_reads(
+def test_the_msgspec_readers_of_replies_read_what_the_converter_reads(
     changes: list[tuple[str, str, object]], ascii_only: bool
 ) -> None:
     """A snapshot, history page or message read by msgspec is the converter's value,
