@@ -205,7 +205,8 @@ class _ClientConnection(ClientConnection):
     wake-up and a task switch per message, more than the client's own work on a
     message pushed to a busy chat. Here the message is read in ``data_received``, in
     order with the control frames; nothing is queued and ``recv()`` is not used. The
-    size limit stays ``websockets``' (``max_size``, fragments included).
+    limits stay ``websockets``': ``max_size`` (fragments included) and at most
+    ``MAX_FRAGMENTS`` fragments per message.
 
     Made per :class:`ManagedConnection` by :meth:`for_owner` (``websockets`` creates
     connections from a class).
