@@ -594,6 +594,7 @@ class GuardedConnection(ServerConnection):
     ``max_size`` (its close frame, the end of the stream), not written yet."""
 
     _close_released = False
+    """Set by :meth:`release_close`: from then on no close is held."""
     _messages_queued = 0
     """Messages handed to ``websockets``' queue of incoming messages."""
     _messages_read = 0
