@@ -71,7 +71,7 @@ from typing import Any, ClassVar
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosedError, InvalidHeader, PayloadTooBig
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import DATA_OPCODES, CloseCode, Frame, Opcode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -474,9 +474,6 @@ def _offered_subprotocols(request: Request) -> list[str]:
     return offered
 
 
-_MESSAGE_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
-
-
 def _bucket_set(rate: float | None, burst: int) -> Buckets | None:
     return None if rate is None else Buckets(rate, burst)
 
@@ -562,7 +559,7 @@ class GuardedConnection(ServerConnection):
             self._end_handshake()  # the request is read
             return
         super().process_event(event)
-        if isinstance(event, Frame) and event.opcode in _MESSAGE_OPCODES:
+        if isinstance(event, Frame) and event.opcode in DATA_OPCODES:
             self._partial = not event.fin
             self._messages_queued += event.fin
         if isinstance(event, Frame) and event.opcode is Opcode.PONG and self.on_pong:

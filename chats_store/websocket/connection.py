@@ -36,7 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.client import process_exception as retry_network_errors
 from websockets.exceptions import ConnectionClosed, InvalidStatus, PayloadTooBig
-from websockets.frames import Frame, Opcode
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import Event
 from websockets.typing import Subprotocol
 
@@ -75,7 +75,6 @@ _NETWORK_TROUBLE = (ErrorCode.CONNECTION_LOST, ErrorCode.CONNECT_FAILED)
 """Fault codes that a reconnection usually mends (logged at INFO, the others at WARNING)."""
 _CODE_FIRST = re.compile(r"([a-z][a-z_]{0,63}): ")
 """The reference server's refusals start with their code: ``expired_token: ...``."""
-_MESSAGE_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
 @attrs.frozen
@@ -236,7 +235,7 @@ class _ClientConnection(ClientConnection):
         if (
             self.response is None  # the handshake's response
             or not isinstance(event, Frame)
-            or event.opcode not in _MESSAGE_OPCODES
+            or event.opcode not in DATA_OPCODES
         ):
             super().process_event(event)
             return
