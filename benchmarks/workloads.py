@@ -611,11 +611,12 @@ async def _numbers_read(lines: asyncio.StreamReader, count: int) -> set[int]:
 
 async def _loopback_spread(
     args: argparse.Namespace, address: str, secret: str, mode: str, chat: str
-) -> dict[int, list[float]]:
+) -> tuple[dict[int, list[float]], float]:
     """Workload 4 with the receivers in ``loopback_processes`` processes of their own
     (``loopback_receivers.py``: ``mode`` "store", full clients, or "raw", the floor), in
     ``chat``; the sender, a full client, in this process. Times: ``time.monotonic``,
-    system-wide."""
+    system-wide. Returns the latencies by message, and the receiving processes' CPU
+    time per delivery (µs) from their last join to the last message."""
     import asyncio
 
     from loopback_receivers import joined_client
@@ -658,6 +659,7 @@ async def _loopback_spread(
         for process in processes:
             assert process.stdout is not None
             assert (await process.stdout.readline()).strip() == b"ready"
+        cpu_before = sum(cpu_seconds(process.pid) for process in processes)
         sender, websocket = await joined_client(address, secret, "u0", chat)
         # Closed loop (the default): the next message once every receiver has this one.
         # Open loop (``loopback_interval``): one message every interval whatever the
@@ -676,6 +678,7 @@ async def _loopback_spread(
         if args.loopback_interval:
             numbers = await asyncio.wait_for(_numbers_read(done, sends), 30)
             assert numbers == set(range(sends)), numbers
+        cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu_before
         await websocket.disconnect()
         await sender.close()
         emitted: list[tuple[int, float]] = []
@@ -695,7 +698,7 @@ async def _loopback_spread(
     by_message: dict[int, list[float]] = {}
     for number, at in emitted:
         by_message.setdefault(number, []).append(at - sent_at[number])
-    return by_message
+    return by_message, cpu / (sends * receivers) * 1e6
 
 
 def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -753,14 +756,17 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
             await chats.close()
         return by_message
 
+    cpu: dict[str, float] = {}  # the receiving processes' CPU per delivery, µs
     try:
         if args.loopback_processes:
-            runs = {
-                "getter": asyncio.run(_loopback_spread(args, address, secret, "store", "bench")),
-                "frame, raw receivers (the floor)": asyncio.run(
-                    _loopback_spread(args, address, secret, "raw", "floor")
-                ),
-            }
+            runs = {}
+            for what, mode, chat in (
+                ("getter", "store", "bench"),
+                ("frame, raw receivers (the floor)", "raw", "floor"),
+            ):
+                runs[what], cpu[what] = asyncio.run(
+                    _loopback_spread(args, address, secret, mode, chat)
+                )
         else:
             runs = {"getter": asyncio.run(drive())}
     finally:
@@ -806,6 +812,9 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
             f" {pct(with_warmup, 0.5):.2f} | {pct(with_warmup, 0.99):.2f} |"
         )
         key = "" if what == "getter" else "floor "
+        if what in cpu:
+            print(f"| receiving processes' CPU per delivery, µs | {cpu[what]:.0f} | |")
+            results["w4"][f"{key}cpu per delivery"] = cpu[what]
         results["w4"] |= {
             f"{key}first p50": pct(first, 0.5),
             f"{key}first p99": pct(first, 0.99),

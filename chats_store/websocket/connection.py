@@ -37,7 +37,8 @@ from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.client import process_exception as retry_network_errors
 from websockets.exceptions import ConnectionClosed, InvalidStatus, PayloadTooBig
 from websockets.frames import DATA_OPCODES, Frame, Opcode
-from websockets.protocol import Event
+from websockets.protocol import Event, State
+from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 
 from chats_store.chats.actions import Failure, ServerEvent
@@ -207,6 +208,16 @@ class _ClientConnection(ClientConnection):
     limits stay ``websockets``': ``max_size`` (fragments included) and at most
     ``MAX_FRAGMENTS`` fragments per message.
 
+    Frames are split here too, once the connection is open: a complete, unfragmented,
+    uncompressed text or binary frame within the size limit, the usual push, is read
+    from the bytes as they arrive, past ``websockets``' generator-based parser (half
+    the client's own work on such a push). Every other frame (control frames,
+    fragments, compressed or oversized frames, anything malformed) and every byte
+    after it go to ``websockets`` as before, from the start of that frame, so it sees
+    the stream from a frame boundary; the splitting resumes once its parser waits for
+    a new frame again (:meth:`_at_frame_start`). The frames split here are those its
+    parser would return unchanged without a change of its state.
+
     Made per :class:`ManagedConnection` by :meth:`for_owner` (``websockets`` creates
     connections from a class).
     """
@@ -226,6 +237,90 @@ class _ClientConnection(ClientConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fragments: list[Frame] = []
+        self._splitting = False
+        """Whether this connection splits the frames it receives (see the class)."""
+        self._partial = bytearray()
+        """While splitting: the start of a frame that has not fully arrived."""
+        self._needed = 0
+        """While splitting: how many bytes ``_partial`` needs before it is read again."""
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        splitting = self._splitting and protocol.state is State.OPEN
+        partial = self._partial
+        if partial:
+            partial += data
+            if splitting and len(partial) < self._needed:
+                return
+            data = bytes(partial)
+            partial.clear()
+        if not splitting:
+            self._to_websockets(data)
+            return
+        limit = protocol.max_message_size
+        if protocol.max_fragment_size is not None:
+            limit = min(limit or protocol.max_fragment_size, protocol.max_fragment_size)
+        size = len(data)
+        position = 0
+        while position < size:
+            head = data[position]
+            if head != _TEXT_HEAD and head != _BINARY_HEAD:
+                break  # anything else: websockets' (a control frame, a fragment, ...)
+            if size - position < 2:
+                self._wait_for(data, position, 2)
+                return
+            length = data[position + 1]  # the mask bit is 0 in a server's frame
+            start = position + 2
+            if length >= 126:
+                if length > 127:
+                    break  # masked: websockets refuses it
+                start += 2 if length == 126 else 8
+                if start > size:
+                    self._wait_for(data, position, start - position)
+                    return
+                length = int.from_bytes(data[position + 2 : start])
+            if limit is not None and length > limit:
+                break  # websockets closes with 1009 as soon as it reads the length
+            end = start + length
+            if end > size:
+                self._wait_for(data, position, end - position)
+                return
+            if self.violation is None:
+                self.owner.message_received(self, data[start:end], head == _TEXT_HEAD)
+            position = end
+        else:
+            return
+        self._to_websockets(data[position:])
+
+    def _wait_for(self, data: bytes, position: int, needed: int) -> None:
+        """Keep the incomplete frame at ``position`` until ``needed`` bytes of it came."""
+        self._partial += memoryview(data)[position:]
+        self._needed = needed
+
+    def _to_websockets(self, data: bytes) -> None:
+        """Give ``data`` (from a frame boundary, or anything before splitting) to
+        ``websockets``; split again once its parser is back at a frame boundary."""
+        self._splitting = False
+        super().data_received(data)
+        self._splitting = self._at_frame_start()
+
+    def _at_frame_start(self) -> bool:
+        """Whether ``websockets``' parser waits for the first byte of a frame, the
+        connection open and no fragmented message under way, so that the frames that
+        come next may be split here (False as well if ``websockets`` changed how it
+        parses: then it reads every frame, as it would anyway).
+
+        A frame cut short by the end of the stream is then never given to
+        ``websockets``: between frames, its parser sees the end as unexpected, which
+        is what it would say of the frame.
+        """
+        protocol = self.protocol
+        if protocol.state is not State.OPEN or protocol.current_size is not None:
+            return False
+        waiting: Any = protocol.parser
+        while getattr(waiting, "gi_yieldfrom", None) is not None:
+            waiting = waiting.gi_yieldfrom
+        return getattr(waiting, "gi_code", None) is _AWAITING_FRAME
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -259,6 +354,14 @@ class _ClientConnection(ClientConnection):
             data = b"".join(frame.data for frame in fragments)
             self.owner.message_received(self, data, fragments[0].opcode is Opcode.TEXT)
             fragments.clear()
+
+
+_TEXT_HEAD = 0x80 | Opcode.TEXT
+_BINARY_HEAD = 0x80 | Opcode.BINARY
+"""The first byte of an unfragmented, uncompressed text or binary frame (FIN set, no
+reserved bit)."""
+_AWAITING_FRAME = StreamReader.at_eof.__code__
+"""Where ``websockets``' parser waits between frames (``Protocol.parse``)."""
 
 
 def _text_of(data: bytes) -> str:
