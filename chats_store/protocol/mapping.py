@@ -277,25 +277,23 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
 # which reads and ignores them.
 
 
-class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A wire message; ``msgspec.convert`` reads a :class:`Message` from its attributes."""
 
     id: str
-    chat_text: str = msgspec.field(name="chat_id")
-    author_text: str = msgspec.field(name="author_id")
+    chat_id: str
+    author_id: str
     content: str
     seq: int
     created_at: float
     edited_at: float | None = None
     status: ClassVar[str] = "ready"  # as message_from_wire reads every wire message
 
-    @property
-    def chat_id(self) -> str:
-        return _intern(self.chat_text)  # interned, as message_from_wire does
-
-    @property
-    def author_id(self) -> str:
-        return _intern(self.author_text)
+    def __post_init__(self) -> None:
+        # Interned, as message_from_wire does: one call per message as it is decoded
+        # (not frozen for this), the ids then read by msgspec.convert as they are.
+        self.chat_id = _intern(self.chat_id)
+        self.author_id = _intern(self.author_id)
 
 
 class _RestrictionJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
