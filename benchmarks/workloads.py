@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_revisions import worktree
+from compare_revisions import alternated, worktree
 from connection_memory import workload_connections
 from dispatch_getters import (
     Contender,
@@ -406,6 +406,56 @@ def workload_3(args: argparse.Namespace, results: dict[str, Any]) -> None:
         "reduce": median(reduce) / 1000,
         "total": median(total) / 1000,
     }
+
+
+# The issue's tree in the same run ---------------------------------------------------------
+
+ISSUE_FIGURES = {
+    "Workload 1 / S 1,000": ("dispatch at S = 1,000, median", "µs", 15.1, 8.0),
+    "Workload 3 / step total": ("join of 10,000 messages, decode + reduce", "ms", 30.7, 8.0),
+}
+"""Issue 17's absolute figures, as its author measured them on the tree it was filed
+against (``--issue-tree``) and on their machine: ``(what, unit, then, target)``."""
+
+
+def workload_issue_tree(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Workloads 1 (S = 1,000, no baselines) and 3 of the issue's tree and of this
+    tree, alternated in fresh processes: the issue's absolute targets scaled by how
+    much slower or faster this machine runs the issue's tree than its author's did."""
+    extra = ["--sizes", "1000", "--baseline-max", "0"]
+    if args.quick:
+        extra += ["--chats", "10", "--messages", "1000", "--dispatches", "100"]
+        extra += ["--join-messages", "1000", "--join-repeats", "2"]
+    then: dict[str, float] = {}
+    now: dict[str, float] = {}
+    with worktree(args.issue_tree) as tree:
+        for only in ("1", "3"):  # a process each: 3 after 1 would pay 1's heap in its GC passes
+            base, this = alternated(tree, only, extra, args.issue_rounds)
+            then |= base
+            now |= this
+    print(
+        f"\n## The issue's tree ({args.issue_tree}) in the same run: its targets scaled"
+        f" to this machine (median of {args.issue_rounds} alternated runs each)\n"
+        + (
+            "\n(quick: smaller workloads than the issue's, the scaling means nothing)\n"
+            if args.quick
+            else ""
+        )
+    )
+    print(
+        "| figure | the issue's (its machine) | issue's tree here | target | target scaled"
+        " here | this tree here |\n|---|---:|---:|---:|---:|---:|"
+    )
+    for key, (what, unit, issue, target) in ISSUE_FIGURES.items():
+        if key not in then or key not in now:
+            print(f"| {what} | {issue} {unit} | not run | | | |")
+            continue
+        scaled = target * then[key] / issue
+        print(
+            f"| {what} | {issue} {unit} | {then[key]:,.1f} | {target} | {scaled:,.1f} |"
+            f" {now[key]:,.1f} |"
+        )
+    results["issue tree"] = {"then": then, "now": now}
 
 
 # Workload 6 ---------------------------------------------------------------------------
@@ -1146,8 +1196,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--connection-processes", type=int, default=2, help="workload 8")
     parser.add_argument("--connections-base", default="bc98088", help="workload 8's before")
     parser.add_argument(
-        "--only", default="", help="comma-separated workloads to run (1,2,3,4,5,6,bounded,8)"
+        "--only",
+        default="",
+        help="comma-separated workloads to run (1,2,3,4,5,6,bounded,8,issue)",
     )
+    parser.add_argument(
+        "--issue-tree", default="bc98088", help="the tree issue 17's figures were measured on"
+    )
+    parser.add_argument("--issue-rounds", type=int, default=2)
     parser.add_argument("--plot", default=str(PLOT))
     args = parser.parse_args(argv)
     if args.quick:
@@ -1159,6 +1215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.fanout_readers, args.fanout_processes, args.fanout_messages = 5, 1, 50
         args.connections, args.connection_processes = 50, 1
         args.senders, args.sender_processes, args.sender_chats, args.sender_posts = 5, 1, 2, 10
+        args.issue_rounds = 1
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.history = [int(s) for s in args.history.split(",")]
     print(
@@ -1176,6 +1233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "6": workload_6,
         "bounded": workload_bounded,
         "8": workload_connections,
+        "issue": workload_issue_tree,
     }
     chosen = args.only.split(",") if args.only else list(workloads)
     for name in chosen:
