@@ -1203,7 +1203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--issue-tree", default="bc98088", help="the tree issue 17's figures were measured on"
     )
-    parser.add_argument("--issue-rounds", type=int, default=2)
+    parser.add_argument("--issue-rounds", type=int, default=3)
     parser.add_argument("--plot", default=str(PLOT))
     args = parser.parse_args(argv)
     if args.quick:
