@@ -100,24 +100,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("extra", nargs="*", help="arguments for workloads.py (after --)")
     args = parser.parse_args(argv)
     with worktree(args.base) as base_tree:
-        base_figures, these = alternated(base_tree, args.only, args.extra, args.rounds)
+        base_runs, these = alternated(base_tree, args.only, args.extra, args.rounds)
     print(f"# {args.base} (base) against the working tree, median of {args.rounds} rounds\n")
     print("| figure | base | this | this / base |")
     print("|---|---:|---:|---:|")
-    for key, this in these.items():
-        if key not in base_figures:
+    for key, values in these.items():
+        if key not in base_runs:
             continue
-        base = base_figures[key]
+        base, this = statistics.median(base_runs[key]), statistics.median(values)
         ratio = f"{this / base:.2f}" if base else "-"
         print(f"| {key} | {base:,.1f} | {this:,.1f} | {ratio} |")
 
 
 def alternated(
     base_tree: Path, only: str, extra: list[str], rounds: int
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """The figures of ``workloads.py --only only *extra`` of ``base_tree`` and of this
-    tree, run alternately ``rounds`` times each (who goes first rotating): the median
-    of each figure over the rounds, for each side."""
+    tree, run alternately ``rounds`` times each (who goes first rotating): each
+    figure's values over the rounds, for each side."""
     results: dict[str, dict[str, list[float]]] = {
         "base": defaultdict(list),
         "this": defaultdict(list),
@@ -128,11 +128,7 @@ def alternated(
             for key, value in _run(tree, only, extra).items():
                 results[name][key].append(value)
             print(f"round {round_ + 1}/{rounds}: {name} done", file=sys.stderr)
-    base, this = (
-        {key: statistics.median(values) for key, values in results[side].items()}
-        for side in ("base", "this")
-    )
-    return base, this
+    return results["base"], results["this"]
 
 
 if __name__ == "__main__":
