@@ -395,6 +395,68 @@ def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | N
     return None if wire is None else _domain_messages(wire.messages)
 
 
+# Writing the frequent frames with the same structs -------------------------------------
+# A post's reply and its message_posted event are most of what a server writes. The
+# readers' structs write them too: msgspec gives the text frames.dumps gives (fields
+# in the wire classes' order, compact), when every string is printable ASCII (dumps
+# escapes the rest) and every time is 0 or between 1 and 1e16 (where msgspec and
+# Python's repr write a float alike); otherwise None, and the general path writes it.
+
+_WRITE = msgspec.json.Encoder()
+
+
+def _writable(message: Message) -> bool:
+    edited = message.edited_at
+    return (
+        _printable_ascii(message.id)
+        and _printable_ascii(message.chat_id)
+        and _printable_ascii(message.author_id)
+        and _printable_ascii(message.content)
+        and _plain_time(message.created_at)
+        and (edited is None or _plain_time(edited))
+        and message.seq is not None
+    )
+
+
+def _printable_ascii(text: str) -> bool:
+    return text.isascii() and "\x7f" not in text
+
+
+def _plain_time(value: float) -> bool:
+    return value == 0.0 or 1.0 <= value < 1e16
+
+
+def _message_json(message: Message) -> _MessageJson:
+    assert message.seq is not None  # checked by _writable
+    return _MessageJson(
+        message.id,
+        message.chat_id,
+        message.author_id,
+        message.content,
+        message.seq,
+        message.created_at,
+        message.edited_at,
+    )
+
+
+def write_message(request_id: int, message: Message) -> str | None:
+    """The ``ok`` frame answering request ``request_id`` with ``message`` (a post's,
+    an edit's reply), as the general path writes it; None where this does not write
+    it (see above)."""
+    if not _writable(message):
+        return None
+    return _WRITE.encode(OkJson("ok", request_id, _message_json(message))).decode()
+
+
+def write_posted(event: MessagePosted, seq: int) -> str | None:
+    """The ``event`` frame of ``event`` at ``seq``, as the general path writes it;
+    None where this does not write it (see above)."""
+    if not _writable(event.message):
+        return None
+    posted = _MessagePostedJson("message_posted", _message_json(event.message))
+    return _WRITE.encode(_PostedFrameJson("event", event.chat_id, seq, posted)).decode()
+
+
 # Replies ----------------------------------------------------------------------------
 
 T = TypeVar("T")

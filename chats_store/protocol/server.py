@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from chats_store.chats.actions import Resumption, ServerEvent
+from chats_store.chats.actions import MessagePosted, Resumption, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
 from chats_store.chats.model import Message
 from chats_store.errors import ProtocolError
@@ -31,7 +31,13 @@ from chats_store.protocol.frames import (
     parse_server_frame,
     unstructure,
 )
-from chats_store.protocol.mapping import event_from_wire, event_to_wire, reply_codec_of
+from chats_store.protocol.mapping import (
+    event_from_wire,
+    event_to_wire,
+    reply_codec_of,
+    write_message,
+    write_posted,
+)
 
 __all__ = [
     "MESSAGE_OVERHEAD",
@@ -74,6 +80,10 @@ def encode_reply(request_id: int, result: ChatReply, *, event_frames: Sequence[s
     event log): they are put in the frame as they are, so that the text is the one
     the events would have given, without decoding them.
     """
+    if type(result) is Message and not event_frames:
+        written = write_message(request_id, result)
+        if written is not None:
+            return written
     frame: ServerFrame = OkFrame(request_id, unstructure(reply_codec_of(result).to_wire(result)))
     text = dumps(unstructure(frame, ServerFrame))
     if not event_frames:
@@ -109,6 +119,10 @@ def encode_event(event: ServerEvent, *, seq: int | None = None) -> str:
     :class:`~chats_store.chats.actions.RemovedFromChat` (which has none in the
     domain): give the seq of the membership change that removed the member.
     """
+    if type(event) is MessagePosted:
+        written = write_posted(event, event.seq if seq is None else seq)
+        if written is not None:
+            return written
     frame: ServerFrame = event_to_wire(event, seq)
     return dumps(unstructure(frame, ServerFrame))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import attrs
 from hypothesis import given
@@ -45,7 +47,9 @@ from chats_store.protocol import (
     encode_event,
     encode_reply,
     encode_request,
+    mapping,
 )
+from chats_store.protocol import server as protocol_server
 from chats_store.protocol.server import message_size_bound
 
 # Any text but lone surrogates (which no UTF-8 frame can carry), astral planes included.
@@ -342,3 +346,68 @@ def test_the_size_bound_of_a_maximal_message_is_close_to_its_size() -> None:
     size = len(encode_reply(0, (message,))) - len(encode_reply(0, ()))
 
     assert 0.95 * message_size_bound(message) <= size <= message_size_bound(message)
+
+
+printable = st.text(st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=30) | (
+    st.sampled_from(["\x7f", "a\x7fb", "\x00\x1f\\/"])  # DEL: the one ASCII dumps escapes
+)
+frame_times = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=1e9, max_value=4e9)
+    | st.sampled_from([0.0, -0.0, 1.0, 1e16, 9_999_999_999_999_998.0, 1e-5])
+)
+frame_messages = st.builds(
+    Message,
+    id=printable | long_texts,
+    chat_id=printable,
+    author_id=printable,
+    content=printable | long_texts,
+    status=st.sampled_from(["ready", "sending"]),
+    seq=st.none() | st.integers(min_value=0, max_value=2**63 - 1),
+    created_at=frame_times,
+    edited_at=st.none() | frame_times,
+)
+
+
+def _written_generally(write: Callable[[], str]) -> str | type[Exception]:
+    """What ``write`` gives (or raises) with the msgspec writers turned off."""
+    with (
+        mock.patch.object(protocol_server, "write_message", return_value=None),
+        mock.patch.object(protocol_server, "write_posted", return_value=None),
+    ):
+        try:
+            return write()
+        except Exception as error:  # the general path's refusal, which must be kept
+            return type(error)
+
+
+def _written(write: Callable[[], str]) -> str | type[Exception]:
+    try:
+        return write()
+    except Exception as error:
+        return type(error)
+
+
+@given(frame_messages, request_ids, st.none() | ints)
+def test_a_post_reply_and_its_event_are_written_as_the_general_path_writes_them(
+    message: Message, request_id: int, seq: int | None
+) -> None:
+    event = MessagePosted(message.chat_id, message.seq or 0, message)
+    for write in (
+        lambda: encode_reply(request_id, message),
+        lambda: encode_event(event, seq=seq),
+    ):
+        assert _written(write) == _written_generally(write)
+
+
+def test_the_msgspec_writers_write_the_frames_a_server_usually_sends() -> None:
+    message = Message("c1/m1", "c1", "ann", 'a "quoted"\n line', "ready", 3, 1.7e9 + 0.25)
+
+    event = MessagePosted("c1", 3, message)
+
+    reply = mapping.write_message(4, message)
+    posted = mapping.write_posted(event, 3)
+
+    assert reply is not None and reply == _written_generally(lambda: encode_reply(4, message))
+    assert posted is not None and posted == _written_generally(lambda: encode_event(event))
+    assert mapping.write_message(4, attrs.evolve(message, content="café")) is None
