@@ -6,11 +6,12 @@ import contextlib
 import json
 import sys
 from typing import Any
+from unittest import mock
 
 import attrs
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chats_store.chats.actions import (
@@ -806,3 +807,90 @@ def test_an_event_the_fast_path_does_not_read_is_read_by_the_general_path(
 
     assert read_event(text) is None
     assert protocol.events_received() == [EventReceived(_general_event(text))]
+
+
+# A post request read by msgspec, as the general path reads it -------------------------
+
+post_values = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["\ud800", "a\udfffb", "\U0001f600"]),
+    st.integers(min_value=-2, max_value=2**64 + 1),
+    st.sampled_from([2**53 - 1, 2**53, 1.0, 1e400, True, None]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@st.composite
+def post_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """A post's fields: valid, or one or two of them mistyped, out of range, missing,
+    or unknown."""
+    fields: dict[str, Any] = {
+        "id": draw(st.integers(min_value=0, max_value=2**53 - 1)),
+        "chat_id": draw(st.text(max_size=12)),
+        "message_id": draw(st.text(max_size=12)),
+        "content": draw(st.text(max_size=40)),
+    }
+    odd_ids = st.sampled_from([-1, 2**53, 2**64, 1.0, True, "1"])
+    for name in draw(st.lists(st.sampled_from([*fields, "extra"]), max_size=2, unique=True)):
+        if draw(st.booleans()):
+            fields[name] = draw(odd_ids | post_values if name == "id" else post_values)
+        else:
+            fields.pop(name, None)
+    return fields
+
+
+def _as_read(text: str) -> object:
+    """What ``decode_request`` gives for ``text``: the request, or the error's details."""
+    try:
+        return decode_request(text)
+    except ProtocolError as error:
+        return (str(error), error.code, error.request_id, error.close_code)
+
+
+@settings(max_examples=500)
+@given(post_fields(), st.booleans(), st.sampled_from(["", ',"id":3', ',"content":"again"', " "]))
+def test_a_post_request_read_by_msgspec_is_what_the_general_path_reads(
+    fields: dict[str, Any], ascii_only: bool, tail: str
+) -> None:
+    try:
+        body = json.dumps(fields, ensure_ascii=ascii_only)
+    except ValueError:  # a lone surrogate with ensure_ascii=False
+        body = json.dumps(fields)
+    text = '{"type":"post"' + ("," + body[1:] if fields else "}")
+    if tail.strip():
+        text = text[:-1] + tail + "}"  # a key repeated
+    text += tail if not tail.strip() else ""
+    with mock.patch.object(frames, "_read_post", return_value=None):
+        expected = _as_read(text)
+    assert _as_read(text) == expected
+
+
+def test_a_usual_post_request_is_read_by_msgspec() -> None:
+    text = encode_request(7, PostMessageRequest("c1", "m1", "hello"))
+
+    assert frames._read_post(text) == (7, PostMessageRequest("c1", "m1", "hello"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("id", -1),
+        ("id", 2**53),
+        ("id", 2**64),
+        ("id", 1.0),
+        ("id", True),
+        ("chat_id", 5),
+        ("message_id", None),
+        ("content", ["hi"]),
+        ("extra", 1),
+    ],
+)
+def test_a_post_request_with_a_field_out_of_place_is_read_by_the_general_path(
+    name: str, value: object
+) -> None:
+    text = json.dumps({**VALID_POST, name: value}, separators=(",", ":"))
+    with mock.patch.object(frames, "_read_post", return_value=None):
+        expected = _as_read(text)
+
+    assert frames._read_post(text) is None
+    assert _as_read(text) == expected
