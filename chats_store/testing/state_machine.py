@@ -293,6 +293,11 @@ class ModelChat:
         confirmed = ModelMessage.confirmed(message)
         if message.id in self.originals:
             self.originals[message.id] = confirmed
+            # A visible copy still pending (its send's ack lost, then an update or a
+            # delete sent) keeps its in-flight status and takes the confirmed seq.
+            visible = self.messages.get(message.id)
+            if visible is not None and visible.seq is None:
+                self.messages[message.id] = attrs.evolve(visible, seq=confirmed.seq)
         else:
             self.messages[message.id] = confirmed
 
