@@ -210,8 +210,8 @@ class _ClientConnection(ClientConnection):
 
     Frames are split here too, once the connection is open: a complete, unfragmented,
     uncompressed text or binary frame within the size limit, the usual push, is read
-    from the bytes as they arrive, past ``websockets``' generator-based parser (half
-    the client's own work on such a push). Every other frame (control frames,
+    from the bytes as they arrive, past ``websockets``' generator-based parser (see
+    ``benchmarks/README.md`` for what it saves). Every other frame (control frames,
     fragments, compressed or oversized frames, anything malformed) and every byte
     after it go to ``websockets`` as before, from the start of that frame, so it sees
     the stream from a frame boundary; the splitting resumes once its parser waits for
