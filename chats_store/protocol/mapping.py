@@ -451,7 +451,7 @@ def write_message(request_id: int, message: Message) -> str | None:
 def write_posted(event: MessagePosted, seq: int) -> str | None:
     """The ``event`` frame of ``event`` at ``seq``, as the general path writes it;
     None where this does not write it (see above)."""
-    if not _writable(event.message):
+    if not (_writable(event.message) and _printable_ascii(event.chat_id)):
         return None
     posted = _MessagePostedJson("message_posted", _message_json(event.message))
     return _WRITE.encode(_PostedFrameJson("event", event.chat_id, seq, posted)).decode()

@@ -411,3 +411,4 @@ def test_the_msgspec_writers_write_the_frames_a_server_usually_sends() -> None:
     assert reply is not None and reply == _written_generally(lambda: encode_reply(4, message))
     assert posted is not None and posted == _written_generally(lambda: encode_event(event))
     assert mapping.write_message(4, attrs.evolve(message, content="café")) is None
+    assert mapping.write_posted(MessagePosted("ç1", 3, message), 3) is None  # the event's chat
