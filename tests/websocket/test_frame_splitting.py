@@ -5,7 +5,8 @@ any stream of server bytes as a connection that leaves every frame to ``websocke
 the same messages in the same order, the same pongs and closes written back, the
 same state, whatever frames come and however the stream is cut into reads. Both
 connections here are fed the same bytes from a fake transport (this layer alone); the
-server's side is written with ``websockets``' own frame serializer.
+server's side is written with ``websockets``' own frame serializer. The last test runs
+on the reference server over loopback: there, the usual pushes are split.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
@@ -287,3 +289,35 @@ async def test_bytes_held_for_a_frame_go_to_websockets_once_the_connection_close
     made.data_received(frame(Opcode.TEXT, b"held")[3:] + close)
     assert owner.messages == [(b"held", True)]
     assert made.protocol.close_rcvd == Close(1001, "going away")
+
+
+async def test_on_a_real_server_the_pushes_are_split_by_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the reference server over loopback (``websockets`` as installed), the
+    usual pushes never reach ``websockets``' parser: were the parser to change so that
+    :meth:`_ClientConnection._at_frame_start` no longer recognizes it, every frame
+    would still be read, but by ``websockets``, and this test says so."""
+    from tests.e2e.conftest import WAIT, network
+
+    handed: list[bytes] = []
+    to_websockets = _ClientConnection._to_websockets
+
+    def recorded(self: _ClientConnection, data: bytes) -> None:
+        handed.append(bytes(data))
+        to_websockets(self, data)
+
+    monkeypatch.setattr(_ClientConnection, "_to_websockets", recorded)
+    async with network(rate_limit=None) as net:
+        ann = await net.joined("ann")
+        bob = await net.joined("bob")
+        handed.clear()
+        contents = [f"split {n}" for n in range(20)]
+        for content in contents:
+            await ann.chats.send_message("c1", content)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while [m.content for m in bob.messages()] != contents:
+            assert asyncio.get_running_loop().time() < deadline, bob.messages()
+            await asyncio.sleep(0.01)
+    pushes = [data for data in handed if b"message_posted" in data]
+    assert pushes == []
