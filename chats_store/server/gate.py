@@ -42,8 +42,9 @@ rewrites ``websockets``' own rejections (a request that is no WebSocket handshak
 ``invalid_handshake``) the same way.
 
 Once open, a connection may send ``ping_rate`` pings per second (bursts of
-``ping_burst``): past them it is closed with **1008** and nothing more it sends is
-read. Its transport may hold at
+``ping_burst``): past them it is closed with **1008**, and nothing more it sends is
+read (it is discarded until the client closes too, for the close timeout at most).
+Its transport may hold at
 most ``max_write_buffer`` bytes unwritten, checked after every read (a peer
 that sends pings and never reads fills it with pongs): past it the connection is
 dropped. A frame over ``max_size`` makes ``websockets`` fail the connection (1009)
@@ -577,8 +578,14 @@ class GuardedConnection(ServerConnection):
                 CloseCode.POLICY_VIOLATION,
                 f"ping flood: more than {limits.ping_rate:g} pings per second",
             )
+            # The close frame, then the end of the stream (websockets' fail); what
+            # comes next is discarded until the client closes too, or for the close
+            # timeout at most. Closing the socket at once would answer the pings
+            # still on their way with a reset, which can make the client's system
+            # drop the close unread.
             self.send_data()
-            self.transport.close()  # reads no more; writes what it holds, then closes
+            if self.close_timeout is not None:
+                self.loop.call_later(self.close_timeout, self.transport.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_handshake()

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from chats_store.errors import ErrorCode
 from chats_store.protocol import PROTOCOL_VERSION
 from chats_store.server import ChatServer, ServerLimits, run_server
-from chats_store.server.gate import address_key, refusal
+from chats_store.server.gate import GuardedConnection, address_key, refusal
 from chats_store.tokens import SESSION_AUDIENCE
 from tests.server.conftest import (
     SECRET,
@@ -273,6 +278,90 @@ async def test_a_ping_flood_is_closed_with_1008_and_others_go_on(server: ChatSer
         assert flooder.close_code == 1008
         assert "ping flood" in (flooder.close_reason or "")
         assert await asyncio.wait_for(await bystander.ping(), 2) >= 0
+
+
+async def test_a_flooder_that_never_closes_is_dropped_after_the_close_timeout(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close for a ping flood half-closes the connection and discards what comes
+    next; a peer that never closes its side is dropped once the close timeout ends."""
+    opened = GuardedConnection.__init__
+
+    def with_a_short_close_timeout(self: GuardedConnection, *args: Any, **kwargs: Any) -> None:
+        opened(self, *args, **kwargs)
+        self.close_timeout = 0.5
+
+    monkeypatch.setattr(GuardedConnection, "__init__", with_a_short_close_timeout)
+    _, writer = await _raw_opened(server, "mallory")
+    assert await _seconds_until_dropped(writer) < 3
+    writer.close()
+
+
+async def test_the_close_for_a_ping_flood_is_not_lost_to_pings_still_coming(
+    server: ChatServer,
+) -> None:
+    """Pings that reach the server after it closed for a flood do not reset the
+    connection: the client's writes go on without an error (a client whose write
+    fails on a reset drops the connection, with the close unread: 1006), and the
+    client, reading only then, finds the close (1008)."""
+    loop = asyncio.get_running_loop()
+    peer = socket.create_connection((server.host, server.port))
+    peer.setblocking(False)
+    handshake = ClientProtocol(parse_uri(server.url), subprotocols=[Subprotocol(PROTOCOL_VERSION)])
+    request = handshake.connect()
+    request.headers.update(handshake_headers(server.session_token("mallory")))
+    handshake.send_request(request)
+    await loop.sock_sendall(peer, b"".join(handshake.data_to_send()))
+    await asyncio.sleep(0.2)  # the handshake's response and the hello, left unread
+    ping = Frame(Opcode.PING, b"p").serialize(mask=True)
+    await loop.sock_sendall(peer, ping * 40)  # past the burst of 20
+    for _ in range(3):  # a reset would fail a write here, as it fails a client's
+        await asyncio.sleep(0.1)  # the server closed meanwhile
+        await loop.sock_sendall(peer, ping * 10)
+    received = b""
+    with suppress(OSError):
+        while chunk := await asyncio.wait_for(loop.sock_recv(peer, 65536), 2):
+            received += chunk
+    peer.close()
+    handshake.receive_data(received)
+    frames = [event for event in handshake.events_received() if isinstance(event, Frame)]
+    close = Close.parse(frames[-1].data) if frames and frames[-1].opcode is Opcode.CLOSE else None
+    assert close is not None and close.code == 1008, frames
+    assert "ping flood" in close.reason
+
+
+async def _raw_opened(
+    server: ChatServer, user_id: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection of ``user_id`` past its WebSocket handshake (and the hello
+    frame), for a peer that writes frames of its own."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    handshake = ClientProtocol(parse_uri(server.url), subprotocols=[Subprotocol(PROTOCOL_VERSION)])
+    request = handshake.connect()
+    request.headers.update(handshake_headers(server.session_token(user_id)))
+    handshake.send_request(request)
+    writer.write(b"".join(handshake.data_to_send()))
+    while not any(isinstance(event, Frame) for event in handshake.events_received()):
+        data = await asyncio.wait_for(reader.read(65536), 2)
+        assert data, "the server ended the handshake"
+        handshake.receive_data(data)
+    return reader, writer
+
+
+async def _seconds_until_dropped(writer: asyncio.StreamWriter) -> float:
+    """Send pings every 10 ms, whatever comes back, until a write fails on the reset
+    that answers it once the server dropped the connection: the seconds that took."""
+    loop = asyncio.get_running_loop()
+    ping = Frame(Opcode.PING, b"p").serialize(mask=True)
+    began = loop.time()
+    while loop.time() - began < 5:
+        try:
+            writer.write(ping)
+            await writer.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            return loop.time() - began
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server kept the connection for 5 s")
 
 
 # Memory, measured on a server process of its own ----------------------------------------------
