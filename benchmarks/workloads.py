@@ -1258,8 +1258,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _reference_ns() -> float:
     """How long this machine takes for ``sum((1, 2, 3))`` now (the fastest of 5), in ns.
 
-    A shared machine's speed swings by two or three times over a day; this figure,
-    printed after each workload, tells how fast it ran then.
+    A shared machine's speed swings over a day; this figure, printed after each
+    workload, tells how fast it ran then.
     """
     timer = timeit.Timer("sum((1, 2, 3))")
     return min(timer.repeat(5, 200_000)) / 200_000 * 1e9

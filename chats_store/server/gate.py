@@ -581,8 +581,8 @@ class GuardedConnection(ServerConnection):
             # The close frame, then the end of the stream (websockets' fail); what
             # comes next is discarded until the client closes too, or for the close
             # timeout at most. Closing the socket at once would answer the pings
-            # still on their way with a reset, which can make the client's system
-            # drop the close unread.
+            # still on their way with a reset: the client's next write would fail,
+            # and the client drop the connection with the close unread (1006).
             self.send_data()
             if self.close_timeout is not None:
                 self.loop.call_later(self.close_timeout, self.transport.abort)
