@@ -305,29 +305,34 @@ async def test_the_close_for_a_ping_flood_is_not_lost_to_pings_still_coming(
     fails on a reset drops the connection, with the close unread: 1006), and the
     client, reading only then, finds the close (1008)."""
     loop = asyncio.get_running_loop()
-    peer = socket.create_connection((server.host, server.port))
-    peer.setblocking(False)
-    handshake = ClientProtocol(parse_uri(server.url), subprotocols=[Subprotocol(PROTOCOL_VERSION)])
-    request = handshake.connect()
-    request.headers.update(handshake_headers(server.session_token("mallory")))
-    handshake.send_request(request)
-    await loop.sock_sendall(peer, b"".join(handshake.data_to_send()))
-    await asyncio.sleep(0.2)  # the handshake's response and the hello, left unread
-    ping = Frame(Opcode.PING, b"p").serialize(mask=True)
-    await loop.sock_sendall(peer, ping * 40)  # past the burst of 20
-    for _ in range(3):  # a reset would fail a write here, as it fails a client's
-        await asyncio.sleep(0.1)  # the server closed meanwhile
-        await loop.sock_sendall(peer, ping * 10)
-    received = b""
-    with suppress(OSError):
-        while chunk := await asyncio.wait_for(loop.sock_recv(peer, 65536), 2):
-            received += chunk
-    peer.close()
+    with socket.create_connection((server.host, server.port)) as peer:
+        peer.setblocking(False)
+        handshake = _handshake(server, "mallory")
+        await loop.sock_sendall(peer, b"".join(handshake.data_to_send()))
+        await asyncio.sleep(0.2)  # the handshake's response and the hello, left unread
+        ping = Frame(Opcode.PING, b"p").serialize(mask=True)
+        await loop.sock_sendall(peer, ping * 40)  # past the burst of 20
+        for _ in range(3):  # a reset would fail a write here, as it fails a client's
+            await asyncio.sleep(0.1)  # the server closed meanwhile
+            await loop.sock_sendall(peer, ping * 10)
+        received = b""
+        with suppress(OSError):
+            while chunk := await asyncio.wait_for(loop.sock_recv(peer, 65536), 2):
+                received += chunk
     handshake.receive_data(received)
     frames = [event for event in handshake.events_received() if isinstance(event, Frame)]
     close = Close.parse(frames[-1].data) if frames and frames[-1].opcode is Opcode.CLOSE else None
     assert close is not None and close.code == 1008, frames
     assert "ping flood" in close.reason
+
+
+def _handshake(server: ChatServer, user_id: str) -> ClientProtocol:
+    """A sans-I/O client of ``user_id`` whose handshake request waits to be sent."""
+    handshake = ClientProtocol(parse_uri(server.url), subprotocols=[Subprotocol(PROTOCOL_VERSION)])
+    request = handshake.connect()
+    request.headers.update(handshake_headers(server.session_token(user_id)))
+    handshake.send_request(request)
+    return handshake
 
 
 async def _raw_opened(
@@ -336,10 +341,7 @@ async def _raw_opened(
     """A TCP connection of ``user_id`` past its WebSocket handshake (and the hello
     frame), for a peer that writes frames of its own."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
-    handshake = ClientProtocol(parse_uri(server.url), subprotocols=[Subprotocol(PROTOCOL_VERSION)])
-    request = handshake.connect()
-    request.headers.update(handshake_headers(server.session_token(user_id)))
-    handshake.send_request(request)
+    handshake = _handshake(server, user_id)
     writer.write(b"".join(handshake.data_to_send()))
     while not any(isinstance(event, Frame) for event in handshake.events_received()):
         data = await asyncio.wait_for(reader.read(65536), 2)

@@ -32,6 +32,7 @@ from websockets.utils import accept_key
 
 from chats_store.errors import ProtocolError
 from chats_store.websocket.connection import _ClientConnection
+from tests.e2e.conftest import WAIT, network
 
 MAX_SIZE = 4096
 """The client's message size limit here: small, so that frames over it are cheap."""
@@ -298,8 +299,6 @@ async def test_on_a_real_server_the_pushes_are_split_by_the_connection(
     usual pushes never reach ``websockets``' parser: were the parser to change so that
     :meth:`_ClientConnection._at_frame_start` no longer recognizes it, every frame
     would still be read, but by ``websockets``, and this test says so."""
-    from tests.e2e.conftest import WAIT, network
-
     handed: list[bytes] = []
     to_websockets = _ClientConnection._to_websockets
 
