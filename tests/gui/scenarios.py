@@ -19,7 +19,7 @@ import pytest
 from chats_store import ChatSummary, Message, WrongThreadError
 from chats_store.gui.bridge import GuiBridge
 from chats_store.gui.loop import StoreLoop
-from tests.gui.network import CHAT, ChatNet, LagProbe
+from tests.gui.network import CHAT, ChatNet, TickProbe
 from tests.gui.toolkits import Predicate
 
 T = TypeVar("T")
@@ -110,20 +110,26 @@ def a_main_loop_started_late_gets_everything(toolkit: Toolkit, net: ChatNet) -> 
 def a_slow_view_does_not_stall_the_store(toolkit: Toolkit, net: ChatNet) -> None:
     bridge = toolkit.bridge(net.store)
     renders: list[list[str]] = []
+    ticks: list[int] = []  # how often the store's loop woke during each render
+    probe = TickProbe(net.store)
 
     def render(messages: Sequence[Message] | None) -> None:
+        before = probe.ticks
         time.sleep(0.3)  # a slow view
+        ticks.append(probe.ticks - before)
         renders.append(contents(messages))
 
     bridge.bind(net.ann.get_chat_messages(CHAT), render)
     toolkit.run_until(lambda: renders == [[]])
-    probe = LagProbe(net.store)
     burst = [f"message {n}" for n in range(20)]
     net.bob_says(*burst, wait=False)
 
     toolkit.run_until(lambda: bool(renders) and renders[-1] == burst, timeout=15)
-    lag = probe.stop()
-    assert lag < 0.2, f"the store's loop lagged {lag:.3f} s behind a 0.3 s render"
+    probe.stop()
+    # A render that blocked the store's loop would leave its count at 0; one that does
+    # not sees about 30 wake-ups, fewer when the machine or a collection pauses the
+    # process (a timing threshold would fail then: the property is that it ran).
+    assert max(ticks) >= 10, f"the store's loop barely ran during the renders: {ticks}"
     assert len(renders) <= 6, f"{len(renders)} renders for a burst of 20: no conflation"
     bridge.close()
 
