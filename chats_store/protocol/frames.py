@@ -648,11 +648,15 @@ def _tag_of(data: dict[str, Any], known: Collection[str], request_id: int | None
     return tag
 
 
+def is_request_id(value: object) -> bool:
+    """Whether ``value`` may be a request's id: an integer (not a bool) from 0 to
+    :data:`MAX_REQUEST_ID`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID
+
+
 def _readable_id(data: dict[str, Any]) -> int | None:
     value = data.get("id")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID:
-        return value
-    return None
+    return value if is_request_id(value) else None
 
 
 def request_data(request_id: int, request: ChatRequest) -> dict[str, Any]:
@@ -705,7 +709,7 @@ def _read_post(text: str) -> tuple[int, PostMessageRequest] | None:
         post = _POST_FRAME.decode(text)
     except (msgspec.DecodeError, UnicodeEncodeError):  # UnicodeEncodeError: a lone surrogate
         return None
-    if not 0 <= post.id <= MAX_REQUEST_ID:
+    if not is_request_id(post.id):
         return None
     return post.id, PostMessageRequest(post.chat_id, post.message_id, post.content)
 
@@ -756,6 +760,6 @@ def parse_server_frame(data: str | bytes) -> ServerFrame | None:
         raise ProtocolError("an 'ok' frame needs a 'result' field (null when empty)")
     frame: ServerFrame = structure(obj, ServerFrame)
     request_id = frame.id if isinstance(frame, OkFrame | ErrorFrame) else None
-    if request_id is not None and not 0 <= request_id <= MAX_REQUEST_ID:
+    if request_id is not None and not is_request_id(request_id):
         raise ProtocolError(f"request id {request_id} is out of range")
     return frame

@@ -19,7 +19,6 @@ from chats_store.errors import ProtocolError
 from chats_store.protocol.frames import (
     FEATURES,
     MAX_FRAME_SIZE,
-    MAX_REQUEST_ID,
     PROTOCOL_VERSION,
     ErrorFrame,
     EventFrame,
@@ -27,6 +26,7 @@ from chats_store.protocol.frames import (
     OkFrame,
     ServerFrame,
     dumps,
+    is_request_id,
     parse_request_frame,
     parse_server_frame,
     unstructure,
@@ -151,9 +151,7 @@ def peek_request_id(data: str | bytes) -> int | None:
     except (ValueError, RecursionError):
         return None
     value = obj.get("id") if isinstance(obj, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID:
-        return value
-    return None
+    return value if is_request_id(value) else None
 
 
 def message_size_bound(message: Message) -> int:
