@@ -188,13 +188,17 @@ class CoreWorker:
                     self._started = batch[0].submitted
             for timer in due:
                 self._guarded(timer.callback)
+            results: list[tuple[Done, Answer]] = []
             if isinstance(batch, _Call):
                 self._guarded(batch.function)
             elif batch:
                 answers = service.handle_all([(job.session, job.request) for job in batch])
                 results = [(job.done, answer) for job, answer in zip(batch, answers, strict=True)]
-                self._call_soon(_deliver, results)
+            # Done before the answers leave: a client answered may connect at once, and
+            # the backlog (how a handshake tells overload) must no longer count its job.
             self._started = None
+            if results:
+                self._call_soon(_deliver, results)
             if stopping:
                 self._guarded(service.close)
                 return

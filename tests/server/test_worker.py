@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -29,9 +30,9 @@ class Harness:
 
     def __init__(self, max_batch: int = 256) -> None:
         self.results: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.Queue()
-        self.worker = CoreWorker(
-            lambda callback, *args: self.results.put((callback, args)), max_batch=max_batch
-        )
+        self.backlogs: list[float] = []
+        """The worker's backlog as each result was handed over."""
+        self.worker = CoreWorker(self._hand_over, max_batch=max_batch)
         self.database = ChatDatabase(":memory:", check_same_thread=False)
         self.service = ChatService(
             self.database, SECRET, clock=lambda: 1e9, schedule=self.worker.schedule, publish=_ignore
@@ -44,6 +45,10 @@ class Harness:
             return handle_all(requests)
 
         self.service.handle_all = recorded  # type: ignore[method-assign]
+
+    def _hand_over(self, callback: Callable[..., Any], *args: Any) -> None:
+        self.backlogs.append(self.worker.backlog)
+        self.results.put((callback, args))
 
     def deliver(self, count: int) -> None:
         """Run the loop's side of ``count`` results handed over."""
@@ -93,6 +98,25 @@ def test_requests_waiting_together_are_committed_together_and_answered_in_order(
     assert [a.reply.id for a in answers if isinstance(a.reply, Message)] == [
         f"m{n}" for n in range(20)
     ]
+
+
+def test_answers_leave_once_the_backlog_no_longer_counts_their_jobs(
+    harness: Harness,
+) -> None:
+    """A client may connect as soon as it is answered: the backlog, by which a
+    handshake tells an overloaded server, must not count the job it was answered for."""
+    ann = Session("ann")
+    _join(harness, ann)
+    release = harness.hold()
+    answers: list[Answer] = []
+    harness.worker.submit(ann, PostMessageRequest("c1", "m1", "waits"), answers.append)
+    time.sleep(0.1)  # the post waits behind the held job
+    assert harness.worker.backlog >= 0.1
+    release.set()
+    harness.deliver(1)
+
+    assert isinstance(answers[0].reply, Message)
+    assert harness.backlogs[-1] == 0.0
 
 
 def test_a_batch_holds_at_most_max_batch_requests() -> None:
