@@ -59,7 +59,7 @@ from reactivex.scheduler import CurrentThreadScheduler
 from chats_store.core.affinity import LoopAffinity
 from chats_store.core.reducer import Command, Reducer
 
-__all__ = ["Getter", "Middleware", "Store"]
+__all__ = ["EventStream", "Getter", "Middleware", "Store"]
 
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - the conventional name for a getter's input type
@@ -123,7 +123,126 @@ Home = tuple["Store[Any]", Hashable | None]
 """Where a getter is tracked while it has subscribers: a store and a scope of it."""
 
 
-class Getter(Observable[T_co], Generic[T_co]):
+class _Broadcast(Observable[T_co], Generic[T_co]):
+    """A hot observable that hands each value straight to its subscribers' own
+    ``on_next``: the delivery rules of :class:`Getter` and :class:`EventStream`.
+
+    * Subscribers are called in the order they subscribed, from a cached tuple of
+      their functions (no reactivex ``AutoDetachObserver`` in between, no copy per
+      value); it is rebuilt on the first emission after a change.
+    * A subscriber that raises is logged on the ``chats_store.core`` logger and
+      detached; the others still receive the value.
+    * Disposing a subscription stops its emissions at once, even in the middle of an
+      emission to several subscribers.
+    * Nothing ever completes nor fails: ``on_error`` and ``on_completed`` are never
+      called.
+    """
+
+    __slots__ = ("_records", "_subscribers", "_targets")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Ordered, removal in O(1). ``_targets`` caches the subscribers' functions as
+        # a tuple, ``_records`` the matching records; both are rebuilt on the first
+        # emission after a change (``_targets`` is None then), never copied per emission.
+        self._subscribers: dict[_Subscriber[Any], None] = {}
+        self._records: tuple[_Subscriber[Any], ...] = ()
+        self._targets: tuple[Callable[[Any], None], ...] | None = ()
+
+    def _emit(self, value: Any) -> None:
+        targets = self._targets
+        if targets is None:
+            subscribers = self._records = tuple(self._subscribers)
+            targets = self._targets = tuple([subscriber.on_next for subscriber in subscribers])
+        records = self._records
+        # The subscribers' own functions, called straight from a tuple; any subscribe
+        # or detach meanwhile resets ``_targets``, and the rest goes the careful way.
+        for done, on_next in enumerate(targets, 1):
+            try:
+                on_next(value)
+            except Exception:
+                logger.exception("a subscriber raised; it has been detached")
+                self._detach(records[done - 1])
+            if self._targets is not targets:
+                self._emit_rest(value, records[done:])
+                return
+
+    def _emit_rest(self, value: Any, subscribers: tuple[_Subscriber[Any], ...]) -> None:
+        """Emit to ``subscribers`` that are still attached (a detached one has a no-op)."""
+        for subscriber in subscribers:
+            try:
+                subscriber.on_next(value)
+            except Exception:
+                logger.exception("a subscriber raised; it has been detached")
+                self._detach(subscriber)
+
+    def _attach(self, subscriber: _Subscriber[Any]) -> None:
+        self._subscribers[subscriber] = None
+        self._targets = None
+
+    def _detach(self, subscriber: _Subscriber[Any]) -> None:
+        if subscriber not in self._subscribers:
+            return
+        del self._subscribers[subscriber]
+        subscriber.on_next = _ignore
+        self._targets = None
+        if not self._subscribers:
+            self._unwatched()
+
+    def _unwatched(self) -> None:
+        """Called when the last subscriber has gone."""
+
+    def _check_thread(self) -> None:
+        """Raise where subscribing from the current thread is not allowed."""
+
+    def subscribe(
+        self,
+        on_next: abc.ObserverBase[T_co] | abc.OnNext[T_co] | None = None,
+        on_error: abc.OnError | None = None,
+        on_completed: abc.OnCompleted | None = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        """Subscribe an observer or an ``on_next`` callback (see ``Observable.subscribe``).
+
+        Like reactivex, the subscription runs on the current thread's trampoline.
+        Raises :class:`~chats_store.errors.WrongThreadError` where the stream belongs
+        to another thread (a getter: off its store's loop).
+        """
+        self._check_thread()
+        if isinstance(on_next, abc.ObserverBase) or callable(getattr(on_next, "on_next", None)):
+            on_next = cast(abc.ObserverBase[T_co], on_next).on_next
+        subscriber: _Subscriber[Any] = _Subscriber(on_next or _ignore)
+        trampoline = CurrentThreadScheduler.singleton()
+        if trampoline.schedule_required():
+            trampoline.schedule(lambda _scheduler, _state: self._attach(subscriber))
+        else:
+            self._attach(subscriber)
+        return Disposable(lambda: self._detach(subscriber))
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T_co], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        self._check_thread()
+        subscriber: _Subscriber[Any] = _Subscriber(observer.on_next)
+        self._attach(subscriber)
+        return Disposable(lambda: self._detach(subscriber))
+
+
+class EventStream(_Broadcast[T]):
+    """A stream of values with no current one (the server's events): each value
+    passed to :meth:`emit` goes to the subscribers of that moment, under the rules of
+    :class:`Getter`'s deliveries (see ``_Broadcast``). A subscriber misses what came
+    before it. Subscribe and emit on one thread."""
+
+    __slots__ = ()
+
+    def emit(self, value: T) -> None:
+        """Hand ``value`` to every current subscriber."""
+        self._emit(value)
+
+
+class Getter(_Broadcast[T_co], Generic[T_co]):
     """The spec's ``IGetter<T>``: an observable of one selected value.
 
     Contract:
@@ -146,25 +265,14 @@ class Getter(Observable[T_co], Generic[T_co]):
     memoizes them: the same arguments give the same object. Applications build
     their own with :meth:`Store.select` and :meth:`Store.derive`.
 
-    ``subscribe`` is overridden to call the subscriber's ``on_next`` directly
-    rather than through reactivex's ``AutoDetachObserver`` (a Python call and an
-    object to load per delivered value). Getters never complete nor fail, so
-    ``on_error`` and ``on_completed`` are never called. Subscribe on the thread of
-    the store's loop (:class:`~chats_store.errors.WrongThreadError` otherwise).
+    Deliveries call each subscriber's ``on_next`` directly (no reactivex
+    ``AutoDetachObserver``: a Python call and an object to load less per value).
+    Getters never complete nor fail, so ``on_error`` and ``on_completed`` are never
+    called. Subscribe on the thread of the store's loop
+    (:class:`~chats_store.errors.WrongThreadError` otherwise).
     """
 
-    __slots__ = (
-        "_homes",
-        "_input",
-        "_input_of",
-        "_project",
-        "_records",
-        "_store",
-        "_subscribers",
-        "_targets",
-        "_value",
-        "scope",
-    )
+    __slots__ = ("_homes", "_input", "_input_of", "_project", "_store", "_value", "scope")
 
     def __init__(
         self,
@@ -181,12 +289,6 @@ class Getter(Observable[T_co], Generic[T_co]):
         self._project = project
         self.scope = scope
         self._homes: tuple[Home, ...] = ((store, scope),) if homes is None else homes
-        # Ordered, removal in O(1). ``_targets`` caches the subscribers' functions as
-        # a tuple, ``_records`` the matching records; both are rebuilt on the first
-        # emission after a change (``_targets`` is None then), never copied per emission.
-        self._subscribers: dict[_Subscriber[Any], None] = {}
-        self._records: tuple[_Subscriber[Any], ...] = ()
-        self._targets: tuple[Callable[[Any], None], ...] | None = ()
         self._input: Any = _UNSET
         self._value: T_co = _UNSET
 
@@ -216,91 +318,25 @@ class Getter(Observable[T_co], Generic[T_co]):
         if self._subscribers:
             self._emit(value)
 
-    def _emit(self, value: Any) -> None:
-        targets = self._targets
-        if targets is None:
-            subscribers = self._records = tuple(self._subscribers)
-            targets = self._targets = tuple([subscriber.on_next for subscriber in subscribers])
-        records = self._records
-        # The subscribers' own functions, called straight from a tuple; any subscribe
-        # or detach meanwhile resets ``_targets``, and the rest goes the careful way.
-        for done, on_next in enumerate(targets, 1):
-            try:
-                on_next(value)
-            except Exception:
-                logger.exception("a getter subscriber raised; it has been detached")
-                self._detach(records[done - 1])
-            if self._targets is not targets:
-                self._emit_rest(value, records[done:])
-                return
-
-    def _emit_rest(self, value: Any, subscribers: tuple[_Subscriber[Any], ...]) -> None:
-        """Emit to ``subscribers`` that are still attached (a detached one has a no-op)."""
-        for subscriber in subscribers:
-            try:
-                subscriber.on_next(value)
-            except Exception:
-                logger.exception("a getter subscriber raised; it has been detached")
-                self._detach(subscriber)
-
     def _attach(self, subscriber: _Subscriber[Any]) -> None:
         if not self._subscribers:
             self._refresh()
             for store, scope in self._homes:
                 store._track(self, scope)
-        self._subscribers[subscriber] = None
-        self._targets = None
+        super()._attach(subscriber)
         try:
             subscriber.on_next(self._value)
         except Exception:
-            logger.exception("a getter subscriber raised; it has been detached")
+            logger.exception("a subscriber raised; it has been detached")
             self._detach(subscriber)
 
-    def _detach(self, subscriber: _Subscriber[Any]) -> None:
-        if subscriber not in self._subscribers:
-            return
-        del self._subscribers[subscriber]
-        subscriber.on_next = _ignore
-        self._targets = None
-        if not self._subscribers:
-            for store, scope in self._homes:
-                store._untrack(self, scope)
+    def _unwatched(self) -> None:
+        for store, scope in self._homes:
+            store._untrack(self, scope)
 
     def _check_thread(self) -> None:
         for store, _scope in self._homes:
             store.affinity.check_thread("subscribing to a getter")
-
-    def subscribe(
-        self,
-        on_next: abc.ObserverBase[T_co] | abc.OnNext[T_co] | None = None,
-        on_error: abc.OnError | None = None,
-        on_completed: abc.OnCompleted | None = None,
-        *,
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase:
-        """Subscribe an observer or an ``on_next`` callback (see ``Observable.subscribe``).
-
-        Like reactivex, the subscription runs on the current thread's trampoline.
-        Raises :class:`~chats_store.errors.WrongThreadError` off the store's thread.
-        """
-        self._check_thread()
-        if isinstance(on_next, abc.ObserverBase) or callable(getattr(on_next, "on_next", None)):
-            on_next = cast(abc.ObserverBase[T_co], on_next).on_next
-        subscriber: _Subscriber[Any] = _Subscriber(on_next or _ignore)
-        trampoline = CurrentThreadScheduler.singleton()
-        if trampoline.schedule_required():
-            trampoline.schedule(lambda _scheduler, _state: self._attach(subscriber))
-        else:
-            self._attach(subscriber)
-        return Disposable(lambda: self._detach(subscriber))
-
-    def _subscribe_core(
-        self, observer: abc.ObserverBase[T_co], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        self._check_thread()
-        subscriber: _Subscriber[Any] = _Subscriber(observer.on_next)
-        self._attach(subscriber)
-        return Disposable(lambda: self._detach(subscriber))
 
 
 class _Group:

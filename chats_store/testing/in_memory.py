@@ -37,11 +37,12 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 
 from reactivex import Observable
-from reactivex.subject import BehaviorSubject, Subject
+from reactivex.subject import BehaviorSubject
 
 from chats_store.chats.actions import Failure, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest, PostMessageRequest
 from chats_store.chats.model import ConnectionStatus, Message
+from chats_store.core.store import EventStream
 from chats_store.errors import AuthenticationError, ErrorCode
 from chats_store.server.database import ChatDatabase
 from chats_store.server.refusal import RefusedError
@@ -223,7 +224,7 @@ class InMemoryTransport:
         self.user_id = create_user(session_token).user_id
         self._session: Session | None = None
         self._status: BehaviorSubject[ConnectionStatus] = BehaviorSubject("disconnected")
-        self._events: Subject[ServerEvent] = Subject()
+        self._events: EventStream[ServerEvent] = EventStream()
         self._in_flight: set[_Reply] = set()
 
     @property
@@ -245,7 +246,7 @@ class InMemoryTransport:
 
     def _deliver_now(self, session: Session, event: ServerEvent) -> None:
         if session is self._session:
-            self._events.on_next(event)
+            self._events.emit(event)
 
     def check_session_token(self) -> None:
         """Raise :class:`~chats_store.AuthenticationError` if the server would refuse

@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 import attrs
 from reactivex import Observable
-from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.client import process_exception as retry_network_errors
@@ -44,6 +43,7 @@ from websockets.typing import Subprotocol
 from chats_store.chats.actions import Failure, ServerEvent
 from chats_store.chats.commands import ChatReply, ChatRequest
 from chats_store.chats.model import ConnectionStatus
+from chats_store.core.store import EventStream
 from chats_store.errors import (
     AuthenticationError,
     ConnectFailedError,
@@ -408,7 +408,7 @@ class ManagedConnection:
         self._reconnect = reconnect
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
-        self._events: Subject[ServerEvent] = Subject()
+        self._events: EventStream[ServerEvent] = EventStream()
         self._connection: ClientConnection | None = None
         self._connection_class = _ClientConnection.for_owner(self)
         self._protocol = ClientProtocol()
@@ -663,10 +663,7 @@ class ManagedConnection:
                 if reply is not None and not reply.done():
                     reply.set_result(item.result)
             else:
-                try:
-                    self._events.on_next(item.event)
-                except Exception:
-                    logger.exception("a subscriber to server events raised")
+                self._events.emit(item.event)  # a subscriber that raises is logged there
 
     # Requests ------------------------------------------------------------------------
 

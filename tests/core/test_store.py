@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 import pytest
+from reactivex import Observer
+from reactivex import operators as ops
 
 from chats_store.chats.actions import (
     ChatJoined,
@@ -38,7 +40,7 @@ from chats_store.chats.selectors import (
     sync_statuses_of,
 )
 from chats_store.core.reducer import Command, Reducer, Step, reducer_from_table
-from chats_store.core.store import Getter, Store
+from chats_store.core.store import EventStream, Getter, Store
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -1083,3 +1085,78 @@ def test_a_getter_is_covariant() -> None:
     narrow: Getter[Literal["a"] | None] = store.select(lambda state: state, lambda _: "a")
     wide: Getter[str | None] = narrow  # accepted by mypy --strict: Getter is covariant
     assert wide.value == "a"
+
+
+# The event stream -----------------------------------------------------------------------
+
+
+def test_an_event_stream_hands_each_value_to_its_subscribers_of_the_moment() -> None:
+    stream: EventStream[int] = EventStream()
+    early: list[int] = []
+    late: list[int] = []
+    stream.subscribe(early.append)
+    stream.emit(1)
+    stream.subscribe(late.append)  # no replay: an event stream has no current value
+    stream.emit(2)
+
+    assert early == [1, 2]
+    assert late == [2]
+
+
+def test_an_event_stream_takes_observers_and_reactivex_operators() -> None:
+    stream: EventStream[int] = EventStream()
+    seen: list[int] = []
+    stream.subscribe(Observer(seen.append))
+    doubled: list[int] = []
+
+    def double(value: int) -> int:
+        return value * 2
+
+    stream.pipe(ops.map(double)).subscribe(doubled.append)
+    stream.emit(3)
+
+    assert seen == [3]
+    assert doubled == [6]
+
+
+def test_a_raising_event_subscriber_is_logged_detached_and_the_next_still_served(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream: EventStream[int] = EventStream()
+    received: list[int] = []
+
+    def bad(value: int) -> None:
+        received.append(value)
+        raise BoomError(value)
+
+    after: list[int] = []
+    stream.subscribe(bad)
+    stream.subscribe(after.append)
+    with caplog.at_level(logging.ERROR, logger="chats_store.core"):
+        stream.emit(1)
+        stream.emit(2)
+
+    assert received == [1]  # detached after raising
+    assert after == [1, 2]  # a reactivex Subject would have stopped at the raise
+    (error,) = [r for r in caplog.records if r.name == "chats_store.core"]
+    assert error.exc_info is not None and isinstance(error.exc_info[1], BoomError)
+
+
+def test_an_event_subscriber_disposed_during_an_emission_receives_nothing_more() -> None:
+    stream: EventStream[int] = EventStream()
+    firsts: list[int] = []
+    second: list[int] = []
+    subscriptions: list[Any] = []
+
+    def first(value: int) -> None:
+        firsts.append(value)
+        subscriptions[1].dispose()
+
+    subscriptions.append(stream.subscribe(first))
+    subscriptions.append(stream.subscribe(second.append))
+    stream.emit(1)
+    subscriptions[1].dispose()  # disposing twice is harmless
+    stream.emit(2)
+
+    assert firsts == [1, 2]
+    assert second == []
