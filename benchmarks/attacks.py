@@ -862,7 +862,8 @@ async def terminal_sequences() -> Figures:
     )
     markup = "n/a"
     if describe is not None:
-        from rich.markup import MarkupError, render
+        from rich.errors import MarkupError
+        from rich.markup import render
 
         try:
             text = describe(Restriction("mute", None, "[/]"), 0.0)

@@ -240,7 +240,7 @@ class RawClient:
     async def request(self, request: ChatRequest) -> str:
         """The reply's text (``ok`` or ``error``); ConnectionError if the connection closed."""
         self._ids += 1
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[self._ids] = waiter
         await self.connection.send(encode_request(self._ids, request))
         return await waiter

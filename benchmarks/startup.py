@@ -254,7 +254,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
 
 
 def median(results: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(figures[key] for figures in results)
+    return float(statistics.median(figures[key] for figures in results))
 
 
 def print_table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:

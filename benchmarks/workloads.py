@@ -154,7 +154,7 @@ def redux_contender(state: ChatsState, chat_ids: Sequence[str], live: int) -> Co
     except ImportError:
         return None
 
-    class Post(BaseAction):  # type: ignore[misc]
+    class Post(BaseAction):
         action: MessagePosted
 
     def reducer(current: ChatsState | None, action: Any) -> ChatsState:
