@@ -5,10 +5,11 @@
    python-redux 0.25.4 (``store.autorun`` per getter), naive reactivex (one
    ``BehaviorSubject`` + ``map`` + ``distinct_until_changed`` per getter) and a
    hand-written floor (plain callbacks keyed by chat id). Median and p99 per
-   dispatch; contenders interleaved in blocks, who goes first rotating.
+   dispatch; a store per S, every (S, contender) interleaved in blocks, who goes
+   first rotating.
 2. History growth: append, edit-in-the-middle and delete in one chat of 1,000 /
    10,000 / 100,000 messages: the chunked ``MessageLog`` against the tuple it
-   replaced (``legacy_log.TupleLog``), interleaved.
+   replaced (``legacy_log.TupleLog``), every (size, log) interleaved in blocks.
 3. Join of a chat with 10,000 history messages: decode the join reply frame with
    the protocol codec (``ClientProtocol``) and reduce it into a store.
 4. Send -> another client's getter emits over loopback, 100 clients in the chat
@@ -74,6 +75,8 @@ from dispatch_getters import (
     actions_for,
     build_chats,
     chat_id_of,
+    check_same_work,
+    facade_contender,
     grow,
     message,
     naive_contender,
@@ -91,6 +94,7 @@ from chats_store.chats.actions import (
     MessagePosted,
 )
 from chats_store.chats.commands import JoinRequest
+from chats_store.chats.facade import Chats
 from chats_store.chats.model import ChatsState, MessageLog
 from chats_store.chats.reducer import reduce_chats
 from chats_store.protocol.client import ClientProtocol, EventReceived, ReplyReceived
@@ -186,68 +190,92 @@ def redux_contender(state: ChatsState, chat_ids: Sequence[str], live: int) -> Co
     return contender
 
 
-def interleave(
-    contenders: Sequence[Contender],
-    quotas: dict[str, int],
-    actions: Sequence[MessagePosted],
-    block: int,
-) -> None:
-    """Feed ``actions`` in blocks; each contender stops after its quota; order rotates."""
-    for number, start in enumerate(range(0, len(actions), block)):
-        chunk = actions[start : start + block]
-        shift = number % len(contenders)
-        for contender in (*contenders[shift:], *contenders[:shift]):
-            if len(contender.samples) < quotas[contender.name]:
-                time_steps(contender, chunk)
+def joined_copy(chats: Chats, chat_ids: Sequence[str]) -> Chats:
+    """Another facade joined to the chats of ``chats``, with the same message objects
+    (one copy of the history in memory for every S)."""
+    copy = build_chats([], 0)
+    state = chats.store.state
+    for call_id, chat_id in enumerate(chat_ids, start=1):
+        chat = state.chats[chat_id]
+        assert chat.members_amount is not None and chat.member_metadata is not None
+        assert chat.restrictions is not None
+        snapshot = ChatSnapshot(
+            messages=tuple(chat.messages.items),
+            members_amount=chat.members_amount,
+            member_metadata=chat.member_metadata,
+            restrictions=chat.restrictions,
+            last_seq=chat.last_seq,
+        )
+        copy.store.dispatch(JoinChat(call_id, chat_id, "unused-token"))
+        copy.store.dispatch(ChatJoined(call_id, chat_id, snapshot))
+    return copy
 
 
 def workload_1(args: argparse.Namespace, results: dict[str, Any]) -> None:
     chat_ids = [chat_id_of(i) for i in range(args.chats)]
     began = time.perf_counter()
-    chats = build_chats(chat_ids, args.messages)
+    built = build_chats(chat_ids, args.messages)
+    # A store per S, all in the same state, so that every S is measured in the same
+    # blocks: a slow spell of the machine then falls on every S alike.
+    stores = {
+        live: built if n == 0 else joined_copy(built, chat_ids) for n, live in enumerate(args.sizes)
+    }
     gc.freeze()
     print(
         f"\n## Workload 1: incoming message, {args.chats} chats x {args.messages:,} messages"
         f" (built in {time.perf_counter() - began:.1f} s), {args.dispatches} dispatches per S\n"
     )
-    rows = []
-    ours_facade = Contender("ours")
-    ours_facade.step = chats.store.dispatch
-    ours_facade.final_state = lambda: chats.store.state
-    for live in args.sizes:
-        grow(ours_facade, chats, chat_ids, live)
-        # Our store advances with each size; the others start again from the built state.
+    contenders: list[tuple[int, Contender]] = []
+    quotas: dict[int, int] = {}
+    actions: dict[int, list[MessagePosted]] = {}
+    for live, chats in stores.items():
+        ours = facade_contender(chats)
+        ours.name = "ours"
+        grow(ours, chats, chat_ids, live)
         start = chats.store.state
-        contenders: list[Contender] = [
-            ours_facade,
+        at_size: list[Contender] = [
+            ours,
             floor_contender(start, chat_ids, live),
             reducer_contender(start),
         ]
         redux = redux_contender(start, chat_ids, live) if live <= args.baseline_max else None
         if redux is not None:
-            contenders.append(redux)
+            at_size.append(redux)
         if live <= args.baseline_max:
-            contenders.append(naive_contender(start, chat_ids, live))
+            at_size.append(naive_contender(start, chat_ids, live))
         # Baselines cost ~7 µs per getter: fewer dispatches for them at large S.
         slow = max(args.block, min(args.dispatches, args.dispatches * 100 // live))
-        quotas = {
-            c.name: (slow if c.name in ("python-redux", "naive reactivex") else args.dispatches)
-            for c in contenders
-        }
-        for contender in contenders:
+        for contender in at_size:
             contender.samples = []
-        size_actions = actions_for(start, chat_ids, args.dispatches)
-        interleave(contenders, quotas, size_actions, args.block)
+            slow_one = contender.name in ("python-redux", "naive reactivex")
+            quotas[id(contender)] = slow if slow_one else args.dispatches
+            contenders.append((live, contender))
+        actions[live] = actions_for(start, chat_ids, args.dispatches)
+    # Blocks of ``args.block`` dispatches, every (S, contender) in turn and the first
+    # one rotating; the contenders of one S are fed the same actions.
+    for number, first in enumerate(range(0, args.dispatches, args.block)):
+        shift = number % len(contenders)
+        for live, contender in (*contenders[shift:], *contenders[:shift]):
+            if len(contender.samples) < quotas[id(contender)]:
+                time_steps(contender, actions[live][first : first + args.block])
+    rows = []
+    for live in args.sizes:
         row: dict[str, Any] = {"S": live}
-        for contender in contenders:
-            row[contender.name] = (
-                median(contender.samples),
-                p99(contender.samples),
-                len(contender.samples),
-            )
+        for size, contender in contenders:
+            if size == live:
+                row[contender.name] = (
+                    median(contender.samples),
+                    p99(contender.samples),
+                    len(contender.samples),
+                )
         rows.append(row)
-        for contender in contenders[1:]:
-            contender.close()
+        # The contenders that took every action ended in the same state.
+        check_same_work(
+            [c for size, c in contenders if size == live and len(c.samples) == args.dispatches],
+            chat_ids,
+        )
+    for _live, contender in contenders:
+        contender.close()
     names = ["ours", "hand-written floor", "reducer alone", "python-redux", "naive reactivex"]
     header = "| S | " + " | ".join(f"{n} median / p99 (n)" for n in names)
     header += " | redux / ours | naive / ours | ours / floor |"
