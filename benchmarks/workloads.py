@@ -45,6 +45,7 @@ It writes the plot to ``benchmarks/dispatch_cost.png`` (``--plot PATH``, or
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import os
@@ -58,12 +59,9 @@ import timeit
 import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
-
-if TYPE_CHECKING:
-    import asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -704,102 +702,147 @@ async def _numbers_read(lines: asyncio.StreamReader, count: int) -> set[int]:
     return {int(await lines.readline()) for _ in range(count)}
 
 
-async def _loopback_spread(
-    args: argparse.Namespace, address: str, secret: str, mode: str, chat: str
-) -> tuple[dict[int, list[float]], float]:
-    """Workload 4 with the receivers in ``loopback_processes`` processes of their own
-    (``loopback_receivers.py``: ``mode`` "store", full clients, or "raw", the floor), in
-    ``chat``; the sender, a full client, in this process. Times: ``time.monotonic``,
-    system-wide. Returns the latencies by message, and the receiving processes' CPU
-    time per delivery (µs) from their last join to the last message."""
-    import asyncio
+class _ReceivingGroup:
+    """Workload 4's receivers of one kind (``mode``: "store", full clients, or "raw",
+    the floor) in ``chat``, in ``loopback_processes`` processes of their own
+    (``loopback_receivers.py``), with the file where they count each message and the
+    pipe where the last of them says it has one."""
 
-    from loopback_receivers import joined_client
+    def __init__(self, mode: str, chat: str, sends: int) -> None:
+        self.mode, self.chat = mode, chat
+        self.counts = tempfile.NamedTemporaryFile()  # noqa: SIM115 (closed by close())
+        self.counts.write(bytes(4 * sends))
+        self.counts.flush()
+        self.done = asyncio.StreamReader()
+        self.processes: list[asyncio.subprocess.Process] = []
+        self.sent_at: list[float] = []
+        self._pipe: asyncio.ReadTransport | None = None
 
-    receivers = args.loopback_clients - 1
-    per = -(-receivers // args.loopback_processes)
-    groups = [(first, min(per, receivers + 1 - first)) for first in range(1, receivers + 1, per)]
-    counts = tempfile.NamedTemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    sends = args.loopback_warmup + args.loopback_messages
-    counts.write(bytes(4 * sends))
-    counts.flush()
-    done_read, done_write = os.pipe()
-    done = asyncio.StreamReader()
-    done_pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(done), os.fdopen(done_read, "rb")
-    )
-    processes = []
-    for first, count in groups:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(RECEIVERS),
-            mode,
-            address,
-            secret,
-            str(first),
-            str(count),
-            chat,
-            counts.name,
-            str(len(groups)),
-            str(done_write),
-            *(["freeze"] if args.loopback_freeze else []),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            pass_fds=(done_write,),
-            limit=2**26,  # the last line carries every emission time
+    async def start(self, args: argparse.Namespace, address: str, secret: str) -> None:
+        """Start the processes and wait until every receiver has joined."""
+        receivers = args.loopback_clients - 1
+        per = -(-receivers // args.loopback_processes)
+        groups = [
+            (first, min(per, receivers + 1 - first)) for first in range(1, receivers + 1, per)
+        ]
+        done_read, done_write = os.pipe()
+        self._pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(self.done), os.fdopen(done_read, "rb")
         )
-        processes.append(process)
-    os.close(done_write)
-    try:
-        for process in processes:
+        for first, count in groups:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(RECEIVERS),
+                self.mode,
+                address,
+                secret,
+                str(first),
+                str(count),
+                self.chat,
+                self.counts.name,
+                str(len(groups)),
+                str(done_write),
+                *(["freeze"] if args.loopback_freeze else []),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                pass_fds=(done_write,),
+                limit=2**26,  # the last line carries every emission time
+            )
+            self.processes.append(process)
+        os.close(done_write)
+        for process in self.processes:
             assert process.stdout is not None
             assert (await process.stdout.readline()).strip() == b"ready"
-        cpu_before = sum(cpu_seconds(process.pid) for process in processes)
-        sender, websocket = await joined_client(address, secret, "u0", chat)
-        # Closed loop (the default): the next message once every receiver has this one.
-        # Open loop (``loopback_interval``): one message every interval whatever the
-        # receivers do; their lines are read at the end.
-        sent_at: list[float] = []
-        began = time.monotonic()
-        for n in range(sends):
-            sent_at.append(time.monotonic())
-            await sender.send_message(chat, f"loopback {n}")
-            if args.loopback_interval:
-                next_send = began + (n + 1) * args.loopback_interval
-                await asyncio.sleep(max(0.0, next_send - time.monotonic()))
-                continue
-            line = await asyncio.wait_for(done.readline(), 30)
-            assert int(line) == n, line
-        if args.loopback_interval:
-            numbers = await asyncio.wait_for(_numbers_read(done, sends), 30)
-            assert numbers == set(range(sends)), numbers
-        cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu_before
-        await websocket.disconnect()
-        await sender.close()
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(process.pid) for process in self.processes)
+
+    async def emissions(self) -> dict[int, list[float]]:
+        """The latencies of every receiver by message; the processes end."""
         emitted: list[tuple[int, float]] = []
-        for process in processes:
+        for process in self.processes:
             assert process.stdin is not None and process.stdout is not None
             process.stdin.write(b"done\n")
             await process.stdin.drain()
             emitted.extend(json.loads(await process.stdout.readline()))
             await process.wait()
-    finally:
-        counts.close()
-        done_pipe.close()
-        for process in processes:
+        by_message: dict[int, list[float]] = {}
+        for number, at in emitted:
+            by_message.setdefault(number, []).append(at - self.sent_at[number])
+        return by_message
+
+    async def close(self) -> None:
+        self.counts.close()
+        if self._pipe is not None:
+            self._pipe.close()
+        for process in self.processes:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    by_message: dict[int, list[float]] = {}
-    for number, at in emitted:
-        by_message.setdefault(number, []).append(at - sent_at[number])
-    return by_message, cpu / (sends * receivers) * 1e6
+
+
+async def _loopback_spread(
+    args: argparse.Namespace, address: str, secret: str, kinds: Sequence[tuple[str, str, str]]
+) -> tuple[dict[str, dict[int, list[float]]], dict[str, float]]:
+    """Workload 4 with the receivers in processes of their own, a group per
+    ``(what, mode, chat)`` of ``kinds`` (see :class:`_ReceivingGroup`), every group
+    alive at once; the sender, a full client, in this process, posts each message
+    number to every group's chat in turn (the first group rotating), so that a slow
+    spell of the machine falls on every group alike. Times: ``time.monotonic``,
+    system-wide. Returns, by ``what``, the latencies by message and the receiving
+    processes' CPU time per delivery (µs) from their last join to the last message."""
+    from loopback_receivers import joined_client
+
+    sends = args.loopback_warmup + args.loopback_messages
+    groups = [_ReceivingGroup(mode, chat, sends) for _what, mode, chat in kinds]
+    try:
+        for group in groups:
+            await group.start(args, address, secret)
+        senders = [await joined_client(address, secret, "u0", group.chat) for group in groups]
+        cpu_before = [group.cpu_seconds() for group in groups]
+        # Closed loop (the default): the next message once every receiver has this one.
+        # Open loop (``loopback_interval``): one message every interval whatever the
+        # receivers do; their lines are read at the end.
+        began = time.monotonic()
+        for n in range(sends):
+            shift = n % len(groups)
+            for index in (*range(shift, len(groups)), *range(shift)):
+                group, (sender, _websocket) = groups[index], senders[index]
+                group.sent_at.append(time.monotonic())
+                await sender.send_message(group.chat, f"loopback {n}")
+                if not args.loopback_interval:
+                    line = await asyncio.wait_for(group.done.readline(), 30)
+                    assert int(line) == n, line
+            if args.loopback_interval:
+                next_send = began + (n + 1) * args.loopback_interval
+                await asyncio.sleep(max(0.0, next_send - time.monotonic()))
+        if args.loopback_interval:
+            for group in groups:
+                numbers = await asyncio.wait_for(_numbers_read(group.done, sends), 30)
+                assert numbers == set(range(sends)), numbers
+        cpu = [
+            group.cpu_seconds() - before for group, before in zip(groups, cpu_before, strict=True)
+        ]
+        for sender, websocket in senders:
+            await websocket.disconnect()
+            await sender.close()
+        receivers = args.loopback_clients - 1
+        latencies = {
+            what: await group.emissions() for (what, _, _), group in zip(kinds, groups, strict=True)
+        }
+        per_delivery = {
+            what: spent / (sends * receivers) * 1e6
+            for (what, _, _), spent in zip(kinds, cpu, strict=True)
+        }
+        return latencies, per_delivery
+    finally:
+        for group in groups:
+            await group.close()
 
 
 def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """One sender, ``loopback_clients - 1`` receivers (full clients, this process); the
     reference server in a subprocess (no rate limit), over loopback."""
-    import asyncio
     import secrets
 
     from loopback_receivers import joined_client
@@ -854,14 +897,11 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
     cpu: dict[str, float] = {}  # the receiving processes' CPU per delivery, µs
     try:
         if args.loopback_processes:
-            runs = {}
-            for what, mode, chat in (
+            kinds = (
                 ("getter", "store", "bench"),
                 ("frame, raw receivers (the floor)", "raw", "floor"),
-            ):
-                runs[what], cpu[what] = asyncio.run(
-                    _loopback_spread(args, address, secret, mode, chat)
-                )
+            )
+            runs, cpu = asyncio.run(_loopback_spread(args, address, secret, kinds))
         else:
             runs = {"getter": asyncio.run(drive())}
     finally:
@@ -883,7 +923,8 @@ def workload_4(args: argparse.Namespace, results: dict[str, Any]) -> None:
         )
         + " (server in a subprocess, "
         + (
-            f"receivers in {args.loopback_processes} processes of their own)\n"
+            f"receivers in {args.loopback_processes} processes of their own, each message"
+            " sent to the full clients' chat and the raw receivers' in turn)\n"
             if args.loopback_processes
             else "clients in this process)\n"
         )
@@ -997,7 +1038,6 @@ def _fanout(args: argparse.Namespace, tree: Path) -> dict[str, Any]:
     accepted: ``senders`` lean senders in ``sender_processes`` processes, in
     ``sender_chats`` chats, each posting ``sender_posts`` with ``sender_window`` in
     flight, every acknowledgement counted."""
-    import asyncio
     import secrets
 
     from websockets.asyncio.client import connect
