@@ -190,7 +190,7 @@ def redux_contender(state: ChatsState, chat_ids: Sequence[str], live: int) -> Co
 
 def joined_copy(chats: Chats, chat_ids: Sequence[str]) -> Chats:
     """Another facade joined to the chats of ``chats``, with the same message objects
-    (one copy of the history in memory for every S)."""
+    (the history is held once, however many S there are)."""
     copy = build_chats([], 0)
     state = chats.store.state
     for call_id, chat_id in enumerate(chat_ids, start=1):
@@ -786,11 +786,12 @@ async def _loopback_spread(
 ) -> tuple[dict[str, dict[int, list[float]]], dict[str, float]]:
     """Workload 4 with the receivers in processes of their own, a group per
     ``(what, mode, chat)`` of ``kinds`` (see :class:`_ReceivingGroup`), every group
-    alive at once; the sender, a full client, in this process, posts each message
-    number to every group's chat in turn (the first group rotating), so that a slow
-    spell of the machine falls on every group alike. Times: ``time.monotonic``,
-    system-wide. Returns, by ``what``, the latencies by message and the receiving
-    processes' CPU time per delivery (µs) from their last join to the last message."""
+    alive at once; a sender per group (a full client of ``u0`` in this process) posts
+    each message number to its group's chat, the groups in turn (the first
+    rotating), so that a slow spell of the machine falls on every group alike.
+    Times: ``time.monotonic``, system-wide. Returns, by ``what``, the latencies by
+    message and the receiving processes' CPU time per delivery (µs) from their last
+    join to the last message."""
     from loopback_receivers import joined_client
 
     sends = args.loopback_warmup + args.loopback_messages

@@ -233,7 +233,9 @@ class EventStream(_Broadcast[T]):
     """A stream of values with no current one (the server's events): each value
     passed to :meth:`emit` goes to the subscribers of that moment, under the rules of
     :class:`Getter`'s deliveries (see ``_Broadcast``). A subscriber misses what came
-    before it. Subscribe and emit on one thread."""
+    before it. Not thread-safe: subscribe and dispose on the thread that emits, or
+    before anything is emitted (the Chats module subscribes to its connection's
+    events when it is built)."""
 
     __slots__ = ()
 
