@@ -15,8 +15,9 @@
 4. Send -> another client's getter emits over loopback, 100 clients in the chat
    (the reference server in a subprocess, the clients in this process, or the
    receivers in ``--loopback-processes`` processes of their own,
-   ``loopback_receivers.py``; then, as the floor, the same with raw receivers that
-   parse frames by hand and ``json.loads`` them). The first ``--loopback-warmup``
+   ``loopback_receivers.py``, and with them, as the floor, raw receivers in a chat
+   of their own that parse frames by hand and ``json.loads`` them, each message sent
+   to both chats in turn). The first ``--loopback-warmup``
    messages (20) are left out of the figures but the rows "warm-up included".
 5. Server fan-out: messages delivered per second to 100 clients of one chat (the
    server in a subprocess, 100 raw WebSocket readers in ``--fanout-processes``
