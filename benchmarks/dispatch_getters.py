@@ -46,7 +46,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reactivex import Observable
 from reactivex import operators as ops
@@ -156,6 +156,9 @@ def ignore_command(command: Command) -> None:
     """The benchmark's interpreter: commands are dropped (nothing is sent)."""
 
 
+T = TypeVar("T")
+
+
 def chat_id_of(index: int) -> str:
     return f"chat-{index:03d}"
 
@@ -172,23 +175,40 @@ def message(chat_id: str, seq: int) -> Message:
     )
 
 
-def build_chats(chat_ids: Sequence[str], messages: int) -> Chats:
-    """A real facade whose store holds ``chat_ids`` joined, ``messages`` each."""
+def build_chats(chat_ids: Sequence[str], messages: int, *, like: Chats | None = None) -> Chats:
+    """A real facade whose store holds ``chat_ids`` joined, ``messages`` each; with
+    ``like``, joined to those chats as ``like`` holds them, the same message objects
+    (a history held once for several facades)."""
     user = User(user_id="bench-user", display_name="Bench", session_token="unused")
     chats = Chats(user, IdleTransport(), ChatsConfig(host="bench.invalid:1"))
     chats.store.set_interpreter(ignore_command)
     restrictions = (Restriction("mute", until=None, reason="benchmark"),)
     for call_id, chat_id in enumerate(chat_ids, start=1):
+        if like is None:
+            history, last_seq = (
+                tuple(message(chat_id, seq) for seq in range(1, messages + 1)),
+                messages,
+            )
+        else:
+            held = like.store.state.chats[chat_id]
+            history, last_seq = tuple(held.messages.items), held.last_seq
         snapshot = ChatSnapshot(
-            messages=tuple(message(chat_id, seq) for seq in range(1, messages + 1)),
+            messages=history,
             members_amount=42,
             member_metadata={"role": "member"},
             restrictions=restrictions,
-            last_seq=messages,
+            last_seq=last_seq,
         )
         chats.store.dispatch(JoinChat(call_id, chat_id, "unused-token"))
         chats.store.dispatch(ChatJoined(call_id, chat_id, snapshot))
     return chats
+
+
+def rotated(items: Sequence[T], turn: int) -> tuple[T, ...]:
+    """``items`` starting at ``turn`` (modulo their number): who goes first in a block
+    of interleaved contenders rotates from block to block."""
+    shift = turn % len(items)
+    return (*items[shift:], *items[:shift])
 
 
 def placement(index: int, chat_ids: Sequence[str]) -> tuple[str, Kind]:
@@ -327,8 +347,7 @@ def run_interleaved(
         contender.reset_delivered()
     for number, start in enumerate(range(0, len(actions), block)):
         chunk = actions[start : start + block]
-        shift = number % len(contenders)
-        for contender in (*contenders[shift:], *contenders[:shift]):
+        for contender in rotated(contenders, number):
             time_steps(contender, chunk)
 
 

@@ -81,6 +81,7 @@ from dispatch_getters import (
     naive_contender,
     placement,
     reducer_contender,
+    rotated,
     time_steps,
 )
 from legacy_log import TupleLog
@@ -93,7 +94,6 @@ from chats_store.chats.actions import (
     MessagePosted,
 )
 from chats_store.chats.commands import JoinRequest
-from chats_store.chats.facade import Chats
 from chats_store.chats.model import ChatsState, MessageLog
 from chats_store.chats.reducer import reduce_chats
 from chats_store.protocol.client import ClientProtocol, EventReceived, ReplyReceived
@@ -189,27 +189,6 @@ def redux_contender(state: ChatsState, chat_ids: Sequence[str], live: int) -> Co
     return contender
 
 
-def joined_copy(chats: Chats, chat_ids: Sequence[str]) -> Chats:
-    """Another facade joined to the chats of ``chats``, with the same message objects
-    (the history is held once, however many S there are)."""
-    copy = build_chats([], 0)
-    state = chats.store.state
-    for call_id, chat_id in enumerate(chat_ids, start=1):
-        chat = state.chats[chat_id]
-        assert chat.members_amount is not None and chat.member_metadata is not None
-        assert chat.restrictions is not None
-        snapshot = ChatSnapshot(
-            messages=tuple(chat.messages.items),
-            members_amount=chat.members_amount,
-            member_metadata=chat.member_metadata,
-            restrictions=chat.restrictions,
-            last_seq=chat.last_seq,
-        )
-        copy.store.dispatch(JoinChat(call_id, chat_id, "unused-token"))
-        copy.store.dispatch(ChatJoined(call_id, chat_id, snapshot))
-    return copy
-
-
 def workload_1(args: argparse.Namespace, results: dict[str, Any]) -> None:
     chat_ids = [chat_id_of(i) for i in range(args.chats)]
     began = time.perf_counter()
@@ -217,7 +196,8 @@ def workload_1(args: argparse.Namespace, results: dict[str, Any]) -> None:
     # A store per S, all in the same state, so that every S is measured in the same
     # blocks: a slow spell of the machine then falls on every S alike.
     stores = {
-        live: built if n == 0 else joined_copy(built, chat_ids) for n, live in enumerate(args.sizes)
+        live: built if n == 0 else build_chats(chat_ids, 0, like=built)
+        for n, live in enumerate(args.sizes)
     }
     gc.freeze()
     print(
@@ -253,8 +233,7 @@ def workload_1(args: argparse.Namespace, results: dict[str, Any]) -> None:
     # Blocks of ``args.block`` dispatches, every (S, contender) in turn and the first
     # one rotating; the contenders of one S are fed the same actions.
     for number, first in enumerate(range(0, args.dispatches, args.block)):
-        shift = number % len(contenders)
-        for live, contender in (*contenders[shift:], *contenders[:shift]):
+        for live, contender in rotated(contenders, number):
             if len(contender.samples) < quotas[id(contender)]:
                 time_steps(contender, actions[live][first : first + args.block])
     rows = []
@@ -346,8 +325,7 @@ def workload_2(args: argparse.Namespace, results: dict[str, Any]) -> None:
         # every single operation measures the caches the 100,000-item tuple copy evicts
         # more than the log: see the README).
         for number, start in enumerate(range(0, args.repeats, args.block)):
-            shift = number % len(contenders)
-            for size, kind in (*contenders[shift:], *contenders[:shift]):
+            for size, kind in rotated(contenders, number):
                 log, operation = logs[size, kind], by_size[size][name]
                 kind_samples = samples.setdefault((size, name, kind), [])
                 gc.disable()
@@ -807,9 +785,7 @@ async def _loopback_spread(
         # receivers do; their lines are read at the end.
         began = time.monotonic()
         for n in range(sends):
-            shift = n % len(groups)
-            for index in (*range(shift, len(groups)), *range(shift)):
-                group, (sender, _websocket) = groups[index], senders[index]
+            for group, (sender, _websocket) in rotated(list(zip(groups, senders, strict=True)), n):
                 group.sent_at.append(time.monotonic())
                 await sender.send_message(group.chat, f"loopback {n}")
                 if not args.loopback_interval:
