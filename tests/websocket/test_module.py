@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import pytest
@@ -16,8 +17,11 @@ from chats_store import (
     create_user,
     create_websocket,
 )
+from chats_store.chats.actions import ChatSnapshot, MessagePosted
+from chats_store.chats.commands import JoinRequest
 from chats_store.errors import ErrorCode
 from chats_store.server import mint_session_token, run_server
+from tests.e2e.conftest import WAIT, network
 
 SECRET = "websocket-module-secret-long-enough-for-hs256"
 
@@ -75,3 +79,47 @@ async def test_reconnects_after_the_server_restarts() -> None:
     assert "connecting" in statuses[3:] and statuses[-2:] != ["disconnected", "disconnected"]
     await websocket.disconnect()
     await chats.close()
+
+
+async def test_a_raising_events_subscriber_does_not_keep_a_push_from_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On the reference server over loopback: a subscriber to a connection's events
+    that raises is logged and detached; the subscriber after it still gets the push
+    (a reactivex ``Subject`` would have stopped at the raise)."""
+    async with network(rate_limit=None) as net:
+        websocket = create_websocket(open_timeout=WAIT)
+        config = ChatsConfig(host=net.server.address)
+        transport = websocket.chats_transport(config.url, net.server.session_token("bob"))
+        raised: list[object] = []
+        received: list[object] = []
+
+        def bad(event: object) -> None:
+            raised.append(event)
+            raise RuntimeError("a broken view")
+
+        transport.events.subscribe(bad)
+        transport.events.subscribe(received.append)
+        await websocket.connect()
+        try:
+            joined = await transport.request(
+                JoinRequest("c1", net.server.chat_token("bob", "c1")), WAIT
+            )
+            assert isinstance(joined, ChatSnapshot), joined
+            ann = await net.joined("ann")
+            with caplog.at_level(logging.ERROR, logger="chats_store.core"):
+                for content in ("first", "second"):
+                    await ann.chats.send_message("c1", content)
+                deadline = asyncio.get_running_loop().time() + WAIT
+                while len(received) < 2:
+                    assert asyncio.get_running_loop().time() < deadline, received
+                    await asyncio.sleep(0.01)
+        finally:
+            await websocket.disconnect()
+    # The first event (ann's arrival) went to both; ``bad`` was detached after it.
+    assert len(raised) == 1 and received[0] is raised[0]
+    assert [e.message.content for e in received if isinstance(e, MessagePosted)] == [
+        "first",
+        "second",
+    ]
+    assert any("a subscriber raised" in r.getMessage() for r in caplog.records)
