@@ -44,6 +44,7 @@ import os
 import platform
 import sys
 import time
+import timeit
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -364,6 +365,16 @@ def time_steps(contender: Contender, actions: Sequence[MessagePosted]) -> None:
             samples.append(perf() - began)
     finally:
         gc.enable()
+
+
+def reference_ns() -> float:
+    """How long this machine takes for ``sum((1, 2, 3))`` now (the fastest of 5), in ns.
+
+    A shared machine's speed swings over a day; this figure, printed after a
+    measurement, tells how fast it ran then.
+    """
+    timer = timeit.Timer("sum((1, 2, 3))")
+    return min(timer.repeat(5, 200_000)) / 200_000 * 1e9
 
 
 def median_us(samples: Sequence[int]) -> float:

@@ -56,7 +56,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import timeit
 import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -81,6 +80,7 @@ from dispatch_getters import (
     naive_contender,
     placement,
     reducer_contender,
+    reference_ns,
     rotated,
     time_steps,
 )
@@ -1305,21 +1305,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     chosen = args.only.split(",") if args.only else list(workloads)
     for name in chosen:
         workloads[name](args, results)
-        print(f"\nmachine speed after it: sum((1, 2, 3)) in {_reference_ns():.0f} ns")
+        print(f"\nmachine speed after it: sum((1, 2, 3)) in {reference_ns():.0f} ns")
     if args.plot and "w1" in results and "w2" in results:
         # The quick run's plot goes to a temporary directory: it must not replace the real one.
         target = Path(tempfile.mkdtemp()) / "dispatch_cost.png" if args.quick else args.plot
         plot(results, str(target))
-
-
-def _reference_ns() -> float:
-    """How long this machine takes for ``sum((1, 2, 3))`` now (the fastest of 5), in ns.
-
-    A shared machine's speed swings over a day; this figure, printed after each
-    workload, tells how fast it ran then.
-    """
-    timer = timeit.Timer("sum((1, 2, 3))")
-    return min(timer.repeat(5, 200_000)) / 200_000 * 1e9
 
 
 if __name__ == "__main__":
