@@ -278,7 +278,8 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
 
 
 class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A wire message; ``msgspec.convert`` reads a :class:`Message` from its attributes."""
+    """A wire message; ``msgspec.convert`` reads a :class:`Message` from its attributes,
+    once :func:`_interned` has interned its ids (not frozen for this)."""
 
     id: str
     chat_id: str
@@ -289,11 +290,21 @@ class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     edited_at: float | None = None
     status: ClassVar[str] = "ready"  # as message_from_wire reads every wire message
 
-    def __post_init__(self) -> None:
-        # Interned, as message_from_wire does: one call per message as it is decoded
-        # (not frozen for this), the ids then read by msgspec.convert as they are.
-        self.chat_id = _intern(self.chat_id)
-        self.author_id = _intern(self.author_id)
+
+def _interned(messages: tuple[_MessageJson, ...]) -> tuple[_MessageJson, ...]:
+    """``messages``, their chat and author ids interned as :func:`message_from_wire`
+    interns them: before they become domain messages."""
+    # One pass after the decode rather than a __post_init__, which msgspec calls as a
+    # Python function per message: a join's 10,000 messages decode ~2 ms sooner. The
+    # messages of a page share one chat (a valid page has no other): an equal id is
+    # given the interned one without looking it up.
+    chat_id = ""
+    for message in messages:
+        if message.chat_id != chat_id:
+            chat_id = _intern(message.chat_id)
+        message.chat_id = chat_id
+        message.author_id = _intern(message.author_id)
+    return messages
 
 
 class _RestrictionJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -344,7 +355,7 @@ _HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
 
 def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
     """The messages as :func:`message_from_wire` gives them."""
-    return msgspec.convert(messages, tuple[Message, ...], from_attributes=True)
+    return msgspec.convert(_interned(messages), tuple[Message, ...], from_attributes=True)
 
 
 def read_snapshot(frame: str | bytes, request_id: int) -> ChatSnapshot | None:
@@ -378,6 +389,7 @@ def read_event(frame: str | bytes) -> ServerEvent | None:
     wire = read_frame(_POSTED_FRAME, frame)
     if wire is None:
         return None
+    _interned((wire.message,))
     return _checked_posted(msgspec.convert(wire, MessagePosted, from_attributes=True))
 
 
@@ -385,7 +397,10 @@ def read_message(frame: str | bytes, request_id: int) -> Message | None:
     """The message answering request ``request_id`` (a post, an edit) in ``frame``,
     as :func:`read_snapshot` reads a snapshot."""
     wire = read_ok_result(_MESSAGE_FRAME, frame, request_id)
-    return None if wire is None else msgspec.convert(wire, Message, from_attributes=True)
+    if wire is None:
+        return None
+    (message,) = _interned((wire,))
+    return msgspec.convert(message, Message, from_attributes=True)
 
 
 def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:

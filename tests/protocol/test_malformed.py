@@ -574,6 +574,9 @@ def test_the_reader_reads_a_servers_snapshot_and_leaves_unknown_fields_to_the_co
     assert [m.status for m in snapshot.messages] == ["ready", "ready"]
     first, second = snapshot.messages
     assert first.chat_id is second.chat_id and first.author_id is second.author_id
+    # Interned, not only shared in the page: the same strings as the chat's events get.
+    assert first.chat_id is sys.intern(first.chat_id)
+    assert first.author_id is sys.intern(first.author_id)
     newer = json.dumps({**_SNAPSHOT_JSON, "pinned": [1]})
     assert read_snapshot(f'{{"type":"ok","id":1,"result":{newer}}}', 1) is None
     assert _general_read(newer, WireSnapshot, snapshot_from_wire) == snapshot
@@ -637,7 +640,9 @@ def test_a_post_reply_is_read_on_the_fast_path_as_the_general_path_reads_it() ->
     frame = json.loads(encode_reply(1, message))
     newer = {**frame, "result": {**frame["result"], "pinned": True}}
 
-    assert read_message(json.dumps(frame), 1) == message
+    read = read_message(json.dumps(frame), 1)
+    assert read == message
+    assert read is not None and read.author_id is sys.intern("ann")
     assert read_message(json.dumps(newer), 1) is None  # left to the general path
     fast.receive_data(json.dumps(frame))
     general.receive_data(json.dumps(newer))
