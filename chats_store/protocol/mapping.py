@@ -294,8 +294,8 @@ class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 def _interned(messages: tuple[_MessageJson, ...]) -> tuple[_MessageJson, ...]:
     """``messages``, their chat and author ids interned as :func:`message_from_wire`
     interns them: before they become domain messages."""
-    # One pass after the decode rather than a __post_init__, which msgspec calls as a
-    # Python function per message: a join's 10,000 messages decode ~2 ms sooner. The
+    # One pass after the decode rather than a __post_init__, which msgspec would call
+    # as a Python function per message (the join's figures: benchmarks/README.md). The
     # messages of a page share one chat (a valid page has no other): an equal id is
     # given the interned one without looking it up.
     chat_id = ""
