@@ -298,17 +298,29 @@ def distinct_contender(state: ChatsState, chat_ids: Sequence[str], live: int) ->
     return contender
 
 
-def reducer_contender(state: ChatsState) -> Contender:
-    contender = Contender("reducer alone")
-    current = state
+def state_contender(
+    name: str, step: Callable[[ChatsState, MessagePosted], ChatsState], start: ChatsState
+) -> Contender:
+    """A contender that keeps a state, from ``start``: each action gives the next by ``step``."""
+    contender = Contender(name)
+    current = start
 
-    def step(action: MessagePosted) -> None:
+    def run(action: MessagePosted) -> None:
         nonlocal current
-        current = reduce_chats(current, action).state
+        current = step(current, action)
 
-    contender.step = step
+    contender.step = run
     contender.final_state = lambda: current
     return contender
+
+
+def reduced(state: ChatsState, action: MessagePosted) -> ChatsState:
+    """The state after ``action``, by ``reduce_chats``."""
+    return reduce_chats(state, action).state
+
+
+def reducer_contender(state: ChatsState) -> Contender:
+    return state_contender("reducer alone", reduced, state)
 
 
 def selector_for(kind: Kind, chat_id: str) -> Callable[[ChatsState], object]:

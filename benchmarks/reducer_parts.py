@@ -33,19 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dispatch_getters import (
-    Contender,
     actions_for,
     build_chats,
     chat_id_of,
     median_us,
+    reduced,
     reference_ns,
     rotated,
+    state_contender,
     time_steps,
 )
 
 from chats_store.chats.actions import MessagePosted
 from chats_store.chats.model import ChatsState, replaced
-from chats_store.chats.reducer import reduce_chats
 
 Step = Callable[[ChatsState, MessagePosted], ChatsState]
 
@@ -76,30 +76,13 @@ def copies(state: ChatsState, action: MessagePosted) -> ChatsState:
     return replaced(state, {"chats": state.chats.set(action.chat_id, copy)})
 
 
-def reducer(state: ChatsState, action: MessagePosted) -> ChatsState:
-    return reduce_chats(state, action).state
-
-
 PARTS: tuple[tuple[str, Step], ...] = (
     ("1. find the chat", find_chat),
     ("2. + look the message up", find_message),
     ("3. + the chat's new log", new_log),
     ("4. + copy the chat, the map, the state", copies),
-    ("5. the reducer", reducer),
+    ("5. the reducer", reduced),
 )
-
-
-def contender(name: str, step: Step, start: ChatsState) -> Contender:
-    timed = Contender(name)
-    current = start
-
-    def run(action: MessagePosted) -> None:
-        nonlocal current
-        current = step(current, action)
-
-    timed.step = run
-    timed.final_state = lambda: current
-    return timed
 
 
 def other_work(junk: Sequence[int]) -> None:
@@ -119,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     actions = actions_for(start, chat_ids, dispatches)
     # 2 M references (16 MiB) to 500,000 ints (14 MB).
     junk = list(range(500_000)) * 4
-    pairs = [(contender(name, step, start), contender(name, step, start)) for name, step in PARTS]
+    pairs = [
+        (state_contender(name, step, start), state_contender(name, step, start))
+        for name, step in PARTS
+    ]
     gc.collect()
     gc.freeze()
     for number, first in enumerate(range(0, dispatches, args.block)):
