@@ -399,8 +399,8 @@ def read_message(frame: str | bytes, request_id: int) -> Message | None:
     wire = read_ok_result(_MESSAGE_FRAME, frame, request_id)
     if wire is None:
         return None
-    (message,) = _interned((wire,))
-    return msgspec.convert(message, Message, from_attributes=True)
+    _interned((wire,))
+    return msgspec.convert(wire, Message, from_attributes=True)
 
 
 def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:
