@@ -36,6 +36,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from server_process import SECRET
 
 from chats_store.chats.actions import Failure
 from chats_store.chats.commands import ChatRequest, JoinRequest, PostMessageRequest
@@ -43,7 +46,6 @@ from chats_store.server import mint_chat_token
 from chats_store.server.engine import open_storage
 from chats_store.server.service import ChatService, Session, Timer
 
-SECRET = b"core-contention-benchmark-secret!"
 SESSIONS = 100
 CHATS = 10
 
@@ -54,7 +56,7 @@ class Core:
     def __init__(self, directory: str) -> None:
         storage = open_storage(Path(directory) / "core.sqlite3")
         self.service = ChatService(
-            storage, SECRET, clock=time.time, schedule=_no_timer, publish=_nowhere
+            storage, SECRET.encode(), clock=time.time, schedule=_no_timer, publish=_nowhere
         )
         self.service.start()
         self.sessions: list[tuple[Session, str]] = []
