@@ -70,12 +70,13 @@ from chats_store.server.rows import (
     LogTrim,
     bounded_frames,
     check_busy_timeout,
+    member_from_rows,
     membership_columns,
-    membership_from_columns,
     new_epoch,
     restriction_kind,
 )
 from chats_store.server.storage import (
+    Member,
     Membership,
     StorageBusyError,
     StoredMessage,
@@ -385,6 +386,21 @@ class ChatDatabase(EventLog):
         self._taken[-1] += 1
         return int(row["last_seq"])
 
+    def next_post_seq(self, chat_id: str, message_id: str) -> int | None:
+        """See :meth:`ChatStorage.next_post_seq` (call inside a transaction)."""
+        # An UPDATE, not next_seq's upsert: SQLite runs an INSERT ... SELECT with
+        # a condition several times slower.
+        row = self._conn.execute(
+            "UPDATE chats SET last_seq = last_seq + 1 WHERE chat_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM messages WHERE chat_id = ? AND message_id = ?) "
+            "RETURNING last_seq",
+            (chat_id, chat_id, message_id),
+        ).fetchone()
+        if row is None:
+            return None
+        self._taken[-1] += 1
+        return int(row["last_seq"])
+
     # Event log ----------------------------------------------------------------
 
     def log_event(
@@ -466,15 +482,17 @@ class ChatDatabase(EventLog):
 
     # Memberships --------------------------------------------------------------
 
-    def membership(self, chat_id: str, user_id: str) -> Membership | None:
-        row = self._conn.execute(
-            "SELECT * FROM memberships WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
-        ).fetchone()
-        if row is None:
-            return None
-        return membership_from_columns(
-            chat_id, user_id, row["permissions"], row["metadata"], row["joined_seq"]
-        )
+    def member(self, chat_id: str, user_id: str) -> Member | None:
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(
+            "SELECT m.permissions, m.metadata, m.joined_seq, r.kind, r.until, r.reason "
+            "FROM memberships AS m LEFT JOIN restrictions AS r "
+            "ON r.chat_id = m.chat_id AND r.user_id = m.user_id "
+            "WHERE m.chat_id = ? AND m.user_id = ? ORDER BY r.kind DESC",
+            (chat_id, user_id),
+        ).fetchall()
+        return member_from_rows(chat_id, user_id, rows)
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
         self._conn.execute(

@@ -81,12 +81,13 @@ from chats_store.server.rows import (
     bounded_frames,
     check_busy_timeout,
     event_row,
+    member_from_rows,
     membership_columns,
-    membership_from_columns,
     new_epoch,
     restriction_kind,
 )
 from chats_store.server.storage import (
+    Member,
     Membership,
     StorageBusyError,
     StoredMessage,
@@ -398,6 +399,18 @@ class PostgresDatabase(EventLog):
         assert row is not None
         return int(row[0])
 
+    def next_post_seq(self, chat_id: str, message_id: str) -> int | None:
+        """See :meth:`ChatStorage.next_post_seq` (call inside a transaction)."""
+        self._lock_chat(chat_id)
+        row = self._one(  # with next_seq's notification
+            "WITH taken AS (UPDATE chats SET last_seq = last_seq + 1 WHERE chat_id = %s "
+            "AND NOT EXISTS (SELECT 1 FROM messages WHERE chat_id = %s AND message_id = %s) "
+            "RETURNING chat_id, last_seq) "
+            "SELECT last_seq, pg_notify(%s, chat_id || ' ' || last_seq) FROM taken",
+            (chat_id, chat_id, message_id, CHANNEL),
+        )
+        return None if row is None else int(row[0])
+
     # Event log ----------------------------------------------------------------
 
     def log_event(
@@ -491,16 +504,16 @@ class PostgresDatabase(EventLog):
 
     # Memberships --------------------------------------------------------------
 
-    def membership(self, chat_id: str, user_id: str) -> Membership | None:
+    def member(self, chat_id: str, user_id: str) -> Member | None:
         self._lock_chat(chat_id)
-        row = self._one(
-            "SELECT permissions, metadata, joined_seq FROM memberships "
-            "WHERE chat_id = %s AND user_id = %s",
+        rows = self._execute(
+            "SELECT m.permissions, m.metadata, m.joined_seq, r.kind, r.until, r.reason "
+            "FROM memberships AS m LEFT JOIN restrictions AS r "
+            "ON r.chat_id = m.chat_id AND r.user_id = m.user_id "
+            "WHERE m.chat_id = %s AND m.user_id = %s ORDER BY r.kind DESC",
             (chat_id, user_id),
-        )
-        if row is None:
-            return None
-        return membership_from_columns(chat_id, user_id, *row)
+        ).fetchall()
+        return member_from_rows(chat_id, user_id, rows)
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
         self._lock_chat(membership.chat_id)

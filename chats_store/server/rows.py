@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
 from chats_store.chats.actions import MessageEdited, MessagePosted
-from chats_store.chats.model import RestrictionKind
+from chats_store.chats.model import Restriction, RestrictionKind
 from chats_store.protocol import encode_event
-from chats_store.server.storage import LoggedEvent, Membership
+from chats_store.server.storage import LoggedEvent, Member, Membership
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -28,6 +29,7 @@ __all__ = [
     "bounded_frames",
     "check_busy_timeout",
     "event_row",
+    "member_from_rows",
     "membership_columns",
     "membership_from_columns",
     "new_epoch",
@@ -76,6 +78,27 @@ def membership_from_columns(
     """The membership that :func:`membership_columns` stored."""
     loaded: Mapping[str, str] = json.loads(metadata)
     return Membership(chat_id, user_id, frozenset(json.loads(permissions)), loaded, joined_seq)
+
+
+def member_from_rows(chat_id: str, user_id: str, rows: Sequence[Sequence[Any]]) -> Member | None:
+    """The member that a read of its membership joined with its restrictions returned.
+
+    Each row: ``permissions``, ``metadata``, ``joined_seq`` (as
+    :func:`membership_columns` stored them), then ``kind``, ``until``, ``reason`` of
+    one restriction, or three nulls for a member without any; mute first. No row:
+    no such membership (None).
+    """
+    if not rows:
+        return None
+    permissions, metadata, joined_seq = rows[0][:3]
+    return Member(
+        membership_from_columns(chat_id, user_id, permissions, metadata, joined_seq),
+        tuple(
+            Restriction(restriction_kind(kind), until, reason)
+            for *_, kind, until, reason in rows
+            if kind is not None
+        ),
+    )
 
 
 @attrs.frozen

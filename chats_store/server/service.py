@@ -97,7 +97,14 @@ from chats_store.errors import ErrorCode
 from chats_store.protocol import MAX_SERVER_FRAME_SIZE, decode_event
 from chats_store.protocol.server import message_size_bound
 from chats_store.server.refusal import RefusedError
-from chats_store.server.storage import ChatStorage, LoggedEvent, Membership, StorageBusyError
+from chats_store.server.storage import (
+    ChatStorage,
+    LoggedEvent,
+    Member,
+    Membership,
+    StorageBusyError,
+    StoredMessage,
+)
 from chats_store.server.tokens import (
     MEMBERSHIP_TTL,
     ChatGrant,
@@ -436,10 +443,10 @@ class ChatService:
 
     def snapshot(self, chat_id: str, user_id: str) -> ChatSnapshot | None:
         """The chat as a join by ``user_id`` would return it now; None for a non-member."""
-        membership = self._db.membership(chat_id, user_id)
-        if membership is None:
+        member = self._db.member(chat_id, user_id)
+        if member is None:
             return None
-        return self._snapshot(membership, self._credential(membership))
+        return self._snapshot(member, self._credential(member.membership))
 
     # Another process's changes ----------------------------------------------------
 
@@ -455,9 +462,9 @@ class ChatService:
         pushes: list[Push] = []
         with self._db.transaction():
             for user_id in {session.user_id for session in self._members_online(chat_id)}:
-                if self._db.membership(chat_id, user_id) is not None:
+                if self._db.member(chat_id, user_id) is not None:
                     continue
-                block = self._active_kind(chat_id, user_id, "block")
+                block = self._active_kind(self._db.restrictions(chat_id, user_id), "block")
                 removed = (
                     RemovedFromChat(chat_id, "kicked")
                     if block is None
@@ -489,28 +496,36 @@ class ChatService:
     def _sessions_of(self, chat_id: str, user_id: str) -> tuple[Session, ...]:
         return tuple(s for s in self._subscribers.get(chat_id, ()) if s.user_id == user_id)
 
-    def _membership(self, session: Session, chat_id: str) -> Membership:
+    def _member(self, session: Session, chat_id: str) -> Member:
         """The session's membership of a chat it joined; ``chat_not_joined`` otherwise."""
         _check_id(chat_id, "chat_id")
-        membership = (
-            self._db.membership(chat_id, session.user_id) if chat_id in session.chats else None
-        )
-        if membership is None:
+        member = self._db.member(chat_id, session.user_id) if chat_id in session.chats else None
+        if member is None:
             raise RefusedError(
                 ErrorCode.CHAT_NOT_JOINED,
                 f"this connection has not joined chat {chat_id!r} - send a join request first",
             )
-        return membership
+        return member
 
-    def _active(self, chat_id: str, user_id: str) -> tuple[Restriction, ...]:
+    def _restrictions_of(
+        self, member: Member | None, chat_id: str, user_id: str
+    ) -> tuple[Restriction, ...]:
+        """The stored restrictions of ``user_id``: the member's, or read (a non-member
+        can be blocked)."""
+        return self._db.restrictions(chat_id, user_id) if member is None else member.restrictions
+
+    def _active(self, restrictions: tuple[Restriction, ...]) -> tuple[Restriction, ...]:
+        """Those of ``restrictions`` in force now."""
         now = self._clock()
-        return tuple(r for r in self._db.restrictions(chat_id, user_id) if r.is_active(now))
+        return tuple(r for r in restrictions if r.is_active(now))
 
-    def _active_kind(self, chat_id: str, user_id: str, kind: str) -> Restriction | None:
-        return next((r for r in self._active(chat_id, user_id) if r.kind == kind), None)
+    def _active_kind(
+        self, restrictions: tuple[Restriction, ...], kind: RestrictionKind
+    ) -> Restriction | None:
+        return next((r for r in self._active(restrictions) if r.kind == kind), None)
 
-    def _check_not_blocked(self, chat_id: str, user_id: str) -> None:
-        block = self._active_kind(chat_id, user_id, "block")
+    def _check_not_blocked(self, chat_id: str, restrictions: tuple[Restriction, ...]) -> None:
+        block = self._active_kind(restrictions, "block")
         if block is not None:
             raise RefusedError(
                 ErrorCode.MEMBER_BLOCKED,
@@ -537,7 +552,8 @@ class ChatService:
             now=self._clock(),
         )
 
-    def _snapshot(self, membership: Membership, credential: str) -> ChatSnapshot:
+    def _snapshot(self, member: Member, credential: str) -> ChatSnapshot:
+        membership = member.membership
         chat_id = membership.chat_id
         return ChatSnapshot(
             messages=_fitting(
@@ -545,7 +561,7 @@ class ChatService:
             ),
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
-            restrictions=self._active(chat_id, membership.user_id),
+            restrictions=self._active(member.restrictions),
             last_seq=self._db.last_seq(chat_id),
             membership=credential,
             epoch=self._db.epoch,
@@ -569,9 +585,11 @@ class ChatService:
                 ErrorCode.INVALID_TOKEN,
                 f"the chat token is for chat {grant.chat_id!r}, not {chat_id!r}",
             )
-        self._check_not_blocked(chat_id, session.user_id)
+        stored = self._db.member(chat_id, session.user_id)
+        restrictions = self._restrictions_of(stored, chat_id, session.user_id)
+        self._check_not_blocked(chat_id, restrictions)
         pushes: list[Push] = []
-        previous = self._db.membership(chat_id, session.user_id)
+        previous = None if stored is None else stored.membership
         joined_seq = self._db.next_seq(chat_id) if previous is None else previous.joined_seq
         membership = Membership(
             chat_id, session.user_id, grant.permissions, dict(grant.metadata), joined_seq
@@ -588,7 +606,7 @@ class ChatService:
             seq = self._db.next_seq(chat_id)
             metadata_event = OwnMetadataChanged(chat_id, seq, membership.metadata)
             pushes.append(self._logged(metadata_event, others, target=session.user_id))
-        snapshot = self._snapshot(membership, self._credential(membership))
+        snapshot = self._snapshot(Member(membership, restrictions), self._credential(membership))
         self._subscribe(session, chat_id)
         return Answer(snapshot, tuple(pushes))
 
@@ -613,16 +631,17 @@ class ChatService:
         if since_seq < 0:
             raise RefusedError(ErrorCode.INVALID_REQUEST, "since_seq must be 0 or more")
         self._verified_membership(session, request)
-        self._check_not_blocked(chat_id, session.user_id)
         # The stored membership, not the credential, says what the member may do now
         # (a later join may have changed it).
-        membership = self._db.membership(chat_id, session.user_id)
-        if membership is None:
+        member = self._db.member(chat_id, session.user_id)
+        self._check_not_blocked(chat_id, self._restrictions_of(member, chat_id, session.user_id))
+        if member is None:
             raise RefusedError(
                 ErrorCode.NOT_A_MEMBER,
                 f"you are no longer a member of chat {chat_id!r} (you left or were "
                 "removed) - join it again with a chat token",
             )
+        membership = member.membership
         credential = self._credential(membership)
         last_seq = self._db.last_seq(chat_id)
         epoch = self._db.epoch
@@ -642,10 +661,10 @@ class ChatService:
             )
         resumption = Resumption(
             events=(),
-            snapshot=self._snapshot(membership, credential) if missed is None else None,
+            snapshot=self._snapshot(member, credential) if missed is None else None,
             members_amount=self._db.members_amount(chat_id),
             member_metadata=membership.metadata,
-            restrictions=self._active(chat_id, session.user_id),
+            restrictions=self._active(member.restrictions),
             last_seq=last_seq,
             membership=credential,
             epoch=epoch,
@@ -657,8 +676,8 @@ class ChatService:
     def _renew(self, session: Session, request: RenewRequest) -> Answer:
         """A fresh credential for a chat this connection joined or resumed (a connection
         that stays open never resumes, and would outlive the credential otherwise)."""
-        membership = self._membership(session, request.chat_id)
-        return Answer(MembershipRenewal(self._credential(membership)))
+        member = self._member(session, request.chat_id)
+        return Answer(MembershipRenewal(self._credential(member.membership)))
 
     def _remove_member(
         self, chat_id: str, user_id: str, removed: RemovedFromChat | None
@@ -727,31 +746,31 @@ class ChatService:
         self._publish((push,))
 
     def _leave(self, session: Session, request: LeaveRequest) -> Answer:
-        self._membership(session, request.chat_id)
+        self._member(session, request.chat_id)
         return Answer(None, tuple(self._remove_member(request.chat_id, session.user_id, None)))
 
     # Messages -------------------------------------------------------------------
 
     def _post(self, session: Session, request: PostMessageRequest) -> Answer:
         chat_id, message_id = request.chat_id, request.message_id
-        membership = self._membership(session, chat_id)
+        member = self._member(session, chat_id)
         _check_id(message_id, "message_id")
-        stored = self._db.message(chat_id, message_id)
-        if stored is not None:
-            if stored.message.author_id != session.user_id:
-                raise RefusedError(
-                    ErrorCode.MESSAGE_ID_TAKEN,
-                    f"message id {message_id!r} is taken by another member's message - "
-                    "generate a new id for each message",
-                )
-            if stored.deleted:
-                raise RefusedError(
-                    ErrorCode.MESSAGE_NOT_FOUND, f"message {message_id!r} was posted and deleted"
-                )
-            return Answer(stored.message)  # a repeated post: the original, no new event
-        self._check_may_send(membership)
-        _check_content(request.content)
-        seq = self._db.next_seq(chat_id)
+        # A repeat of an earlier post is answered as such whatever else holds now, so
+        # the id is looked up before a refusal; a new post finds it free as it takes
+        # its seq (next_post_seq: no read of its own).
+        try:
+            self._check_may_send(member)
+            _check_content(request.content)
+        except RefusedError:
+            stored = self._db.message(chat_id, message_id)
+            if stored is None:
+                raise
+            return self._repeated_post(session, stored)
+        seq = self._db.next_post_seq(chat_id, message_id)
+        if seq is None:
+            stored = self._db.message(chat_id, message_id)
+            assert stored is not None  # a member's chat has taken a seq: its join's
+            return self._repeated_post(session, stored)
         message = Message(
             id=message_id,
             chat_id=chat_id,
@@ -767,18 +786,32 @@ class ChatService:
             (self._logged(MessagePosted(chat_id, seq, message), self._members_online(chat_id)),),
         )
 
-    def _check_may_send(self, membership: Membership) -> None:
+    @staticmethod
+    def _repeated_post(session: Session, stored: StoredMessage) -> Answer:
+        """A post with the id of ``stored``: the original if it is the session's own and
+        live (a repeat: no new event); refused otherwise."""
+        message = stored.message
+        if message.author_id != session.user_id:
+            raise RefusedError(
+                ErrorCode.MESSAGE_ID_TAKEN,
+                f"message id {message.id!r} is taken by another member's message - "
+                "generate a new id for each message",
+            )
+        if stored.deleted:
+            raise RefusedError(
+                ErrorCode.MESSAGE_NOT_FOUND, f"message {message.id!r} was posted and deleted"
+            )
+        return Answer(message)
+
+    def _check_may_send(self, member: Member) -> None:
         """Posting and editing need the ``send`` permission and no active mute."""
-        if SEND not in membership.permissions:
+        chat_id = member.membership.chat_id
+        if SEND not in member.membership.permissions:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
-                "your chat token does not grant the 'send' permission in chat "
-                f"{membership.chat_id!r}",
+                f"your chat token does not grant the 'send' permission in chat {chat_id!r}",
             )
-        self._check_not_muted(membership.chat_id, membership.user_id)
-
-    def _check_not_muted(self, chat_id: str, user_id: str) -> None:
-        mute = self._active_kind(chat_id, user_id, "mute")
+        mute = self._active_kind(member.restrictions, "mute")
         if mute is not None:
             raise RefusedError(
                 ErrorCode.MEMBER_MUTED,
@@ -797,14 +830,14 @@ class ChatService:
 
     def _edit(self, session: Session, request: EditMessageRequest) -> Answer:
         chat_id = request.chat_id
-        membership = self._membership(session, chat_id)
+        member = self._member(session, chat_id)
         message = self._live_message(chat_id, request.message_id)
         if message.author_id != session.user_id:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
                 f"only the author of a message can edit it; this one is by {message.author_id!r}",
             )
-        self._check_may_send(membership)
+        self._check_may_send(member)
         _check_content(request.content)
         edited_at = self._clock()
         assert message.seq is not None  # a stored message has the seq it was posted with
@@ -819,9 +852,9 @@ class ChatService:
 
     def _delete(self, session: Session, request: DeleteMessageRequest) -> Answer:
         chat_id = request.chat_id
-        membership = self._membership(session, chat_id)
+        member = self._member(session, chat_id)
         message = self._live_message(chat_id, request.message_id)
-        if message.author_id != session.user_id and MODERATE not in membership.permissions:
+        if message.author_id != session.user_id and MODERATE not in member.membership.permissions:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
                 "only the author of a message or a member with the 'moderate' permission "
@@ -834,7 +867,7 @@ class ChatService:
         return Answer(None, (self._logged(removed, self._members_online(chat_id)),))
 
     def _history(self, session: Session, request: HistoryRequest) -> Answer:
-        self._membership(session, request.chat_id)
+        self._member(session, request.chat_id)
         if not 1 <= request.limit <= MAX_HISTORY_PAGE:
             raise RefusedError(
                 ErrorCode.INVALID_LIMIT,
@@ -852,8 +885,8 @@ class ChatService:
 
     def _moderate(self, session: Session, request: ModerationRequest) -> Answer:
         chat_id, target = request.chat_id, request.member_id
-        membership = self._membership(session, chat_id)
-        if MODERATE not in membership.permissions:
+        member = self._member(session, chat_id)
+        if MODERATE not in member.membership.permissions:
             raise RefusedError(
                 ErrorCode.PERMISSION_DENIED,
                 f"your chat token does not grant the 'moderate' permission in chat {chat_id!r}",
@@ -871,7 +904,7 @@ class ChatService:
                 f"the reason is longer than {MAX_REASON_LENGTH} characters",
             )
         measure = request.measure
-        is_member = self._db.membership(chat_id, target) is not None
+        is_member = self._db.member(chat_id, target) is not None
         if measure in ("mute", "kick") and not is_member:
             raise RefusedError(
                 ErrorCode.MEMBER_NOT_FOUND, f"{target!r} is not a member of chat {chat_id!r}"
@@ -895,10 +928,11 @@ class ChatService:
 
     def _restrictions_changed(self, chat_id: str, user_id: str) -> list[Push]:
         """Tell a member about its new restrictions, if it is one."""
-        if self._db.membership(chat_id, user_id) is None:
+        member = self._db.member(chat_id, user_id)
+        if member is None:
             return []
         seq = self._db.next_seq(chat_id)
-        event = OwnRestrictionsChanged(chat_id, seq, self._active(chat_id, user_id))
+        event = OwnRestrictionsChanged(chat_id, seq, self._active(member.restrictions))
         return [self._logged(event, self._sessions_of(chat_id, user_id), target=user_id)]
 
     def _restrict(
@@ -919,7 +953,7 @@ class ChatService:
             )
         self._db.save_restriction(chat_id, user_id, Restriction(kind, until, reason))
         pushes = self._restrictions_changed(chat_id, user_id)
-        if kind == "block" and self._db.membership(chat_id, user_id) is not None:
+        if kind == "block" and self._db.member(chat_id, user_id) is not None:
             removed = RemovedFromChat(chat_id, "blocked", reason)
             pushes += self._remove_member(chat_id, user_id, removed)
         self._arm_expiry(until)

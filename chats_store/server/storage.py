@@ -60,6 +60,7 @@ from chats_store.chats.model import Message, Restriction, RestrictionKind
 __all__ = [
     "ChatStorage",
     "LoggedEvent",
+    "Member",
     "Membership",
     "StorageBusyError",
     "StoredMessage",
@@ -95,6 +96,16 @@ class Membership:
     joined_seq: int = 0
     """The chat's seq when the membership began (its ``members_amount_changed``): a
     resume never reads the log from before it. A rejoin of a member keeps it."""
+
+
+@attrs.frozen
+class Member:
+    """A membership with the member's stored restrictions, read together: what a
+    request of a member needs to know of it, in one read."""
+
+    membership: Membership
+    restrictions: tuple[Restriction, ...]
+    """Every stored restriction of the member, expired ones included, mute first."""
 
 
 @attrs.frozen
@@ -159,9 +170,19 @@ class ChatStorage(Protocol):
         """Take the chat's next event seq (inside the transaction that stores the event)."""
         ...
 
+    def next_post_seq(self, chat_id: str, message_id: str) -> int | None:
+        """Take the chat's next event seq for a new message ``message_id``, as
+        :meth:`next_seq` does, unless the chat already has a message with that id
+        (live or deleted) or has taken no seq yet: then None, taking nothing. One
+        statement: the id check of a post costs no read of its own."""
+        ...
+
     # Memberships.
 
-    def membership(self, chat_id: str, user_id: str) -> Membership | None: ...
+    def member(self, chat_id: str, user_id: str) -> Member | None:
+        """The membership and the member's restrictions (:class:`Member`), in one read;
+        None if there is no such membership."""
+        ...
 
     def save_membership(self, membership: Membership, joined_at: float) -> None:
         """Create the membership, or replace its permissions and metadata (an existing

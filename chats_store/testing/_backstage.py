@@ -82,10 +82,11 @@ class Backstage:
         session = self.session(user_id)
         chat_id = request.chat_id
         if chat_id not in session.chats:
-            membership = self._storage.membership(chat_id, user_id)
-            if membership is None:
+            member = self._storage.member(chat_id, user_id)
+            if member is None:
                 attached = self.join(user_id, chat_id, permissions)
             else:
+                membership = member.membership
                 credential = mint_membership_token(
                     self._secret,
                     user_id,

@@ -333,7 +333,7 @@ class ChatServerModel:
         it, and a member rejoins with it from another connection at once."""
         self._tick()
         self._metadata[chat_id] = dict(metadata)
-        if self._database.membership(chat_id, self.user_id) is not None:
+        if self._database.member(chat_id, self.user_id) is not None:
             self._backstage.join(self.user_id, chat_id, CLIENT_PERMISSIONS, metadata)
 
     def _moderate(

@@ -107,6 +107,28 @@ async def test_a_muted_member_reads_but_cannot_post_until_unmuted(client: Client
     assert rejoined.restrictions == ()
 
 
+async def test_a_muted_members_repeat_of_an_earlier_post_is_answered_as_a_repeat(
+    client: ClientFactory,
+) -> None:
+    alice, bob = await _room(client)
+    original = await bob.post("c1", "m1", "hello")
+    await bob.post("c1", "m2", "gone soon")
+    await bob.ok(DeleteMessageRequest("c1", "m2"))
+    await alice.post("c1", "a1")
+    await alice.ok(ModerationRequest("c1", "bob", "mute", 0))
+    await alice.drop_events()
+    await bob.drop_events()
+
+    assert await bob.ok(PostMessageRequest("c1", "m1", "hello")) == original
+    await bob.refused(PostMessageRequest("c1", "m2", "again"), ErrorCode.MESSAGE_NOT_FOUND)
+    await bob.refused(PostMessageRequest("c1", "a1", "mine"), ErrorCode.MESSAGE_ID_TAKEN)
+    await bob.refused(PostMessageRequest("c1", "m3", "new"), ErrorCode.MEMBER_MUTED)
+    await alice.no_event()
+    await alice.ok(ModerationRequest("c1", "bob", "unmute"))
+    await bob.drop_events()
+    assert (await bob.post("c1", "m3", "new")).seq == 9  # the refused posts took no seq
+
+
 async def test_the_join_snapshot_carries_active_restrictions(client: ClientFactory) -> None:
     alice, bob = await _room(client)
     await alice.ok(ModerationRequest("c1", "bob", "mute", 60, "calm down"))

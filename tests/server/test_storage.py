@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chats_store.server.storage import StorageBusyError
+from chats_store.chats.model import Message, Restriction
+from chats_store.server.storage import Member, Membership, StorageBusyError
 from tests.server.conftest import Storage
 
 Open = Callable[..., Storage]
@@ -119,3 +120,51 @@ def test_a_database_keeps_its_epoch_across_reopening_until_a_new_one_is_started(
     assert new != epoch and reopened.epoch == new
     reopened.close()
     assert open_db().epoch == new
+
+
+def _message(chat_id: str, message_id: str, seq: int) -> Message:
+    return Message(
+        id=message_id,
+        chat_id=chat_id,
+        author_id="ann",
+        content="hello",
+        status="ready",
+        seq=seq,
+        created_at=1.0,
+    )
+
+
+def test_a_post_seq_is_taken_only_for_an_id_the_chat_does_not_have(open_db: Open) -> None:
+    storage, other = open_db(), open_db()
+    with storage.transaction():
+        assert storage.next_post_seq("c1", "m1") is None  # the chat has taken no seq
+        assert storage.next_seq("c1") == 1
+        assert storage.next_post_seq("c1", "m1") == 2
+        storage.insert_message(_message("c1", "m1", 2))
+        assert storage.next_post_seq("c1", "m1") is None
+        storage.next_seq("c2")
+        assert storage.next_post_seq("c2", "m1") == 2  # ids are per chat
+    with storage.transaction():
+        storage.delete_message("c1", "m1")
+    # A deleted message keeps its id; nothing was taken by the refused ones.
+    with other.transaction():
+        assert other.next_post_seq("c1", "m1") is None
+        assert other.last_seq("c1") == 2
+        assert other.next_post_seq("c1", "m2") == 3
+
+
+def test_a_member_is_read_with_its_restrictions_mute_first(open_db: Open) -> None:
+    storage = open_db()
+    membership = Membership("c1", "ann", frozenset({"send"}), {"role": "guest"}, 4)
+    with storage.transaction():
+        assert storage.member("c1", "ann") is None
+        storage.save_membership(membership, 1.0)
+        assert storage.member("c1", "ann") == Member(membership, ())
+        storage.save_restriction("c1", "ann", Restriction("block", None, "spam"))
+        storage.save_restriction("c1", "ann", Restriction("mute", 99.0, None))
+        storage.save_restriction("c1", "bob", Restriction("mute", None, None))
+        assert storage.member("c1", "ann") == Member(
+            membership, (Restriction("mute", 99.0, None), Restriction("block", None, "spam"))
+        )
+        assert storage.member("c1", "bob") is None  # restricted, not a member
+        assert storage.member("c2", "ann") is None
