@@ -3,7 +3,7 @@
 The reference server runs its core (``ChatService.handle_all``: SQLite statements,
 then one durable commit) on a worker thread, and the connections on the event loop's
 thread; both share one interpreter lock. SQLite's calls give the lock up around
-each step of a statement (eight statements per post), and a thread that gave it up
+each step of a statement (six statements per post), and a thread that gave it up
 waits, to take it back, until the thread holding it gives it up in turn: at its
 next system call, or after the switch interval (``sys.getswitchinterval()``).
 
