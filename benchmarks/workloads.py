@@ -22,7 +22,9 @@
 5. Server fan-out: messages delivered per second to 100 clients of one chat (the
    server in a subprocess, 100 raw WebSocket readers in ``--fanout-processes``
    processes that join then only count frames, one sender keeping
-   ``--fanout-window`` posts in flight); ``--fanout-profile`` profiles the server.
+   ``--fanout-window`` posts in flight); then 5b, posts accepted from 100 senders.
+   Each server ``--fanout-rounds`` times (3), alternated: the medians.
+   ``--fanout-profile`` profiles the server.
 6. Client memory: bytes per stored message beyond its content (tracemalloc), for
    messages decoded by the codec from pushed frames and for messages built in Python.
 7. Bounded memory: 1,000,000 messages through one chat with
@@ -976,13 +978,22 @@ def _spread(total: int, processes: int) -> list[tuple[int, int]]:
 
 def workload_5(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Workload 5 against the server of ``fanout_base`` (checked out in a temporary
-    worktree) and of this tree, in that order, the same clients for both."""
+    worktree) and of this tree, the same clients for both, ``fanout_rounds`` times
+    each, alternated (who goes first rotating): each figure's median over the rounds."""
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "ours": []}
     with worktree(args.fanout_base) as base:
-        before = _fanout(args, base)
-        ours = _fanout(args, ROOT)
+        sides = [("before", base), ("ours", ROOT)]
+        for round_ in range(args.fanout_rounds):
+            for name, tree in sides if round_ % 2 == 0 else sides[::-1]:
+                runs[name].append(_fanout(args, tree))
+    before, ours = (
+        {key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]}
+        for name in ("before", "ours")
+    )
     per_chat = -(-args.senders // args.sender_chats)
     print(
-        f"\n## Workload 5: server fan-out, {args.fanout_readers} readers in"
+        f"\n## Workload 5 (median of {args.fanout_rounds} alternated rounds):"
+        f" server fan-out, {args.fanout_readers} readers in"
         f" {ours['reader_processes']} processes, {args.fanout_messages:,} messages, 1 sender"
         f" ({args.fanout_window} requests in flight); 5b: posts accepted from {args.senders}"
         f" senders, {args.sender_window} posts in flight each, {args.sender_chats} chats of"
@@ -1246,6 +1257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fanout-processes", type=int, default=2)
     parser.add_argument("--fanout-messages", type=int, default=2_000)
     parser.add_argument("--fanout-window", type=int, default=32)
+    parser.add_argument("--fanout-rounds", type=int, default=3, help="workload 5's rounds")
     parser.add_argument("--senders", type=int, default=100)
     parser.add_argument("--sender-processes", type=int, default=2)
     parser.add_argument("--sender-chats", type=int, default=10)
@@ -1280,6 +1292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.memory_messages, args.bounded_messages = 1_000, 5_000
         args.loopback_clients, args.loopback_messages, args.loopback_warmup = 5, 5, 1
         args.fanout_readers, args.fanout_processes, args.fanout_messages = 5, 1, 50
+        args.fanout_rounds = 1
         args.connections, args.connection_processes = 50, 1
         args.senders, args.sender_processes, args.sender_chats, args.sender_posts = 5, 1, 2, 10
         args.issue_rounds = 1
