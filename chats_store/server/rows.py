@@ -7,6 +7,7 @@ rules for what goes in a column, and when the event log is trimmed, live here on
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from abc import ABC, abstractmethod
@@ -76,8 +77,16 @@ def membership_from_columns(
     chat_id: str, user_id: str, permissions: str, metadata: str, joined_seq: int
 ) -> Membership:
     """The membership that :func:`membership_columns` stored."""
-    loaded: Mapping[str, str] = json.loads(metadata)
-    return Membership(chat_id, user_id, frozenset(json.loads(permissions)), loaded, joined_seq)
+    # Every request of a member reads its membership: the few permission sets there
+    # are are parsed once (a frozenset is shared safely), metadata each time (a dict
+    # of its own).
+    loaded: Mapping[str, str] = {} if metadata == "{}" else json.loads(metadata)
+    return Membership(chat_id, user_id, _permissions(permissions), loaded, joined_seq)
+
+
+@functools.lru_cache(maxsize=256)
+def _permissions(column: str) -> frozenset[str]:
+    return frozenset(json.loads(column))
 
 
 def member_from_rows(chat_id: str, user_id: str, rows: Sequence[Sequence[Any]]) -> Member | None:
