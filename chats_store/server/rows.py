@@ -77,9 +77,9 @@ def membership_from_columns(
     chat_id: str, user_id: str, permissions: str, metadata: str, joined_seq: int
 ) -> Membership:
     """The membership that :func:`membership_columns` stored."""
-    # Every request of a member reads its membership: the few permission sets there
-    # are are parsed once (a frozenset is shared safely), metadata each time (a dict
-    # of its own).
+    # Every request of a member reads its membership. Permission sets are few: each
+    # is parsed once (a frozenset is shared safely); metadata is parsed each time
+    # (a dict of its own).
     loaded: Mapping[str, str] = {} if metadata == "{}" else json.loads(metadata)
     return Membership(chat_id, user_id, _permissions(permissions), loaded, joined_seq)
 
