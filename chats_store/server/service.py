@@ -758,19 +758,19 @@ class ChatService:
         # A repeat of an earlier post is answered as such whatever else holds now, so
         # the id is looked up before a refusal; a new post finds it free as it takes
         # its seq (next_post_seq: no read of its own).
+        refusal: RefusedError | None = None
         try:
             self._check_may_send(member)
             _check_content(request.content)
-        except RefusedError:
-            stored = self._db.message(chat_id, message_id)
-            if stored is None:
-                raise
-            return self._repeated_post(session, stored)
-        seq = self._db.next_post_seq(chat_id, message_id)
+        except RefusedError as error:
+            refusal = error
+        seq = None if refusal is not None else self._db.next_post_seq(chat_id, message_id)
         if seq is None:
             stored = self._db.message(chat_id, message_id)
-            assert stored is not None  # a member's chat has taken a seq: its join's
-            return self._repeated_post(session, stored)
+            if stored is not None:
+                return self._repeated_post(session, stored)
+            assert refusal is not None  # a member's chat has taken a seq: its join's
+            raise refusal
         message = Message(
             id=message_id,
             chat_id=chat_id,
