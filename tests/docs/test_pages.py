@@ -1,0 +1,46 @@
+"""The Markdown pages a user gets (README, CHANGELOG, docs/, benchmarks/README.md)
+hold no leftover of how they were written: no placeholder line for text to come, no
+reference to a file outside the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = sorted(
+    [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "benchmarks" / "README.md"]
+    + list((ROOT / "docs").glob("*.md")),
+)
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
+"""A line that is one UPPER_SNAKE_CASE word: a marker left where text was to go."""
+OUTSIDE = re.compile(r"\.\./shared|DESIGN\.md")
+
+
+def _lines(page: Path) -> list[tuple[int, str]]:
+    """The page's lines outside fenced code blocks, numbered from 1."""
+    lines, fenced = [], False
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append((number, line))
+    return lines
+
+
+def test_the_pages_are_found() -> None:
+    assert len(PAGES) >= 8 and all(page.is_file() for page in PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_no_placeholder_is_left(page: Path) -> None:
+    left = [f"line {n}: {line}" for n, line in _lines(page) if PLACEHOLDER.match(line.strip())]
+    assert not left, f"{page.relative_to(ROOT)} holds placeholders: {left}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_no_file_outside_the_repository_is_referred_to(page: Path) -> None:
+    found = [f"line {n}" for n, line in _lines(page) if OUTSIDE.search(line)]
+    assert not found, f"{page.relative_to(ROOT)} refers outside the repository: {found}"
