@@ -63,7 +63,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -303,7 +303,7 @@ def workload_2(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     def operations(size: int) -> dict[str, Callable[[Any], Any]]:
         middle = f"c/m{size // 2}"
-        edited = attrs.evolve(message("c", size // 2), content="edited", edited_at=1.0)
+        edited = msgspec.structs.replace(message("c", size // 2), content="edited", edited_at=1.0)
         appended = message("c", size + 1)
 
         def edit(log: Any) -> Any:

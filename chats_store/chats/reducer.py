@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypedDict, TypeVar, Unpack
 
-import attrs
+import msgspec
 from immutables import Map
 
 from chats_store.chats.actions import (
@@ -293,7 +293,7 @@ def _interrupt_in_flight(chat: ChatState) -> Step[ChatState]:
     changed = False
     for message in chat.messages:
         if message.status == "sending":
-            log = log.replace(attrs.evolve(message, status="interrupted"))
+            log = log.replace(msgspec.structs.replace(message, status="interrupted"))
             changed = True
     for original in chat.originals.values():
         log = log.replace(original)
@@ -338,7 +338,7 @@ def _resume(chat: ChatState) -> Step[ChatState]:
     for operation in reloading.recovered:
         message = reloading.messages.find(operation.message_id)
         if operation.kind == "send" and message is not None and message.status == "interrupted":
-            sending = attrs.evolve(message, status="sending")
+            sending = msgspec.structs.replace(message, status="sending")
             queued = _evolve_chat(reloading, messages=reloading.messages.replace(sending))
             step = _enqueue_send(queued, INTERNAL_CALL, message.id)
             reloading = step.state
@@ -468,7 +468,9 @@ def _named(chat: ChatState, message_id: str) -> Message:
 
 
 def _ready(message: Message) -> Message:
-    return message if message.status == "ready" else attrs.evolve(message, status="ready")
+    return (
+        message if message.status == "ready" else msgspec.structs.replace(message, status="ready")
+    )
 
 
 def _ready_in_order(messages: tuple[Message, ...]) -> tuple[Message, ...]:
@@ -579,7 +581,7 @@ def _replaced_by(chat: ChatState, snapshot: ChatSnapshot) -> ChatState:
         if in_flight is None:
             visible.append(message)
         else:
-            visible.append(attrs.evolve(in_flight, seq=message.seq))
+            visible.append(msgspec.structs.replace(in_flight, seq=message.seq))
             originals[message.id] = message
     ids = {message.id for message in confirmed}
     pending = [m for m in chat.messages if m.seq is None and m.id not in ids]
@@ -709,12 +711,12 @@ def _replay_recovered(chat: ChatState, resumption: Resumption) -> Step[ChatState
                 or (message.id, content) in applied
             ):
                 continue
-            shown = attrs.evolve(message, content=content, status="updating")
+            shown = msgspec.structs.replace(message, content=content, status="updating")
             request = EditMessageRequest(chat.chat_id, message.id, content)
         else:
             if message.status not in ("ready", "interrupted"):
                 continue
-            shown = attrs.evolve(message, status="deleting")
+            shown = msgspec.structs.replace(message, status="deleting")
             request = DeleteMessageRequest(chat.chat_id, message.id)
         log = log.replace(shown)
         originals = originals.set(message.id, message)
@@ -729,7 +731,7 @@ def resend_interrupted(chat: ChatState) -> Step[ChatState]:
     commands: list[Command] = []
     for message in chat.messages:
         if message.status == "interrupted":
-            sending = attrs.evolve(
+            sending = msgspec.structs.replace(
                 step.state.messages.find(message.id) or message, status="sending"
             )
             queued = _evolve_chat(step.state, messages=step.state.messages.replace(sending))
@@ -753,7 +755,7 @@ def send_message(chat: ChatState, action: SendMessage) -> ChatState | Step[ChatS
 
 def resend_message(chat: ChatState, action: ResendMessage) -> ChatState | Step[ChatState]:
     message = _named(chat, action.message_id)
-    sending = attrs.evolve(message, status="sending")
+    sending = msgspec.structs.replace(message, status="sending")
     with_message = _evolve_chat(chat, messages=chat.messages.replace(sending))
     return _enqueue_send(with_message, action.call_id, action.message_id)
 
@@ -774,7 +776,9 @@ def _received(chat: ChatState, message: Message) -> _ChatChanges:
         if chat.originals[message.id] != message:
             changes["originals"] = chat.originals.set(message.id, message)
         if existing is not None and existing.seq is None:
-            changes["messages"] = chat.messages.confirm(attrs.evolve(existing, seq=message.seq))
+            changes["messages"] = chat.messages.confirm(
+                msgspec.structs.replace(existing, seq=message.seq)
+            )
         return changes
     messages = chat.messages.confirm(message)
     return {} if messages is chat.messages else {"messages": messages}
@@ -787,7 +791,7 @@ def _at_first_seq(existing: Message | None, message: Message) -> Message:
     ``existing`` takes the server's seq."""
     if existing is None or existing.seq is None or existing.seq == message.seq:
         return message
-    return attrs.evolve(message, seq=existing.seq)
+    return msgspec.structs.replace(message, seq=existing.seq)
 
 
 def _receive(chat: ChatState, message: Message) -> ChatState:
@@ -808,14 +812,14 @@ def message_sent(chat: ChatState, action: MessageSent) -> ChatState | Step[ChatS
 def message_send_failed(chat: ChatState, action: MessageSendFailed) -> ChatState | Step[ChatState]:
     message = chat.messages.find(action.message_id)
     if message is not None and message.status == "sending":
-        interrupted = attrs.evolve(message, status="interrupted")
+        interrupted = msgspec.structs.replace(message, status="interrupted")
         chat = _evolve_chat(chat, messages=chat.messages.replace(interrupted))
     return _send_finished(chat, action.message_id)
 
 
 def update_message(chat: ChatState, action: UpdateMessage) -> Step[ChatState]:
     message = _named(chat, action.message_id)
-    updating = attrs.evolve(message, content=action.content, status="updating")
+    updating = msgspec.structs.replace(message, content=action.content, status="updating")
     request = EditMessageRequest(action.chat_id, action.message_id, action.content)
     return Step(
         _evolve_chat(
@@ -860,7 +864,7 @@ def delete_message(chat: ChatState, action: DeleteMessage) -> Step[ChatState]:
     return Step(
         _evolve_chat(
             chat,
-            messages=chat.messages.replace(attrs.evolve(message, status="deleting")),
+            messages=chat.messages.replace(msgspec.structs.replace(message, status="deleting")),
             originals=chat.originals.set(message.id, message),
         ),
         (SendRequest(action.call_id, request),),

@@ -19,6 +19,7 @@ from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
+import msgspec
 from cattrs.strategies import configure_tagged_union
 
 from chats_store.chats import actions as _actions
@@ -32,7 +33,7 @@ from chats_store.chats.actions import (
     MembershipRenewed,
     ServerEvent,
 )
-from chats_store.chats.model import read_only
+from chats_store.chats.model import Message, read_only
 
 __all__ = [
     "ACTION_TYPES",
@@ -102,6 +103,9 @@ def _build_converter() -> cattrs.Converter:
         is_metadata, lambda data, _type: read_only({str(k): str(v) for k, v in data.items()})
     )
     converter.register_unstructure_hook_func(is_metadata, lambda value: dict(value))
+    # Message is a msgspec Struct (see its class): msgspec reads and writes it.
+    converter.register_unstructure_hook(Message, msgspec.structs.asdict)
+    converter.register_structure_hook(Message, lambda data, _type: msgspec.convert(data, Message))
     configure_tagged_union(ServerEvent, converter, tag_name="type")
     configure_tagged_union(_Action, converter, tag_name="type")
     return converter

@@ -62,6 +62,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import attrs
+import msgspec
 
 from chats_store.chats.actions import (
     ChatSnapshot,
@@ -841,7 +842,7 @@ class ChatService:
         _check_content(request.content)
         edited_at = self._clock()
         assert message.seq is not None  # a stored message has the seq it was posted with
-        edited = attrs.evolve(message, content=request.content, edited_at=edited_at)
+        edited = msgspec.structs.replace(message, content=request.content, edited_at=edited_at)
         seq = self._db.next_seq(chat_id)
         self._db.edit_message(chat_id, message.id, edited.content, edited_at)
         self._db.supersede_message_events(MessagePosted(chat_id, message.seq, edited))

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import msgspec
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
@@ -257,7 +258,7 @@ def chat_snapshots(
     )
     message_ids_ = draw(st.lists(message_ids(), min_size=count, max_size=count, unique=True))
     snapshot_messages = tuple(
-        attrs.evolve(draw(confirmed_messages(chat_id, seqs=st.just(seq))), id=message_id)
+        msgspec.structs.replace(draw(confirmed_messages(chat_id, seqs=st.just(seq))), id=message_id)
         for seq, message_id in zip(seqs, message_ids_, strict=True)
     )
     return ChatSnapshot(
@@ -293,7 +294,7 @@ def server_events(
     if known_messages:
         posted_options.append(
             st.sampled_from(tuple(known_messages)).map(
-                lambda message: attrs.evolve(
+                lambda message: msgspec.structs.replace(
                     message, status="ready", seq=message.seq if message.seq is not None else seq
                 )
             )
@@ -335,7 +336,7 @@ def server_events(
                 st.just(chat_id),
                 st.just(seq),
                 st.builds(
-                    lambda message, content, at: attrs.evolve(
+                    lambda message, content, at: msgspec.structs.replace(
                         message, status="ready", content=content, edited_at=at
                     ),
                     st.sampled_from(confirmed),
@@ -705,7 +706,7 @@ def chats_actions(draw: DrawFn, state: ChatsState) -> Any:
     if existing is not None and existing.seq is not None and draw(st.booleans()):
         # The server's copy of a message the client holds, unchanged (a repeated
         # ack, an echo): nothing should change.
-        server_message = attrs.evolve(existing, status="ready")
+        server_message = msgspec.structs.replace(existing, status="ready")
     if kind is OlderMessagesLoaded:
         return OlderMessagesLoaded(call_id, chat_id, (server_message,))
     if kind is MessagePosted:

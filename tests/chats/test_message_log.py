@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import attrs
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,7 +58,7 @@ def test_confirm_puts_confirmed_messages_before_pending_ones() -> None:
 def test_confirm_replaces_the_pending_echo() -> None:
     log = MessageLog().append_pending(pending("p1", "hello")).append_pending(pending("p2"))
     log = log.confirm(confirmed("x", 1))
-    log = log.confirm(attrs.evolve(confirmed("p1", 2, "hello"), author_id="me"))
+    log = log.confirm(msgspec.structs.replace(confirmed("p1", 2, "hello"), author_id="me"))
     assert ids(log) == ["x", "p1", "p2"]
     echo = log.find("p1")
     assert echo is not None
@@ -87,7 +87,7 @@ def test_append_pending_keeps_creation_order() -> None:
 
 def test_replace_keeps_the_position_and_an_absent_id_changes_nothing() -> None:
     log = MessageLog().confirm(confirmed("a", 1)).append_pending(pending("p1"))
-    replaced = log.replace(attrs.evolve(pending("p1"), status="interrupted"))
+    replaced = log.replace(msgspec.structs.replace(pending("p1"), status="interrupted"))
     assert ids(replaced) == ["a", "p1"]
     assert [message.status for message in replaced] == ["ready", "interrupted"]
     assert log.replace(pending("nope")) is log
@@ -120,7 +120,7 @@ def test_replace_of_a_pending_message_by_its_confirmed_version_moves_it() -> Non
     """A rollback to the version the server pushed meanwhile lands at its seq."""
     log = MessageLog().confirm(confirmed("a", 1)).confirm(confirmed("b", 5))
     log = log.append_pending(pending("p1")).append_pending(pending("p2"))
-    log = log.replace(attrs.evolve(pending("p2"), seq=3, status="ready"))
+    log = log.replace(msgspec.structs.replace(pending("p2"), seq=3, status="ready"))
     assert_well_ordered(log)
     assert ids(log) == ["a", "p2", "b", "p1"]
 
@@ -414,7 +414,7 @@ def test_message_sequence_behaves_like_a_tuple() -> None:
 def test_a_long_history_shares_its_chunks_between_versions() -> None:
     log = MessageLog(confirmed(f"m{i}", i + 1) for i in range(10_000))
     appended = log.confirm(confirmed("new", 20_000))
-    edited = log.replace(attrs.evolve(log.items[5_000], content="edited"))
+    edited = log.replace(msgspec.structs.replace(log.items[5_000], content="edited"))
     removed = log.remove("m5000")
     old_chunks = log.items._chunks
     assert appended.items._chunks[:-1] == old_chunks[:-1]
@@ -422,7 +422,7 @@ def test_a_long_history_shares_its_chunks_between_versions() -> None:
     shared = sum(a is b for a, b in zip(edited.items._chunks, old_chunks, strict=True))
     assert shared == len(old_chunks) - 1
     assert removed.find("m5000") is None and log.find("m5000") is not None
-    assert len(removed) == 9_999 and edited.find("m5000") == attrs.evolve(
+    assert len(removed) == 9_999 and edited.find("m5000") == msgspec.structs.replace(
         log.items[5_000], content="edited"
     )
     # Two levels (chunks of 32, groups of 64 chunks, the last chunk in a group of its

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
+import msgspec
 import pytest
 from hypothesis import given, settings
 
@@ -386,8 +386,8 @@ def kept_view(chat: ChatState) -> list[Message]:
     kept = [chat.originals.get(m.id, m) for m in chat.messages]
     confirmed = sorted((m for m in kept if m.seq is not None), key=lambda m: m.seq or 0)
     return [
-        *(attrs.evolve(m, status="ready") for m in confirmed),
-        *(attrs.evolve(m, status="interrupted") for m in kept if m.seq is None),
+        *(msgspec.structs.replace(m, status="ready") for m in confirmed),
+        *(msgspec.structs.replace(m, status="interrupted") for m in kept if m.seq is None),
     ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import msgspec
 import pytest
 
 from chats_store.chats.actions import (
@@ -434,7 +435,7 @@ def test_update_shows_the_new_content_while_updating(ready: ChatsState) -> None:
 
 
 def test_message_updated_makes_it_ready_with_the_server_version(ready: ChatsState) -> None:
-    edited = attrs.evolve(server_message("b", 7, "edited", ME), edited_at=20.0)
+    edited = msgspec.structs.replace(server_message("b", 7, "edited", ME), edited_at=20.0)
     state = reduce(ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdated(2, "c1", edited))
     assert chat(state).messages.find("b") == edited
     assert not chat(state).originals
@@ -445,9 +446,9 @@ def test_an_update_reply_with_another_seq_leaves_the_message_where_it_was(
 ) -> None:
     """A message's seq never changes: a reply saying otherwise moves nothing (the
     client fuzzer found a history out of order after one)."""
-    edited = attrs.evolve(server_message("b", 1, "edited", ME), edited_at=20.0)
+    edited = msgspec.structs.replace(server_message("b", 1, "edited", ME), edited_at=20.0)
     state = reduce(ready, UpdateMessage(2, "c1", "b", "edited"), MessageUpdated(2, "c1", edited))
-    assert chat(state).messages.find("b") == attrs.evolve(edited, seq=7)
+    assert chat(state).messages.find("b") == msgspec.structs.replace(edited, seq=7)
     seqs = [message.seq for message in chat(state).messages]
     assert seqs == sorted(seqs)
 
@@ -612,7 +613,7 @@ def test_events_during_loading_are_applied_on_top_of_the_snapshot(loading: Chats
 
 
 def test_message_edited_replaces_the_content(ready: ChatsState) -> None:
-    edited = attrs.evolve(server_message("a", 3, "changed"), edited_at=10.0)
+    edited = msgspec.structs.replace(server_message("a", 3, "changed"), edited_at=10.0)
     state = reduce(ready, MessageEdited("c1", 10, edited))
     assert chat(state).messages.find("a") == edited
     assert chat(state).last_seq == 10
@@ -1264,7 +1265,7 @@ def test_an_update_during_a_resync_settles_after_the_resume(reloading: ChatsStat
     assert statuses(state)[1] == ("b", 7, "updating")
     # The server answers the resume first, then the edit; its push of the edit arrives
     # while the chat is still reloading and is buffered.
-    edited = attrs.evolve(acked("b", 7, "new"), edited_at=21.0)
+    edited = msgspec.structs.replace(acked("b", 7, "new"), edited_at=21.0)
     state = reduce(state, MessageEdited("c1", 21, edited))
     assert chat(state).buffered_events == (MessageEdited("c1", 21, edited),)
     state = reduce(state, ChatResumed(0, "c1", resumption(last_seq=20)))
@@ -1548,8 +1549,10 @@ def test_operations_the_server_applied_before_the_end_are_not_sent_again(
     reloading = reduce(restored, ConnectionStatusChanged("connected"))
     missed = resumption(
         MessagePosted("c1", 10, acked("p", 10)),
-        MessageEdited("c1", 11, attrs.evolve(acked("b", 7), content="b, edited")),
-        MessageEdited("c1", 12, attrs.evolve(acked("b", 7), content="b, by another device")),
+        MessageEdited("c1", 11, msgspec.structs.replace(acked("b", 7), content="b, edited")),
+        MessageEdited(
+            "c1", 12, msgspec.structs.replace(acked("b", 7), content="b, by another device")
+        ),
         MessageRemoved("c1", 13, "a"),
         last_seq=13,
     )
@@ -1564,7 +1567,7 @@ def test_operations_the_server_applied_before_the_end_are_not_sent_again(
 def test_an_edit_to_the_content_the_message_has_is_not_sent(restored: ChatsState) -> None:
     reloading = reduce(restored, ConnectionStatusChanged("connected"))
     snapshot = ChatSnapshot(
-        messages=(attrs.evolve(acked("b", 7), content="b, edited"),),
+        messages=(msgspec.structs.replace(acked("b", 7), content="b, edited"),),
         members_amount=4,
         member_metadata={},
         restrictions=(),

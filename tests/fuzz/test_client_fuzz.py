@@ -42,6 +42,7 @@ from collections.abc import Callable, Coroutine, Hashable, Sequence
 from typing import Any, TypeVar
 
 import attrs
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -358,20 +359,20 @@ class ClientFuzz:
         if how == "snapshot" and joins and known:
             request_id, request = self.pick(joins)
             _, message = self.pick(known)
-            copy_ = attrs.evolve(message, chat_id=request.chat_id)
-            twice = (copy_, attrs.evolve(copy_, seq=(copy_.seq or 0) + 1))
+            copy_ = msgspec.structs.replace(message, chat_id=request.chat_id)
+            twice = (copy_, msgspec.structs.replace(copy_, seq=(copy_.seq or 0) + 1))
             snapshot = ChatSnapshot(twice, 2, {}, (), (copy_.seq or 0) + 1)
             return encode_reply(request_id, snapshot), "identity:snapshot"
         if how == "history" and histories and known:
             history_id, history = self.pick(histories)
             _, message = self.pick(known)
-            other = attrs.evolve(message, chat_id=history.chat_id + "-other", seq=1)
+            other = msgspec.structs.replace(message, chat_id=history.chat_id + "-other", seq=1)
             return encode_reply(history_id, (other,)), "identity:history"
         if not known:
             return None
         chat, message = self.pick(known)
         seq = chat.next_seq()
-        moved = attrs.evolve(message, seq=seq)
+        moved = msgspec.structs.replace(message, seq=seq)
         event: ServerEvent = (
             MessagePosted(chat.chat_id, seq, moved)
             if draw(st.booleans())

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-import attrs
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -106,7 +106,9 @@ def events(
     seq = draw(ints) if seq is None else seq
     kind = draw(st.integers(0, kinds - 1))
     if kind == 0:
-        return MessagePosted(chat_id, seq, attrs.evolve(draw(messages(chat_id)), seq=seq))
+        return MessagePosted(
+            chat_id, seq, msgspec.structs.replace(draw(messages(chat_id)), seq=seq)
+        )
     if kind == 1:
         return MessageEdited(chat_id, seq, draw(messages(chat_id)))
     if kind == 2:
@@ -128,7 +130,7 @@ def pages(draw: st.DrawFn, chat_id: str, below_seq: int) -> tuple[Message, ...]:
     seqs = draw(st.lists(st.integers(0, max(below_seq - 1, 0)), max_size=3, unique=True))
     page_ids = draw(st.lists(ids, min_size=len(seqs), max_size=len(seqs), unique=True))
     return tuple(
-        attrs.evolve(draw(messages(chat_id, message_id)), seq=seq)
+        msgspec.structs.replace(draw(messages(chat_id, message_id)), seq=seq)
         for seq, message_id in zip(sorted(seqs), page_ids, strict=True)
         if seq < below_seq
     )
@@ -410,5 +412,5 @@ def test_the_msgspec_writers_write_the_frames_a_server_usually_sends() -> None:
 
     assert reply is not None and reply == _written_generally(lambda: encode_reply(4, message))
     assert posted is not None and posted == _written_generally(lambda: encode_event(event))
-    assert mapping.write_message(4, attrs.evolve(message, content="café")) is None
+    assert mapping.write_message(4, msgspec.structs.replace(message, content="café")) is None
     assert mapping.write_posted(MessagePosted("ç1", 3, message), 3) is None  # the event's chat

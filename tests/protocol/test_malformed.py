@@ -8,7 +8,6 @@ import sys
 from typing import Any
 from unittest import mock
 
-import attrs
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -762,7 +761,7 @@ def test_the_reader_of_posted_events_reads_what_the_converter_reads(
 def test_a_posted_event_is_read_on_the_fast_path_with_its_ids_shared() -> None:
     first = read_event(encode_event(MessagePosted("c", 3, _message("m1")), seq=3))
     second = read_event(
-        encode_event(MessagePosted("c", 4, attrs.evolve(_message("m2"), seq=4)), seq=4)
+        encode_event(MessagePosted("c", 4, msgspec.structs.replace(_message("m2"), seq=4)), seq=4)
     )
 
     assert first == MessagePosted("c", 3, _message("m1"))
