@@ -26,7 +26,9 @@
    Each server ``--fanout-rounds`` times (3), alternated: the medians.
    ``--fanout-profile`` profiles the server.
 6. Client memory: bytes per stored message beyond its content (tracemalloc), for
-   messages decoded by the codec from pushed frames and for messages built in Python.
+   messages decoded by the codec from pushed frames and for messages built in Python;
+   a full collection's time with 1,000,000 messages held, against the attrs class
+   ``Message`` was (``legacy_message.py``).
 7. Bounded memory: 1,000,000 messages through one chat with
    ``ChatsConfig(max_messages_in_memory=1000)``: RSS and allocated blocks sampled.
 8. Server memory per idle connection, by compression policy
@@ -544,6 +546,49 @@ def workload_6(args: argparse.Namespace, results: dict[str, Any]) -> None:
             "beyond": per - content,
             "content": content,
         }
+    _collections(args.collected_messages, results)
+
+
+_CHUNK = 32  # messages per tuple, as the log's chunks hold them
+
+
+def _collection_ms(message_class: Callable[..., object], count: int) -> tuple[float, int]:
+    """A full collection's median time (5 runs) while ``count`` messages of
+    ``message_class`` are held in tuples of 32, and the objects the collector tracks."""
+    held = tuple(
+        tuple(
+            message_class(f"c/m{n}", "c", "user-1", "a message", "ready", n, 1.7e9)
+            for n in range(start, min(start + _CHUNK, count))
+        )
+        for start in range(0, count, _CHUNK)
+    )
+    gc.collect()
+    samples = []
+    for _ in range(5):
+        began = time.perf_counter_ns()
+        gc.collect()
+        samples.append(time.perf_counter_ns() - began)
+    tracked = len(gc.get_objects())
+    del held
+    return statistics.median(samples) / 1e6, tracked
+
+
+def _collections(count: int, results: dict[str, Any]) -> None:
+    """What a full collection costs a client holding ``count`` messages: ``Message``
+    (a msgspec Struct the collector does not track) against the attrs class it was."""
+    from legacy_message import AttrsMessage
+
+    from chats_store.chats.model import Message
+
+    ours, ours_tracked = _collection_ms(Message, count)
+    before, before_tracked = _collection_ms(AttrsMessage, count)
+    print(
+        f"\n| a full collection (`gc.collect()`), {count:,} messages held in tuples of 32"
+        " | ms | objects tracked |\n|---|---:|---:|"
+    )
+    print(f"| `Message` (msgspec Struct, `gc=False`) | {ours:.1f} | {ours_tracked:,} |")
+    print(f"| the attrs class it was (`legacy_message.py`) | {before:.1f} | {before_tracked:,} |")
+    results["w6 collection"] = {"ours": ours, "before": before}
 
 
 # Bounded memory (ChatsConfig.max_messages_in_memory) ---------------------------------------
@@ -1271,6 +1316,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--fanout-profile", default="", help="write the server's cProfile stats to this file"
     )
+    parser.add_argument(
+        "--collected-messages", type=int, default=1_000_000, help="workload 6's collections"
+    )
     parser.add_argument("--connections", type=int, default=2_000, help="workload 8")
     parser.add_argument("--connection-processes", type=int, default=2, help="workload 8")
     parser.add_argument("--connections-base", default="bc98088", help="workload 8's before")
@@ -1289,7 +1337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.chats, args.messages, args.dispatches, args.block = 10, 1_000, 100, 25
         args.sizes, args.baseline_max, args.history = "10,100", 100, "1000,10000"
         args.repeats, args.join_messages, args.join_repeats = 50, 1_000, 2
-        args.memory_messages, args.bounded_messages = 1_000, 5_000
+        args.memory_messages, args.bounded_messages, args.collected_messages = 1_000, 5_000, 10_000
         args.loopback_clients, args.loopback_messages, args.loopback_warmup = 5, 5, 1
         args.fanout_readers, args.fanout_processes, args.fanout_messages = 5, 1, 50
         args.fanout_rounds = 1
