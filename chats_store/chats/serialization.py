@@ -1,4 +1,5 @@
-"""Actions to JSON-ready data and back, for action logs (pure: attrs + cattrs).
+"""Actions to JSON-ready data and back, for action logs (pure: attrs + cattrs, msgspec for
+messages).
 
 :data:`converter` is a ``cattrs.Converter`` that handles every action class of
 :mod:`chats_store.chats.actions` (nested ``Message``, ``Restriction``,

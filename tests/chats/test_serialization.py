@@ -144,3 +144,30 @@ def test_a_non_action_is_refused() -> None:
 
     with pytest.raises(TypeError, match="not a chats_store action"):
         action_to_data(ChatsState())
+
+
+def test_a_message_is_written_field_by_field_and_read_strictly() -> None:
+    import pytest
+    from cattrs.errors import ClassValidationError
+
+    from chats_store.chats.actions import MessagePosted
+    from chats_store.chats.model import Message
+
+    message = Message("m1", "c1", "u1", "hello", "ready", 3, 1.5)
+    data = action_to_data(MessagePosted("c1", 3, message))
+    assert data["message"] == {
+        "id": "m1",
+        "chat_id": "c1",
+        "author_id": "u1",
+        "content": "hello",
+        "status": "ready",
+        "seq": 3,
+        "created_at": 1.5,
+        "edited_at": None,
+    }
+    assert action_from_data(data) == MessagePosted("c1", 3, message)
+    for field, wrong in (("status", "bogus"), ("seq", "3"), ("content", None)):
+        broken = {**data, "message": {**data["message"], field: wrong}}
+        with pytest.raises(ClassValidationError) as caught:
+            action_from_data(broken)
+        assert f"$.{field}" in repr(caught.value.exceptions)  # msgspec names the field
