@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from types import NoneType
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 import msgspec
@@ -272,14 +272,13 @@ def resumption_from_wire(wire: WireResumption) -> Resumption:
 # Reading replies straight into the domain --------------------------------------------
 # A join's snapshot and a history page are the large frames (10,000 messages at a join),
 # a post's or an edit's reply the frequent one: msgspec reads them into these structs
-# (one per class of frames.py, every field known), and converts the messages to domain
-# messages in one call. Unknown fields go the general way (see frames.read_ok_result),
-# which reads and ignores them.
+# (one per class of frames.py, every field known, every value checked), and
+# _domain_messages makes the domain's messages of them. Unknown fields go the general
+# way (see frames.read_ok_result), which reads and ignores them.
 
 
-class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A wire message; ``msgspec.convert`` reads a :class:`Message` from its attributes,
-    once :func:`_interned` has interned its ids (not frozen for this)."""
+class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+    """A wire message (see :func:`_domain_messages`)."""
 
     id: str
     chat_id: str
@@ -288,23 +287,34 @@ class _MessageJson(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     seq: int
     created_at: float
     edited_at: float | None = None
-    status: ClassVar[str] = "ready"  # as message_from_wire reads every wire message
 
 
-def _interned(messages: tuple[_MessageJson, ...]) -> tuple[_MessageJson, ...]:
-    """``messages``, their chat and author ids interned as :func:`message_from_wire`
-    interns them: before they become domain messages."""
-    # One pass after the decode rather than a __post_init__, which msgspec would call
-    # as a Python function per message (the join's figures: benchmarks/README.md). The
-    # messages of a page share one chat (a valid page has no other): an equal id is
-    # given the interned one without looking it up.
+def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
+    """The messages as :func:`message_from_wire` gives them: ready, their chat and
+    author ids interned."""
+    # One pass that interns and constructs: a Message is a Struct, whose constructor
+    # takes the fields msgspec has checked as they are; twice as quick as an interning
+    # pass, then msgspec.convert from the structs' attributes (the join's figures:
+    # benchmarks/README.md). The messages of a page share one chat (a valid page has no
+    # other): an equal id is given the interned one without looking it up.
     chat_id = ""
-    for message in messages:
-        if message.chat_id != chat_id:
-            chat_id = _intern(message.chat_id)
-        message.chat_id = chat_id
-        message.author_id = _intern(message.author_id)
-    return messages
+    domain = []
+    for wire in messages:
+        if wire.chat_id != chat_id:
+            chat_id = _intern(wire.chat_id)
+        domain.append(
+            Message(
+                wire.id,
+                chat_id,
+                _intern(wire.author_id),
+                wire.content,
+                "ready",
+                wire.seq,
+                wire.created_at,
+                wire.edited_at,
+            )
+        )
+    return tuple(domain)
 
 
 class _RestrictionJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -341,21 +351,12 @@ class _PostedFrameJson(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     seq: int
     event: _MessagePostedJson
 
-    @property
-    def message(self) -> _MessageJson:
-        return self.event.message  # for msgspec.convert: a MessagePosted's attribute
-
 
 _POSTED_FRAME = msgspec.json.Decoder(_PostedFrameJson)
 _EVENT_FRAME_START = '{"type":"event",'
 _MESSAGE_FRAME = msgspec.json.Decoder(OkJson[_MessageJson])
 _SNAPSHOT_FRAME = msgspec.json.Decoder(OkJson[_SnapshotJson])
 _HISTORY_FRAME = msgspec.json.Decoder(OkJson[_HistoryJson])
-
-
-def _domain_messages(messages: tuple[_MessageJson, ...]) -> tuple[Message, ...]:
-    """The messages as :func:`message_from_wire` gives them."""
-    return msgspec.convert(_interned(messages), tuple[Message, ...], from_attributes=True)
 
 
 def read_snapshot(frame: str | bytes, request_id: int) -> ChatSnapshot | None:
@@ -389,8 +390,8 @@ def read_event(frame: str | bytes) -> ServerEvent | None:
     wire = read_frame(_POSTED_FRAME, frame)
     if wire is None:
         return None
-    _interned((wire.message,))
-    return _checked_posted(msgspec.convert(wire, MessagePosted, from_attributes=True))
+    (message,) = _domain_messages((wire.event.message,))
+    return _checked_posted(MessagePosted(wire.chat_id, wire.seq, message))
 
 
 def read_message(frame: str | bytes, request_id: int) -> Message | None:
@@ -399,8 +400,8 @@ def read_message(frame: str | bytes, request_id: int) -> Message | None:
     wire = read_ok_result(_MESSAGE_FRAME, frame, request_id)
     if wire is None:
         return None
-    _interned((wire,))
-    return msgspec.convert(wire, Message, from_attributes=True)
+    (message,) = _domain_messages((wire,))
+    return message
 
 
 def read_history(frame: str | bytes, request_id: int) -> tuple[Message, ...] | None:
