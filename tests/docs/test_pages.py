@@ -1,6 +1,6 @@
 """The Markdown pages a user gets (README, CHANGELOG, docs/, benchmarks/README.md)
-hold no leftover of how they were written: no placeholder line for text to come, no
-reference to a file outside the repository."""
+hold no leftover of how they were written: no placeholder line for text to come, and
+every relative link leads to a file of the repository."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ PAGES = sorted(
 )
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 """A line that is one UPPER_SNAKE_CASE word: a marker left where text was to go."""
-OUTSIDE = re.compile(r"\.\./shared|DESIGN\.md")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+"""A Markdown link's target."""
 
 
 def _lines(page: Path) -> list[tuple[int, str]]:
@@ -45,6 +46,17 @@ def test_no_placeholder_is_left(page: Path) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
-def test_no_file_outside_the_repository_is_referred_to(page: Path) -> None:
-    found = [f"line {n}" for n, line in _lines(page) if OUTSIDE.search(line)]
-    assert not found, f"{page.relative_to(ROOT)} refers outside the repository: {found}"
+def test_every_relative_link_leads_into_the_repository(page: Path) -> None:
+    targets = [
+        (n, target.split("#")[0])
+        for n, line in _lines(page)
+        for target in LINK.findall(line)
+        if "://" not in target and not target.startswith(("#", "mailto:"))
+    ]
+    broken = [
+        f"line {n}: {target}"
+        for n, target in targets
+        if not (page.parent / target).resolve().is_relative_to(ROOT)
+        or not (page.parent / target).exists()
+    ]
+    assert not broken, f"{page.relative_to(ROOT)} links outside the repository: {broken}"
