@@ -72,7 +72,8 @@ class Message(msgspec.Struct, frozen=True, gc=False):
 
     A frozen ``msgspec.Struct``, where the other value types are attrs classes: a
     copy with changes is ``msgspec.structs.replace(message, status="ready")``.
-    Equality, hashing, ``repr`` and ``match`` patterns work as on the others.
+    Equality, hashing, ``repr`` and ``match`` patterns work as on the others; weak
+    references do not (key by ``id``).
     """
 
     # The type a client holds by the hundred thousand. msgspec builds a join's

@@ -1,4 +1,4 @@
-"""The Chats value types and state: Restriction, SyncStatuses, immutable mappings."""
+"""The Chats value types and state: Message, Restriction, SyncStatuses, immutable mappings."""
 
 from __future__ import annotations
 
@@ -82,6 +82,31 @@ def test_replaced_copies_with_the_changes_and_leaves_the_original() -> None:
     assert hash(replaced(chat, {})) == hash(chat) and replaced(chat, {}) == chat
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         ready.status = "loading"  # type: ignore[misc]
+
+
+def test_a_message_is_a_frozen_value_the_collector_does_not_track() -> None:
+    import gc
+    import pickle
+
+    import msgspec
+
+    message = Message("m1", "c1", "u1", "hello", "ready", 3, 1.5)
+    assert not gc.is_tracked(message)  # what keeps full collections off a long history
+    chunk = (message, Message("m2", "c1", "u1", "again", "sending"))
+    gc.collect()
+    assert not gc.is_tracked(chunk)  # a tuple of messages is untracked at a collection
+    edited = msgspec.structs.replace(message, content="edited")
+    assert edited == Message("m1", "c1", "u1", "edited", "ready", 3, 1.5) != message
+    assert hash(message) == hash(Message("m1", "c1", "u1", "hello", "ready", 3, 1.5))
+    assert pickle.loads(pickle.dumps(message)) == message
+    assert repr(message).startswith("Message(id='m1', chat_id='c1', author_id='u1',")
+    match message:
+        case Message(message_id, "c1", status="ready"):
+            assert message_id == "m1"
+        case _:
+            pytest.fail("a message matches its class pattern")
+    with pytest.raises(AttributeError):
+        message.content = "changed"  # type: ignore[misc]
 
 
 def test_the_log_types_are_still_importable_from_model() -> None:
