@@ -549,12 +549,11 @@ def workload_6(args: argparse.Namespace, results: dict[str, Any]) -> None:
     _collections(args.collected_messages, results)
 
 
-_CHUNK = 32  # messages per tuple, as the log's chunks hold them
-
-
 def _collection_ms(message_class: Callable[..., object], count: int) -> tuple[float, int]:
     """A full collection's median time (5 runs) while ``count`` messages of
     ``message_class`` are held in tuples of 32, and the objects the collector tracks."""
+    from chats_store.chats.message_log import _CHUNK  # as the log's chunks hold them
+
     held = tuple(
         tuple(
             message_class(f"c/m{n}", "c", "user-1", "a message", "ready", n, 1.7e9)

@@ -74,6 +74,7 @@ from chats_store.server.rows import (
     membership_columns,
     new_epoch,
     restriction_kind,
+    restrictions_from_rows,
 )
 from chats_store.server.storage import (
     Member,
@@ -575,9 +576,7 @@ class ChatDatabase(EventLog):
             "ORDER BY kind DESC",
             (chat_id, user_id),
         ).fetchall()
-        return tuple(
-            Restriction(restriction_kind(r["kind"]), r["until"], r["reason"]) for r in rows
-        )
+        return restrictions_from_rows(rows)
 
     def save_restriction(self, chat_id: str, user_id: str, restriction: Restriction) -> None:
         self._conn.execute(

@@ -85,6 +85,7 @@ from chats_store.server.rows import (
     membership_columns,
     new_epoch,
     restriction_kind,
+    restrictions_from_rows,
 )
 from chats_store.server.storage import (
     Member,
@@ -605,9 +606,7 @@ class PostgresDatabase(EventLog):
             "ORDER BY kind DESC",
             (chat_id, user_id),
         ).fetchall()
-        return tuple(
-            Restriction(restriction_kind(kind), until, reason) for kind, until, reason in rows
-        )
+        return restrictions_from_rows(rows)
 
     def save_restriction(self, chat_id: str, user_id: str, restriction: Restriction) -> None:
         self._lock_chat(chat_id)

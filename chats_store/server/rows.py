@@ -35,6 +35,7 @@ __all__ = [
     "membership_from_columns",
     "new_epoch",
     "restriction_kind",
+    "restrictions_from_rows",
 ]
 
 DEFAULT_KEEP_EVENTS = 10_000
@@ -102,11 +103,18 @@ def member_from_rows(chat_id: str, user_id: str, rows: Sequence[Sequence[Any]]) 
     permissions, metadata, joined_seq = rows[0][:3]
     return Member(
         membership_from_columns(chat_id, user_id, permissions, metadata, joined_seq),
-        tuple(
-            Restriction(restriction_kind(kind), until, reason)
-            for *_, kind, until, reason in rows
-            if kind is not None
-        ),
+        restrictions_from_rows(rows),
+    )
+
+
+def restrictions_from_rows(rows: Iterable[Sequence[Any]]) -> tuple[Restriction, ...]:
+    """The restrictions in the last three columns of ``rows`` (``kind``, ``until``,
+    ``reason``, as stored), in their order; a row whose ``kind`` is null holds none
+    (a member without restrictions, read joined with them)."""
+    return tuple(
+        Restriction(restriction_kind(kind), until, reason)
+        for *_, kind, until, reason in rows
+        if kind is not None
     )
 
 
