@@ -176,6 +176,17 @@ def message(chat_id: str, seq: int) -> Message:
     )
 
 
+def join_snapshot(size: int) -> ChatSnapshot:
+    """What the join of chat ``joined`` with ``size`` messages brings (workload 3's)."""
+    return ChatSnapshot(
+        messages=tuple(message("joined", seq) for seq in range(1, size + 1)),
+        members_amount=100,
+        member_metadata={"role": "member"},
+        restrictions=(),
+        last_seq=size,
+    )
+
+
 def build_chats(chat_ids: Sequence[str], messages: int, *, like: Chats | None = None) -> Chats:
     """A real facade whose store holds ``chat_ids`` joined, ``messages`` each; with
     ``like``, joined to those chats as ``like`` holds them, the same message objects

@@ -33,9 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dispatch_getters import message, reference_ns
+from dispatch_getters import join_snapshot, reference_ns
 
-from chats_store.chats.actions import ChatSnapshot
 from chats_store.chats.commands import JoinRequest, _page_mismatch
 from chats_store.chats.message_log import MessageLog, _index_of
 from chats_store.chats.reducer import _ready_in_order
@@ -63,13 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="3 runs, 1,000 messages")
     args = parser.parse_args(argv)
     size, runs = (1_000, 3) if args.quick else (10_000, 21)
-    snapshot = ChatSnapshot(
-        messages=tuple(message("joined", seq) for seq in range(1, size + 1)),
-        members_amount=100,
-        member_metadata={"role": "member"},
-        restrictions=(),
-        last_seq=size,
-    )
+    snapshot = join_snapshot(size)
     frame = encode_reply(1, snapshot)
     wire = read_ok_result(_SNAPSHOT_FRAME, frame, 1)
     assert wire is not None

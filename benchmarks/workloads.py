@@ -80,6 +80,7 @@ from dispatch_getters import (
     check_same_work,
     facade_contender,
     grow,
+    join_snapshot,
     message,
     naive_contender,
     placement,
@@ -369,13 +370,7 @@ def workload_2(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
 def workload_3(args: argparse.Namespace, results: dict[str, Any]) -> None:
     size = args.join_messages
-    snapshot = ChatSnapshot(
-        messages=tuple(message("joined", seq) for seq in range(1, size + 1)),
-        members_amount=100,
-        member_metadata={"role": "member"},
-        restrictions=(),
-        last_seq=size,
-    )
+    snapshot = join_snapshot(size)
     frame = encode_reply(1, snapshot)
     # The baseline: the same reply with one field this version does not know, which
     # the fast path leaves to the general one (json + the cattrs converter): how every
