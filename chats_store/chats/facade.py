@@ -68,6 +68,7 @@ from chats_store.chats.model import (
 from chats_store.chats.persistence import DEFAULT_KEPT_MESSAGES, StateFile
 from chats_store.chats.reducer import chats_reducer
 from chats_store.chats.selectors import (
+    PROJECTION_FIELDS,
     ChatSummary,
     chat_context,
     is_syncing_of,
@@ -379,7 +380,10 @@ class Chats:
     def _chat_getter(
         self, name: str, chat_id: str, project: Callable[[ChatState | None], T]
     ) -> Getter[T]:
-        return self._store.getter((name, chat_id), _chat_input(chat_id), project, scope=chat_id)
+        field = PROJECTION_FIELDS[project]
+        return self._store.getter(
+            (name, chat_id), _chat_input(chat_id), project, scope=chat_id, field=field
+        )
 
     def get_chat_status(self, chat_id: str) -> Getter[ChatStatus | None]:
         """``loading`` | ``ready`` | ``reloading``, or None for a chat not joined."""

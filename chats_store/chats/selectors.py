@@ -14,6 +14,7 @@ are wired to getters in :mod:`chats_store.chats.derived`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TypeVar
 
 import attrs
@@ -29,6 +30,7 @@ from chats_store.chats.model import (
 )
 
 __all__ = [
+    "PROJECTION_FIELDS",
     "ChatSummary",
     "chat_context",
     "context_of",
@@ -109,6 +111,22 @@ def restrictions_of(chat: ChatState | None) -> tuple[Restriction, ...] | None:
 
 def context_of(chat: ChatState | None) -> ChatContext | None:
     return chat_context(chat) if chat is not None else None
+
+
+PROJECTION_FIELDS: Mapping[Callable[[ChatState | None], object], str] = MappingProxyType(
+    {
+        status_of: "status",
+        messages_of: "messages",
+        members_amount_of: "members_amount",
+        sync_statuses_of: "sync_statuses",
+        is_syncing_of: "sync_statuses",
+        metadata_of: "member_metadata",
+        restrictions_of: "restrictions",
+    }
+)
+"""The one attribute of the chat each per-chat getter's projection reads: the
+``field`` its getter is made with (``Store.getter``), so that a dispatch passes over
+the getters of the attributes it left as they were."""
 
 
 def _composed(project: Callable[[ChatState | None], T]) -> Callable[[ChatsState, str], T]:

@@ -14,10 +14,13 @@ Cost model, which the rest of the package relies on:
   same function object: the Chats facade gives all getters of a chat one
   function that returns the chat's state object). The store calls it once per
   group and dispatch, and skips the whole group when it returns the same object
-  as last time. Only then does each getter of the group project its value and
-  compare it with ``is`` first, ``==`` second (tuples of different lengths are
-  told apart without ``==``, which would scan them), and emit only when the
-  value really changed.
+  as last time. A getter made with a ``field`` (the one attribute of the input
+  its projection reads: each of the facade's per-chat getters) is looked at only
+  when that attribute is another object than at the group's last refresh; one
+  ``getattr`` per attribute stands for all its getters. Each getter looked at
+  projects its value and compares it with ``is`` first, ``==`` second (tuples of
+  different lengths are told apart without ``==``, which would scan them), and
+  emits only when the value really changed.
 * An emission calls each subscriber's own ``on_next`` straight from a cached
   tuple (no reactivex ``AutoDetachObserver`` in between, no copy).
 * Middleware (``Store.add_middleware``: action logs, recorders) costs one
@@ -29,13 +32,16 @@ Cost model, which the rest of the package relies on:
   the same object, so its projection runs only when a source's value changed.
 
 So a dispatch costs the reducer plus one input call per group of the changed
-scope, one projection per tracked getter of that scope and one call per value
-delivered, whatever the total number of live getters. For the Chats module that
-is 1 input call and at most 7 projections; ``benchmarks/README.md`` has figures.
+scope, one ``getattr`` per attribute read by its getters, one projection per
+getter of a changed attribute (or of no field) and one call per value delivered,
+whatever the total number of live getters. For the Chats module's incoming
+message that is 1 input call, 6 ``getattr`` and 1 projection (the messages');
+``benchmarks/README.md`` has figures.
 
 A projection that raises never reaches the code that dispatched: it is logged on
 the ``chats_store.core`` logger, that getter keeps its previous value (and is
-tried again when its input next changes), and every other getter is refreshed.
+tried again when its input, or for a getter of a field that attribute, next
+changes), and every other getter is refreshed.
 
 Threading: a Store belongs to one asyncio loop, the one that runs its effects
 (``Store.affinity``, a :class:`~chats_store.core.affinity.LoopAffinity`);
@@ -274,7 +280,16 @@ class Getter(_Broadcast[T_co], Generic[T_co]):
     (:class:`~chats_store.errors.WrongThreadError` otherwise).
     """
 
-    __slots__ = ("_homes", "_input", "_input_of", "_project", "_store", "_value", "scope")
+    __slots__ = (
+        "_field",
+        "_homes",
+        "_input",
+        "_input_of",
+        "_project",
+        "_store",
+        "_value",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -284,11 +299,13 @@ class Getter(_Broadcast[T_co], Generic[T_co]):
         scope: Hashable | None,
         *,
         homes: tuple[Home, ...] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__()
         self._store = store
         self._input_of = input_of
         self._project = project
+        self._field = field
         self.scope = scope
         self._homes: tuple[Home, ...] = ((store, scope),) if homes is None else homes
         self._input: Any = _UNSET
@@ -347,15 +364,46 @@ class _Group:
     ``input`` is the input they were last refreshed with: the input function runs
     once per dispatch for the whole group, and the group is skipped when it
     returns that same object.
+
+    Getters that read one attribute of the input (``Store.getter(..., field=)``) are
+    kept by that attribute in ``fields`` (names) and ``members`` (their getters, in
+    the same order); ``seen`` holds each attribute's object as of the last refresh.
+    While an attribute is the same object, its getters are not even looked at. All
+    three are rebuilt (``seen`` is None) after a getter is tracked or untracked, and
+    while the input is None: that refresh looks at every getter.
     """
 
-    __slots__ = ("getters", "input", "input_of", "targets")
+    __slots__ = ("fields", "getters", "input", "input_of", "members", "others", "seen", "targets")
 
     def __init__(self, input_of: Callable[[Any], Any], input_: Any) -> None:
         self.input_of = input_of
         self.input = input_
         self.getters: dict[Getter[Any], None] = {}
         self.targets: tuple[Getter[Any], ...] | None = ()  # cached tuple, None when stale
+        self.fields: tuple[str, ...] = ()
+        self.members: tuple[tuple[Getter[Any], ...], ...] = ()
+        self.others: tuple[Getter[Any], ...] = ()  # the getters of no field
+        self.seen: list[Any] | None = None
+
+    def changed(self) -> None:
+        """The getters tracked changed: rebuild the cached tuples on the next refresh."""
+        self.targets = None
+        self.seen = None
+
+    def plan(self, input_: Any) -> tuple[Getter[Any], ...]:
+        """Every getter (the cached tuple), with ``fields``, ``members``, ``others`` and
+        ``seen`` rebuilt for ``input_`` (``seen`` stays None while the input is None)."""
+        getters = self.targets
+        if getters is None:
+            getters = self.targets = tuple(self.getters)
+            by_field: dict[str | None, list[Getter[Any]]] = {}
+            for getter in getters:
+                by_field.setdefault(getter._field, []).append(getter)
+            self.others = tuple(by_field.pop(None, ()))
+            self.fields = cast(tuple[str, ...], tuple(by_field))
+            self.members = tuple(tuple(members) for members in by_field.values())
+        self.seen = None if input_ is None else [getattr(input_, name) for name in self.fields]
+        return getters
 
 
 class _Scope:
@@ -385,25 +433,37 @@ def _refresh_scope(scope: _Scope, state: Any) -> None:
             continue
         if input_ is group.input:
             continue
-        getters = group.targets
-        if getters is None:
-            getters = group.targets = tuple(group.getters)
-        for getter in getters:
-            # Already current if a subscriber read its ``.value`` earlier in this dispatch.
-            if input_ is getter._input:
-                continue
-            try:
-                value = getter._project(input_)
-            except Exception:
-                logger.exception("a getter's projection raised; it keeps its previous value")
-                continue
-            getter._input = input_
-            current = getter._value
-            if value is current or _equal(value, current):
-                continue
-            getter._value = value
-            getter._emit(value)  # a tracked getter has subscribers
         group.input = input_
+        seen = group.seen
+        if seen is None or input_ is None:
+            _refresh_getters(group.plan(input_), input_)
+            continue
+        # Only the getters of the attributes that are other objects than last time.
+        for at, name in enumerate(group.fields):
+            part = getattr(input_, name)
+            if part is not seen[at]:
+                seen[at] = part
+                _refresh_getters(group.members[at], input_)
+        if group.others:
+            _refresh_getters(group.others, input_)
+
+
+def _refresh_getters(getters: tuple[Getter[Any], ...], input_: Any) -> None:
+    for getter in getters:
+        # Already current if a subscriber read its ``.value`` earlier in this dispatch.
+        if input_ is getter._input:
+            continue
+        try:
+            value = getter._project(input_)
+        except Exception:
+            logger.exception("a getter's projection raised; it keeps its previous value")
+            continue
+        getter._input = input_
+        current = getter._value
+        if value is current or _equal(value, current):
+            continue
+        getter._value = value
+        getter._emit(value)  # a tracked getter has subscribers
 
 
 Middleware = Callable[[Any, Any], None]
@@ -511,6 +571,7 @@ class Store(Generic[S]):
         project: Callable[[I], T],
         *,
         scope: Hashable | None = None,
+        field: str | None = None,
     ) -> Getter[T]:
         """The module's getter for ``key``, created on first use and memoized afterwards.
 
@@ -528,10 +589,16 @@ class Store(Generic[S]):
         Getters of one scope should pass the *same* ``input_of`` object when they
         read the same input (the Chats facade passes one function per chat): the
         store then runs it once per dispatch for all of them.
+
+        ``field`` says that ``project`` reads only that attribute of the input (and
+        whether the input is None), so that its value is the same while the attribute
+        is the same object: while it is, a dispatch does not even look at the getter
+        (a new input whose attribute is unchanged leaves the getter's value as it is).
+        A projection given a ``field`` it does not keep to may miss changes.
         """
         getter = self._getters.get(key)
         if getter is None:
-            getter = Getter(self, input_of, project, scope)
+            getter = Getter(self, input_of, project, scope, field=field)
             self._getters[key] = getter
         return cast(Getter[T], getter)
 
@@ -695,7 +762,7 @@ class Store(Generic[S]):
             group = entry.groups[id(input_of)] = _Group(input_of, getter._input)
             entry.targets = None
         group.getters[getter] = None
-        group.targets = None
+        group.changed()
 
     def _untrack(self, getter: Getter[Any], scope: Hashable | None) -> None:
         entry = self._unscoped if scope is None else self._scoped.get(scope)
@@ -706,7 +773,7 @@ class Store(Generic[S]):
         if group is None or getter not in group.getters:
             return
         del group.getters[getter]
-        group.targets = None
+        group.changed()
         if not group.getters:
             del entry.groups[key]
             entry.targets = None

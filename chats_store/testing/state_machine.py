@@ -117,6 +117,7 @@ from chats_store.chats.model import (
 )
 from chats_store.chats.reducer import INTERNAL_CALL, reduce_chats
 from chats_store.chats.selectors import (
+    PROJECTION_FIELDS,
     is_syncing_of,
     members_amount_of,
     messages_of,
@@ -575,7 +576,11 @@ class ChatsStateMachine(RuleBasedStateMachine):
         for chat_id in self.CHAT_IDS:
             for name, (projection, selector) in CHAT_GETTERS.items():
                 getter = store.getter(
-                    (name, chat_id), _chat_input(chat_id), projection, scope=chat_id
+                    (name, chat_id),
+                    _chat_input(chat_id),
+                    projection,
+                    scope=chat_id,
+                    field=PROJECTION_FIELDS[projection],
                 )
                 self.getters[(name, chat_id)] = (getter, _bound(selector, chat_id))
 

@@ -865,6 +865,167 @@ def test_a_message_in_chat_a_runs_no_selector_of_chat_b() -> None:
     assert [m.seq for m in messages.value] == [1, 2, 3, 4, 5]
 
 
+# Getters of one attribute of their input (field=) ---------------------------------------
+
+
+@attrs.frozen
+class Card:
+    title: object
+    body: object
+
+
+@attrs.frozen
+class Board:
+    card: Card | None
+
+
+@attrs.frozen
+class Show:
+    card: Card | None
+
+
+def show(board: Board, action: Show) -> Board:
+    return Board(action.card)
+
+
+TITLE, BODY = ["a title"], ["a body"]  # lists: equal values are never the same object
+
+
+def card_store() -> Store[Board]:
+    return Store(
+        reducer_from_table({Show: show}), Board(Card(TITLE, BODY)), scope_of=lambda a: "card"
+    )
+
+
+def card_of(board: Board) -> Card | None:
+    return board.card
+
+
+@attrs.define
+class FieldProbe:
+    """A getter of one attribute of the card, its counted projection, its emissions."""
+
+    getter: Getter[object]
+    project: Counted[Card | None, object]
+    seen: list[object] = attrs.field(factory=list)
+
+    def subscribe(self) -> Any:
+        return self.getter.subscribe(self.seen.append)
+
+
+def field_probe(store: Store[Board], field: str | None) -> FieldProbe:
+    """A getter of the card's attribute ``field`` (of the whole card for None), made
+    with ``field=``; all share the input function ``card_of``: they form one group."""
+
+    def project_card(card: Card | None) -> object:
+        if card is None or field is None:
+            return card
+        return getattr(card, field)
+
+    project: Counted[Card | None, object] = Counted(project_card)
+    getter = store.getter(field or "card", card_of, project, scope="card", field=field)
+    return FieldProbe(getter, project)
+
+
+def subscribed(store: Store[Board], *probes: FieldProbe) -> None:
+    """Subscribe ``probes``, then dispatch once so that their group is refreshed with
+    all of them (the first refresh after a getter is tracked looks at every getter)."""
+    for p in probes:
+        p.subscribe()
+    store.dispatch(Show(Card(TITLE, BODY)))
+
+
+def test_a_getter_of_a_field_is_passed_over_while_that_attribute_is_the_same_object() -> None:
+    store = card_store()
+    title, body = field_probe(store, "title"), field_probe(store, "body")
+    subscribed(store, title, body)
+    projections = (title.project.calls, body.project.calls)
+
+    store.dispatch(Show(Card(TITLE, ["another body"])))
+    store.dispatch(Show(Card(TITLE, ["a third body"])))
+
+    assert title.project.calls == projections[0]  # its attribute is the same object
+    assert body.project.calls == projections[1] + 2
+    assert title.seen == [TITLE] and body.seen == [BODY, ["another body"], ["a third body"]]
+    assert title.getter.value is TITLE  # read lazily: right, and no emission
+    assert title.seen == [TITLE]
+
+    store.dispatch(Show(Card(["a new title"], ["a third body"])))
+    assert title.seen == [TITLE, ["a new title"]]
+    assert body.seen == [BODY, ["another body"], ["a third body"]]  # equal: not emitted
+
+
+def test_getters_of_fields_follow_their_input_to_none_and_back() -> None:
+    store = card_store()
+    title, body = field_probe(store, "title"), field_probe(store, "body")
+    subscribed(store, title, body)
+
+    store.dispatch(Show(None))
+    # The same attribute objects as before the None: they are still news to the getters.
+    store.dispatch(Show(Card(TITLE, BODY)))
+
+    assert title.seen == [TITLE, None, TITLE]
+    assert body.seen == [BODY, None, BODY]
+
+
+def test_a_getter_of_a_field_tracked_later_joins_its_group_up_to_date() -> None:
+    store = card_store()
+    title = field_probe(store, "title")
+    title.subscribe()
+    store.dispatch(Show(Card(TITLE, ["body 2"])))
+    body = field_probe(store, "body")
+    body.subscribe()  # the group the title's getter made, from now on
+
+    store.dispatch(Show(Card(TITLE, ["body 3"])))
+    store.dispatch(Show(Card(["title 2"], ["body 3"])))
+
+    assert body.seen == [["body 2"], ["body 3"]]
+    assert title.seen == [TITLE, ["title 2"]]
+
+
+def test_a_getter_of_no_field_beside_getters_of_fields_is_refreshed_by_every_change() -> None:
+    store = card_store()
+    title, whole = field_probe(store, "title"), field_probe(store, None)
+    subscribed(store, title, whole)
+    projections = whole.project.calls
+
+    second, third = Card(TITLE, ["body 2"]), Card(TITLE, ["body 3"])
+    store.dispatch(Show(second))
+    store.dispatch(Show(third))
+
+    assert whole.project.calls == projections + 2
+    assert whole.seen == [Card(TITLE, BODY), second, third]  # the first equal: kept
+    assert title.seen == [TITLE]
+
+
+def test_a_raising_projection_of_a_field_is_tried_again_when_that_attribute_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = card_store()
+
+    def length_of_title(card: Card | None) -> object:
+        if card is None:
+            return None
+        assert isinstance(card.title, list)
+        return 1 / len(card.title)
+
+    project: Counted[Any, object] = Counted(length_of_title)
+    getter = store.getter("ratio", card_of, project, scope="card", field="title")
+    seen: list[object] = []
+    getter.subscribe(seen.append)
+
+    with caplog.at_level(logging.ERROR, logger="chats_store.core"):
+        store.dispatch(Show(Card([], BODY)))  # 1 / 0
+    assert seen == [1.0]
+    assert any("projection raised" in r.getMessage() for r in caplog.records)
+    calls = project.calls
+
+    store.dispatch(Show(Card(store.state.card.title if store.state.card else [], ["b"])))
+    assert project.calls == calls  # its attribute did not change: not tried
+    store.dispatch(Show(Card(["x", "y"], ["b"])))
+    assert seen == [1.0, 0.5]
+
+
 # Projection errors are isolated ----------------------------------------------------------
 
 
