@@ -85,6 +85,17 @@ class _Unset:
 
 _UNSET: Any = _Unset()
 
+_NO_INPUT: Any = _Unset()
+"""What a getter of a field keeps as its input while the input is None."""
+
+
+def _read(input_: Any, field: str | None) -> Any:
+    """What a getter of ``field`` reads of ``input_``: the input itself for None, else
+    that attribute (``_NO_INPUT`` while the input is None)."""
+    if field is None:
+        return input_
+    return _NO_INPUT if input_ is None else getattr(input_, field)
+
 
 def _refuse_commands(command: Command) -> None:
     raise RuntimeError(
@@ -319,17 +330,21 @@ class Getter(_Broadcast[T_co], Generic[T_co]):
 
     def _refresh(self) -> None:
         input_ = self._input_of(self._store.state)
-        if input_ is not self._input:
-            self._update(input_)
+        read = _read(input_, self._field)
+        if read is not self._input:
+            self._update(input_, read)
 
-    def _update(self, input_: Any) -> None:
+    def _update(self, input_: Any, read: Any) -> None:
         """Project a new input; keep the old value if equal, else store and emit it.
 
-        A projection that raises leaves the getter as it was (its error reaches
-        the reader of ``value``, or the store's refresh, which logs it).
+        ``read`` is what the projection reads of ``input_``: the input itself, or for a
+        getter of a field that attribute (kept instead of the whole input, so that a
+        getter passed over by dispatches holds no older state than its value comes
+        from). A projection that raises leaves the getter as it was (its error
+        reaches the reader of ``value``, or the store's refresh, which logs it).
         """
         value = self._project(input_)
-        self._input = input_
+        self._input = read
         current = self._value
         if value is current or _equal(value, current):
             return
@@ -375,9 +390,9 @@ class _Group:
 
     __slots__ = ("fields", "getters", "input", "input_of", "members", "others", "seen", "targets")
 
-    def __init__(self, input_of: Callable[[Any], Any], input_: Any) -> None:
+    def __init__(self, input_of: Callable[[Any], Any]) -> None:
         self.input_of = input_of
-        self.input = input_
+        self.input: Any = _UNSET
         self.getters: dict[Getter[Any], None] = {}
         self.targets: tuple[Getter[Any], ...] | None = ()  # cached tuple, None when stale
         self.fields: tuple[str, ...] = ()
@@ -390,11 +405,10 @@ class _Group:
         self.targets = None
         self.seen = None
 
-    def plan(self, input_: Any) -> tuple[Getter[Any], ...]:
-        """Every getter (the cached tuple), with ``fields``, ``members``, ``others`` and
-        ``seen`` rebuilt for ``input_`` (``seen`` stays None while the input is None)."""
-        getters = self.targets
-        if getters is None:
+    def plan(self, input_: Any) -> None:
+        """Rebuild ``fields``, ``members``, ``others`` (if stale) and ``seen`` for
+        ``input_`` (``seen`` stays None while the input is None)."""
+        if self.targets is None:
             getters = self.targets = tuple(self.getters)
             by_field: dict[str | None, list[Getter[Any]]] = {}
             for getter in getters:
@@ -403,7 +417,6 @@ class _Group:
             self.fields = cast(tuple[str, ...], tuple(by_field))
             self.members = tuple(tuple(members) for members in by_field.values())
         self.seen = None if input_ is None else [getattr(input_, name) for name in self.fields]
-        return getters
 
 
 class _Scope:
@@ -436,29 +449,33 @@ def _refresh_scope(scope: _Scope, state: Any) -> None:
         group.input = input_
         seen = group.seen
         if seen is None or input_ is None:
-            _refresh_getters(group.plan(input_), input_)
-            continue
-        # Only the getters of the attributes that are other objects than last time.
-        for at, name in enumerate(group.fields):
-            part = getattr(input_, name)
-            if part is not seen[at]:
-                seen[at] = part
-                _refresh_getters(group.members[at], input_)
+            group.plan(input_)  # and every getter is looked at
+            for at, name in enumerate(group.fields):
+                _refresh_getters(group.members[at], input_, _read(input_, name))
+        else:
+            # Only the getters of the attributes that are other objects than last time.
+            for at, name in enumerate(group.fields):
+                read = getattr(input_, name)
+                if read is not seen[at]:
+                    seen[at] = read
+                    _refresh_getters(group.members[at], input_, read)
         if group.others:
-            _refresh_getters(group.others, input_)
+            _refresh_getters(group.others, input_, input_)
 
 
-def _refresh_getters(getters: tuple[Getter[Any], ...], input_: Any) -> None:
+def _refresh_getters(getters: tuple[Getter[Any], ...], input_: Any, read: Any) -> None:
+    """Project ``input_`` for each of ``getters``, of which they read ``read`` (see
+    ``Getter._update``); emit the values that changed."""
     for getter in getters:
         # Already current if a subscriber read its ``.value`` earlier in this dispatch.
-        if input_ is getter._input:
+        if read is getter._input:
             continue
         try:
             value = getter._project(input_)
         except Exception:
             logger.exception("a getter's projection raised; it keeps its previous value")
             continue
-        getter._input = input_
+        getter._input = read
         current = getter._value
         if value is current or _equal(value, current):
             continue
@@ -593,8 +610,10 @@ class Store(Generic[S]):
         ``field`` says that ``project`` reads only that attribute of the input (and
         whether the input is None), so that its value is the same while the attribute
         is the same object: while it is, a dispatch does not even look at the getter
-        (a new input whose attribute is unchanged leaves the getter's value as it is).
-        A projection given a ``field`` it does not keep to may miss changes.
+        (a new input whose attribute is unchanged leaves the getter's value as it is),
+        and the getter holds that attribute, not the input it came from (an older
+        chat state, say). A projection given a ``field`` it does not keep to may miss
+        changes.
         """
         getter = self._getters.get(key)
         if getter is None:
@@ -759,7 +778,7 @@ class Store(Generic[S]):
         input_of = getter._input_of
         group = entry.groups.get(id(input_of))
         if group is None:
-            group = entry.groups[id(input_of)] = _Group(input_of, getter._input)
+            group = entry.groups[id(input_of)] = _Group(input_of)
             entry.targets = None
         group.getters[getter] = None
         group.changed()

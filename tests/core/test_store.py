@@ -998,6 +998,23 @@ def test_a_getter_of_no_field_beside_getters_of_fields_is_refreshed_by_every_cha
     assert title.seen == [TITLE]
 
 
+def test_a_getter_passed_over_holds_no_older_input() -> None:
+    store = card_store()
+    title, body = field_probe(store, "title"), field_probe(store, "body")
+    subscribed(store, title, body)
+    new_title = ["a new title"]
+    older = Card(new_title, ["body 2"])
+    store.dispatch(Show(older))  # the title's getter projects this card
+    gone = weakref.ref(older)
+    del older
+
+    store.dispatch(Show(Card(new_title, ["body 3"])))  # and passes over this one
+    gc.collect()
+
+    assert gone() is None  # it keeps the title it read, not the card it came from
+    assert title.getter.value is new_title and body.seen[-1] == ["body 3"]
+
+
 def test_a_raising_projection_of_a_field_is_tried_again_when_that_attribute_changes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
