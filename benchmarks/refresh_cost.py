@@ -6,7 +6,10 @@ the same actions from the same state: the reducer alone, and one real facade per
 number of live subscriptions S, spread over the chats and their 7 getters as in
 workload 1 (:func:`dispatch_getters.grow`): S = 0 (no getter tracked), 100 (one
 getter per chat), 700 (all 7 per chat, one subscription each), 1,000 (workload 1's)
-and 2,000 (20 subscriptions per chat over the 7). Every block of dispatches follows
+and 2,000 (20 subscriptions per chat over the 7); and S = 1,000 over getters made as the
+facade makes them but without ``field=`` (:func:`unfielded_contender`: every getter of
+the changed chat is projected, as the store did before ``Store.getter(field=)``).
+Every block of dispatches follows
 a pass over some 30 MB of objects, as in ``reducer_parts.py``: what a dispatch costs
 when an app's other work has had the caches. It asserts nothing about time.
 
@@ -34,6 +37,7 @@ from dispatch_getters import (
     facade_contender,
     grow,
     median_us,
+    placement,
     reducer_contender,
     reference_ns,
     rotated,
@@ -41,8 +45,34 @@ from dispatch_getters import (
 )
 from reducer_parts import other_work
 
-SUBSCRIPTIONS_PER_CHAT = (0, 1, len(KINDS), 10, 20)
+from chats_store.chats.facade import Chats, _chat_input
+from chats_store.core.store import Getter
+
+WORKLOAD_1_PER_CHAT = 10
+"""S / chats of workload 1's S = 1,000."""
+
+SUBSCRIPTIONS_PER_CHAT = (0, 1, len(KINDS), WORKLOAD_1_PER_CHAT, 20)
 """S / chats of each facade: none, one getter, every getter once, workload 1's, 20."""
+
+
+def unfielded_contender(chats: Chats, chat_ids: Sequence[str], live: int) -> Contender:
+    """``live`` subscriptions placed as :func:`grow` places them, to getters made as the
+    facade makes them (its projections, its input function per chat) but with no
+    ``field``: the store looks at every tracked getter of the changed chat."""
+    contender = facade_contender(chats)
+    inputs = {chat_id: _chat_input(chat_id) for chat_id in chat_ids}
+    getters: dict[tuple[str, str], Getter[object]] = {}  # held: getters are memoized weakly
+    for index in range(live):
+        chat_id, kind = placement(index, chat_ids)
+        getter = getters.get((kind.name, chat_id))
+        if getter is None:
+            getter = getters[kind.name, chat_id] = chats.store.getter(
+                ("without field", kind.name, chat_id), inputs[chat_id], kind.project, scope=chat_id
+            )
+        contender.subscriptions.append(getter.subscribe(contender.sink))
+    contender.name = f"facade's getters without field=, S = {live:,}"
+    contender.keep = (chats, getters)
+    return contender
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         contender.name = f"facade, S = {per_chat * chats_count:,}"
         contender.keep = (chats,)
         contenders.append(contender)
+    unfielded = unfielded_contender(
+        build_chats(chat_ids, 0, like=held), chat_ids, WORKLOAD_1_PER_CHAT * chats_count
+    )
+    contenders.append(unfielded)
     # 2 M references (16 MiB) to 500,000 ints (14 MB).
     junk = list(range(500_000)) * 4
     gc.collect()
@@ -86,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("| contender | getters tracked per chat | median µs | over the reducer alone |")
     print("|---|---:|---:|---:|")
     print(f"| {reducer.name} | - | {alone:.2f} | |")
-    for per_chat, contender in zip(SUBSCRIPTIONS_PER_CHAT, contenders[1:], strict=True):
+    per_chat_counts = (*SUBSCRIPTIONS_PER_CHAT, WORKLOAD_1_PER_CHAT)
+    for per_chat, contender in zip(per_chat_counts, contenders[1:], strict=True):
         median = median_us(contender.samples)
         tracked = min(per_chat, len(KINDS))
         print(f"| {contender.name} | {tracked} | {median:.2f} | +{median - alone:.2f} |")
