@@ -186,13 +186,20 @@ async def _serve(
         # process: out of the collector's sight, full collections skip it.
         gc.freeze()
         who = "chats_store server" if worker is None else f"chats_store worker {worker}"
-        print(
+        _announce(
             f"{who} (pid {os.getpid()}) listening on {server.url} "
-            f"(subprotocol {PROTOCOL_VERSION}, database {shown_db(db)}); Ctrl-C stops it",
-            flush=True,
+            f"(subprotocol {PROTOCOL_VERSION}, database {shown_db(db)}); Ctrl-C stops it"
         )
         await stop.wait()
-    print(f"{who} stopped", flush=True)
+    _announce(f"{who} stopped")
+
+
+def _announce(line: str) -> None:
+    """Print ``line`` on standard output in one write, newline included: the workers of
+    ``--workers`` share it, and ``print`` writes the text and its newline apart, so two
+    workers' lines could run into one."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
 
 
 def _serve_worker(
