@@ -384,38 +384,34 @@ class _Group:
     kept by that attribute in ``fields`` (names) and ``members`` (their getters, in
     the same order); ``seen`` holds each attribute's object as of the last refresh.
     While an attribute is the same object, its getters are not even looked at. All
-    three are rebuilt (``seen`` is None) after a getter is tracked or untracked, and
-    while the input is None: that refresh looks at every getter.
+    of them are rebuilt when ``seen`` is None (after a getter is tracked or untracked,
+    and while the input is None): that refresh looks at every getter.
     """
 
-    __slots__ = ("fields", "getters", "input", "input_of", "members", "others", "seen", "targets")
+    __slots__ = ("fields", "getters", "input", "input_of", "members", "others", "seen")
 
     def __init__(self, input_of: Callable[[Any], Any]) -> None:
         self.input_of = input_of
         self.input: Any = _UNSET
         self.getters: dict[Getter[Any], None] = {}
-        self.targets: tuple[Getter[Any], ...] | None = ()  # cached tuple, None when stale
         self.fields: tuple[str, ...] = ()
         self.members: tuple[tuple[Getter[Any], ...], ...] = ()
         self.others: tuple[Getter[Any], ...] = ()  # the getters of no field
         self.seen: list[Any] | None = None
 
     def changed(self) -> None:
-        """The getters tracked changed: rebuild the cached tuples on the next refresh."""
-        self.targets = None
+        """The getters tracked changed: rebuild the tuples on the next refresh."""
         self.seen = None
 
     def plan(self, input_: Any) -> None:
-        """Rebuild ``fields``, ``members``, ``others`` (if stale) and ``seen`` for
-        ``input_`` (``seen`` stays None while the input is None)."""
-        if self.targets is None:
-            getters = self.targets = tuple(self.getters)
-            by_field: dict[str | None, list[Getter[Any]]] = {}
-            for getter in getters:
-                by_field.setdefault(getter._field, []).append(getter)
-            self.others = tuple(by_field.pop(None, ()))
-            self.fields = cast(tuple[str, ...], tuple(by_field))
-            self.members = tuple(tuple(members) for members in by_field.values())
+        """Rebuild ``fields``, ``members``, ``others`` and ``seen`` for ``input_``
+        (``seen`` stays None while the input is None)."""
+        by_field: dict[str | None, list[Getter[Any]]] = {}
+        for getter in self.getters:
+            by_field.setdefault(getter._field, []).append(getter)
+        self.others = tuple(by_field.pop(None, ()))
+        self.fields = cast(tuple[str, ...], tuple(by_field))
+        self.members = tuple(tuple(members) for members in by_field.values())
         self.seen = None if input_ is None else [getattr(input_, name) for name in self.fields]
 
 
